@@ -1,0 +1,68 @@
+"""Reading what precompute wrote (see assets/FORMAT.md): tables, adapter folders, the served policy mix."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from peo.adapter_mix import AdapterMix
+from peo.model_source import REPO_ROOT, load_causal_lm, load_tokenizer, resolve_base_model
+
+DEFAULT_ASSETS = REPO_ROOT / "assets"
+POLICY_ADAPTERS = ("help", "harm", "joint")
+
+
+class AssetsError(RuntimeError):
+    """The assets folder is missing a part or was not produced by precompute."""
+
+
+@dataclass
+class Assets:
+    root: Path
+    meta: dict
+    grid: pd.DataFrame
+    answers: pd.DataFrame
+
+    @property
+    def base_model_spec(self) -> str:
+        return self.meta["base_model"]
+
+    def adapter(self, name: str) -> Path:
+        return self.root / "adapters" / name
+
+    def adapters(self) -> dict[str, Path]:
+        return {name: self.adapter(name) for name in POLICY_ADAPTERS if (self.adapter(name) / "adapter_config.json").is_file()}
+
+    def evaluator(self, kind: str) -> Path:
+        return self.root / "evaluators" / kind
+
+    @property
+    def grid_values(self) -> dict[str, list[float]]:
+        return self.meta["grid"]
+
+
+def load_assets(root: str | Path | None = None) -> Assets:
+    root = Path(root) if root else DEFAULT_ASSETS
+    for part in ("meta.json", "grid.csv", "answers.parquet"):
+        if not (root / part).is_file():
+            raise AssetsError(f"{root}: missing {part}; run `python -m precompute run` to produce assets")
+    meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
+    grid = pd.read_csv(root / "grid.csv")
+    answers = pd.read_parquet(root / "answers.parquet")
+    return Assets(root=root, meta=meta, grid=grid, answers=answers)
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_policy_mix(assets: Assets, device: str | None = None, dtype: str = "float32"):
+    """(AdapterMix with help, harm and joint adapters side by side, tokenizer) on `device`."""
+    base = resolve_base_model(assets.base_model_spec)
+    tokenizer = load_tokenizer(base)
+    model = load_causal_lm(base, dtype).to(device or default_device())
+    return AdapterMix(model, assets.adapters()), tokenizer

@@ -1,0 +1,236 @@
+"""Run configuration: one YAML file per profile, parsed strictly into dataclasses.
+
+Every field has a documented default here; a profile file only states what it changes. Unknown keys and
+out-of-range values are rejected up front with the dotted key that is wrong, before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config value that cannot be used; the message names the file and the dotted key."""
+
+
+@dataclass
+class DataSource:
+    format: str = "hh"  # hh | alpaca_eval | pku | pairs
+    path: str | None = None  # file or folder; relative to `data.root`
+    hub: str | None = None  # a hub dataset name instead of a path (where a hub is reachable)
+    split: str = "train"
+    derive_cross_model_pairs: bool = False  # AlpacaEval only: pairs between two compared models
+    limit: int | None = None  # read at most this many kept pairs
+
+
+@dataclass
+class SplitSizes:
+    """Prompt-disjoint split fractions (by a hash of the prompt) and caps on pairs per split."""
+
+    fractions: dict[str, float] = field(
+        default_factory=lambda: {"evaluator": 0.45, "policy": 0.35, "dev": 0.1, "test": 0.1}
+    )
+    evaluator_pairs: int = 600  # Bradley-Terry training pairs per evaluator
+    evaluator_test_pairs: int = 300  # held-out pairs for evaluator accuracy (from the `test` split)
+    policy_pairs: int = 400  # DPO training pairs per aspect
+    dev_prompts: int = 16  # sweep prompts per aspect (help instructions and harmful requests)
+    pairs_per_prompt: int = 2  # cap for sources with many pairs per prompt (AlpacaEval)
+
+
+@dataclass
+class DataConfig:
+    root: str = "../shared/data"  # relative to the repository root unless absolute
+    help: DataSource = field(default_factory=lambda: DataSource(format="alpaca_eval", path="alpaca_eval"))
+    harm: DataSource = field(
+        default_factory=lambda: DataSource(format="hh", path="hh-rlhf/harmless-base-test.jsonl.gz")
+    )
+    skip_bad_rows: bool = False  # False: a bad row stops the run with file/line/field
+    max_prompt_tokens: int = 160
+    max_response_tokens: int = 192
+    splits: SplitSizes = field(default_factory=SplitSizes)
+
+
+@dataclass
+class LoraConfig:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+@dataclass
+class DPOConfig:
+    beta: float = 0.1
+    learning_rate: float = 5e-4
+    epochs: float = 1.0
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_steps: int = -1  # -1: derived from epochs
+    save_steps: int = 20  # checkpoint interval (a killed run resumes from the last one)
+    dtype: str = "float32"  # float32 | bfloat16; bf16 only pays on CPUs with native bf16 matmul
+
+
+@dataclass
+class EvaluatorConfig:
+    learning_rate: float = 5e-4
+    epochs: float = 1.0
+    batch_size: int = 8
+    max_steps: int = -1
+    save_steps: int = 50
+    max_length: int = 384
+    dtype: str = "float32"
+
+
+@dataclass
+class SweepConfig:
+    lambdas: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
+    phi_help: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
+    phi_harm: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
+    max_new_tokens: int = 64
+    batch_size: int = 64  # rows per generation batch; rows may carry different coefficients
+    dtype: str = "float32"
+    max_models: int = 400  # refuse grids that would take longer than any profile should
+
+
+@dataclass
+class ReportConfig:
+    n_boot: int = 1000
+
+
+@dataclass
+class RunConfig:
+    name: str = "cpu"
+    seed: int = 0
+    base_model: str = "smollm2-135m-instruct"  # a local HF folder, a hub id, `smollm2-135m-instruct` or `tiny`
+    threads: int | None = None  # torch threads; None = all cores
+    out: str = "assets"  # relative to the repository root unless absolute
+    work_dir: str = "runs/{name}"  # checkpoints and intermediate files (git-ignored)
+    data: DataConfig = field(default_factory=DataConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    dpo: DPOConfig = field(default_factory=DPOConfig)
+    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
+def _build(cls: type, raw: Any, where: str, source: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: '{where or 'top level'}' must be a mapping, got {type(raw).__name__}")
+    hints = get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"{source}: unknown key '{key}' (allowed here: {', '.join(sorted(names))})")
+    values = {}
+    for name, value in raw.items():
+        key = f"{where}.{name}" if where else name
+        values[name] = _coerce(hints[name], value, key, source)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key, source)
+    args = get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+    origin = get_origin(hint)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{source}: '{key}' must be a list, got {value!r}")
+        return [_coerce(get_args(hint)[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{key}' must be a mapping, got {value!r}")
+        return {str(k): _coerce(get_args(hint)[1], v, f"{key}.{k}", source) for k, v in value.items()}
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ConfigError(f"{source}: '{key}' must be a finite number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: '{key}' must be true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: '{key}' must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _check(cfg: RunConfig, source: str) -> None:
+    def bad(key: str, why: str) -> ConfigError:
+        return ConfigError(f"{source}: '{key}' {why}")
+
+    for key, values in (("sweep.lambdas", cfg.sweep.lambdas),):
+        if not values or any(not 0.0 <= v <= 1.0 for v in values):
+            raise bad(key, f"must be a non-empty list of values in [0, 1], got {values}")
+    for key, values in (("sweep.phi_help", cfg.sweep.phi_help), ("sweep.phi_harm", cfg.sweep.phi_harm)):
+        if not values or any(v < 0.0 or v > 10.0 for v in values):
+            raise bad(key, f"must be a non-empty list of values in [0, 10], got {values}")
+    fractions = cfg.data.splits.fractions
+    if set(fractions) != {"evaluator", "policy", "dev", "test"}:
+        raise bad("data.splits.fractions", f"must name exactly evaluator, policy, dev, test; got {sorted(fractions)}")
+    if any(v <= 0 for v in fractions.values()) or abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise bad("data.splits.fractions", f"must be positive and sum to 1, got {fractions}")
+    for name in ("evaluator_pairs", "evaluator_test_pairs", "policy_pairs", "dev_prompts", "pairs_per_prompt"):
+        if getattr(cfg.data.splits, name) < 1:
+            raise bad(f"data.splits.{name}", "must be at least 1 (a zero-sized split)")
+    for key, dtype in (("dpo.dtype", cfg.dpo.dtype), ("evaluator.dtype", cfg.evaluator.dtype), ("sweep.dtype", cfg.sweep.dtype)):
+        if dtype not in ("float32", "bfloat16"):
+            raise bad(key, f"must be float32 or bfloat16, got {dtype!r}")
+    for source_key, src in (("data.help", cfg.data.help), ("data.harm", cfg.data.harm)):
+        if src.format not in ("hh", "alpaca_eval", "pku", "pairs"):
+            raise bad(f"{source_key}.format", f"must be one of hh, alpaca_eval, pku, pairs; got {src.format!r}")
+        if (src.path is None) == (src.hub is None):
+            raise bad(source_key, "needs exactly one of 'path' or 'hub'")
+    if cfg.lora.r < 1 or cfg.lora.alpha <= 0:
+        raise bad("lora", f"r must be >= 1 and alpha > 0, got r={cfg.lora.r}, alpha={cfg.lora.alpha}")
+    for key, value in (("dpo.beta", cfg.dpo.beta), ("dpo.learning_rate", cfg.dpo.learning_rate),
+                       ("evaluator.learning_rate", cfg.evaluator.learning_rate)):
+        if value <= 0:
+            raise bad(key, f"must be > 0, got {value}")
+    for key, value in (("dpo.batch_size", cfg.dpo.batch_size), ("evaluator.batch_size", cfg.evaluator.batch_size),
+                       ("sweep.batch_size", cfg.sweep.batch_size), ("sweep.max_new_tokens", cfg.sweep.max_new_tokens)):
+        if value < 1:
+            raise bad(key, f"must be >= 1, got {value}")
+    n_models = len(cfg.sweep.lambdas) * len(cfg.sweep.phi_help) * len(cfg.sweep.phi_harm)
+    if n_models > cfg.sweep.max_models:
+        raise bad("sweep", f"grid has {n_models} points, more than sweep.max_models={cfg.sweep.max_models}")
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
+    """Read a profile YAML; `overrides` (dotted keys) win over the file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read config: {err}") from err
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    cfg = _build(RunConfig, raw, "", str(path))
+    _check(cfg, str(path))
+    return cfg
+
+
+def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)

@@ -1,0 +1,1 @@
+"""Preference data: loaders for each source format, validation and prompt-disjoint splits."""

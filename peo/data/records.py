@@ -1,0 +1,38 @@
+"""The one record type every loader produces."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+Aspect = Literal["help", "harm"]
+ASPECTS: tuple[Aspect, ...] = ("help", "harm")
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class PreferencePair:
+    """One preference judgement: for `prompt` (chat messages), `chosen` beats `rejected` on `aspect`."""
+
+    prompt: tuple[Message, ...]
+    chosen: str
+    rejected: str
+    aspect: Aspect
+    source: str
+    prompt_id: str
+
+    def prompt_messages(self) -> list[dict[str, str]]:
+        return [{"role": m.role, "content": m.content} for m in self.prompt]
+
+
+def prompt_id_of(prompt: tuple[Message, ...]) -> str:
+    """Stable id of a prompt: splits hash it, so the same prompt always lands in the same split."""
+    payload = json.dumps([[m.role, m.content] for m in prompt], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]

@@ -1,0 +1,354 @@
+"""The precompute pipeline: prepare-data → train-evaluators → train-aspects → sweep → report.
+
+Each stage reads what earlier stages wrote, writes its own outputs atomically and records them in a manifest;
+a stage whose recorded outputs are intact is skipped, so a killed run picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from peo.atomic import write_json, write_with
+from peo.coefficients import grid_points, model_id, soup_points, unique_models
+from peo.config import RunConfig, config_to_dict
+from peo.data.records import ASPECTS, Message, PreferencePair
+from peo.data.sources import load_source
+from peo.data.splits import cap, filter_by_length, split_pairs
+from peo.model_source import REPO_ROOT, load_causal_lm, load_tokenizer, resolve_base_model
+from precompute.manifest import Manifest
+
+log = logging.getLogger("precompute")
+
+STAGES = ("prepare-data", "train-evaluators", "train-aspects", "sweep", "report")
+SPLITS = ("evaluator", "policy", "dev", "test")
+
+
+@dataclass
+class RunContext:
+    cfg: RunConfig
+    out: Path
+    work: Path
+    base_model: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.out_manifest = Manifest(self.out / "manifest.json", self.out)
+        self.work_manifest = Manifest(self.work / "manifest.json", self.work)
+
+    def manifest_for(self, stage: str) -> Manifest:
+        return self.work_manifest if stage == "prepare-data" else self.out_manifest
+
+
+def resolve_path(path: str, name: str = "") -> Path:
+    path = Path(path.format(name=name))
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+# ---------------------------------------------------------------- pair files (work dir only, never assets)
+
+def pair_to_json(pair: PreferencePair) -> dict:
+    return {"prompt": pair.prompt_messages(), "chosen": pair.chosen, "rejected": pair.rejected,
+            "aspect": pair.aspect, "source": pair.source, "prompt_id": pair.prompt_id}
+
+
+def pair_from_json(obj: dict) -> PreferencePair:
+    return PreferencePair(prompt=tuple(Message(m["role"], m["content"]) for m in obj["prompt"]),
+                          chosen=obj["chosen"], rejected=obj["rejected"], aspect=obj["aspect"],
+                          source=obj["source"], prompt_id=obj["prompt_id"])
+
+
+def write_pairs(path: Path, pairs: list[PreferencePair]) -> None:
+    text = "".join(json.dumps(pair_to_json(p), ensure_ascii=False) + "\n" for p in pairs)
+    write_with(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def read_pairs(path: Path) -> list[PreferencePair]:
+    with open(path, encoding="utf-8") as handle:
+        return [pair_from_json(json.loads(line)) for line in handle if line.strip()]
+
+
+# ---------------------------------------------------------------- stages
+
+def prepare_data(ctx: RunContext) -> list[Path]:
+    cfg = ctx.cfg
+    tokenizer = load_tokenizer(ctx.base_model)
+    data_root = resolve_path(cfg.data.root)
+    sizes = cfg.data.splits
+    summary: dict = {}
+    outputs: list[Path] = []
+    for aspect in ASPECTS:
+        source = getattr(cfg.data, aspect)
+        spec = {k: v for k, v in asdict(source).items() if v is not None}
+        spec["aspect"] = aspect
+        result = load_source(spec, base_dir=data_root, skip_bad=cfg.data.skip_bad_rows)
+        kept, too_long = filter_by_length(result.pairs, tokenizer, cfg.data.max_prompt_tokens,
+                                          cfg.data.max_response_tokens)
+        parts = split_pairs(kept, cfg.data.splits.fractions, cfg.seed)
+        per_prompt = sizes.pairs_per_prompt
+        chosen = {
+            "evaluator": cap(parts["evaluator"], sizes.evaluator_pairs, per_prompt),
+            "policy": cap(parts["policy"], sizes.policy_pairs, per_prompt),
+            "test": cap(parts["test"], sizes.evaluator_test_pairs, per_prompt),
+            "dev": cap(parts["dev"], sizes.dev_prompts, 1),  # one pair per prompt: the prompt is what counts
+        }
+        for split, pairs in chosen.items():
+            if not pairs:
+                raise ValueError(f"data.{aspect}: the '{split}' split is empty after filtering; "
+                                 f"give more data or change data.splits")
+            path = ctx.work / "data" / f"{aspect}_{split}.jsonl"
+            write_pairs(path, pairs)
+            outputs.append(path)
+        summary[aspect] = {
+            "source": spec,
+            "load": asdict(result.summary) if hasattr(result.summary, "__dataclass_fields__") else result.summary,
+            "dropped_too_long": too_long,
+            "after_length_filter": len(kept),
+            "available_per_split": {k: len(v) for k, v in parts.items()},
+            "used_per_split": {k: len(v) for k, v in chosen.items()},
+            "distinct_prompts_used": {k: len({p.prompt_id for p in v}) for k, v in chosen.items()},
+        }
+    summary_path = ctx.work / "data" / "summary.json"
+    write_json(summary_path, summary)
+    outputs.append(summary_path)
+    return outputs
+
+
+def data_path(ctx: RunContext, aspect: str, split: str) -> Path:
+    return ctx.work / "data" / f"{aspect}_{split}.jsonl"
+
+
+def train_evaluators(ctx: RunContext) -> list[Path]:
+    from peo.train.evaluator import train_evaluator
+
+    outputs = []
+    for kind, aspect in (("reward", "help"), ("cost", "harm")):
+        target = ctx.out / "evaluators" / kind
+        train_evaluator(ctx.base_model, read_pairs(data_path(ctx, aspect, "evaluator")),
+                        read_pairs(data_path(ctx, aspect, "test")), target, ctx.work / f"train-evaluator-{kind}",
+                        ctx.cfg.evaluator, ctx.cfg.lora, ctx.cfg.seed, kind)
+        outputs.append(target)
+    return outputs
+
+
+def train_aspects(ctx: RunContext) -> list[Path]:
+    from peo.train.dpo import train_dpo
+
+    cfg = ctx.cfg
+    help_pairs = read_pairs(data_path(ctx, "help", "policy"))
+    harm_pairs = read_pairs(data_path(ctx, "harm", "policy"))
+    joint_pairs = help_pairs + harm_pairs  # the scalarized baseline: same pairs, same total budget
+    random.Random(cfg.seed).shuffle(joint_pairs)
+    max_length = cfg.data.max_prompt_tokens + cfg.data.max_response_tokens + 16
+    metrics = {}
+    outputs = []
+    for name, pairs in (("help", help_pairs), ("harm", harm_pairs), ("joint", joint_pairs)):
+        target = ctx.out / "adapters" / name
+        dpo = cfg.dpo
+        if name == "joint" and dpo.max_steps > 0:
+            dpo = type(dpo)(**{**asdict(dpo), "max_steps": 2 * dpo.max_steps})  # both aspects' budgets together
+        metrics[name] = train_dpo(ctx.base_model, pairs, target, ctx.work / f"train-dpo-{name}", dpo, cfg.lora,
+                                  cfg.seed, max_length, name)
+        outputs.append(target)
+    metrics_path = ctx.out / "adapters" / "training.json"
+    write_json(metrics_path, metrics)
+    outputs.append(metrics_path)
+    return outputs
+
+
+def sweep_models(cfg: RunConfig) -> tuple[list[dict], dict[str, dict[str, float]]]:
+    """Grid rows (a row per point and method) and the distinct models they need (model_id → adapter scales)."""
+    sweep = cfg.sweep
+    rows: list[dict] = []
+    for method, points in (("peo", grid_points(sweep.lambdas, sweep.phi_help, sweep.phi_harm)),
+                           ("soup", soup_points(sweep.lambdas))):
+        for p in points:
+            c_help, c_harm = p.coefficients
+            rows.append({"model_id": model_id(c_help, c_harm), "method": method, "lambda_help": p.lambda_help,
+                         "phi_help": p.phi_help, "phi_harm": p.phi_harm, "c_help": c_help, "c_harm": c_harm})
+    for method, (c_help, c_harm) in (("ref", (0.0, 0.0)), ("help", (1.0, 0.0)), ("harm", (0.0, 1.0))):
+        rows.append({"model_id": model_id(c_help, c_harm), "method": method, "lambda_help": None, "phi_help": None,
+                     "phi_harm": None, "c_help": c_help, "c_harm": c_harm})
+    rows.append({"model_id": "joint", "method": "joint", "lambda_help": None, "phi_help": None, "phi_harm": None,
+                 "c_help": None, "c_harm": None})
+    models: dict[str, dict[str, float]] = {}
+    for row in rows:
+        if row["model_id"] == "joint":
+            models.setdefault("joint", {"joint": 1.0})
+        else:
+            models.setdefault(row["model_id"], {"help": row["c_help"], "harm": row["c_harm"]})
+    return rows, models
+
+
+def dev_prompts(ctx: RunContext) -> list[dict]:
+    prompts = []
+    for aspect in ASPECTS:
+        for pair in read_pairs(data_path(ctx, aspect, "dev")):
+            prompts.append({"prompt_id": pair.prompt_id, "prompt_kind": aspect, "messages": pair.prompt_messages()})
+    return prompts
+
+
+def sweep(ctx: RunContext) -> list[Path]:
+    """Every distinct model × every dev prompt, generated in mixed batches (per-row adapter scales), then scored.
+
+    Work is cut into chunks of whole batches; each finished chunk is saved, so a killed sweep resumes.
+    """
+    from peo.adapter_mix import AdapterMix
+    from peo.generation import GenerationSettings, Row, generate_rows
+    from peo.scoring import Evaluators
+
+    cfg = ctx.cfg
+    grid_rows, models = sweep_models(cfg)
+    prompts = dev_prompts(ctx)
+    tokenizer = load_tokenizer(ctx.base_model)
+    jobs = [(mid, scales, p) for mid, scales in models.items() for p in prompts]
+    chunk_rows = cfg.sweep.batch_size * 4
+    chunks = [jobs[i:i + chunk_rows] for i in range(0, len(jobs), chunk_rows)]
+    parts_dir = ctx.work / "sweep"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    settings = GenerationSettings(max_new_tokens=cfg.sweep.max_new_tokens, temperature=0.0, seed=cfg.seed)
+    todo = [i for i in range(len(chunks)) if not (parts_dir / f"part-{i:04d}.parquet").is_file()]
+    log.info("sweep: %d models × %d prompts = %d rows, %d chunks (%d left)", len(models), len(prompts), len(jobs),
+             len(chunks), len(todo))
+    if todo:
+        model = load_causal_lm(ctx.base_model, cfg.sweep.dtype)
+        mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ("help", "harm", "joint")})
+        evaluators = Evaluators.load(ctx.base_model, ctx.out)
+        with tqdm(total=len(jobs), desc="sweep rows", unit="row",
+                  initial=(len(chunks) - len(todo)) * chunk_rows) as bar:
+            for i in todo:
+                chunk = chunks[i]
+                rows = [Row(messages=p["messages"], scales=scales) for _, scales, p in chunk]
+                answers = generate_rows(mix, tokenizer, rows, settings, cfg.sweep.batch_size, bar.update)
+                rewards, costs = evaluators.score([r.messages for r in rows], answers)
+                frame = pd.DataFrame({
+                    "model_id": [mid for mid, _, _ in chunk],
+                    "prompt_id": [p["prompt_id"] for _, _, p in chunk],
+                    "prompt_kind": [p["prompt_kind"] for _, _, p in chunk],
+                    "prompt": [json.dumps(p["messages"], ensure_ascii=False) for _, _, p in chunk],
+                    "answer": answers,
+                    "reward": rewards,
+                    "cost": costs,
+                })
+                write_with(parts_dir / f"part-{i:04d}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+    answers = pd.concat([pd.read_parquet(parts_dir / f"part-{i:04d}.parquet") for i in range(len(chunks))],
+                        ignore_index=True)
+    coeffs = {mid: scales for mid, scales in models.items()}
+    answers.insert(1, "c_help", [coeffs[m].get("help") if m != "joint" else None for m in answers["model_id"]])
+    answers.insert(2, "c_harm", [coeffs[m].get("harm") if m != "joint" else None for m in answers["model_id"]])
+    grid = grid_table(grid_rows, answers)
+    answers_path, grid_path = ctx.out / "answers.parquet", ctx.out / "grid.csv"
+    write_with(answers_path, lambda tmp: answers.to_parquet(tmp, index=False))
+    write_with(grid_path, lambda tmp: grid.to_csv(tmp, index=False))
+    return [answers_path, grid_path]
+
+
+def grid_table(grid_rows: list[dict], answers: pd.DataFrame) -> pd.DataFrame:
+    from peo.pareto import mean_and_se
+
+    stats = {}
+    for mid, group in answers.groupby("model_id"):
+        reward_mean, reward_se = mean_and_se(group["reward"].to_numpy())
+        cost_mean, cost_se = mean_and_se(group["cost"].to_numpy())
+        stats[mid] = {"reward_mean": reward_mean, "reward_se": reward_se, "cost_mean": cost_mean,
+                      "cost_se": cost_se, "safe_share": float((group["cost"] <= 0).mean()), "n": len(group)}
+    return pd.DataFrame([{**row, **stats[row["model_id"]]} for row in grid_rows])
+
+
+def report(ctx: RunContext) -> list[Path]:
+    from precompute.report import write_report
+
+    grid = pd.read_csv(ctx.out / "grid.csv")
+    answers = pd.read_parquet(ctx.out / "answers.parquet")
+    meta = json.loads((ctx.out / "meta.json").read_text()) if (ctx.out / "meta.json").is_file() else {}
+    write_report(grid, answers, ctx.out / "report", n_boot=ctx.cfg.report.n_boot, seed=ctx.cfg.seed, meta=meta)
+    return [ctx.out / "report"]
+
+
+STAGE_FUNCTIONS = {
+    "prepare-data": prepare_data,
+    "train-evaluators": train_evaluators,
+    "train-aspects": train_aspects,
+    "sweep": sweep,
+    "report": report,
+}
+
+
+# ---------------------------------------------------------------- meta.json
+
+def versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    names = ("torch", "transformers", "peft", "trl", "safetensors", "datasets", "pandas", "gradio")
+    found = {}
+    for name in names:
+        try:
+            found[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return {"python": platform.python_version(), **found}
+
+
+def write_meta(ctx: RunContext) -> None:
+    meta_path = ctx.out / "meta.json"
+    old = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    timings = {**old.get("timings_seconds", {}), **ctx.timings}
+    meta = {
+        "profile": ctx.cfg.name,
+        "base_model": ctx.cfg.base_model,
+        "seed": ctx.cfg.seed,
+        "grid": {"lambda_help": ctx.cfg.sweep.lambdas, "phi_help": ctx.cfg.sweep.phi_help,
+                 "phi_harm": ctx.cfg.sweep.phi_harm},
+        "generation": {"max_new_tokens": ctx.cfg.sweep.max_new_tokens, "greedy": True, "dtype": ctx.cfg.sweep.dtype},
+        "timings_seconds": timings,
+        "versions": versions(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "torch_threads": torch.get_num_threads(),
+                    "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"},
+        "config": config_to_dict(ctx.cfg),
+    }
+    summary = ctx.work / "data" / "summary.json"
+    if summary.is_file():
+        meta["data"] = json.loads(summary.read_text())
+    for kind in ("reward", "cost"):
+        ev = ctx.out / "evaluators" / kind / "evaluator.json"
+        if ev.is_file():
+            meta.setdefault("evaluators", {})[kind] = json.loads(ev.read_text())
+    training = ctx.out / "adapters" / "training.json"
+    if training.is_file():
+        meta["training"] = json.loads(training.read_text())
+    write_json(meta_path, meta)
+
+
+def run_pipeline(cfg: RunConfig, out: Path | None = None, only: str | None = None, force: bool = False) -> RunContext:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    ctx = RunContext(cfg=cfg, out=out or resolve_path(cfg.out, cfg.name), work=resolve_path(cfg.work_dir, cfg.name))
+    ctx.base_model = resolve_base_model(cfg.base_model)
+    stages = [only] if only else list(STAGES)
+    for stage in stages:
+        manifest = ctx.manifest_for(stage)
+        if not force and manifest.is_done(stage):
+            log.info("stage %s: outputs present and valid, skipped", stage)
+            continue
+        log.info("stage %s: starting", stage)
+        start = time.time()
+        outputs = STAGE_FUNCTIONS[stage](ctx)
+        seconds = time.time() - start
+        ctx.timings[stage] = round(seconds, 1)
+        manifest.record(stage, outputs, seconds)
+        write_meta(ctx)
+        log.info("stage %s: done in %.1f s", stage, seconds)
+    return ctx
