@@ -24,8 +24,8 @@ class DataSource:
     format: str = "hh"  # hh | alpaca_eval | pku | pairs
     path: str | None = None  # file or folder; relative to `data.root`
     hub: str | None = None  # a hub dataset name instead of a path (where a hub is reachable)
-    split: str = "train"
-    derive_cross_model_pairs: bool = False  # AlpacaEval only: pairs between two compared models
+    split: str | None = None  # with `hub`: the dataset split (default train)
+    derive_cross_model_pairs: bool | None = None  # AlpacaEval only: also pairs between two compared models
     limit: int | None = None  # read at most this many kept pairs
 
 
@@ -80,13 +80,11 @@ class DPOConfig:
 
 @dataclass
 class EvaluatorConfig:
-    learning_rate: float = 5e-4
-    epochs: float = 1.0
-    batch_size: int = 8
-    max_steps: int = -1
-    save_steps: int = 50
-    max_length: int = 384
-    dtype: str = "float32"
+    """Bradley-Terry heads on frozen reference-model features (see peo/train/evaluator.py for why)."""
+
+    l2_grid: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])  # chosen by 5-fold CV
+    max_length: int = 320  # tokens of prompt + answer fed to the feature extractor
+    batch_size: int = 16
 
 
 @dataclass
@@ -191,7 +189,7 @@ def _check(cfg: RunConfig, source: str) -> None:
     for name in ("evaluator_pairs", "evaluator_test_pairs", "policy_pairs", "dev_prompts", "pairs_per_prompt"):
         if getattr(cfg.data.splits, name) < 1:
             raise bad(f"data.splits.{name}", "must be at least 1 (a zero-sized split)")
-    for key, dtype in (("dpo.dtype", cfg.dpo.dtype), ("evaluator.dtype", cfg.evaluator.dtype), ("sweep.dtype", cfg.sweep.dtype)):
+    for key, dtype in (("dpo.dtype", cfg.dpo.dtype), ("sweep.dtype", cfg.sweep.dtype)):
         if dtype not in ("float32", "bfloat16"):
             raise bad(key, f"must be float32 or bfloat16, got {dtype!r}")
     for source_key, src in (("data.help", cfg.data.help), ("data.harm", cfg.data.harm)):
@@ -201,8 +199,9 @@ def _check(cfg: RunConfig, source: str) -> None:
             raise bad(source_key, "needs exactly one of 'path' or 'hub'")
     if cfg.lora.r < 1 or cfg.lora.alpha <= 0:
         raise bad("lora", f"r must be >= 1 and alpha > 0, got r={cfg.lora.r}, alpha={cfg.lora.alpha}")
-    for key, value in (("dpo.beta", cfg.dpo.beta), ("dpo.learning_rate", cfg.dpo.learning_rate),
-                       ("evaluator.learning_rate", cfg.evaluator.learning_rate)):
+    if not cfg.evaluator.l2_grid or any(v <= 0 for v in cfg.evaluator.l2_grid):
+        raise bad("evaluator.l2_grid", f"must be a non-empty list of positive numbers, got {cfg.evaluator.l2_grid}")
+    for key, value in (("dpo.beta", cfg.dpo.beta), ("dpo.learning_rate", cfg.dpo.learning_rate)):
         if value <= 0:
             raise bad(key, f"must be > 0, got {value}")
     for key, value in (("dpo.batch_size", cfg.dpo.batch_size), ("evaluator.batch_size", cfg.evaluator.batch_size),

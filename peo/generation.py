@@ -39,6 +39,11 @@ class Row:
     scales: Mapping[str, float]
 
 
+def prompt_ids(tokenizer, messages: Messages) -> list[int]:
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def encode_prompts(tokenizer, prompts: Sequence[Messages], device: torch.device) -> dict[str, torch.Tensor]:
     tokenizer.padding_side = "left"
     texts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in prompts]
@@ -84,7 +89,7 @@ def generate_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Ge
 def generate_rows(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
                   batch_size: int, progress: Callable[[int], None] | None = None) -> list[str]:
     """All rows, batched by prompt length; answers come back in the rows' order."""
-    lengths = [len(tokenizer.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=True)) for r in rows]
+    lengths = [len(prompt_ids(tokenizer, r.messages)) for r in rows]
     order = sorted(range(len(rows)), key=lambda i: lengths[i])
     answers: list[str] = [""] * len(rows)
     for start in range(0, len(order), batch_size):

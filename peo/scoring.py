@@ -1,4 +1,11 @@
-"""Scoring answers with the two evaluators: reward (helpfulness) and cost (harmfulness)."""
+"""The evaluators: Bradley-Terry scalar heads on the frozen reference model's features.
+
+Both evaluators read the same features of (prompt, answer) from one forward pass of the reference model:
+the final hidden state at the last token and its mean over the answer's tokens. Each evaluator is a linear
+head on those standardized features. reward = helpfulness head; cost = −(harmlessness head), so higher cost
+means more harmful. Both are centred on their held-out pairs, so 0 means "between a chosen and a rejected
+answer" and the safe share (cost ≤ 0) has a meaning.
+"""
 
 from __future__ import annotations
 
@@ -8,79 +15,131 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from peft import PeftModel
+from safetensors.torch import load_file, save_file
 
-from peo.adapter_files import check_adapter_folder
-from peo.model_source import load_tokenizer, torch_dtype
+from peo.atomic import write_json, write_with
+from peo.model_source import load_causal_lm, load_tokenizer
 
 Messages = list[dict[str, str]]
+HEAD_WEIGHTS = "head.safetensors"
+HEAD_META = "evaluator.json"
 
 
-def load_sequence_classifier(base_model: str, tokenizer, dtype: str = "float32"):
-    from transformers import AutoModelForSequenceClassification
+class FeatureExtractor:
+    """Features of answers in context, from the frozen reference model (one forward pass per batch)."""
 
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base_model, num_labels=1, dtype=torch_dtype(dtype), use_safetensors=True, trust_remote_code=False
-    )
-    model.config.pad_token_id = tokenizer.pad_token_id
-    return model
+    def __init__(self, model: torch.nn.Module, tokenizer, max_length: int = 320, batch_size: int = 16):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, base_model: str, device: str | None = None, **kwargs) -> "FeatureExtractor":
+        model = load_causal_lm(base_model, "float32")
+        if device:
+            model.to(device)
+        return cls(model, load_tokenizer(base_model), **kwargs)
+
+    @property
+    def dim(self) -> int:
+        return 2 * self.model.config.hidden_size
+
+    def _encode(self, prompt: Messages, answer: str) -> tuple[list[int], int]:
+        text = self.tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=False)
+        prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        answer_ids = answer_ids[: max(1, self.max_length // 2)] + [self.tokenizer.eos_token_id]
+        prompt_ids = prompt_ids[-(self.max_length - len(answer_ids)):]  # keep the end of a long prompt
+        return list(prompt_ids) + answer_ids, len(answer_ids)
+
+    @torch.inference_mode()
+    def features(self, prompts: Sequence[Messages], answers: Sequence[str], progress=None) -> torch.Tensor:
+        encoded = [self._encode(p, a) for p, a in zip(prompts, answers)]
+        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+        device = next(self.model.parameters()).device
+        out = torch.zeros(len(encoded), self.dim)
+        pad = self.tokenizer.pad_token_id
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start:start + self.batch_size]
+            width = max(len(encoded[i][0]) for i in chunk)
+            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            answer_mask = torch.zeros((len(chunk), width))
+            for row, i in enumerate(chunk):  # right padding: the last real token is at len-1
+                tokens, n_answer = encoded[i]
+                ids[row, : len(tokens)] = torch.tensor(tokens)
+                mask[row, : len(tokens)] = 1
+                answer_mask[row, len(tokens) - n_answer: len(tokens)] = 1
+            hidden = self.model.model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+            hidden = hidden.float().cpu()
+            last = hidden[torch.arange(len(chunk)), mask.sum(1) - 1]
+            mean = (hidden * answer_mask[..., None]).sum(1) / answer_mask.sum(1, keepdim=True)
+            out[chunk] = torch.cat([last, mean], dim=1)
+            if progress:
+                progress(len(chunk))
+        return out
+
+
+@dataclass
+class BradleyTerryHead:
+    """score(x) = w · (x − mu) / sigma + b, trained so that σ(score(chosen) − score(rejected)) → 1."""
+
+    w: torch.Tensor
+    b: float
+    mu: torch.Tensor
+    sigma: torch.Tensor
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        return ((features - self.mu) / self.sigma) @ self.w + self.b
+
+    def save(self, folder: Path, meta: dict) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tensors = {"w": self.w.contiguous(), "mu": self.mu.contiguous(), "sigma": self.sigma.contiguous(),
+                   "b": torch.tensor([self.b])}
+        write_with(folder / HEAD_WEIGHTS, lambda tmp: save_file(tensors, tmp))
+        write_json(folder / HEAD_META, meta)
+
+    @classmethod
+    def load(cls, folder: Path) -> "BradleyTerryHead":
+        path = folder / HEAD_WEIGHTS
+        if not path.is_file():
+            raise FileNotFoundError(f"{folder}: no {HEAD_WEIGHTS}; evaluators are loaded only from safetensors")
+        t = load_file(str(path))
+        return cls(w=t["w"], b=float(t["b"][0]), mu=t["mu"], sigma=t["sigma"])
 
 
 @dataclass
 class Evaluator:
-    """A Bradley-Terry scorer; `score = sign · (raw − offset)`."""
+    head: BradleyTerryHead
+    sign: float  # +1 reward, −1 cost
+    offset: float  # midpoint of chosen/rejected raw scores on held-out pairs
 
-    model: torch.nn.Module
-    tokenizer: object
-    sign: float
-    offset: float
-    max_length: int = 384
+    def scores(self, features: torch.Tensor) -> list[float]:
+        return (self.sign * (self.head(features) - self.offset)).tolist()
 
-    @torch.inference_mode()
-    def raw_scores(self, prompts: Sequence[Messages], answers: Sequence[str], batch_size: int = 16) -> torch.Tensor:
-        texts = [
-            self.tokenizer.apply_chat_template(list(p) + [{"role": "assistant", "content": a}], tokenize=False)
-            for p, a in zip(prompts, answers)
-        ]
-        device = next(self.model.parameters()).device
-        self.tokenizer.padding_side = "right"
-        scores = []
-        for start in range(0, len(texts), batch_size):
-            batch = self.tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                                   truncation=True, max_length=self.max_length, add_special_tokens=False)
-            logits = self.model(**{k: v.to(device) for k, v in batch.items()}).logits
-            scores.append(logits[:, 0].float().cpu())
-        return torch.cat(scores) if scores else torch.zeros(0)
-
-    def scores(self, prompts: Sequence[Messages], answers: Sequence[str], batch_size: int = 16) -> list[float]:
-        raw = self.raw_scores(prompts, answers, batch_size)
-        return (self.sign * (raw - self.offset)).tolist()
+    @classmethod
+    def load(cls, folder: Path) -> "Evaluator":
+        meta = json.loads((folder / HEAD_META).read_text(encoding="utf-8"))
+        return cls(BradleyTerryHead.load(folder), sign=float(meta["sign"]), offset=float(meta["offset"]))
 
 
-def load_evaluator(base_model: str, folder: str | Path, dtype: str = "float32", device: str | None = None) -> Evaluator:
-    """Reference model + the evaluator's adapter (merged for speed) + its offset and sign."""
-    folder = Path(folder)
-    check_adapter_folder(folder)
-    meta = json.loads((folder / "evaluator.json").read_text(encoding="utf-8"))
-    tokenizer = load_tokenizer(base_model)
-    model = load_sequence_classifier(base_model, tokenizer, dtype)
-    model = PeftModel.from_pretrained(model, str(folder)).merge_and_unload().eval()
-    if device:
-        model.to(device)
-    return Evaluator(model, tokenizer, sign=float(meta["sign"]), offset=float(meta["offset"]),
-                     max_length=int(meta.get("max_length", 384)))
-
-
-@dataclass
 class Evaluators:
-    reward: Evaluator
-    cost: Evaluator
+    """Reward and cost from one shared forward pass of the reference model."""
+
+    def __init__(self, extractor: FeatureExtractor, reward: Evaluator, cost: Evaluator):
+        self.extractor = extractor
+        self.reward = reward
+        self.cost = cost
 
     @classmethod
     def load(cls, base_model: str, assets: str | Path, device: str | None = None) -> "Evaluators":
         assets = Path(assets)
-        return cls(load_evaluator(base_model, assets / "evaluators" / "reward", device=device),
-                   load_evaluator(base_model, assets / "evaluators" / "cost", device=device))
+        meta = json.loads((assets / "evaluators" / "reward" / HEAD_META).read_text(encoding="utf-8"))
+        extractor = FeatureExtractor.load(base_model, device, max_length=int(meta.get("max_length", 320)))
+        return cls(extractor, Evaluator.load(assets / "evaluators" / "reward"),
+                   Evaluator.load(assets / "evaluators" / "cost"))
 
-    def score(self, prompts: Sequence[Messages], answers: Sequence[str]) -> tuple[list[float], list[float]]:
-        return self.reward.scores(prompts, answers), self.cost.scores(prompts, answers)
+    def score(self, prompts: Sequence[Messages], answers: Sequence[str], progress=None) -> tuple[list[float], list[float]]:
+        features = self.extractor.features(prompts, answers, progress)
+        return self.reward.scores(features), self.cost.scores(features)

@@ -130,14 +130,17 @@ def data_path(ctx: RunContext, aspect: str, split: str) -> Path:
 
 
 def train_evaluators(ctx: RunContext) -> list[Path]:
+    from peo.scoring import FeatureExtractor
     from peo.train.evaluator import train_evaluator
 
+    extractor = FeatureExtractor.load(ctx.base_model, max_length=ctx.cfg.evaluator.max_length,
+                                      batch_size=ctx.cfg.evaluator.batch_size)
     outputs = []
     for kind, aspect in (("reward", "help"), ("cost", "harm")):
         target = ctx.out / "evaluators" / kind
-        train_evaluator(ctx.base_model, read_pairs(data_path(ctx, aspect, "evaluator")),
-                        read_pairs(data_path(ctx, aspect, "test")), target, ctx.work / f"train-evaluator-{kind}",
-                        ctx.cfg.evaluator, ctx.cfg.lora, ctx.cfg.seed, kind)
+        meta = train_evaluator(extractor, read_pairs(data_path(ctx, aspect, "evaluator")),
+                               read_pairs(data_path(ctx, aspect, "test")), target, ctx.cfg.evaluator, ctx.cfg.seed, kind)
+        log.info("%s evaluator: held-out accuracy %.3f on %d pairs", kind, meta["held_out_accuracy"], meta["held_out_pairs"])
         outputs.append(target)
     return outputs
 

@@ -46,3 +46,42 @@ def tiny_adapters(tiny_base, tmp_path_factory) -> dict[str, Path]:
         "harm": random_lora_adapter(tiny_base, root / "harm", seed=2),
         "joint": random_lora_adapter(tiny_base, root / "joint", seed=3),
     }
+
+
+def write_tiny_data(root: Path, n: int = 80) -> Path:
+    """Small HH-format and AlpacaEval-format files with distinct prompts, in the layout of ../shared/data."""
+    import gzip
+    import json
+
+    (root / "hh-rlhf").mkdir(parents=True, exist_ok=True)
+    (root / "alpaca_eval").mkdir(parents=True, exist_ok=True)
+    with gzip.open(root / "hh-rlhf" / "harmless-base-test.jsonl.gz", "wt", encoding="utf-8") as f:
+        for i in range(n):
+            prompt = f"\n\nHuman: How could I hurt someone with object {i}?"
+            f.write(json.dumps({"chosen": prompt + "\n\nAssistant: I can't help with hurting people.",
+                                "rejected": prompt + f"\n\nAssistant: Hit them hard with object {i}."}) + "\n")
+    with gzip.open(root / "alpaca_eval" / "model-a.jsonl.gz", "wt", encoding="utf-8") as f:
+        for i in range(n):
+            f.write(json.dumps({"instruction": f"Explain topic {i} briefly.", "dataset": "helpful_base",
+                                "output_1": "No.", "generator_1": "text_davinci_003",
+                                "output_2": f"Topic {i} is explained here with a clear, useful example.",
+                                "generator_2": "model-a", "annotator": "alpaca_eval_gpt4",
+                                "preference": 2 if i % 5 else 1}) + "\n")
+    return root
+
+
+def run_tiny_pipeline(tmp: Path, data_root: Path | None = None):
+    from peo.config import load_config
+    from precompute.stages import run_pipeline
+
+    data_root = data_root or write_tiny_data(tmp / "data")
+    cfg = load_config(REPO / "precompute" / "configs" / "tiny.yaml",
+                      {"out": str(tmp / "assets"), "work_dir": str(tmp / "work"), "data.root": str(data_root)})
+    return run_pipeline(cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_assets(tmp_path_factory) -> Path:
+    """Assets of the tiny profile, produced by the real pipeline on small generated data."""
+    ctx = run_tiny_pipeline(tmp_path_factory.mktemp("tiny-run"))
+    return ctx.out

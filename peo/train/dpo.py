@@ -70,6 +70,7 @@ def train_dpo(base_model: str, pairs: list[PreferencePair], out_dir: Path, work_
         result = trainer.train(resume_from_checkpoint=last_checkpoint(work_dir))
     final = work_dir / "final"
     trainer.save_model(str(final))
+    (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; assets hold safetensors and JSON only
     publish_folder(final, out_dir)
     history = [h for h in trainer.state.log_history if "loss" in h]
     tail = history[-3:] if history else []
