@@ -133,7 +133,9 @@ def train_evaluators(ctx: RunContext) -> list[Path]:
     from peo.scoring import FeatureExtractor
     from peo.train.evaluator import train_evaluator
 
-    extractor = FeatureExtractor.load(ctx.base_model, max_length=ctx.cfg.evaluator.max_length,
+    from peo.assets import default_device
+
+    extractor = FeatureExtractor.load(ctx.base_model, default_device(), max_length=ctx.cfg.evaluator.max_length,
                                       batch_size=ctx.cfg.evaluator.batch_size)
     outputs = []
     for kind, aspect in (("reward", "help"), ("cost", "harm")):
@@ -208,6 +210,7 @@ def sweep(ctx: RunContext) -> list[Path]:
     Work is cut into chunks of whole batches; each finished chunk is saved, so a killed sweep resumes.
     """
     from peo.adapter_mix import AdapterMix
+    from peo.assets import default_device
     from peo.generation import GenerationSettings, Row, generate_rows
     from peo.scoring import Evaluators
 
@@ -225,9 +228,10 @@ def sweep(ctx: RunContext) -> list[Path]:
     log.info("sweep: %d models × %d prompts = %d rows, %d chunks (%d left)", len(models), len(prompts), len(jobs),
              len(chunks), len(todo))
     if todo:
-        model = load_causal_lm(ctx.base_model, cfg.sweep.dtype)
+        device = default_device()
+        model = load_causal_lm(ctx.base_model, cfg.sweep.dtype).to(device)
         mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ("help", "harm", "joint")})
-        evaluators = Evaluators.load(ctx.base_model, ctx.out)
+        evaluators = Evaluators.load(ctx.base_model, ctx.out, device=device)
         with tqdm(total=len(jobs), desc="sweep rows", unit="row",
                   initial=(len(chunks) - len(todo)) * chunk_rows) as bar:
             for i in todo:

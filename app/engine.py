@@ -1,0 +1,201 @@
+"""The one model instance the app serves: the policy (reference + help/harm/joint LoRA adapters), the evaluators.
+
+Every chat turn is ONE batched generation: a row per chat column, each row with its own adapter scales.
+
+Two ways to form the picked PEO policy θ_ref + c_help·Δ_help + c_harm·Δ_harm:
+- "adapters" (CPU default): nothing is formed; the picked point is just adapter scales (instant).
+- "merged" (default on a GPU): the picked point's task vectors are written into the reference weights in place
+  (peo.task_vector.MergedPolicy), and every column's scales become offsets from it (c_column − c_picked), so the
+  picked column runs with plain merged weights and the other columns still share the same batch.
+Either way the time taken to form the policy is reported.
+
+All model work runs under one lock: the model is shared by every session.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+import torch
+
+from peo.assets import Assets, default_device, load_policy_mix
+from peo.generation import GenerationSettings, Row, stream_batch
+from peo.model_source import resolve_base_model
+
+log = logging.getLogger("app")
+
+COLUMNS = {"peo": "PEO (picked point)", "ref": "Reference", "help": "DPO-Help", "harm": "DPO-Harm",
+           "soup": "Soup (same λ)", "joint": "Joint DPO"}
+DEFAULT_COLUMNS = ["peo", "ref", "help", "harm", "soup"]
+
+
+def column_scales(column: str, lambda_help: float, c_help: float, c_harm: float) -> dict[str, float]:
+    """Adapter scales of a chat column for the picked point (λ, and its coefficients c_help, c_harm)."""
+    if column == "peo":
+        return {"help": c_help, "harm": c_harm}
+    if column == "ref":
+        return {}
+    if column == "help":
+        return {"help": 1.0}
+    if column == "harm":
+        return {"harm": 1.0}
+    if column == "soup":
+        return {"help": lambda_help, "harm": 1.0 - lambda_help}
+    if column == "joint":
+        return {"joint": 1.0}
+    raise KeyError(f"unknown column {column!r}; known: {', '.join(COLUMNS)}")
+
+
+class _FormThenHold:
+    """The lock given to stream_batch: taking it also forms the policy, so forming and generating are atomic."""
+
+    def __init__(self, lock: threading.Lock, form):
+        self._lock, self._form = lock, form
+
+    def __enter__(self):
+        self._lock.acquire()
+        try:
+            self._form()
+        except BaseException:
+            self._lock.release()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
+class Engine:
+    def __init__(self, assets: Assets, device: str | None = None, form: str = "auto",
+                 max_context_tokens: int = 1024, load_evaluators: bool = True):
+        self.assets = assets
+        self.device = device or default_device()
+        if form == "auto":
+            form = "merged" if self.device.startswith("cuda") else "adapters"
+        if form not in ("adapters", "merged"):
+            raise ValueError(f"policy form must be 'adapters', 'merged' or 'auto', got {form!r}")
+        self.form = form
+        self.max_context_tokens = max_context_tokens
+        self.want_evaluators = load_evaluators
+        self.lock = threading.Lock()
+        self.mix = None
+        self.tokenizer = None
+        self.evaluators = None
+        self.merged = None
+        self._merged_point: tuple[float, float] | None = None
+        self.load_seconds: float | None = None
+        self.load_error: BaseException | None = None
+        self._ready = threading.Event()
+        self._started = False
+        self._start_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- loading
+
+    def start(self) -> None:
+        """Load the models in a background thread (the page is usable before they are)."""
+        with self._start_lock:
+            if self._started:
+                return
+            self._started = True
+        threading.Thread(target=self._load, name="peo-app-load", daemon=True).start()
+
+    def _load(self) -> None:
+        start = time.perf_counter()
+        try:
+            mix, tokenizer = load_policy_mix(self.assets, self.device)
+            if self.form == "merged":
+                from peo.task_vector import MergedPolicy, lora_task_vectors
+
+                adapters = {k: v for k, v in self.assets.adapters().items() if k in ("help", "harm")}
+                # the adapters sit on top of the base layers: merge into `...base_layer.weight`
+                vectors = {aspect: {name.removesuffix(".weight") + ".base_layer.weight": d for name, d in deltas.items()}
+                           for aspect, deltas in lora_task_vectors(adapters).items()}
+                self.merged = MergedPolicy(mix.model.base_model.model, vectors)
+                self._merged_point = (0.0, 0.0)
+            evaluators = None
+            if self.want_evaluators:
+                from peo.scoring import Evaluators
+
+                evaluators = Evaluators.load(resolve_base_model(self.assets.base_model_spec), self.assets.root,
+                                             device=self.device)
+            self.mix, self.tokenizer, self.evaluators = mix, tokenizer, evaluators
+            self.load_seconds = time.perf_counter() - start
+            log.info("models loaded in %.1f s (%s, policy form: %s)", self.load_seconds, self.device, self.form)
+        except BaseException as err:  # shown to the user on their first chat
+            self.load_error = err
+            log.exception("loading the models failed")
+        finally:
+            self._ready.set()
+
+    def wait_ready(self, timeout: float | None = 600) -> None:
+        self.start()
+        if not self._ready.wait(timeout):
+            raise TimeoutError("the models are still loading; try again in a moment")
+        if self.load_error is not None:
+            raise RuntimeError(f"the models failed to load: {self.load_error}") from self.load_error
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self.load_error is None
+
+    @property
+    def context_limit(self) -> int:
+        limit = self.max_context_tokens
+        if self.mix is not None:
+            n_pos = getattr(self.mix.model.config, "max_position_embeddings", None)
+            if n_pos:
+                limit = min(limit, int(n_pos))
+        return limit
+
+    # ---------------------------------------------------------------- generation
+
+    def _row_scales(self, scales: Sequence[Mapping[str, float]], point: tuple[float, float]) -> list[dict]:
+        if self.form != "merged":
+            return [dict(s) for s in scales]
+        c_help, c_harm = point
+        rows = []
+        for s in scales:  # offsets from the merged point; the joint column removes the merge and adds its own
+            row = {"help": s.get("help", 0.0) - c_help, "harm": s.get("harm", 0.0) - c_harm}
+            if "joint" in s:
+                row["joint"] = s["joint"]
+            rows.append(row)
+        return rows
+
+    def stream(self, prompts: Sequence[list[dict]], scales: Sequence[Mapping[str, float]],
+               settings: GenerationSettings, point: tuple[float, float], timing: dict | None = None
+               ) -> Iterator[list[str]]:
+        """Every row's text after each step (one batched generation); the last item is the final answers.
+
+        `point` is the picked (c_help, c_harm): in the merged form it is written into the weights first, and
+        `timing["form_seconds"]` says how long that took (0 for the adapters form: scales only).
+        """
+        self.wait_ready()
+        timing = timing if timing is not None else {}
+
+        def form() -> None:
+            start = time.perf_counter()
+            if self.merged is not None and self._merged_point != point:
+                self.merged.set_point({"help": point[0], "harm": point[1]})
+                self._merged_point = point
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+            timing["form_seconds"] = time.perf_counter() - start
+
+        rows = [Row(messages=list(p), scales=s) for p, s in zip(prompts, self._row_scales(scales, point))]
+        yield from stream_batch(self.mix, self.tokenizer, rows, settings, lock=_FormThenHold(self.lock, form))
+
+    def score(self, prompts: Sequence[list[dict]], answers: Sequence[str]) -> tuple[list[float], list[float]] | None:
+        """(rewards, costs) of the answers, or None when the evaluators are not loaded."""
+        self.wait_ready()
+        if self.evaluators is None:
+            return None
+        with self.lock:
+            rewards, costs = self.evaluators.score(list(prompts), list(answers))
+        return [float(r) for r in rewards], [float(c) for c in costs]
+
+    def prompt_tokens(self, messages: list[dict]) -> int:
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])

@@ -1,0 +1,69 @@
+"""`python -m peo export …` and `python -m peo validate-data …`: the stable command-line surface."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _export(args: argparse.Namespace) -> int:
+    from peo.export import ExportError, export_policy
+
+    point = None
+    if args.policy is None:
+        if args.lambda_help is None:
+            print("error: give --policy or --lambda-help (with optional --phi-help/--phi-harm)", file=sys.stderr)
+            return 2
+        point = (args.lambda_help, args.phi_help, args.phi_harm)
+    try:
+        folder = export_policy(args.assets, args.out, policy=args.policy, point=point, fmt=args.format)
+    except ExportError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {folder}")
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from peo.data.errors import DataError
+    from peo.data.validate import format_summary, validate_file
+
+    try:
+        summary = validate_file(args.path, fmt=args.format, skip_bad=not args.strict, aspect=args.aspect)
+    except (DataError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(format_summary(summary))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m peo")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    export = sub.add_parser("export", help="write one policy as a merged HF folder or a PEFT adapter")
+    which = export.add_mutually_exclusive_group()
+    which.add_argument("--policy", choices=["ref", "help", "harm", "joint"])
+    which.add_argument("--lambda-help", type=float, help="λ in [0, 1]")
+    export.add_argument("--phi-help", type=float, default=0.0)
+    export.add_argument("--phi-harm", type=float, default=0.0)
+    export.add_argument("--out", required=True, type=Path, help="new (or empty) output folder")
+    export.add_argument("--format", choices=["merged", "adapter"], default="merged")
+    export.add_argument("--assets", type=Path, default=None, help="assets folder (default: the committed assets/)")
+    export.set_defaults(run=_export)
+
+    validate = sub.add_parser("validate-data", help="check a preference file and summarize what would be kept")
+    validate.add_argument("path", type=Path)
+    validate.add_argument("--format", choices=["hh", "alpaca_eval", "pku", "pairs"], default=None,
+                          help="default: detected from the first record")
+    validate.add_argument("--aspect", choices=["help", "harm"], default=None)
+    validate.add_argument("--strict", action="store_true", help="stop at the first bad row (default: count and skip)")
+    validate.set_defaults(run=_validate)
+
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

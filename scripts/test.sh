@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up (scripts/setup.sh) and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh -r requirements-test.txt
+. .venv/bin/activate
+python -m pytest -q -p no:cacheprovider "$@"

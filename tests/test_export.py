@@ -1,0 +1,82 @@
+"""`python -m peo export`: folders that plain transformers / peft load, equal to the in-memory policy."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from peo.__main__ import main
+from peo.adapter_mix import AdapterMix
+from peo.assets import load_assets
+from peo.export import ExportError, export_policy
+from peo.model_source import load_causal_lm, resolve_base_model
+
+IDS = torch.tensor([[1, 50, 200, 7, 900, 33]])
+
+
+def logits(model):
+    with torch.no_grad():
+        return model(input_ids=IDS).logits
+
+
+def mix_logits(assets_root, scales):
+    assets = load_assets(assets_root)
+    mix = AdapterMix(load_causal_lm(resolve_base_model(assets.base_model_spec)), assets.adapters())
+    mix.set_scales(scales)
+    return logits(mix.model)
+
+
+def test_point_merged_and_adapter_exports_match_the_mix(tiny_assets, tmp_path):
+    point = (0.3, 0.8, 0.5)  # c_help = 1.1, c_harm = 1.2: extrapolation
+    expected = mix_logits(tiny_assets, {"help": 1.1, "harm": 1.2})
+
+    merged_dir = export_policy(tiny_assets, tmp_path / "merged", point=point, fmt="merged")
+    model = AutoModelForCausalLM.from_pretrained(merged_dir)
+    torch.testing.assert_close(logits(model), expected, atol=1e-4, rtol=1e-4)
+    tokenizer = AutoTokenizer.from_pretrained(merged_dir)
+    assert tokenizer.chat_template
+    batch = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], add_generation_prompt=True,
+                                          return_tensors="pt", return_dict=True)
+    out = model.generate(**batch, max_new_tokens=4, do_sample=False)
+    assert out.shape[1] == batch["input_ids"].shape[1] + 4 or out[0, -1] == tokenizer.eos_token_id
+    provenance = json.loads((merged_dir / "peo_export.json").read_text())
+    assert provenance["c_help"] == 1.1 and provenance["c_harm"] == 1.2
+
+    adapter_dir = export_policy(tiny_assets, tmp_path / "adapter", point=point, fmt="adapter")
+    assert sorted(p.name for p in adapter_dir.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "peo_export.json"]
+    base = load_causal_lm(resolve_base_model("tiny"))
+    peft_model = PeftModel.from_pretrained(base, str(adapter_dir))
+    torch.testing.assert_close(logits(peft_model), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_named_policies(tiny_assets, tmp_path):
+    help_dir = export_policy(tiny_assets, tmp_path / "help", policy="help", fmt="merged")
+    torch.testing.assert_close(logits(AutoModelForCausalLM.from_pretrained(help_dir)),
+                               mix_logits(tiny_assets, {"help": 1.0}), atol=1e-4, rtol=1e-4)
+    ref_dir = export_policy(tiny_assets, tmp_path / "ref", policy="ref", fmt="merged")
+    torch.testing.assert_close(logits(AutoModelForCausalLM.from_pretrained(ref_dir)),
+                               logits(load_causal_lm(resolve_base_model("tiny"))))
+    with pytest.raises(ExportError, match="no adapter"):
+        export_policy(tiny_assets, tmp_path / "x", policy="ref", fmt="adapter")
+
+
+def test_export_refuses_a_non_empty_folder_and_leaves_nothing_behind(tiny_assets, tmp_path):
+    target = tmp_path / "busy"
+    target.mkdir()
+    (target / "keep.txt").write_text("mine")
+    with pytest.raises(ExportError, match="not an empty folder"):
+        export_policy(tiny_assets, target, policy="joint", fmt="adapter")
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["busy"]
+
+
+def test_cli(tiny_assets, tmp_path, capsys):
+    assert main(["export", "--lambda-help", "0.5", "--phi-harm", "1.0", "--out", str(tmp_path / "cli"),
+                 "--format", "adapter", "--assets", str(tiny_assets)]) == 0
+    assert (tmp_path / "cli" / "adapter_model.safetensors").is_file()
+    assert main(["export", "--lambda-help", "1.5", "--out", str(tmp_path / "bad"), "--assets", str(tiny_assets)]) == 2
+    assert "lambda_help must be in [0, 1]" in capsys.readouterr().err
