@@ -251,15 +251,25 @@ def export_zip(app: App, what: str, point, fmt: str = "adapter") -> Path:
         raise AppInputError(f"export format must be 'adapter' or 'merged', got {fmt!r}")
     if what not in ("peo", "ref", "help", "harm", "joint"):
         raise AppInputError(f"export what must be peo, ref, help, harm or joint, got {what!r}")
+    try:
+        from peo.export import ExportError
+    except ImportError:
+        ExportError = ValueError  # noqa: N806
+    if what == "ref" and fmt == "adapter":
+        raise AppInputError("The reference policy has no adapter: export it as a merged model.")
+    info = app.data.point_info(*point) if what == "peo" else None
     folder = Path(tempfile.mkdtemp(prefix="export-", dir=export_root()))
-    if what == "peo":
-        info = app.data.point_info(*point)
-        p = (info["lambda_help"], info["phi_help"], info["phi_harm"])
-        name = f"peo-{info['model_id']}-{fmt}"
-        out = export_policy(app.data.assets.root, folder / name, point=p, fmt=fmt)
-    else:
-        name = f"peo-{what}-{fmt}"
-        out = export_policy(app.data.assets.root, folder / name, policy=what, fmt=fmt)
+    try:
+        if info is not None:
+            p = (info["lambda_help"], info["phi_help"], info["phi_harm"])
+            name = f"peo-{info['model_id']}-{fmt}"
+            out = export_policy(app.data.assets.root, folder / name, point=p, fmt=fmt)
+        else:
+            name = f"peo-{what}-{fmt}"
+            out = export_policy(app.data.assets.root, folder / name, policy=what, fmt=fmt)
+    except ExportError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise AppInputError(f"Export failed: {err}") from None
     out = Path(out)
     archive = shutil.make_archive(str(folder / name), "zip", root_dir=out.parent, base_dir=out.name)
     shutil.rmtree(out, ignore_errors=True)

@@ -106,22 +106,13 @@ class Engine:
         start = time.perf_counter()
         try:
             mix, tokenizer = load_policy_mix(self.assets, self.device)
-            if self.form == "merged":
-                from peo.task_vector import MergedPolicy, lora_task_vectors
-
-                adapters = {k: v for k, v in self.assets.adapters().items() if k in ("help", "harm")}
-                # the adapters sit on top of the base layers: merge into `...base_layer.weight`
-                vectors = {aspect: {name.removesuffix(".weight") + ".base_layer.weight": d for name, d in deltas.items()}
-                           for aspect, deltas in lora_task_vectors(adapters).items()}
-                self.merged = MergedPolicy(mix.model.base_model.model, vectors)
-                self._merged_point = (0.0, 0.0)
             evaluators = None
             if self.want_evaluators:
                 from peo.scoring import Evaluators
 
                 evaluators = Evaluators.load(resolve_base_model(self.assets.base_model_spec), self.assets.root,
                                              device=self.device)
-            self.mix, self.tokenizer, self.evaluators = mix, tokenizer, evaluators
+            self.attach(mix, tokenizer, evaluators, self.assets.adapters())
             self.load_seconds = time.perf_counter() - start
             log.info("models loaded in %.1f s (%s, policy form: %s)", self.load_seconds, self.device, self.form)
         except BaseException as err:  # shown to the user on their first chat
@@ -129,6 +120,22 @@ class Engine:
             log.exception("loading the models failed")
         finally:
             self._ready.set()
+
+    def attach(self, mix, tokenizer, evaluators, adapters: Mapping[str, object]) -> None:
+        """Serve these models (what `start` loads; tests attach their own)."""
+        if self.form == "merged":
+            from peo.task_vector import MergedPolicy, lora_task_vectors
+
+            aspects = {k: v for k, v in adapters.items() if k in ("help", "harm")}
+            # the adapters sit on top of the base layers: merge into `...base_layer.weight`
+            vectors = {aspect: {name.removesuffix(".weight") + ".base_layer.weight": d for name, d in deltas.items()}
+                       for aspect, deltas in lora_task_vectors(aspects).items()}
+            self.merged = MergedPolicy(mix.model.base_model.model, vectors)
+            self._merged_point = (0.0, 0.0)
+        self.mix, self.tokenizer, self.evaluators = mix, tokenizer, evaluators
+        with self._start_lock:
+            self._started = True
+        self._ready.set()
 
     def wait_ready(self, timeout: float | None = 600) -> None:
         self.start()

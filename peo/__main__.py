@@ -35,6 +35,13 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(format_summary(summary))
+    bad = sum(n for reason, n in summary.dropped.items() if reason.startswith("bad row"))
+    if bad:
+        try:  # the first bad row, with file, line and field
+            validate_file(args.path, fmt=args.format, skip_bad=False, aspect=args.aspect)
+        except (DataError, ValueError) as err:
+            print(f"error: {bad} bad rows; the first: {err}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -58,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--format", choices=["hh", "alpaca_eval", "pku", "pairs"], default=None,
                           help="default: detected from the first record")
     validate.add_argument("--aspect", choices=["help", "harm"], default=None)
-    validate.add_argument("--strict", action="store_true", help="stop at the first bad row (default: count and skip)")
+    validate.add_argument("--strict", action="store_true",
+                          help="stop at the first bad row (default: count them all, then exit 1 naming the first)")
     validate.set_defaults(run=_validate)
 
     args = parser.parse_args(argv)

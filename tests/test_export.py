@@ -80,3 +80,16 @@ def test_cli(tiny_assets, tmp_path, capsys):
     assert (tmp_path / "cli" / "adapter_model.safetensors").is_file()
     assert main(["export", "--lambda-help", "1.5", "--out", str(tmp_path / "bad"), "--assets", str(tiny_assets)]) == 2
     assert "lambda_help must be in [0, 1]" in capsys.readouterr().err
+
+
+def test_validate_data_cli(tmp_path, capsys):
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: hello", "rejected": "\\n\\nHuman: hi\\n\\nAssistant: go away"}\n')
+    assert main(["validate-data", str(good)]) == 0
+    assert "pairs kept:    1" in capsys.readouterr().out
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(good.read_text() + "not json\n")
+    assert main(["validate-data", str(bad), "--format", "hh"]) == 1
+    err = capsys.readouterr().err
+    assert "bad.jsonl, line 2" in err and "1 bad rows" in err
+    assert main(["validate-data", str(bad), "--format", "hh", "--strict"]) == 2

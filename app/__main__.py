@@ -1,0 +1,66 @@
+"""`python -m app [--assets DIR] [--host 127.0.0.1] [--port N] [--share-safe]`: the PEO demo on the committed assets.
+
+Binds 127.0.0.1 unless `--host` says otherwise or the env var SPACE_ID is set (Hugging Face Spaces: 0.0.0.0).
+The models load in the background: the page (front, picker, precomputed answers) is up in seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file (Spaces' app_file: app/__main__.py)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m app", description="PEO demo: Pareto front + side-by-side chat")
+    parser.add_argument("--assets", type=Path, default=None, help="assets folder (default: assets/)")
+    parser.add_argument("--host", default=None,
+                        help="address to bind (default 127.0.0.1; 0.0.0.0 when SPACE_ID is set)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: GRADIO_SERVER_PORT or 7860)")
+    parser.add_argument("--share-safe", action="store_true",
+                        help="public-facing mode: no Gradio share link, no error tracebacks shown, small queue")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--policy-form", choices=("auto", "adapters", "merged"), default="auto",
+                        help="how the picked policy is formed (auto: merged on a GPU, adapter scales on CPU)")
+    parser.add_argument("--max-context-tokens", type=int, default=1024,
+                        help="prompt + answer token budget per column (history is trimmed to fit)")
+    parser.add_argument("--concurrency", type=int, default=2, help="events run at once (default 2)")
+    return parser.parse_args(argv)
+
+
+def resolve_host(host: str | None) -> str:
+    if host:
+        return host
+    return "0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from app.callbacks import App
+    from app.ui import build_demo, launch_kwargs
+    from peo.assets import AssetsError
+
+    try:
+        app = App.load(args.assets, device=args.device, form=args.policy_form,
+                       max_context_tokens=args.max_context_tokens)
+    except AssetsError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    app.engine.start()
+    demo = build_demo(app)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=16 if args.share_safe else None)
+    port = args.port or int(os.environ.get("GRADIO_SERVER_PORT", 7860))
+    demo.launch(server_name=resolve_host(args.host), server_port=port, share=False,
+                show_error=not args.share_safe, **launch_kwargs())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

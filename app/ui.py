@@ -1,0 +1,284 @@
+"""The Gradio Blocks layout: the front figure and point picker, precomputed answers, side-by-side chat, export.
+
+The figure is a `gr.HTML` drawn with the plotly.js bundled in the `plotly` Python package (served by this app
+from the package's own folder: no CDN). A click on a grid point is forwarded to Python with `trigger('click',
+{...})`, which picks that point. The sliders and the front table pick points too (sliders allow off-grid values).
+
+Named API endpoints for gradio_client: `/pick` and `/chat` (see `pick_api` and `chat_api`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import plotly
+
+from app import callbacks as cb
+from app.data import AppInputError
+from app.engine import COLUMNS, DEFAULT_COLUMNS
+from app.figure import figure_json, hypervolume_text
+
+log = logging.getLogger("app")
+
+PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
+
+PLOT_JS = r"""
+function draw() {
+  const div = element.querySelector('.peo-front-plot');
+  if (!div) return;
+  if (!window.Plotly) { div.textContent = 'plotly.js did not load; use the sliders and the table to pick a point.'; return; }
+  if (!props.value) return;
+  const fig = typeof props.value === 'string' ? JSON.parse(props.value) : props.value;
+  window.Plotly.react(div, fig.data, fig.layout, {responsive: true, displaylogo: false});
+  const meta = (fig.layout && fig.layout.meta) || {};
+  div.dataset.picked = meta.picked || '';
+  div.dataset.renders = String((parseInt(div.dataset.renders || '0', 10)) + 1);
+  if (!div._peoClick) {
+    div._peoClick = true;
+    div.on('plotly_click', function (ev) {
+      if (!ev || !ev.points || !ev.points.length) return;
+      const c = ev.points[0].customdata;
+      if (!c) return;
+      const lam = parseFloat(c[0]), ph = parseFloat(c[1]), pa = parseFloat(c[2]);
+      if (isNaN(lam) || isNaN(ph) || isNaN(pa)) return;  // baselines are not PEO grid points
+      trigger('click', {lambda_help: lam, phi_help: ph, phi_harm: pa, model_id: c[7]});
+    });
+  }
+}
+draw();
+watch('value', draw);
+"""
+
+CSS = """
+.peo-front-plot { width: 100%; min-height: 520px; }
+.peo-status { font-size: 0.9em; color: #555; }
+"""
+
+
+def plotly_head() -> str:
+    return f'<script src="/gradio_api/file={PLOTLY_JS.as_posix()}"></script>'
+
+
+def _error(err: Exception) -> gr.Error:
+    return gr.Error(str(err), print_exception=False)
+
+
+def _settings(max_new_tokens, temperature, top_p, seed):
+    return cb.check_settings(max_new_tokens, temperature, top_p, seed)
+
+
+def render_column(state: cb.ChatState, col: str, pending: tuple[str, str] | None = None) -> list[dict]:
+    """Chatbot messages of one column: its history, each answer followed by its live reward and cost."""
+    out: list[dict] = []
+    scores = list(state.scores.get(col, []))
+    history = state.histories.get(col, [])
+    n_answers = sum(1 for m in history if m["role"] == "assistant")
+    scores = [None] * (n_answers - len(scores)) + scores
+    k = 0
+    for m in history:
+        if m["role"] == "assistant":
+            s = scores[k]
+            k += 1
+            tail = f"\n\n*reward {s[0]:+.3f} · cost {s[1]:+.3f}*" if s else ""
+            out.append({"role": "assistant", "content": (m["content"] or "(empty answer)") + tail})
+        else:
+            out.append({"role": m["role"], "content": m["content"]})
+    if pending is not None:
+        user, text = pending
+        out.append({"role": "user", "content": user})
+        out.append({"role": "assistant", "content": text or "…"})
+    return out
+
+
+def build_demo(app: cb.App) -> gr.Blocks:
+    data = app.data
+    lam_lo, lam_hi = data.axis_range("lambda_help")
+    ph_lo, ph_hi = data.axis_range("phi_help")
+    pa_lo, pa_hi = data.axis_range("phi_harm")
+    start_point = ((lam_lo + lam_hi) / 2 if lam_hi > lam_lo else lam_lo, ph_lo, pa_lo)
+    # start on a grid λ near the middle, so the first pick has precomputed scores
+    lambdas = data.grid_axis("lambda_help")
+    start_point = (min(lambdas, key=lambda x: abs(x - start_point[0])), start_point[1], start_point[2])
+    start_info = cb.pick(app, *start_point)
+    gr.set_static_paths([str(PLOTLY_JS)])
+
+    with gr.Blocks(title="PEO: Pareto-optimal policies by task-vector arithmetic") as demo:
+        point_state = gr.State(start_info)
+        chat_state = gr.State(cb.ChatState())
+        gr.Markdown(
+            "# PEO: a Pareto front of helpful / harmless policies\n"
+            "Every point (λ, ϕ_help, ϕ_harm) is the model θ_ref + c_help·Δ_help + c_harm·Δ_harm with "
+            "c_help = λ + ϕ_help and c_harm = 1 − λ + ϕ_harm, where Δ_help and Δ_harm are DPO LoRA task vectors. "
+            "Click a point, use the sliders or choose a row of the front table; then chat with the picked policy "
+            "next to the baselines.")
+        with gr.Row():
+            with gr.Column(scale=3):
+                plot = gr.HTML(figure_json(data, start_info), html_template='<div class="peo-front-plot"></div>',
+                               js_on_load=PLOT_JS, head=plotly_head(), elem_id="front-plot", apply_default_css=False)
+                gr.Markdown(hypervolume_text(data), elem_id="hypervolumes")
+            with gr.Column(scale=2):
+                lam = gr.Slider(lam_lo, lam_hi, value=start_point[0], step=0.01, label="λ (help vs harm)",
+                                elem_id="lambda-slider")
+                phi_help = gr.Slider(ph_lo, ph_hi, value=start_point[1], step=0.01, label="ϕ_help (extrapolation)",
+                                     elem_id="phi-help-slider")
+                phi_harm = gr.Slider(pa_lo, pa_hi, value=start_point[2], step=0.01, label="ϕ_harm (extrapolation)",
+                                     elem_id="phi-harm-slider")
+                pick_btn = gr.Button("Pick this point", variant="primary", elem_id="pick-button")
+                summary = gr.Markdown(cb.pick_summary(start_info, data), elem_id="pick-summary")
+                front_table = gr.Dataframe(data.front_table(), label="PEO Pareto front (click a row to pick it)",
+                                           interactive=False, elem_id="front-table", max_height=260)
+        with gr.Accordion("Precomputed answers of the picked point", open=False):
+            answers = gr.Dataframe(data.sample_answers(start_info["model_id"]), interactive=False, wrap=True,
+                                   elem_id="picked-answers", max_height=400)
+
+        gr.Markdown("## Side-by-side chat\nOne message goes to every chosen column; all columns are generated in "
+                    "one batched generation. Each answer shows its live reward (↑) and cost (↓).")
+        columns = gr.CheckboxGroup([(label, key) for key, label in COLUMNS.items()], value=DEFAULT_COLUMNS,
+                                   label="Columns", elem_id="columns")
+        with gr.Accordion("Generation settings", open=False):
+            with gr.Row():
+                max_new = gr.Slider(*cb.LIMITS["max_new_tokens"], value=cb.DEFAULT_SETTINGS["max_new_tokens"], step=1,
+                                    label="max new tokens")
+                temperature = gr.Slider(*cb.LIMITS["temperature"], value=0.0, step=0.05,
+                                        label="temperature (0 = greedy)")
+                top_p = gr.Slider(*cb.LIMITS["top_p"], value=1.0, step=0.05, label="top-p")
+                seed = gr.Number(0, precision=0, minimum=0, maximum=cb.LIMITS["seed"][1], label="seed")
+        chatbots = {}
+        with gr.Row(equal_height=True):
+            for key, label in COLUMNS.items():
+                chatbots[key] = gr.Chatbot(label=label, visible=key in DEFAULT_COLUMNS, height=360, min_width=200,
+                                           elem_id=f"chat-{key}", elem_classes=["peo-chat"])
+        with gr.Row():
+            message = gr.Textbox(placeholder=f"Message (at most {cb.MAX_MESSAGE_CHARS} characters)", show_label=False,
+                                 scale=5, elem_id="message", max_lines=6)
+            send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+            clear = gr.Button("Clear chats", scale=1, elem_id="clear")
+        status = gr.Markdown("", elem_id="chat-status", elem_classes=["peo-status"])
+
+        with gr.Accordion("Export a policy", open=False):
+            with gr.Row():
+                what = gr.Dropdown([("picked PEO point", "peo"), ("reference", "ref"), ("DPO-Help", "help"),
+                                    ("DPO-Harm", "harm"), ("joint DPO", "joint")], value="peo", label="policy")
+                fmt = gr.Radio([("LoRA adapters (small)", "adapter"), ("merged model", "merged")], value="adapter",
+                               label="format")
+                export_btn = gr.Button("Export as .zip", elem_id="export")
+            export_file = gr.File(label="download", interactive=False)
+            if not cb.export_available():
+                gr.Markdown("*Export needs `peo.export`, which this version of peo does not have.*")
+
+        # ------------------------------------------------------------ events
+
+        pick_outputs = [plot, summary, answers, point_state]
+
+        def do_pick(l, ph, pa):
+            try:
+                info = cb.pick(app, l, ph, pa)
+            except AppInputError as err:
+                raise _error(err) from None
+            return figure_json(data, info), cb.pick_summary(info, data), data.sample_answers(info["model_id"]), info
+
+        def do_click(evt: gr.EventData):
+            d = getattr(evt, "_data", None) or {}
+            try:
+                values = (float(d["lambda_help"]), float(d["phi_help"]), float(d["phi_harm"]))
+            except (KeyError, TypeError, ValueError):
+                raise gr.Error("that marker is not a PEO grid point", print_exception=False) from None
+            return (*values, *do_pick(*values))
+
+        def do_select(table: pd.DataFrame, evt: gr.SelectData):
+            row = table.iloc[evt.index[0]]
+            values = (float(row["λ"]), float(row["ϕ_help"]), float(row["ϕ_harm"]))
+            return (*values, *do_pick(*values))
+
+        sliders = [lam, phi_help, phi_harm]
+        pick_btn.click(do_pick, sliders, pick_outputs, api_visibility="private")
+        for s in sliders:
+            s.release(do_pick, sliders, pick_outputs, api_visibility="private")
+        plot.click(do_click, None, sliders + pick_outputs, api_visibility="private")
+        front_table.select(do_select, front_table, sliders + pick_outputs, api_visibility="private")
+
+        def show_columns(cols):
+            return [gr.update(visible=k in (cols or [])) for k in COLUMNS]
+
+        columns.change(show_columns, columns, list(chatbots.values()), api_visibility="private")
+
+        def do_chat(msg, cols, point, state, n, t, p, sd):
+            try:
+                settings = _settings(n, t, p, sd)
+                cols = cb.check_columns(cols)
+                msg = cb.check_message(msg)
+                point3 = (point["lambda_help"], point["phi_help"], point["phi_harm"])
+                steps = cb.chat_stream(app, msg, cols, point3, settings, state)
+                first = next(steps)
+            except (AppInputError, TimeoutError, RuntimeError) as err:
+                raise _error(err) from None
+            step = first
+            while True:
+                views = [gr.update() if k not in cols else
+                         render_column(step.state if step.done else state, k,
+                                       None if step.done else (msg, step.texts.get(k, "")))
+                         for k in COLUMNS]
+                if step.done:
+                    yield (*views, step.state, step.info, "")
+                    return
+                yield (*views, state, "generating…", gr.update())
+                try:
+                    step = next(steps)
+                except StopIteration:
+                    return
+
+        chat_outputs = list(chatbots.values()) + [chat_state, status, message]
+        chat_inputs = [message, columns, point_state, chat_state, max_new, temperature, top_p, seed]
+        send.click(do_chat, chat_inputs, chat_outputs, api_visibility="private")
+        message.submit(do_chat, chat_inputs, chat_outputs, api_visibility="private")
+
+        def do_clear():
+            state = cb.ChatState()
+            return (*[[] for _ in COLUMNS], state, "")
+
+        clear.click(do_clear, None, list(chatbots.values()) + [chat_state, status], api_visibility="private")
+
+        def do_export(w, f, point):
+            try:
+                point3 = (point["lambda_help"], point["phi_help"], point["phi_harm"])
+                return str(cb.export_zip(app, w, point3, f))
+            except AppInputError as err:
+                raise _error(err) from None
+
+        export_btn.click(do_export, [what, fmt, point_state], export_file, api_visibility="private")
+
+        # ------------------------------------------------------------ API for gradio_client
+
+        def pick_api(lambda_help: float, phi_help: float = 0.0, phi_harm: float = 0.0) -> dict:
+            """A point's c_help, c_harm, model_id, precomputed scores (null off-grid), on_front, in_range.
+
+            Raises an error when a value is outside the assets' grid range.
+            """
+            try:
+                return cb.pick(app, lambda_help, phi_help, phi_harm)
+            except AppInputError as err:
+                raise _error(err) from None
+
+        def chat_api(message: str, columns: list[str], lambda_help: float = start_point[0],
+                     phi_help: float = start_point[1], phi_harm: float = start_point[2], max_new_tokens: int = 64,
+                     temperature: float = 0.0, top_p: float = 1.0, seed: int = 0) -> dict:
+            """One turn (no history): column → {answer, reward, cost}; columns from peo, ref, help, harm, soup, joint."""
+            try:
+                settings = cb.check_settings(max_new_tokens, temperature, top_p, seed)
+                return cb.chat(app, message, cb.columns_for(columns or []), (lambda_help, phi_help, phi_harm),
+                               settings)
+            except (AppInputError, TimeoutError, RuntimeError) as err:
+                raise _error(err) from None
+
+        gr.api(pick_api, api_name="pick")
+        gr.api(chat_api, api_name="chat")
+
+        demo.load(lambda: app.engine.start(), None, None, api_visibility="private")
+    return demo
+
+
+def launch_kwargs() -> dict:
+    return {"css": CSS}

@@ -1,0 +1,152 @@
+"""`python -m bench [--quick] [--assets DIR] [--out bench/results.json] [--only SECTION ...]`.
+
+Runs the measurements described in bench/README.md, prints a table, writes the results as JSON (with the
+machine they were taken on). --quick: the tiny assets (built once if --assets is not given), few repetitions,
+small sizes, no mergekit venv creation: a smoke run whose numbers say nothing about the targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import asdict
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+SECTIONS = ("point_switch", "sweep", "chat", "memory", "training")
+
+
+def _fmt(value, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "x":
+        return f"{value:.2f}x"
+    return f"{value:.3g} {unit}"
+
+
+def print_table(results: dict) -> None:
+    m = results["machine"]
+    print(f"\nmachine: {m['cpu_model']} | {m['cpu_count']} cores, torch threads {m['torch_threads']} | "
+          f"torch {m['torch']} | device {m['device']}{' (' + m['gpu'] + ')' if m.get('gpu') else ''}")
+    print(f"assets: {results['settings']['assets']} (base model {results['settings']['base_model']}); "
+          f"{'QUICK smoke run' if results['settings']['quick'] else 'full run'}, medians of "
+          f"{results['settings']['plan']['reps']} reps after {results['settings']['plan']['warmup']} warm-up\n")
+    lines = [("section", "measurement", "value"), ("", "", "")]
+    s = results["sections"]
+    ms = lambda d: f"{d['median_s'] * 1000:.3g} ms"  # noqa: E731
+    sec = lambda d: f"{d['median_s']:.3g} s"  # noqa: E731
+    if "adapter_scaling" in s.get("point_switch", {}):
+        p = s["point_switch"]
+        lines += [("1 switch", "(a) AdapterMix.set_scales", ms(p["adapter_scaling"])),
+                  ("", "(b) MergedPolicy.set_point", ms(p["fused_merge"]))]
+        for k, v in p["usual_way"].items():
+            lines.append(("", f"(c) {k}: merge + load", f"{sec(v)} (merge {v['merge_median_s']:.3g} s, "
+                                                        f"load {v['load_median_s']:.3g} s)"))
+    if "multi_point" in s.get("sweep", {}):
+        w = s["sweep"]
+        tag = f"G={w['G']} P={w['P']} T={w['new_tokens_per_row']}"
+        for k in ("multi_point", "naive", "base_limit", "multi_point_help_harm_only"):
+            lines.append(("2 sweep" if k == "multi_point" else "", f"{k} ({tag})",
+                          f"{w[k]['seconds_per_point']:.3g} s/point, {w[k]['tokens_per_s']:.3g} tok/s"))
+    if "columns_5" in s.get("chat", {}):
+        c = s["chat"]
+        lines += [("3 chat", f"5 columns, {c['new_tokens']} tokens", sec(c["columns_5"])),
+                  ("", f"1 column, {c['new_tokens']} tokens", sec(c["columns_1"])),
+                  ("", f"1 row, base model alone, {c['new_tokens']} tokens", sec(c["columns_1_base_model"]))]
+    if "serve5" in s.get("memory", {}):
+        mem = s["memory"]
+        for k in ("imports", "base1", "serve5", "serve5_shared_base"):
+            lines.append(("4 memory" if k == "imports" else "", f"peak RSS {k}", f"{mem[k]['peak_rss']:.0f} MiB"))
+    for dev, d in s.get("training", {}).get("devices", {}).items():
+        lines += [("5 training", f"DPO step [{dev}]", f"{sec(d['dpo_step'])}, {d['dpo_step']['tokens_per_s']:.3g} tok/s"),
+                  ("", f"scoring [{dev}]", f"{d['scoring']['answers_per_s']:.3g} answers/s, "
+                                           f"{d['scoring']['tokens_per_s']:.3g} tok/s")]
+    width = [max(len(r[i]) for r in lines) for i in range(3)]
+    for r in lines:
+        print("  ".join(x.ljust(w) for x, w in zip(r, width)) if r[0] or r[1] else "  ".join("-" * w for w in width))
+    print()
+    checks = [c for sec_ in s.values() for c in sec_.get("checks", [])]
+    rows = [("figure", "value", "target", "status"), ("", "", "", "")]
+    rows += [(c["name"], _fmt(c["value"], c["unit"]), c["target"], c["status"]) for c in checks]
+    width = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        print("  ".join(x.ljust(w) for x, w in zip(r, width)) if r[0] else "  ".join("-" * w for w in width))
+    for name, sec_ in s.items():
+        for note in sec_.get("notes", []):
+            print(f"note ({name}): {note}")
+        if "error" in sec_:
+            print(f"ERROR ({name}): {sec_['error']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny assets, few reps, small sizes: a smoke run")
+    parser.add_argument("--assets", help="assets folder (default: assets/, or the tiny assets with --quick)")
+    parser.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results.json; "
+                        "bench/results-quick.json with --quick)")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--device", default="cpu", help="device for sections 1-4 (default cpu; training "
+                        "always runs on the CPU and also on the GPU when there is one)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("httpx", "transformers", "peft"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+    from bench import chat, memory, sweep, switch, training
+    from bench.common import BENCH, Plan, machine_info, write_json
+    from bench.fixtures import base_model, open_assets
+
+    plan = Plan.smoke(args.device) if args.quick else Plan.full(args.device)
+    out = args.out or (BENCH / ("results-quick.json" if args.quick else "results.json"))
+    assets = open_assets(args.assets, args.quick)
+    results = {
+        "machine": machine_info(args.device),
+        "settings": {"quick": args.quick, "assets": str(assets.root), "assets_profile": assets.meta.get("profile"),
+                     "base_model": assets.base_model_spec, "resolved_base_model": base_model(assets),
+                     "plan": plan.as_dict(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+        "sections": {},
+    }
+    scratch = Path(tempfile.mkdtemp(prefix="peo-bench-"))
+    failed = False
+    runners = {"point_switch": lambda: switch.run(assets, plan, scratch), "sweep": lambda: sweep.run(assets, plan),
+               "chat": lambda: chat.run(assets, plan), "memory": lambda: memory.run(assets, plan),
+               "training": lambda: training.run(assets, plan)}
+    try:
+        for name in args.only or SECTIONS:
+            logging.getLogger("bench").info("section %s", name)
+            start = time.perf_counter()
+            try:
+                section = runners[name]()
+                section["checks"] = [asdict(c.judge(plan.quick)) | {"target": c.target} for c in section["checks"]]
+            except Exception as err:
+                failed = True
+                traceback.print_exc()
+                section = {"error": f"{type(err).__name__}: {err}", "checks": []}
+            section["section_seconds"] = round(time.perf_counter() - start, 1)
+            results["sections"][name] = section
+            torch.cuda.empty_cache() if torch.cuda.is_available() else None
+            write_json(out, results)  # after every section: a killed run keeps what it measured
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    results["settings"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    write_json(out, results)
+    print_table(results)
+    print(f"\nresults: {out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

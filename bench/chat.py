@@ -1,0 +1,56 @@
+"""3. Chat: one turn with 5 side-by-side columns against 1 column, as the app serves it.
+
+Both run `peo.generation.stream_batch` (the app's path: one batched generate, streamed step by step) on the
+AdapterMix with help, harm and joint adapters; 5 columns = rows PEO point, ref, help, harm, soup with their own
+adapter scales; 1 column = the PEO point alone. Same prompt, greedy, exactly `chat_tokens` new tokens.
+Diagnostic, no target: the plain reference model generating the 1 row (what the adapters cost at batch 1).
+"""
+
+from __future__ import annotations
+
+from peo.assets import Assets, load_policy_mix
+from peo.coefficients import coefficients
+from peo.generation import Row, stream_batch
+from peo.model_source import load_causal_lm, resolve_base_model
+
+from bench.common import Check, Plan, interleaved, summary
+from bench.fixtures import PlainModel, dev_prompts, fixed
+
+POINT = (0.4, 0.5, 0.5)  # (λ, ϕ_help, ϕ_harm)
+
+
+def column_scales(lambda_help: float, c_help: float, c_harm: float) -> dict[str, dict[str, float]]:
+    """The app's default columns (app/engine.py: column_scales)."""
+    return {"peo": {"help": c_help, "harm": c_harm}, "ref": {}, "help": {"help": 1.0}, "harm": {"harm": 1.0},
+            "soup": {"help": lambda_help, "harm": 1.0 - lambda_help}}
+
+
+def run(assets: Assets, plan: Plan) -> dict:
+    mix, tokenizer = load_policy_mix(assets, plan.device)
+    prompt = dev_prompts(assets, 1)[0]
+    settings = fixed(plan.chat_tokens)
+    columns = column_scales(POINT[0], *coefficients(*POINT))
+    five = [Row(prompt, s) for s in columns.values()]
+    one = [Row(prompt, columns["peo"])]
+
+    plain = PlainModel(load_causal_lm(resolve_base_model(assets.base_model_spec)).to(plan.device))
+
+    def turn(rows, model=mix):
+        def go() -> None:
+            for _ in stream_batch(model, tokenizer, rows, settings):
+                pass
+        return go
+
+    times = interleaved({"columns_5": turn(five), "columns_1": turn(one),
+                         "columns_1_base_model": turn([Row(prompt, {})], plain)},
+                        reps=plan.reps, warmup=plan.warmup, device=plan.device)
+    result: dict = {"new_tokens": plan.chat_tokens, "columns": list(columns), "point": list(POINT)}
+    for name, seconds in times.items():
+        s = summary(seconds)
+        s["seconds_per_step"] = s["median_s"] / plan.chat_tokens
+        result[name] = s
+    ratio = result["columns_5"]["median_s"] / result["columns_1"]["median_s"]
+    result["ratios"] = {"five_over_one": ratio,
+                        "one_over_base_model": result["columns_1"]["median_s"] / result["columns_1_base_model"]["median_s"]}
+    result["checks"] = [Check("chat 5 columns / 1 column", ratio, "<=", 1.6)]
+    return result

@@ -1,0 +1,79 @@
+"""2. Sweep: seconds per point for G points × P prompts.
+
+- multi-point: `peo.generation.generate_rows` over all G·P rows, each row with its own adapter scales
+  (the AdapterMix with help, harm and joint adapters, as precompute's sweep runs it);
+- naive: for each point, `MergedPolicy.set_point` on a plain model, then its P answers in one batch;
+- base limit: the plain reference model alone generating the same G·P rows in the same batches;
+- diagnostic, no target: multi-point with only the help and harm adapters loaded (what the joint adapter,
+  active at scale 0 in every row, costs).
+Every row makes exactly `sweep_tokens` new tokens (greedy, min_new_tokens = max_new_tokens).
+"""
+
+from __future__ import annotations
+
+from peo.adapter_mix import AdapterMix, point_scales
+from peo.assets import Assets
+from peo.generation import Row, generate_rows
+from peo.model_source import load_causal_lm, load_tokenizer
+from peo.task_vector import MergedPolicy, lora_task_vectors
+
+from bench.common import Check, Plan, interleaved, summary
+from bench.fixtures import PlainModel, base_model, dev_prompts, fixed, sweep_points
+
+
+def run(assets: Assets, plan: Plan) -> dict:
+    base = base_model(assets)
+    device = plan.device
+    tokenizer = load_tokenizer(base)
+    points = sweep_points(plan.sweep_points)
+    prompts = dev_prompts(assets, plan.sweep_prompts)
+    settings = fixed(plan.sweep_tokens)
+    G, P, T = len(points), len(prompts), plan.sweep_tokens
+
+    mix = AdapterMix(load_causal_lm(base).to(device), {n: assets.adapter(n) for n in ("help", "harm", "joint")})
+    # diagnostic: the same multi-point pass with only the two adapters a point needs (joint not loaded)
+    mix2 = AdapterMix(load_causal_lm(base).to(device), {n: assets.adapter(n) for n in ("help", "harm")})
+    merged_model = load_causal_lm(base).to(device)
+    merged = MergedPolicy(merged_model, lora_task_vectors({n: assets.adapter(n) for n in ("help", "harm")}))
+    reference = PlainModel(load_causal_lm(base).to(device))
+    naive_model = PlainModel(merged_model)
+
+    rows = [Row(messages=p, scales=point_scales(*c)) for c in points for p in prompts]
+    outputs: dict[str, list[str]] = {}
+
+    def multi() -> None:
+        outputs["multi"] = generate_rows(mix, tokenizer, rows, settings, batch_size=plan.sweep_batch)
+
+    def multi_two_adapters() -> None:
+        generate_rows(mix2, tokenizer, rows, settings, batch_size=plan.sweep_batch)
+
+    def naive() -> None:
+        answers: list[str] = []
+        for c in points:
+            merged.set_point(point_scales(*c))
+            answers += generate_rows(naive_model, tokenizer, [Row(p, {}) for p in prompts], settings, batch_size=P)
+        outputs["naive"] = answers
+
+    def limit() -> None:
+        generate_rows(reference, tokenizer, rows, settings, batch_size=plan.sweep_batch)
+
+    times = interleaved({"multi_point": multi, "naive": naive, "base_limit": limit,
+                         "multi_point_help_harm_only": multi_two_adapters},
+                        reps=plan.reps, warmup=plan.warmup, device=device)
+    result: dict = {"G": G, "P": P, "new_tokens_per_row": T, "batch_rows": plan.sweep_batch, "rows": G * P,
+                    "adapters_loaded": mix.names}
+    for name, seconds in times.items():
+        s = summary(seconds)
+        s["seconds_per_point"] = s["median_s"] / G
+        s["tokens_per_s"] = G * P * T / s["median_s"]
+        result[name] = s
+    same = sum(a == b for a, b in zip(outputs["multi"], outputs["naive"]))
+    result["answers_equal_multi_vs_naive"] = f"{same}/{len(rows)}"
+    m, n, b = (result[k]["median_s"] for k in ("multi_point", "naive", "base_limit"))
+    m2 = result["multi_point_help_harm_only"]["median_s"]
+    result["ratios"] = {"naive_over_multi": n / m, "multi_over_base": m / b, "multi_help_harm_only_over_base": m2 / b}
+    result["checks"] = [
+        Check(f"sweep naive/multi (G={G})", n / m, ">=", 3),
+        Check("sweep multi/base limit", m / b, "<=", 1.3),
+    ]
+    return result

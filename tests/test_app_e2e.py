@@ -1,0 +1,80 @@
+"""The app served in-process on 127.0.0.1 (free port) on the tiny assets, driven by gradio_client."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(assets: Path, port: int | None = None):
+    """Launch the demo without blocking; returns (demo, url). Close with demo.close()."""
+    from app.callbacks import App
+    from app.ui import build_demo, launch_kwargs
+
+    application = App.load(assets, device="cpu")
+    application.engine.start()
+    demo = build_demo(application)
+    demo.queue(default_concurrency_limit=2)
+    port = port or free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False,
+                **launch_kwargs())
+    application.engine.wait_ready()
+    return demo, f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture(scope="module")
+def served(request):
+    prebuilt = os.environ.get("PEO_APP_TEST_ASSETS")
+    assets = Path(prebuilt) if prebuilt else request.getfixturevalue("tiny_assets")
+    demo, url = serve(assets)
+    yield url, assets
+    demo.close()
+
+
+def test_pick_and_chat_over_http(served):
+    from gradio_client import Client
+
+    from peo.assets import load_assets
+
+    url, assets = served
+    client = Client(url, verbose=False)
+    grid = load_assets(assets).grid
+    row = grid[grid["method"] == "peo"].iloc[-1]
+    info = client.predict(float(row.lambda_help), float(row.phi_help), float(row.phi_harm), api_name="/pick")
+    assert info["model_id"] == row.model_id and info["in_range"]
+    assert info["precomputed"]["reward_mean"] == pytest.approx(row.reward_mean)
+    assert isinstance(info["on_front"], bool)
+
+    off = client.predict(0.123, 0.0, 0.0, api_name="/pick")
+    assert off["precomputed"] is None and off["c_help"] == pytest.approx(0.123)
+
+    with pytest.raises(Exception, match="outside the range"):
+        client.predict(7.0, 0.0, 0.0, api_name="/pick")
+
+    out = client.predict("Hello!", ["peo", "ref", "help"], 0.5, 0.0, 0.0, 4, 0.0, 1.0, 0, api_name="/chat")
+    assert list(out) == ["peo", "ref", "help"]
+    for value in out.values():
+        assert isinstance(value["answer"], str) and math.isfinite(value["reward"]) and math.isfinite(value["cost"])
+
+    with pytest.raises(Exception, match="empty message"):
+        client.predict("  ", ["peo"], api_name="/chat")
+    with pytest.raises(Exception, match="max_new_tokens"):
+        client.predict("hi", ["peo"], 0.5, 0.0, 0.0, 999, api_name="/chat")
+
+
+def test_api_lists_pick_and_chat(served):
+    from gradio_client import Client
+
+    url, _ = served
+    api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
+    assert {"/pick", "/chat"} <= set(api["named_endpoints"])
