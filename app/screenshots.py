@@ -96,10 +96,10 @@ def take_screenshots(url: str, out: Path, message: str, executable: str = CHROMI
             page.wait_for_timeout(500)
             paths.append(out / "front.png")
             page.screenshot(path=str(paths[-1]))
-            rows = page.locator("#front-table tbody tr:visible")
+            rows = page.locator("#front-table .virtual-row[role=row]")
             if rows.count() > 1:
                 before = picked_model(page)
-                rows.nth(rows.count() // 2).locator("td").first.click()
+                rows.nth(rows.count() // 2).locator("[role=gridcell]").first.click()
                 page.wait_for_function(
                     "b => document.querySelector('#front-plot .peo-front-plot').dataset.picked !== b", arg=before,
                     timeout=30_000)

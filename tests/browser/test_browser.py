@@ -63,9 +63,9 @@ def test_click_and_table_pick_move_the_highlight(page, tmp_path):
     star = page.evaluate("() => document.querySelector('#front-plot .peo-front-plot').data.at(-1).name")
     assert star == "picked point"
     # a row of the front table
-    row = page.locator("#front-table tbody tr:visible").first
-    target = row.locator("td").last.inner_text().strip()
-    row.locator("td").first.click()
+    row = page.locator("#front-table .virtual-row[role=row]").first
+    target = row.locator("[role=gridcell]").last.inner_text().strip()
+    row.locator("[role=gridcell]").first.click()
     wait_for_pick(page, target)
     # an off-grid point from the sliders: no star, the summary says so
     page.fill("#lambda-slider input[type=number]", "0.37")
