@@ -91,6 +91,11 @@ def check_message(message) -> str:
     if message is None or not isinstance(message, str) or not message.strip():
         raise AppInputError("Type a message first: an empty message is not sent.")
     message = message.strip()
+    try:  # lone UTF-16 surrogates (e.g. a JSON "\ud800" escape) are not text: the tokenizer would fail on them
+        message.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise AppInputError(f"Your message contains a character that is not valid text (position {err.start}, "
+                            "an unpaired surrogate); remove it and send again.") from None
     if len(message) > MAX_MESSAGE_CHARS:
         raise AppInputError(f"Your message has {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}. "
                             "Shorten it and send again.")

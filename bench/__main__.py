@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--device", default="cpu", help="device for sections 1-4 (default cpu; training "
                         "always runs on the CPU and also on the GPU when there is one)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=INT",
+                        help="change one size of the plan, e.g. --set sweep_prompts=2 (fields: bench/common.py Plan)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("httpx", "transformers", "peft"):
@@ -110,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     from bench.fixtures import base_model, open_assets
 
     plan = Plan.smoke(args.device) if args.quick else Plan.full(args.device)
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep or key not in plan.as_dict() or not isinstance(getattr(plan, key), int) or key == "quick":
+            parser.error(f"--set expects FIELD=INT with a numeric field of bench.common.Plan, got {item!r}")
+        setattr(plan, key, int(value))
     out = args.out or (BENCH / ("results-quick.json" if args.quick else "results.json"))
     assets = open_assets(args.assets, args.quick)
     results = {

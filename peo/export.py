@@ -12,10 +12,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from peo.assets import load_assets
+from peo.adapter_files import AdapterError, check_adapter_folder
+from peo.assets import AssetsError, load_assets
 from peo.atomic import write_json
 from peo.coefficients import coefficients
-from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
+from peo.model_source import ModelSourceError, load_causal_lm, load_tokenizer, resolve_base_model
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
 POLICIES = ("ref", "help", "harm", "joint")
@@ -55,9 +56,16 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
         raise ExportError("the reference policy has no adapter; export it with --format merged")
     if point is not None and not 0.0 <= point[0] <= 1.0:
         raise ExportError(f"lambda_help must be in [0, 1], got {point[0]}")
-    assets = load_assets(assets_root)
-    out_dir = Path(out_dir)
-    base = resolve_base_model(assets.base_model_spec)
+    # The folder as the OS resolves it: `new/../x` must not create `new` on the way.
+    out_dir = Path(out_dir).expanduser().resolve()
+    needed = [policy] if policy not in (None, "ref") else (["help", "harm"] if point is not None else [])
+    try:  # refuse (with a message) before anything is written: missing parts, pickle weights, remote code
+        assets = load_assets(assets_root)
+        for name in needed:
+            check_adapter_folder(assets.adapter(name))
+        base = resolve_base_model(assets.base_model_spec)
+    except (AssetsError, AdapterError, ModelSourceError) as err:
+        raise ExportError(str(err)) from None
     tmp = _prepare_target(out_dir)
     try:
         provenance: dict = {"base_model": assets.base_model_spec, "format": fmt, "assets_profile": assets.meta.get("profile")}

@@ -147,24 +147,59 @@ def train_evaluators(ctx: RunContext) -> list[Path]:
     return outputs
 
 
+def joint_pairs(help_pairs: list[PreferencePair], harm_pairs: list[PreferencePair], n: int,
+                seed: int) -> list[PreferencePair]:
+    """The scalarized baseline's data: n pairs, half from each aspect, shuffled: the budget of one aspect policy."""
+    mixed = help_pairs[: (n + 1) // 2] + harm_pairs[: n // 2]
+    random.Random(seed).shuffle(mixed)
+    return mixed
+
+
+def finished_policy(work_dir: Path, target: Path) -> dict | None:
+    """Metrics of a policy whose training finished and whose published adapter is intact, else None."""
+    from peo.train.common import last_checkpoint
+    from precompute.manifest import sha256
+
+    final, published = work_dir / "final" / "adapter_model.safetensors", target / "adapter_model.safetensors"
+    if not (final.is_file() and published.is_file() and sha256(final) == sha256(published)):
+        return None
+    metrics_file = work_dir / "final" / "metrics.json"
+    if metrics_file.is_file():
+        return json.loads(metrics_file.read_text())
+    checkpoint = last_checkpoint(work_dir)  # older runs: read what the Trainer logged
+    if checkpoint is None:
+        return {}
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    logged = [h for h in state["log_history"] if "loss" in h][-3:]
+    mean = lambda key: sum(h.get(key, 0.0) for h in logged) / len(logged) if logged else None  # noqa: E731
+    return {"steps": state["global_step"], "final_loss": mean("loss"),
+            "final_reward_accuracy": mean("rewards/accuracies"), "final_reward_margin": mean("rewards/margins")}
+
+
 def train_aspects(ctx: RunContext) -> list[Path]:
+    from peo.train.common import last_checkpoint
     from peo.train.dpo import train_dpo
 
     cfg = ctx.cfg
     help_pairs = read_pairs(data_path(ctx, "help", "policy"))
     harm_pairs = read_pairs(data_path(ctx, "harm", "policy"))
-    joint_pairs = help_pairs + harm_pairs  # the scalarized baseline: same pairs, same total budget
-    random.Random(cfg.seed).shuffle(joint_pairs)
+    policies = {"help": help_pairs, "harm": harm_pairs,
+                "joint": joint_pairs(help_pairs, harm_pairs, len(help_pairs), cfg.seed)}
     max_length = cfg.data.max_prompt_tokens + cfg.data.max_response_tokens + 16
     metrics = {}
     outputs = []
-    for name, pairs in (("help", help_pairs), ("harm", harm_pairs), ("joint", joint_pairs)):
-        target = ctx.out / "adapters" / name
-        dpo = cfg.dpo
-        if name == "joint" and dpo.max_steps > 0:
-            dpo = type(dpo)(**{**asdict(dpo), "max_steps": 2 * dpo.max_steps})  # both aspects' budgets together
-        metrics[name] = train_dpo(ctx.base_model, pairs, target, ctx.work / f"train-dpo-{name}", dpo, cfg.lora,
-                                  cfg.seed, max_length, name)
+    for name, pairs in policies.items():
+        target, work_dir = ctx.out / "adapters" / name, ctx.work / f"train-dpo-{name}"
+        done = finished_policy(work_dir, target)
+        if done is not None:
+            log.info("train-aspects: %s already trained, skipped", name)
+            metrics[name] = done
+        else:
+            checkpoint = last_checkpoint(work_dir)
+            if checkpoint:
+                log.info("train-aspects: %s resumes from %s", name, Path(checkpoint).name)
+            metrics[name] = train_dpo(ctx.base_model, pairs, target, work_dir, cfg.dpo, cfg.lora, cfg.seed,
+                                      max_length, name)
         outputs.append(target)
     metrics_path = ctx.out / "adapters" / "training.json"
     write_json(metrics_path, metrics)

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from trl import DPOConfig as TrlDPOConfig
 from trl import DPOTrainer
 
+from peo.atomic import write_json
 from peo.config import DPOConfig, LoraConfig
 from peo.data.records import PreferencePair
 from peo.model_source import load_causal_lm, load_tokenizer
@@ -71,11 +72,10 @@ def train_dpo(base_model: str, pairs: list[PreferencePair], out_dir: Path, work_
     final = work_dir / "final"
     trainer.save_model(str(final))
     (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; assets hold safetensors and JSON only
-    publish_folder(final, out_dir)
     history = [h for h in trainer.state.log_history if "loss" in h]
     tail = history[-3:] if history else []
     mean = lambda key: sum(h.get(key, 0.0) for h in tail) / len(tail) if tail else None  # noqa: E731
-    return {
+    metrics = {
         "pairs": len(pairs),
         "steps": trainer.state.global_step,
         "train_loss": result.training_loss,
@@ -84,3 +84,6 @@ def train_dpo(base_model: str, pairs: list[PreferencePair], out_dir: Path, work_
         "final_reward_margin": mean("rewards/margins"),
         "seconds": round(time.time() - start, 1),
     }
+    write_json(final / "metrics.json", metrics)
+    publish_folder(final, out_dir)
+    return metrics
