@@ -144,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 section = {"error": f"{type(err).__name__}: {err}", "checks": []}
             section["section_seconds"] = round(time.perf_counter() - start, 1)
             results["sections"][name] = section
-            torch.cuda.empty_cache() if torch.cuda.is_available() else None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
             write_json(out, results)  # after every section: a killed run keeps what it measured
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from peo.atomic import write_json, write_with
+from peo.atomic import write_json, write_text, write_with
 from peo.coefficients import grid_points, model_id, soup_points, unique_models
 from peo.config import RunConfig, config_to_dict
 from peo.data.records import ASPECTS, Message, PreferencePair
@@ -176,6 +176,21 @@ def finished_policy(work_dir: Path, target: Path) -> dict | None:
             "final_reward_accuracy": mean("rewards/accuracies"), "final_reward_margin": mean("rewards/margins")}
 
 
+def drop_unreadable_checkpoints(work_dir: Path) -> None:
+    """Delete Trainer checkpoints whose trainer_state.json (written last) is cut short: never resume from them."""
+    import shutil
+
+    for folder in work_dir.glob("checkpoint-*"):
+        state = folder / "trainer_state.json"
+        if not state.is_file():
+            continue  # incomplete, and already ignored by last_checkpoint
+        try:
+            json.loads(state.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            log.info("train-aspects: %s was cut short (unreadable trainer_state.json); removed", folder.name)
+            shutil.rmtree(folder)
+
+
 def train_aspects(ctx: RunContext) -> list[Path]:
     from peo.train.common import last_checkpoint
     from peo.train.dpo import train_dpo
@@ -195,6 +210,7 @@ def train_aspects(ctx: RunContext) -> list[Path]:
             log.info("train-aspects: %s already trained, skipped", name)
             metrics[name] = done
         else:
+            drop_unreadable_checkpoints(work_dir)
             checkpoint = last_checkpoint(work_dir)
             if checkpoint:
                 log.info("train-aspects: %s resumes from %s", name, Path(checkpoint).name)
@@ -239,6 +255,41 @@ def dev_prompts(ctx: RunContext) -> list[dict]:
     return prompts
 
 
+def reuse_parts_only_if_same_inputs(ctx: RunContext, parts_dir: Path, jobs: list, settings) -> None:
+    """Saved chunks are reused only for the same work: same rows, settings, adapters and evaluators.
+
+    Otherwise (a changed grid or max_new_tokens, retrained adapters) they are deleted, so a rerun or `--force`
+    never mixes answers of another configuration into this one.
+    """
+    import hashlib
+
+    from precompute.manifest import files_under, sha256
+
+    models = [ctx.out / "adapters" / n for n in ("help", "harm", "joint")]
+    models += [ctx.out / "evaluators" / k for k in ("reward", "cost")]
+    inputs = {
+        "jobs": [[mid, scales, p["messages"]] for mid, scales, p in jobs],
+        "settings": asdict(settings),
+        "batch_size": ctx.cfg.sweep.batch_size,
+        "dtype": ctx.cfg.sweep.dtype,
+        "base_model": ctx.cfg.base_model,
+        "files": {str(f.relative_to(ctx.out)): sha256(f) for f in files_under([m for m in models if m.exists()])},
+    }
+    key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    key_file = parts_dir / "inputs.sha256"
+    if key_file.is_file() and key_file.read_text().strip() == key:
+        return
+    stale = sorted(parts_dir.glob("part-*.parquet"))
+    if stale and not key_file.is_file():  # saved before inputs were recorded: kept, as earlier versions did
+        log.info("sweep: %d saved chunk(s) without recorded inputs; kept", len(stale))
+        stale = []
+    if stale:
+        log.info("sweep: %d saved chunk(s) were made from other inputs; discarded", len(stale))
+    for part in stale:
+        part.unlink()
+    write_text(key_file, key + "\n")
+
+
 def sweep(ctx: RunContext) -> list[Path]:
     """Every distinct model × every dev prompt, generated in mixed batches (per-row adapter scales), then scored.
 
@@ -259,6 +310,7 @@ def sweep(ctx: RunContext) -> list[Path]:
     parts_dir = ctx.work / "sweep"
     parts_dir.mkdir(parents=True, exist_ok=True)
     settings = GenerationSettings(max_new_tokens=cfg.sweep.max_new_tokens, temperature=0.0, seed=cfg.seed)
+    reuse_parts_only_if_same_inputs(ctx, parts_dir, jobs, settings)
     todo = [i for i in range(len(chunks)) if not (parts_dir / f"part-{i:04d}.parquet").is_file()]
     log.info("sweep: %d models × %d prompts = %d rows, %d chunks (%d left)", len(models), len(prompts), len(jobs),
              len(chunks), len(todo))

@@ -150,8 +150,8 @@ def test_training_kill_resumes_bit_identically(tmp_path, data_root, reference):
     want = json.loads((reference[0] / "adapters" / "training.json").read_text())
     for aspect in ASPECTS:
         assert got[aspect]["steps"] == want[aspect]["steps"]
-    assert got["help"]["steps"] == 6
         assert got[aspect]["pairs"] == want[aspect]["pairs"]
+    assert got["help"]["steps"] == 6
     for aspect in ("harm", "joint"):  # trained from scratch in the resumed process: the same numbers
         for key in ("train_loss", "final_loss", "final_reward_accuracy", "final_reward_margin"):
             assert got[aspect][key] == pytest.approx(want[aspect][key], abs=1e-6), (aspect, key)
@@ -202,3 +202,40 @@ def test_truncated_and_corrupted_outputs_are_redone(tmp_path, data_root, referen
 
     assert manifest["train-aspects"]["files"]["adapters/help/adapter_model.safetensors"] == sha256(adapter)
     assert manifest["sweep"]["files"]["answers.parquet"] == sha256(answers)
+
+
+def test_half_written_checkpoint_is_not_resumed_from(tmp_path, data_root, reference):
+    """A kill while the Trainer writes trainer_state.json (its last file) leaves it cut short: that checkpoint is
+    dropped and training resumes from the previous complete one, ending with the same adapter."""
+    out, work = copy_run(reference, tmp_path)
+    help_dir = work / "train-dpo-help"
+    newest = max(help_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    state = newest / "trainer_state.json"
+    state.write_bytes(state.read_bytes()[: state.stat().st_size // 3])
+    shutil.rmtree(out / "adapters" / "help")  # the published adapter is gone: help must train again
+
+    log = run_to_end(out, work, data_root, tmp_path / "rerun.log")
+    assert f"{newest.name} was cut short" in log
+    assert "train-aspects: help resumes from checkpoint-" in log
+    assert f"help resumes from {newest.name}" not in log
+    assert_same_adapters(out, reference[0])
+    assert_same_results(out, reference[0])
+
+
+def test_forced_sweep_with_changed_settings_discards_old_chunks(tmp_path, data_root, reference):
+    """Saved sweep chunks belong to one set of inputs: after a grid change, `--force` regenerates them instead of
+    mixing the old grid's answers (other model ids) into the new table."""
+    from peo.config import load_config
+    from precompute.stages import run_pipeline, sweep_models
+
+    out, work = copy_run(reference, tmp_path)
+    overrides = {"out": str(out), "work_dir": str(work), "data.root": str(data_root),
+                 **{k: int(v) for k, v in (o.split("=") for o in OVERRIDES)}, "sweep.lambdas": [0.0, 0.25, 1.0]}
+    cfg = load_config(REPO / "precompute" / "configs" / "tiny.yaml", overrides)
+    run_pipeline(cfg, only="sweep", force=True)
+    answers = pd.read_parquet(out / "answers.parquet")
+    grid = pd.read_csv(out / "grid.csv")
+    _, models = sweep_models(cfg)
+    assert set(answers["model_id"]) == set(models) == set(grid["model_id"])
+    assert 0.25 in set(grid["lambda_help"]) and 0.5 not in set(grid["lambda_help"])
+    assert grid["n"].eq(answers.groupby("model_id").size().iloc[0]).all()
