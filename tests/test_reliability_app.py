@@ -212,7 +212,9 @@ def test_abuse_over_http_gets_clear_errors_and_the_session_goes_on(served):
     assert event == "complete" and isinstance(data[0]["peo"]["answer"], str)
     event, data = raw_chat(served, '["a", ["peo"], 0.5, 0, 0, 4, 0, 1, 0, "extra", "args"]')  # extras: ignored
     assert event in ("complete", "error"), (event, data)
-    event, data = raw_chat(served, '[{"$ref": "/etc/passwd"}, ["peo"]]')
+    event, data = raw_chat(served, '[{"$ref": "/etc/passwd"}, ["peo"]]')  # too few: gradio refuses it
+    assert event == "error", (event, data)
+    event, data = raw_chat(served, '[{"$ref": "/etc/passwd"}, ["peo"], 0.5, 0, 0, 4, 0, 1, 0]')  # not text
     assert event == "error" and "Type a message" in data["error"], (event, data)
     assert _chat(client, NORMAL) == normal
 
