@@ -9,7 +9,8 @@ Two ways to form the picked PEO policy θ_ref + c_help·Δ_help + c_harm·Δ_har
   picked column runs with plain merged weights and the other columns still share the same batch.
 Either way the time taken to form the policy is reported.
 
-All model work runs under one lock: the model is shared by every session.
+All model work runs under one lock: the model is shared by every session. In the adapters form the evaluators
+share it too (features are read with the adapters disabled, which is exactly the reference model).
 """
 
 from __future__ import annotations
@@ -110,8 +111,11 @@ class Engine:
             if self.want_evaluators:
                 from peo.scoring import Evaluators
 
-                evaluators = Evaluators.load(resolve_base_model(self.assets.base_model_spec), self.assets.root,
-                                             device=self.device)
+                if self.form == "adapters":  # the policy with its adapters off is the reference: share it
+                    evaluators = Evaluators.on_policy(mix.model, tokenizer, self.assets.root)
+                else:  # merged weights are not the reference: the evaluators get their own copy
+                    evaluators = Evaluators.load(resolve_base_model(self.assets.base_model_spec),
+                                                 self.assets.root, device=self.device)
             self.attach(mix, tokenizer, evaluators, self.assets.adapters())
             self.load_seconds = time.perf_counter() - start
             log.info("models loaded in %.1f s (%s, policy form: %s)", self.load_seconds, self.device, self.form)

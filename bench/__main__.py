@@ -8,6 +8,7 @@ small sizes, no mergekit venv creation: a smoke run whose numbers say nothing ab
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -20,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SECTIONS = ("point_switch", "sweep", "chat", "memory", "training")
+SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app")
 
 
 def _fmt(value, unit: str) -> str:
@@ -60,14 +61,23 @@ def print_table(results: dict) -> None:
         lines += [("3 chat", f"5 columns, {c['new_tokens']} tokens", sec(c["columns_5"])),
                   ("", f"1 column, {c['new_tokens']} tokens", sec(c["columns_1"])),
                   ("", f"1 row, base model alone, {c['new_tokens']} tokens", sec(c["columns_1_base_model"]))]
+        if "columns_5_base_model" in c:
+            lines.append(("", f"5 rows, base model alone, {c['new_tokens']} tokens", sec(c["columns_5_base_model"])))
     if "serve5" in s.get("memory", {}):
         mem = s["memory"]
-        for k in ("imports", "base1", "serve5", "serve5_shared_base"):
+        for k in ("imports", "base1", "serve5", "serve5_own_evaluator_copy"):
             lines.append(("4 memory" if k == "imports" else "", f"peak RSS {k}", f"{mem[k]['peak_rss']:.0f} MiB"))
     for dev, d in s.get("training", {}).get("devices", {}).items():
         lines += [("5 training", f"DPO step [{dev}]", f"{sec(d['dpo_step'])}, {d['dpo_step']['tokens_per_s']:.3g} tok/s"),
                   ("", f"scoring [{dev}]", f"{d['scoring']['answers_per_s']:.3g} answers/s, "
                                            f"{d['scoring']['tokens_per_s']:.3g} tok/s")]
+    if "columns_5" in s.get("app", {}):
+        a = s["app"]
+        lines += [("6 app", "start-up: page up / first answer",
+                   f"{a['startup']['page_up_s']:.3g} s / {a['startup']['first_answer_s']:.3g} s"),
+                  ("", "/pick round trip", ms(a["pick"])),
+                  ("", f"/chat 1 column, <= {a['max_new_tokens']} tokens", sec(a["columns_1"])),
+                  ("", f"/chat 5 columns, <= {a['max_new_tokens']} tokens", sec(a["columns_5"]))]
     width = [max(len(r[i]) for r in lines) for i in range(3)]
     for r in lines:
         print("  ".join(x.ljust(w) for x, w in zip(r, width)) if r[0] or r[1] else "  ".join("-" * w for w in width))
@@ -85,6 +95,20 @@ def print_table(results: dict) -> None:
             print(f"ERROR ({name}): {sec_['error']}")
 
 
+def _git_commit() -> str | None:
+    """The checked-out commit (with "+dirty" when the tree has changes), so a figure can be traced to its code."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                             cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="tiny assets, few reps, small sizes: a smoke run")
@@ -94,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument("--device", default="cpu", help="device for sections 1-4 (default cpu; training "
                         "always runs on the CPU and also on the GPU when there is one)")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the other sections of an existing --out file (each section records when and at "
+                             "which commit it was measured); the machine must be the same")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=INT",
                         help="change one size of the plan, e.g. --set sweep_prompts=2 (fields: bench/common.py Plan)")
     args = parser.parse_args(argv)
@@ -107,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
-    from bench import chat, memory, sweep, switch, training
+    from bench import app_latency, chat, memory, sweep, switch, training
     from bench.common import BENCH, Plan, machine_info, write_json
     from bench.fixtures import base_model, open_assets
 
@@ -126,11 +153,19 @@ def main(argv: list[str] | None = None) -> int:
                      "plan": plan.as_dict(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         "sections": {},
     }
+    if args.update and out.is_file():
+        previous = json.loads(out.read_text(encoding="utf-8"))
+        if previous["machine"]["cpu_model"] != results["machine"]["cpu_model"]:
+            parser.error(f"--update: {out} was measured on {previous['machine']['cpu_model']}, not this machine")
+        results["sections"] = previous["sections"]
+        results["settings"]["earlier_runs"] = previous["settings"].get("earlier_runs", []) + [
+            {k: previous["settings"].get(k) for k in ("started", "finished", "plan")}]
+    commit = _git_commit()
     scratch = Path(tempfile.mkdtemp(prefix="peo-bench-"))
     failed = False
     runners = {"point_switch": lambda: switch.run(assets, plan, scratch), "sweep": lambda: sweep.run(assets, plan),
                "chat": lambda: chat.run(assets, plan), "memory": lambda: memory.run(assets, plan),
-               "training": lambda: training.run(assets, plan)}
+               "training": lambda: training.run(assets, plan), "app": lambda: app_latency.run(assets, plan)}
     try:
         for name in args.only or SECTIONS:
             logging.getLogger("bench").info("section %s", name)
@@ -143,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                 traceback.print_exc()
                 section = {"error": f"{type(err).__name__}: {err}", "checks": []}
             section["section_seconds"] = round(time.perf_counter() - start, 1)
+            section["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            section["commit"] = commit
             results["sections"][name] = section
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()

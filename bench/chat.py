@@ -3,7 +3,9 @@
 Both run `peo.generation.stream_batch` (the app's path: one batched generate, streamed step by step) on the
 AdapterMix with help, harm and joint adapters; 5 columns = rows PEO point, ref, help, harm, soup with their own
 adapter scales; 1 column = the PEO point alone. Same prompt, greedy, exactly `chat_tokens` new tokens.
-Diagnostic, no target: the plain reference model generating the 1 row (what the adapters cost at batch 1).
+Diagnostics, no target: the plain reference model generating the 1 row (what the adapters cost at batch 1) and
+the 5 rows (base 5 rows / base 1 row is what this hardware charges for the 4 extra rows with no adapter at all:
+the floor under the 5/1 figure).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def run(assets: Assets, plan: Plan) -> dict:
         return go
 
     times = interleaved({"columns_5": turn(five), "columns_1": turn(one),
-                         "columns_1_base_model": turn([Row(prompt, {})], plain)},
+                         "columns_1_base_model": turn([Row(prompt, {})], plain),
+                         "columns_5_base_model": turn([Row(prompt, {})] * 5, plain)},
                         reps=plan.reps, warmup=plan.warmup, device=plan.device)
     result: dict = {"new_tokens": plan.chat_tokens, "columns": list(columns), "point": list(POINT)}
     for name, seconds in times.items():
@@ -51,6 +54,8 @@ def run(assets: Assets, plan: Plan) -> dict:
         result[name] = s
     ratio = result["columns_5"]["median_s"] / result["columns_1"]["median_s"]
     result["ratios"] = {"five_over_one": ratio,
-                        "one_over_base_model": result["columns_1"]["median_s"] / result["columns_1_base_model"]["median_s"]}
+                        "one_over_base_model": result["columns_1"]["median_s"] / result["columns_1_base_model"]["median_s"],
+                       "base_model_five_over_one": (result["columns_5_base_model"]["median_s"]
+                                                    / result["columns_1_base_model"]["median_s"])}
     result["checks"] = [Check("chat 5 columns / 1 column", ratio, "<=", 1.6)]
     return result

@@ -2,11 +2,12 @@
 
 Each variant runs in its own subprocess (`python -m bench.memory --worker MODE ...`) and reports its peak
 resident set (VmHWM of /proc/self/status; `ru_maxrss` alongside) and psutil's RSS after loading:
-- serve5: what the app loads (peo.assets.load_policy_mix: reference + help/harm/joint adapters, and
-  peo.scoring.Evaluators.load: the evaluators' own copy of the reference), one 5-row streamed generation
-  (PEO point, ref, help, harm, soup) and the scoring of the 5 answers;
-- serve5_shared_base: the same, but the evaluators' feature extractor reads the policy's reference weights
-  (the AdapterMix with every adapter scale 0, which is exactly the reference) instead of a second copy;
+- serve5: what the app loads on the CPU (app/engine.py, adapters form): peo.assets.load_policy_mix (reference +
+  help/harm/joint adapters) and peo.scoring.Evaluators.on_policy (the evaluators read the policy's own weights
+  with its adapters disabled, which is exactly the reference), one 5-row streamed generation (PEO point, ref,
+  help, harm, soup) and the scoring of the 5 answers;
+- serve5_own_evaluator_copy: the same with Evaluators.load, i.e. a second copy of the reference for the
+  evaluators (what the app does in the merged form, on a GPU, where the policy's weights are not the reference);
 - base1: the plain reference model generating 1 row;
 - imports: torch, transformers, peft and peo imported, nothing loaded (the floor every process pays).
 """
@@ -22,7 +23,7 @@ import sys
 
 from bench.common import REPO, Check, Plan
 
-MODES = ("imports", "base1", "serve5", "serve5_shared_base")
+MODES = ("imports", "base1", "serve5", "serve5_own_evaluator_copy")
 
 
 def _peak_bytes() -> int:
@@ -52,7 +53,7 @@ def worker(mode: str, assets_dir: str, device: str, tokens: int) -> dict:
     from peo.coefficients import coefficients
     from peo.generation import Row, generate_batch, stream_batch
     from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
-    from peo.scoring import Evaluator, Evaluators, FeatureExtractor
+    from peo.scoring import Evaluators
 
     from bench.chat import POINT, column_scales
     from bench.fixtures import PlainModel, dev_prompts, fixed
@@ -73,18 +74,14 @@ def worker(mode: str, assets_dir: str, device: str, tokens: int) -> dict:
         base = resolve_base_model(assets.base_model_spec)
         mix, tokenizer = load_policy_mix(assets, device)
         if mode == "serve5":
-            evaluators = Evaluators.load(base, assets.root, device=device)
+            evaluators = Evaluators.on_policy(mix.model, tokenizer, assets.root)
         else:
-            meta = json.loads((assets.evaluator("reward") / "evaluator.json").read_text(encoding="utf-8"))
-            extractor = FeatureExtractor(mix.model.base_model.model, tokenizer, max_length=int(meta.get("max_length", 320)))
-            evaluators = Evaluators(extractor, Evaluator.load(assets.evaluator("reward")),
-                                    Evaluator.load(assets.evaluator("cost")))
+            evaluators = Evaluators.load(base, assets.root, device=device)
         out["rss_after_load"] = _rss_bytes()
         rows = [Row(prompt, s) for s in column_scales(POINT[0], *coefficients(*POINT)).values()]
         answers: list[str] = []
         for answers in stream_batch(mix, tokenizer, rows, settings):
             pass
-        mix.set_scales({})  # every adapter off: the policy is the reference (what the shared extractor needs)
         evaluators.score([prompt] * len(answers), answers)
     out["rss_end"] = _rss_bytes()
     out["peak_rss"] = _peak_bytes()
@@ -110,7 +107,7 @@ def run(assets, plan: Plan) -> dict:
         result[mode] = {k: round(v / 2**20, 1) if isinstance(v, int) else v for k, v in raw.items()}
     peak = {m: result[m]["peak_rss"] for m in MODES}
     result["ratios"] = {"serve5_over_base1": peak["serve5"] / peak["base1"],
-                        "serve5_shared_base_over_base1": peak["serve5_shared_base"] / peak["base1"]}
+                        "serve5_own_evaluator_copy_over_base1": peak["serve5_own_evaluator_copy"] / peak["base1"]}
     result["above_imports_MiB"] = {m: round(peak[m] - peak["imports"], 1) for m in MODES if m != "imports"}
     if plan.device.startswith("cuda"):
         result["note"] = "host RSS only; GPU memory is not in these figures"

@@ -96,7 +96,7 @@ def run(assets: Assets, plan: Plan) -> dict:
         del step, extractor
     result["precompute_recorded"] = {
         aspect: {k: v.get(k) for k in ("pairs", "steps", "seconds")} | (
-            {"seconds_per_step": v["seconds"] / v["steps"]} if v.get("steps") else {})
+            {"seconds_per_step": v["seconds"] / v["steps"]} if v.get("steps") and v.get("seconds") else {})
         for aspect, v in (assets.meta.get("training") or {}).items() if isinstance(v, dict)
     }
     result["checks"] = []

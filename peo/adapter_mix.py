@@ -37,6 +37,7 @@ class AdapterMix:
         self.model = model
         self.names = names
         self._layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+        self._active: list[str] | None = None
         self.set_scales({})
 
     @property
@@ -48,9 +49,21 @@ class AdapterMix:
         unknown = set(scales) - set(self.names)
         if unknown:
             raise KeyError(f"unknown adapters {sorted(unknown)}; loaded: {self.names}")
+        # An adapter at scale 0 in every row adds exactly nothing: take it out of the forward pass (a sweep row
+        # or a chat column that does not use the joint adapter then pays nothing for it).
+        active = [name for name in self.names if _nonzero(scales.get(name, 0.0))]
+        if active != self._active:
+            for layer in self._layers:
+                layer.set_adapter(active, inference_mode=True)
+            self._active = active
         for layer in self._layers:
-            for name in self.names:
-                layer.set_scale(name, scales.get(name, 0.0))
+            for name in active:
+                layer.set_scale(name, scales[name])
+
+    @property
+    def active(self) -> list[str]:
+        """The adapters that take part in the forward pass (a non-zero scale in some row)."""
+        return list(self._active or [])
 
     def set_row_scales(self, rows: list[Mapping[str, float]]) -> None:
         """One scale mapping per batch row."""
@@ -68,6 +81,12 @@ class AdapterMix:
             yield
         finally:
             self.set_scales({})
+
+
+def _nonzero(scale: Scale) -> bool:
+    if isinstance(scale, torch.Tensor):
+        return bool(scale.ne(0).any())
+    return scale != 0
 
 
 def point_scales(c_help: float, c_harm: float) -> dict[str, float]:

@@ -10,7 +10,8 @@ answer" and the safe share (cost ≤ 0) has a meaning.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,11 +29,15 @@ HEAD_META = "evaluator.json"
 class FeatureExtractor:
     """Features of answers in context, from the frozen reference model (one forward pass per batch)."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer, max_length: int = 320, batch_size: int = 16):
+    def __init__(self, model: torch.nn.Module, tokenizer, max_length: int = 320, batch_size: int = 16,
+                 as_reference: Callable[[], AbstractContextManager] = nullcontext):
+        """`as_reference`: a context in which `model` is the reference model, e.g. a policy's
+        `PeftModel.disable_adapter` so that the app scores with the policy's own weights instead of a copy."""
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.max_length = max_length
         self.batch_size = batch_size
+        self.as_reference = as_reference
 
     @classmethod
     def load(cls, base_model: str, device: str | None = None, **kwargs) -> "FeatureExtractor":
@@ -71,7 +76,8 @@ class FeatureExtractor:
                 ids[row, : len(tokens)] = torch.tensor(tokens)
                 mask[row, : len(tokens)] = 1
                 answer_mask[row, len(tokens) - n_answer: len(tokens)] = 1
-            hidden = self.model.model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+            with self.as_reference():
+                hidden = self.model.model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
             hidden = hidden.float().cpu()
             last = hidden[torch.arange(len(chunk)), mask.sum(1) - 1]
             mean = (hidden * answer_mask[..., None]).sum(1) / answer_mask.sum(1, keepdim=True)
@@ -134,12 +140,27 @@ class Evaluators:
 
     @classmethod
     def load(cls, base_model: str, assets: str | Path, device: str | None = None) -> "Evaluators":
+        """With their own copy of the reference model."""
         assets = Path(assets)
-        meta = json.loads((assets / "evaluators" / "reward" / HEAD_META).read_text(encoding="utf-8"))
-        extractor = FeatureExtractor.load(base_model, device, max_length=int(meta.get("max_length", 320)))
+        extractor = FeatureExtractor.load(base_model, device, max_length=_max_length(assets))
+        return cls(extractor, Evaluator.load(assets / "evaluators" / "reward"),
+                   Evaluator.load(assets / "evaluators" / "cost"))
+
+    @classmethod
+    def on_policy(cls, policy, tokenizer, assets: str | Path) -> "Evaluators":
+        """Sharing the weights of a LoRA policy (a PeftModel) whose base is the reference: features are taken
+        with its adapters disabled, which is exactly the reference, so no second copy of the model is loaded."""
+        assets = Path(assets)
+        extractor = FeatureExtractor(policy.base_model.model, tokenizer, max_length=_max_length(assets),
+                                     as_reference=policy.disable_adapter)
         return cls(extractor, Evaluator.load(assets / "evaluators" / "reward"),
                    Evaluator.load(assets / "evaluators" / "cost"))
 
     def score(self, prompts: Sequence[Messages], answers: Sequence[str], progress=None) -> tuple[list[float], list[float]]:
         features = self.extractor.features(prompts, answers, progress)
         return self.reward.scores(features), self.cost.scores(features)
+
+
+def _max_length(assets: Path) -> int:
+    meta = json.loads((assets / "evaluators" / "reward" / HEAD_META).read_text(encoding="utf-8"))
+    return int(meta.get("max_length", 320))

@@ -83,6 +83,25 @@ def test_per_row_scales_equal_each_point_alone(tiny_base, tiny_adapters):
     torch.testing.assert_close(logits_of(mix.model, ids[:1]), logits_of(load_causal_lm(tiny_base), ids[:1]))
 
 
+def test_zero_scale_adapters_are_left_out_of_the_forward_pass(tiny_base, tiny_adapters):
+    mix = AdapterMix(load_causal_lm(tiny_base), tiny_adapters)
+    ids = torch.tensor([[1, 50, 200, 7, 900, 33]] * 2)
+    assert mix.active == []
+    mix.set_scales({"help": 1.0, "harm": 0.5})
+    assert mix.active == ["help", "harm"]
+    first = logits_of(mix.model, ids)
+    mix.set_scales({"joint": 1.0})
+    assert mix.active == ["joint"]
+    assert not torch.allclose(logits_of(mix.model, ids), first)
+    mix.set_scales({"help": 1.0, "harm": 0.5, "joint": 0.0})  # back: the same model as before, joint left out
+    assert mix.active == ["help", "harm"]
+    torch.testing.assert_close(logits_of(mix.model, ids), first, atol=0, rtol=0)
+    with mix.row_scales([{"help": 1.0}, {"harm": 0.0}]):
+        assert mix.active == ["help"]
+    assert mix.active == []
+    assert not any(p.requires_grad for n, p in mix.model.named_parameters() if "lora_" in n)
+
+
 def test_dense_task_vectors_from_three_folders(tiny_base, tiny_adapters, tmp_path):
     """Users with fully fine-tuned aspect models: θ_ref + c·(θ_help − θ_ref) + c'·(θ_harm − θ_ref)."""
     folders = {}

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("point_switch", "sweep", "chat", "memory", "training")
+SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app")
 
 
 def _positive(value) -> bool:
@@ -59,7 +59,7 @@ def test_quick_bench_writes_every_section(tiny_assets, tmp_path):
     assert _positive(chat["ratios"]["five_over_one"])
 
     memory = sections["memory"]
-    for k in ("imports", "base1", "serve5", "serve5_shared_base"):
+    for k in ("imports", "base1", "serve5", "serve5_own_evaluator_copy"):
         assert _positive(memory[k]["peak_rss"])
     assert _positive(memory["ratios"]["serve5_over_base1"])
 
@@ -67,6 +67,12 @@ def test_quick_bench_writes_every_section(tiny_assets, tmp_path):
     cpu = training["devices"]["cpu"]
     assert _positive(cpu["dpo_step"]["median_s"]) and _positive(cpu["dpo_step"]["tokens_per_s"])
     assert _positive(cpu["scoring"]["answers_per_s"]) and _positive(cpu["scoring"]["tokens_per_s"])
+
+    app = sections["app"]
+    assert 0 < app["startup"]["page_up_s"] <= app["startup"]["first_answer_s"]
+    assert _positive(app["pick"]["median_s"]) and app["pick"]["reps"] >= 3
+    assert set(app["answer_tokens"]["columns_5"]) == {"peo", "ref", "help", "harm", "soup"}
+    assert _positive(app["ratios"]["five_over_one"])
 
     checks = [c for s in sections.values() for c in s["checks"]]
     assert len(checks) >= 6

@@ -42,3 +42,34 @@ def test_reward_and_cost_signs_and_offset():
     features = torch.tensor([[1.0, 5.0], [-1.0, 5.0]])
     assert Evaluator(head, sign=1.0, offset=0.5).scores(features) == [1.5, -2.5]
     assert Evaluator(head, sign=-1.0, offset=0.5).scores(features) == [-1.5, 2.5]
+
+
+def test_evaluators_on_the_policy_score_exactly_like_their_own_reference_copy(tiny_assets, tiny_adapters):
+    """The app's adapters form scores with the policy's weights, adapters disabled: same scores as a separate
+    copy of the reference, while the adapters (random, non-zero) are active at non-zero scales, and the
+    policy is unchanged afterwards."""
+    from peo.adapter_mix import AdapterMix
+    from peo.assets import load_assets
+    from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
+    from peo.scoring import Evaluators
+
+    assets = load_assets(tiny_assets)
+    base = resolve_base_model(assets.base_model_spec)
+    tokenizer = load_tokenizer(base)
+    mix = AdapterMix(load_causal_lm(base), tiny_adapters)
+    mix.set_scales({"help": 1.5, "harm": -0.7, "joint": 1.0})
+    prompts = [[{"role": "user", "content": f"question {i}"}] for i in range(5)]
+    answers = ["yes", "no, never", "maybe so " * 5, "", "an answer"]
+    ids = tokenizer("hello there", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        policy_before = mix.model(input_ids=ids).logits
+        with mix.model.disable_adapter():
+            reference = mix.model(input_ids=ids).logits
+    assert not torch.allclose(policy_before, reference)  # the adapters do change the model: the test has teeth
+
+    shared = Evaluators.on_policy(mix.model, tokenizer, tiny_assets).score(prompts, answers)
+    separate = Evaluators.load(base, tiny_assets).score(prompts, answers)
+    for got, want in zip(shared, separate):
+        assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-5), (got, want)
+    with torch.no_grad():
+        assert torch.equal(mix.model(input_ids=ids).logits, policy_before)  # adapters back on, same scales

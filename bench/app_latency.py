@@ -1,0 +1,108 @@
+"""6. The app as a user meets it: start-up, pick and chat round trips over HTTP, through `gradio_client`.
+
+`python -m app --assets A --port P` runs in a subprocess (as the README's launch command does). Measured:
+- start-up: process start → the page answers (HTTP 200), and → the first `/chat` (1 column, 1 new token) is
+  answered, i.e. the policy and the evaluators are loaded;
+- pick → ready: the `/pick` round trip for different grid and off-grid points. On the CPU the policy is formed
+  from adapter scales at generation time (`AdapterMix.set_scales`, section 1a), so `/pick` is all a new point
+  costs before the next message can be answered;
+- chat: the `/chat` round trip with 1 column (the PEO point) and with 5 (PEO, ref, help, harm, soup), greedy,
+  up to `chat_tokens` new tokens, answers scored by both evaluators, interleaved; unlike section 3, answers end at
+  EOS, so the 5-column turn lasts as long as its longest answer (token counts are recorded).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from peo.assets import Assets
+from peo.model_source import load_tokenizer, resolve_base_model
+
+from bench.common import REPO, Check, Plan, interleaved, summary
+from bench.fixtures import dev_prompts
+
+FIVE = ["peo", "ref", "help", "harm", "soup"]
+POINT = (0.4, 0.5, 0.5)
+PICKS = [(0.0, 0.0, 0.0), (0.3, 0.5, 1.0), (0.55, 0.25, 0.75), (1.0, 1.0, 0.0), (0.7, 0.0, 0.5)]
+STARTUP_TIMEOUT_S = 600
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_page(url: str, process: subprocess.Popen, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited with code {process.returncode} before serving {url}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"the app did not serve {url} within {STARTUP_TIMEOUT_S} s")
+
+
+def run(assets: Assets, plan: Plan) -> dict:
+    from gradio_client import Client
+
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", GRADIO_ANALYTICS_ENABLED="False")
+    command = [sys.executable, "-m", "app", "--assets", str(assets.root), "--port", str(port),
+               "--device", plan.device]
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"peo-bench-app-{port}.log"
+    start = time.monotonic()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_for_page(url, process, start + STARTUP_TIMEOUT_S)
+        page_up_s = time.monotonic() - start
+        client = Client(url, verbose=False)
+        prompt = dev_prompts(assets, 1)[0][-1]["content"]
+        client.predict(prompt, ["peo"], *POINT, 1, 0.0, 1.0, 0, api_name="/chat")
+        first_answer_s = time.monotonic() - start
+
+        picks = iter(PICKS * (plan.reps + plan.warmup + 1))
+        times = interleaved({"pick": lambda: client.predict(*next(picks), api_name="/pick")},
+                            reps=max(plan.reps, len(PICKS)), warmup=plan.warmup)
+        answers: dict[str, list[dict]] = {"columns_1": [], "columns_5": []}
+
+        def chat(columns: list[str], key: str):
+            def go() -> None:
+                answers[key].append(client.predict(prompt, columns, *POINT, plan.chat_tokens, 0.0, 1.0, 0,
+                                                   api_name="/chat"))
+            return go
+
+        times |= interleaved({"columns_1": chat(["peo"], "columns_1"), "columns_5": chat(FIVE, "columns_5")},
+                             reps=plan.reps, warmup=plan.warmup)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+    tokenizer = load_tokenizer(resolve_base_model(assets.base_model_spec))
+    last = {key: runs[-1] for key, runs in answers.items()}
+    tokens = {key: {column: len(tokenizer(a["answer"], add_special_tokens=False)["input_ids"])
+                    for column, a in out.items()} for key, out in last.items()}
+    result: dict = {"startup": {"page_up_s": page_up_s, "first_answer_s": first_answer_s},
+                    "point": list(POINT), "max_new_tokens": plan.chat_tokens, "answer_tokens": tokens,
+                    "app_log": str(log_path)}
+    for name, seconds in times.items():
+        result[name] = summary(seconds)
+    ratio = result["columns_5"]["median_s"] / result["columns_1"]["median_s"]
+    result["ratios"] = {"five_over_one": ratio}
+    result["checks"] = [Check("app start-up to first answer", first_answer_s, "<=", 30, unit="s"),
+                        Check("app /chat 5 columns / 1 column", ratio, "<=", 1.6)]
+    return result
