@@ -28,9 +28,16 @@ from bench.common import REPO, Check, Plan, interleaved, summary
 from bench.fixtures import dev_prompts
 
 FIVE = ["peo", "ref", "help", "harm", "soup"]
-POINT = (0.4, 0.5, 0.5)
-PICKS = [(0.0, 0.0, 0.0), (0.3, 0.5, 1.0), (0.55, 0.25, 0.75), (1.0, 1.0, 0.0), (0.7, 0.0, 0.5)]
 STARTUP_TIMEOUT_S = 600
+
+
+def points(assets: Assets) -> tuple[tuple[float, float, float], list[tuple[float, float, float]]]:
+    """The chat point and 5 pick points (grid corners and off-grid values) inside the assets' grid range."""
+    grid = assets.meta["grid"]
+    h, x = max(grid["phi_help"]), max(grid["phi_harm"])
+    chat_point = (0.4, h / 2, x / 2)
+    picks = [(0.0, 0.0, 0.0), (0.3, h / 2, x), (0.55, h / 4, 3 * x / 4), (1.0, h, 0.0), (0.7, 0.0, x / 2)]
+    return chat_point, picks
 
 
 def _free_port() -> int:
@@ -55,6 +62,7 @@ def _wait_for_page(url: str, process: subprocess.Popen, deadline: float) -> None
 def run(assets: Assets, plan: Plan) -> dict:
     from gradio_client import Client
 
+    chat_point, pick_points = points(assets)
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", GRADIO_ANALYTICS_ENABLED="False")
@@ -69,17 +77,17 @@ def run(assets: Assets, plan: Plan) -> dict:
         page_up_s = time.monotonic() - start
         client = Client(url, verbose=False)
         prompt = dev_prompts(assets, 1)[0][-1]["content"]
-        client.predict(prompt, ["peo"], *POINT, 1, 0.0, 1.0, 0, api_name="/chat")
+        client.predict(prompt, ["peo"], *chat_point, 1, 0.0, 1.0, 0, api_name="/chat")
         first_answer_s = time.monotonic() - start
 
-        picks = iter(PICKS * (plan.reps + plan.warmup + 1))
+        picks = iter(pick_points * (plan.reps + plan.warmup + 1))
         times = interleaved({"pick": lambda: client.predict(*next(picks), api_name="/pick")},
-                            reps=max(plan.reps, len(PICKS)), warmup=plan.warmup)
+                            reps=max(plan.reps, len(pick_points)), warmup=plan.warmup)
         answers: dict[str, list[dict]] = {"columns_1": [], "columns_5": []}
 
         def chat(columns: list[str], key: str):
             def go() -> None:
-                answers[key].append(client.predict(prompt, columns, *POINT, plan.chat_tokens, 0.0, 1.0, 0,
+                answers[key].append(client.predict(prompt, columns, *chat_point, plan.chat_tokens, 0.0, 1.0, 0,
                                                    api_name="/chat"))
             return go
 
@@ -97,7 +105,7 @@ def run(assets: Assets, plan: Plan) -> dict:
     tokens = {key: {column: len(tokenizer(a["answer"], add_special_tokens=False)["input_ids"])
                     for column, a in out.items()} for key, out in last.items()}
     result: dict = {"startup": {"page_up_s": page_up_s, "first_answer_s": first_answer_s},
-                    "point": list(POINT), "max_new_tokens": plan.chat_tokens, "answer_tokens": tokens,
+                    "point": list(chat_point), "max_new_tokens": plan.chat_tokens, "answer_tokens": tokens,
                     "app_log": str(log_path)}
     for name, seconds in times.items():
         result[name] = summary(seconds)
