@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+from app.screenshots import free_port
 from peo.assets import Assets
 from peo.model_source import load_tokenizer, resolve_base_model
 
@@ -40,12 +40,6 @@ def points(assets: Assets) -> tuple[tuple[float, float, float], list[tuple[float
     return chat_point, picks
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for_page(url: str, process: subprocess.Popen, deadline: float) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -63,7 +57,7 @@ def run(assets: Assets, plan: Plan) -> dict:
     from gradio_client import Client
 
     chat_point, pick_points = points(assets)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", GRADIO_ANALYTICS_ENABLED="False")
     command = [sys.executable, "-m", "app", "--assets", str(assets.root), "--port", str(port),

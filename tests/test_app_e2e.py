@@ -4,32 +4,11 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 from pathlib import Path
 
 import pytest
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(assets: Path, port: int | None = None):
-    """Launch the demo without blocking; returns (demo, url). Close with demo.close()."""
-    from app.callbacks import App
-    from app.ui import build_demo, launch_kwargs
-
-    application = App.load(assets, device="cpu")
-    application.engine.start()
-    demo = build_demo(application)
-    demo.queue(default_concurrency_limit=2)
-    port = port or free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, share=False,
-                **launch_kwargs())
-    application.engine.wait_ready()
-    return demo, f"http://127.0.0.1:{port}/"
+from app.screenshots import serve
 
 
 @pytest.fixture(scope="module")

@@ -158,7 +158,7 @@ def test_many_turns_trim_history_and_the_session_goes_on(app):
 
 @pytest.fixture(scope="module")
 def served(tiny_assets):
-    from test_app_e2e import serve
+    from app.screenshots import serve
 
     demo, url = serve(tiny_assets)
     yield url
@@ -258,7 +258,7 @@ def served_random(tiny_assets, tiny_base, tiny_adapters):
     """The app served on 127.0.0.1 with conftest's random adapters attached (columns and points differ)."""
     from peo.adapter_mix import AdapterMix
     from peo.model_source import load_causal_lm, load_tokenizer
-    from test_app_e2e import free_port
+    from app.screenshots import free_port
     from app.ui import build_demo, launch_kwargs
 
     application = cb.App.load(tiny_assets, device="cpu", form="adapters", load_evaluators=False)

@@ -196,7 +196,7 @@ def test_export_refuses_existing_file_and_non_empty_folder_untouched(tmp_path, t
 
 @pytest.fixture(scope="module")
 def served(tiny_assets):
-    from test_app_e2e import serve
+    from app.screenshots import serve
 
     demo, url = serve(tiny_assets)
     yield url, tiny_assets
