@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app")
+SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app", "hardware")
 
 
 def _fmt(value, unit: str) -> str:
@@ -53,7 +53,7 @@ def print_table(results: dict) -> None:
     if "multi_point" in s.get("sweep", {}):
         w = s["sweep"]
         tag = f"G={w['G']} P={w['P']} T={w['new_tokens_per_row']}"
-        for k in ("multi_point", "naive", "base_limit", "multi_point_help_harm_only"):
+        for k in ("multi_point", "naive", "base_limit", "multi_point_peft_forward"):
             lines.append(("2 sweep" if k == "multi_point" else "", f"{k} ({tag})",
                           f"{w[k]['seconds_per_point']:.3g} s/point, {w[k]['tokens_per_s']:.3g} tok/s"))
     if "columns_5" in s.get("chat", {}):
@@ -61,6 +61,9 @@ def print_table(results: dict) -> None:
         lines += [("3 chat", f"5 columns, {c['new_tokens']} tokens", sec(c["columns_5"])),
                   ("", f"1 column, {c['new_tokens']} tokens", sec(c["columns_1"])),
                   ("", f"1 row, base model alone, {c['new_tokens']} tokens", sec(c["columns_1_base_model"]))]
+        for k in ("columns_5_peft_forward", "columns_1_peft_forward"):
+            if k in c:
+                lines.append(("", f"{k[8]} column(s), peft's own LoRA forward", sec(c[k])))
         if "columns_5_base_model" in c:
             lines.append(("", f"5 rows, base model alone, {c['new_tokens']} tokens", sec(c["columns_5_base_model"])))
     if "serve5" in s.get("memory", {}):
@@ -78,6 +81,18 @@ def print_table(results: dict) -> None:
                   ("", "/pick round trip", ms(a["pick"])),
                   ("", f"/chat 1 column, <= {a['max_new_tokens']} tokens", sec(a["columns_1"])),
                   ("", f"/chat 5 columns, <= {a['max_new_tokens']} tokens", sec(a["columns_5"]))]
+    if "decode_1" in s.get("hardware", {}):
+        h = s["hardware"]
+        for i, b in enumerate(h["batches"]):
+            lines.append(("7 hardware" if i == 0 else "", f"plain model, {b} rows: decode / prefill per row",
+                          f"{h[f'decode_{b}']['ms_per_step']:.3g} ms/step, {h[f'decode_{b}']['ms_per_row_token']:.3g} "
+                          f"ms/row; {h[f'prefill_{b}']['ms_per_row']:.3g} ms/row ({h['prompt_tokens']} tokens)"))
+        m = h["matrix"]
+        for b in h["batches"] + [512]:
+            r = m[f"rows_{b}"]
+            lines.append(("", f"{m['shape'][0]}x{m['shape'][1]} matrix x {b} rows",
+                          f"{r['us_per_call']:.3g} us: {r['weight_GBps']:.3g} GB/s of weights, {r['GFLOPs']:.3g} GFLOP/s"))
+        lines.append(("", "copy 256 MiB", f"{m['copy_256MiB']['GBps_read_plus_write']:.3g} GB/s (read + write)"))
     width = [max(len(r[i]) for r in lines) for i in range(3)]
     for r in lines:
         print("  ".join(x.ljust(w) for x, w in zip(r, width)) if r[0] or r[1] else "  ".join("-" * w for w in width))
@@ -134,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
-    from bench import app_latency, chat, memory, sweep, switch, training
+    from bench import app_latency, chat, hardware, memory, sweep, switch, training
     from bench.common import BENCH, Plan, machine_info, write_json
     from bench.fixtures import base_model, open_assets
 
@@ -165,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     runners = {"point_switch": lambda: switch.run(assets, plan, scratch), "sweep": lambda: sweep.run(assets, plan),
                "chat": lambda: chat.run(assets, plan), "memory": lambda: memory.run(assets, plan),
-               "training": lambda: training.run(assets, plan), "app": lambda: app_latency.run(assets, plan)}
+               "training": lambda: training.run(assets, plan), "app": lambda: app_latency.run(assets, plan),
+               "hardware": lambda: hardware.run(assets, plan)}
     try:
         for name in args.only or SECTIONS:
             logging.getLogger("bench").info("section %s", name)

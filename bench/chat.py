@@ -3,7 +3,8 @@
 Both run `peo.generation.stream_batch` (the app's path: one batched generate, streamed step by step) on the
 AdapterMix with help, harm and joint adapters; 5 columns = rows PEO point, ref, help, harm, soup with their own
 adapter scales; 1 column = the PEO point alone. Same prompt, greedy, exactly `chat_tokens` new tokens.
-Diagnostics, no target: the plain reference model generating the 1 row (what the adapters cost at batch 1) and
+Diagnostics, no target: the same 1 and 5 rows through peft's own LoRA forward (`AdapterMix(fused=False)`); the
+plain reference model generating the 1 row (what the adapters cost at batch 1) and
 the 5 rows (base 5 rows / base 1 row is what this hardware charges for the 4 extra rows with no adapter at all:
 the floor under the 5/1 figure).
 """
@@ -29,6 +30,7 @@ def column_scales(lambda_help: float, c_help: float, c_harm: float) -> dict[str,
 
 def run(assets: Assets, plan: Plan) -> dict:
     mix, tokenizer = load_policy_mix(assets, plan.device)
+    peft_mix, _ = load_policy_mix(assets, plan.device, fused=False)
     prompt = dev_prompts(assets, 1)[0]
     settings = fixed(plan.chat_tokens)
     columns = column_scales(POINT[0], *coefficients(*POINT))
@@ -44,6 +46,7 @@ def run(assets: Assets, plan: Plan) -> dict:
         return go
 
     times = interleaved({"columns_5": turn(five), "columns_1": turn(one),
+                         "columns_5_peft_forward": turn(five, peft_mix), "columns_1_peft_forward": turn(one, peft_mix),
                          "columns_1_base_model": turn([Row(prompt, {})], plain),
                          "columns_5_base_model": turn([Row(prompt, {})] * 5, plain)},
                         reps=plan.reps, warmup=plan.warmup, device=plan.device)
@@ -53,7 +56,10 @@ def run(assets: Assets, plan: Plan) -> dict:
         s["seconds_per_step"] = s["median_s"] / plan.chat_tokens
         result[name] = s
     ratio = result["columns_5"]["median_s"] / result["columns_1"]["median_s"]
+    med = {k: v["median_s"] for k, v in result.items() if isinstance(v, dict) and "median_s" in v}
     result["ratios"] = {"five_over_one": ratio,
+                        "peft_forward_five_over_one": med["columns_5_peft_forward"] / med["columns_1_peft_forward"],
+                        "peft_forward_one_over_base_model": med["columns_1_peft_forward"] / med["columns_1_base_model"],
                         "one_over_base_model": result["columns_1"]["median_s"] / result["columns_1_base_model"]["median_s"],
                        "base_model_five_over_one": (result["columns_5_base_model"]["median_s"]
                                                     / result["columns_1_base_model"]["median_s"])}

@@ -43,6 +43,8 @@ class Plan:
     dpo_length: int = 256  # tokens per sequence (cpu profile: max_prompt 128 + max_response 128)
     score_answers: int = 32
     score_batch: int = 16
+    # 7. hardware
+    hardware_max_batch: int = 50  # batch sizes 1, 2, 5, 8, 16, 50 up to this
 
     @classmethod
     def full(cls, device: str = "cpu") -> "Plan":
@@ -52,7 +54,7 @@ class Plan:
     def smoke(cls, device: str = "cpu") -> "Plan":
         return cls(quick=True, reps=3, warmup=1, device=device, switch_reps=5, mergekit_reps=2, sweep_points=6,
                    sweep_prompts=3, sweep_tokens=4, sweep_batch=9, chat_tokens=8, memory_tokens=8, dpo_pairs=2,
-                   dpo_length=48, score_answers=8, score_batch=8)
+                   dpo_length=48, score_answers=8, score_batch=8, hardware_max_batch=5)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -4,8 +4,8 @@
   (the AdapterMix with help, harm and joint adapters, as precompute's sweep runs it);
 - naive: for each point, `MergedPolicy.set_point` on a plain model, then its P answers in one batch;
 - base limit: the plain reference model alone generating the same G·P rows in the same batches;
-- diagnostic, no target: multi-point with only the help and harm adapters loaded (what the joint adapter,
-  active at scale 0 in every row, costs).
+- diagnostic, no target: the same multi-point pass through peft's own LoRA forward (`AdapterMix(fused=False)`:
+  each adapter its own chain of calls), what the fused low-rank product of `peo.adapter_mix.FusedLora` saves.
 Every row makes exactly `sweep_tokens` new tokens (greedy, min_new_tokens = max_new_tokens).
 """
 
@@ -30,9 +30,9 @@ def run(assets: Assets, plan: Plan) -> dict:
     settings = fixed(plan.sweep_tokens)
     G, P, T = len(points), len(prompts), plan.sweep_tokens
 
-    mix = AdapterMix(load_causal_lm(base).to(device), {n: assets.adapter(n) for n in ("help", "harm", "joint")})
-    # diagnostic: the same multi-point pass with only the two adapters a point needs (joint not loaded)
-    mix2 = AdapterMix(load_causal_lm(base).to(device), {n: assets.adapter(n) for n in ("help", "harm")})
+    adapters = {n: assets.adapter(n) for n in ("help", "harm", "joint")}
+    mix = AdapterMix(load_causal_lm(base).to(device), adapters)
+    peft_mix = AdapterMix(load_causal_lm(base).to(device), adapters, fused=False)  # diagnostic
     merged_model = load_causal_lm(base).to(device)
     merged = MergedPolicy(merged_model, lora_task_vectors({n: assets.adapter(n) for n in ("help", "harm")}))
     reference = PlainModel(load_causal_lm(base).to(device))
@@ -44,8 +44,8 @@ def run(assets: Assets, plan: Plan) -> dict:
     def multi() -> None:
         outputs["multi"] = generate_rows(mix, tokenizer, rows, settings, batch_size=plan.sweep_batch)
 
-    def multi_two_adapters() -> None:
-        generate_rows(mix2, tokenizer, rows, settings, batch_size=plan.sweep_batch)
+    def multi_peft_forward() -> None:
+        outputs["multi_peft_forward"] = generate_rows(peft_mix, tokenizer, rows, settings, batch_size=plan.sweep_batch)
 
     def naive() -> None:
         answers: list[str] = []
@@ -58,7 +58,7 @@ def run(assets: Assets, plan: Plan) -> dict:
         generate_rows(reference, tokenizer, rows, settings, batch_size=plan.sweep_batch)
 
     times = interleaved({"multi_point": multi, "naive": naive, "base_limit": limit,
-                         "multi_point_help_harm_only": multi_two_adapters},
+                         "multi_point_peft_forward": multi_peft_forward},
                         reps=plan.reps, warmup=plan.warmup, device=device)
     result: dict = {"G": G, "P": P, "new_tokens_per_row": T, "batch_rows": plan.sweep_batch, "rows": G * P,
                     "adapters_loaded": mix.names}
@@ -69,9 +69,12 @@ def run(assets: Assets, plan: Plan) -> dict:
         result[name] = s
     same = sum(a == b for a, b in zip(outputs["multi"], outputs["naive"]))
     result["answers_equal_multi_vs_naive"] = f"{same}/{len(rows)}"
+    same = sum(a == b for a, b in zip(outputs["multi"], outputs["multi_peft_forward"]))
+    result["answers_equal_multi_vs_peft_forward"] = f"{same}/{len(rows)}"
     m, n, b = (result[k]["median_s"] for k in ("multi_point", "naive", "base_limit"))
-    m2 = result["multi_point_help_harm_only"]["median_s"]
-    result["ratios"] = {"naive_over_multi": n / m, "multi_over_base": m / b, "multi_help_harm_only_over_base": m2 / b}
+    m2 = result["multi_point_peft_forward"]["median_s"]
+    result["ratios"] = {"naive_over_multi": n / m, "multi_over_base": m / b, "multi_peft_forward_over_base": m2 / b,
+                        "naive_over_multi_peft_forward": n / m2}
     result["checks"] = [
         Check(f"sweep naive/multi (G={G})", n / m, ">=", 3),
         Check("sweep multi/base limit", m / b, "<=", 1.3),

@@ -60,9 +60,9 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_policy_mix(assets: Assets, device: str | None = None, dtype: str = "float32"):
+def load_policy_mix(assets: Assets, device: str | None = None, dtype: str = "float32", fused: bool = True):
     """(AdapterMix with help, harm and joint adapters side by side, tokenizer) on `device`."""
     base = resolve_base_model(assets.base_model_spec)
     tokenizer = load_tokenizer(base)
     model = load_causal_lm(base, dtype).to(device or default_device())
-    return AdapterMix(model, assets.adapters()), tokenizer
+    return AdapterMix(model, assets.adapters(), fused=fused), tokenizer

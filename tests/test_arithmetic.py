@@ -102,6 +102,28 @@ def test_zero_scale_adapters_are_left_out_of_the_forward_pass(tiny_base, tiny_ad
     assert not any(p.requires_grad for n, p in mix.model.named_parameters() if "lora_" in n)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_low_rank_product_equals_peft_forward(tiny_base, tiny_adapters, dtype):
+    """The fused form (stacked A's, per-rank scales) against peft's own per-adapter forward, same rows."""
+    fused = AdapterMix(load_causal_lm(tiny_base).to(dtype), tiny_adapters)
+    plain = AdapterMix(load_causal_lm(tiny_base).to(dtype), tiny_adapters, fused=False)
+    ids = torch.tensor([[1, 50, 200, 7, 900, 33]] * 4)
+    rows = [{"help": 1.5, "harm": 0.2}, {}, {"joint": 1.0, "help": -0.5}, {"help": 0.3, "harm": 2.0}]
+    tol = {"atol": 1e-5, "rtol": 1e-5} if dtype == torch.float32 else {"atol": 1e-2, "rtol": 1e-2}
+    with fused.row_scales(rows), plain.row_scales(rows):
+        assert fused.active == plain.active == ["help", "harm", "joint"]
+        expected = logits_of(plain.model, ids)
+        torch.testing.assert_close(logits_of(fused.model, ids), expected, **tol)
+        assert not torch.allclose(expected[0], expected[1])  # the rows really are different models
+        with fused.model.disable_adapter():  # how the evaluators read the reference out of the policy
+            reference = logits_of(fused.model, ids)
+    torch.testing.assert_close(reference, logits_of(load_causal_lm(tiny_base).to(dtype), ids), atol=0, rtol=0)
+    for point in ({"help": 1.2, "harm": 1.8}, {"harm": -1.0}):  # one float scale per adapter
+        fused.set_scales(point)
+        plain.set_scales(point)
+        torch.testing.assert_close(logits_of(fused.model, ids), logits_of(plain.model, ids), **tol)
+
+
 def test_dense_task_vectors_from_three_folders(tiny_base, tiny_adapters, tmp_path):
     """Users with fully fine-tuned aspect models: θ_ref + c·(θ_help − θ_ref) + c'·(θ_harm − θ_ref)."""
     folders = {}

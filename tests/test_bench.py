@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app")
+SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app", "hardware")
 
 
 def _positive(value) -> bool:
@@ -73,6 +73,12 @@ def test_quick_bench_writes_every_section(tiny_assets, tmp_path):
     assert _positive(app["pick"]["median_s"]) and app["pick"]["reps"] >= 3
     assert set(app["answer_tokens"]["columns_5"]) == {"peo", "ref", "help", "harm", "soup"}
     assert _positive(app["ratios"]["five_over_one"])
+
+    hardware = sections["hardware"]
+    for b in hardware["batches"]:
+        assert _positive(hardware[f"decode_{b}"]["ms_per_row_token"]) and _positive(hardware[f"prefill_{b}"]["ms_per_row"])
+        assert _positive(hardware["matrix"][f"rows_{b}"]["GFLOPs"])
+    assert _positive(hardware["matrix"]["copy_256MiB"]["GBps_read_plus_write"])
 
     checks = [c for s in sections.values() for c in s["checks"]]
     assert len(checks) >= 6
