@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from peo.adapter_files import read_lora_deltas
-from peo.adapter_mix import AdapterMix
+from peo.adapter_mix import AdapterMix, rank_scale
 from peo.coefficients import Point, coefficients, grid_points, model_id, unique_models
 from peo.model_source import load_causal_lm
 from peo.task_vector import MergedPolicy, dense_task_vectors, lora_task_vectors
@@ -100,6 +100,14 @@ def test_zero_scale_adapters_are_left_out_of_the_forward_pass(tiny_base, tiny_ad
         assert mix.active == ["help"]
     assert mix.active == []
     assert not any(p.requires_grad for n, p in mix.model.named_parameters() if "lora_" in n)
+
+
+def test_rank_scale_repeats_each_adapters_scale_over_its_rank():
+    signature = ((2, 0.5), (3, 2.0))  # (rank, peft's unit scale alpha/r) of two adapters
+    assert rank_scale(signature, ["a", "b"], {"a": 4.0, "b": -1.0}).tolist() == [2.0, 2.0, -2.0, -2.0, -2.0]
+    per_row = rank_scale(signature, ["a", "b"], {"a": torch.tensor([1.0, 0.0]).view(-1, 1, 1), "b": 0.5})
+    assert per_row.shape == (2, 1, 5)
+    assert per_row[:, 0].tolist() == [[0.5, 0.5, 1.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0, 1.0]]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
