@@ -12,9 +12,12 @@ model. Measured here:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from peo.assets import Assets
+from peo.generation import encode_prompts
 from peo.model_source import load_causal_lm, load_tokenizer
 
 from bench.common import Plan, interleaved, summary
@@ -23,32 +26,38 @@ from bench.fixtures import base_model, dev_prompts
 DECODE_STEPS = 8
 
 
+def prompt_tensor(assets: Assets, tokenizer, device: str) -> torch.Tensor:
+    """The first dev prompt as the model sees it (chat template, generation prompt), shape (1, tokens)."""
+    return encode_prompts(tokenizer, dev_prompts(assets, 1), device)["input_ids"]
+
+
+def decode_steps(model: torch.nn.Module, prompt: torch.Tensor, rows: int) -> Callable[[], None]:
+    """DECODE_STEPS new tokens for `rows` copies of the prompt on its KV cache (prefilled here, not timed)."""
+    ids = prompt.expand(rows, -1).contiguous()
+    with torch.no_grad():
+        cache = model(input_ids=ids, use_cache=True).past_key_values
+    token = ids[:, -1:]
+
+    def steps() -> None:
+        with torch.no_grad():
+            for _ in range(DECODE_STEPS):
+                model(input_ids=token, past_key_values=cache, use_cache=True)
+        cache.crop(-DECODE_STEPS)  # back to the prompt: every repetition decodes at the same context length
+    return steps
+
+
 def run(assets: Assets, plan: Plan) -> dict:
     base = base_model(assets)
-    tokenizer = load_tokenizer(base)
     model = load_causal_lm(base).to(plan.device).eval()
-    prompt = tokenizer.apply_chat_template(dev_prompts(assets, 1)[0], add_generation_prompt=True, return_dict=True,
-                                           return_tensors="pt")["input_ids"].to(plan.device)
+    prompt = prompt_tensor(assets, load_tokenizer(base), plan.device)
     batches = [b for b in (1, 2, 5, 8, 16, 50) if b <= plan.hardware_max_batch]
 
     def prefill(rows: int):
         ids = prompt.expand(rows, -1).contiguous()
         return lambda: model(input_ids=ids, use_cache=True)
 
-    def decode(rows: int):
-        ids = prompt.expand(rows, -1).contiguous()
-        with torch.no_grad():
-            cache = model(input_ids=ids, use_cache=True).past_key_values
-        token = ids[:, -1:]
-
-        def steps() -> None:
-            for _ in range(DECODE_STEPS):
-                model(input_ids=token, past_key_values=cache, use_cache=True)
-            cache.crop(-DECODE_STEPS)  # back to the prompt: every repetition decodes at the same context length
-        return steps
-
     with torch.no_grad():
-        variants = {f"decode_{b}": decode(b) for b in batches} | {f"prefill_{b}": prefill(b) for b in batches}
+        variants = {f"decode_{b}": decode_steps(model, prompt, b) for b in batches} | {f"prefill_{b}": prefill(b) for b in batches}
         times = interleaved(variants, reps=plan.reps, warmup=plan.warmup, device=plan.device)
         result: dict = {"prompt_tokens": int(prompt.shape[1]), "decode_steps_per_rep": DECODE_STEPS, "batches": batches}
         for b in batches:

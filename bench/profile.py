@@ -20,20 +20,14 @@ from peo.adapter_mix import AdapterMix
 from peo.model_source import load_causal_lm, load_tokenizer
 
 from bench.common import BENCH, write_json
-from bench.fixtures import base_model, dev_prompts, open_assets
-
-STEPS = 8
-
+from bench.fixtures import base_model, open_assets
+from bench.hardware import DECODE_STEPS, decode_steps, prompt_tensor
 
 def decode_profile(model: torch.nn.Module, prompt: torch.Tensor, rows: int):
-    ids = prompt.expand(rows, -1).contiguous()
-    cache = model(input_ids=ids, use_cache=True).past_key_values
-    token = ids[:, -1:]
-    for _ in range(2):  # warm-up
-        model(input_ids=token, past_key_values=cache, use_cache=True)
+    steps = decode_steps(model, prompt, rows)
+    steps()  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for _ in range(STEPS):
-            model(input_ids=token, past_key_values=cache, use_cache=True)
+        steps()
     return prof
 
 
@@ -45,15 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     assets = open_assets(args.assets, quick=False)
     base = base_model(assets)
-    tokenizer = load_tokenizer(base)
-    prompt = tokenizer.apply_chat_template(dev_prompts(assets, 1)[0], add_generation_prompt=True, return_dict=True,
-                                           return_tensors="pt")["input_ids"]
+    prompt = prompt_tensor(assets, load_tokenizer(base), "cpu")
     adapters = {n: assets.adapter(n) for n in ("help", "harm", "joint")}
     models = {"plain": (load_causal_lm(base).eval(), None),
               "fused": (None, AdapterMix(load_causal_lm(base), adapters)),
               "peft_forward": (None, AdapterMix(load_causal_lm(base), adapters, fused=False))}
     args.out.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"prompt_tokens": int(prompt.shape[1]), "decode_steps": STEPS, "cases": {}}
+    summary: dict = {"prompt_tokens": int(prompt.shape[1]), "decode_steps": DECODE_STEPS, "cases": {}}
     with torch.no_grad():
         for rows in args.rows:
             for name, (plain, mix) in models.items():
@@ -64,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                 total_us = sum(e.self_cpu_time_total for e in events)
                 mm_us = sum(e.self_cpu_time_total for e in events if e.key == "aten::mm")
                 case = f"decode_{rows}rows_{name}"
-                summary["cases"][case] = {"ms_per_step": total_us / STEPS / 1000, "mm_share": mm_us / total_us,
-                                          "ops_per_step": sum(e.count for e in events) / STEPS}
+                summary["cases"][case] = {"ms_per_step": total_us / DECODE_STEPS / 1000, "mm_share": mm_us / total_us,
+                                          "ops_per_step": sum(e.count for e in events) / DECODE_STEPS}
                 (args.out / f"{case}.txt").write_text(
                     events.table(sort_by="self_cpu_time_total", row_limit=15) + "\n", encoding="utf-8")
                 print(f"{case}: {summary['cases'][case]}", flush=True)

@@ -43,21 +43,24 @@ class FusedLora:
         self.layer = layer
         self.unit = {name: float(layer.scaling[name]) for name in names}  # alpha / r (or / √r): peft's scale 1
         self.rank = {name: int(layer.r[name]) for name in names}
+        self.active: list[str] = []  # the adapters of this layer that take part, in AdapterMix's order
+        self.signature: tuple = ()  # (rank, unit) per active adapter: layers alike share one scale tensor
         self.A: torch.Tensor | None = None  # (Σr, in) of the active adapters
         self.Bt: torch.Tensor | None = None  # (Σr, out)
         self.scale: torch.Tensor | None = None  # (Σr,) or (batch, 1, Σr)
+        # peft's own forward no longer runs; its active set stays empty so that leaving `disable_adapter()`
+        # (which re-activates peft's active adapters as trainable) leaves every adapter frozen
+        layer.set_adapter([], inference_mode=True)
         layer.forward = self.forward
 
     def activate(self, active: list[str]) -> None:
-        if not active:
+        self.active = [name for name in active if name in self.unit]
+        self.signature = tuple((self.rank[name], self.unit[name]) for name in self.active)
+        if not self.active:
             self.A = self.Bt = None
             return
-        self.A = torch.cat([self.layer.lora_A[name].weight for name in active], dim=0)
-        self.Bt = torch.cat([self.layer.lora_B[name].weight for name in active], dim=1).t().contiguous()
-
-    def signature(self, active: list[str]) -> tuple:
-        """Layers with the same ranks and unit scales share one scale tensor."""
-        return tuple((self.rank[name], self.unit[name]) for name in active)
+        self.A = torch.cat([self.layer.lora_A[name].weight for name in self.active], dim=0)
+        self.Bt = torch.cat([self.layer.lora_B[name].weight for name in self.active], dim=1).t().contiguous()
 
     def forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         result = self.layer.base_layer(x, *args, **kwargs)
@@ -143,20 +146,17 @@ class AdapterMix:
 
     def _set_fused(self, active: list[str], scales: Mapping[str, Scale]) -> None:
         if active != self._active:
-            for layer in self._layers:
-                layer.set_adapter([], inference_mode=True)  # peft's own forward adds nothing; the hooks do
             for fused in self._fused:
-                fused.activate([n for n in active if n in fused.unit])
+                fused.activate(active)
             self._active = active
         shared: dict[tuple, torch.Tensor] = {}
         for fused in self._fused:
-            mine = [n for n in active if n in fused.unit]
-            if not mine:
+            if fused.A is None:
                 continue
-            key = fused.signature(mine)
-            if key not in shared:
-                shared[key] = rank_scale(key, mine, scales).to(device=fused.A.device, dtype=fused.A.dtype)
-            fused.scale = shared[key]
+            if fused.signature not in shared:
+                shared[fused.signature] = rank_scale(fused.signature, fused.active, scales).to(
+                    device=fused.A.device, dtype=fused.A.dtype)
+            fused.scale = shared[fused.signature]
 
     @property
     def active(self) -> list[str]:
