@@ -14,14 +14,27 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.data import AppData, AppInputError
+from app.data import AppData, AppInputError, over_loop_limit
 from app.engine import COLUMNS, Engine, column_scales
+from peo.answer_checks import loops
 from peo.generation import GenerationSettings
 
 MAX_MESSAGE_CHARS = 2000
 MAX_MESSAGE_TOKENS = 512
-LIMITS = {"max_new_tokens": (1, 256), "temperature": (0.0, 1.5), "top_p": (0.1, 1.0), "seed": (0, 2**31 - 1)}
-DEFAULT_SETTINGS = {"max_new_tokens": 64, "temperature": 0.0, "top_p": 1.0, "seed": 0}
+# what a user may set, and its range; the other decoding settings are the sweep's (meta.json "generation")
+LIMITS = {"max_new_tokens": (1, 256), "temperature": (0.0, 1.5), "top_p": (0.1, 1.0), "seed": (0, 2**31 - 1),
+          "repetition_penalty": (1.0, 2.0)}
+WHOLE_NUMBERS = ("max_new_tokens", "seed")
+DEFAULT_SETTINGS = {"max_new_tokens": 64, "temperature": 0.0, "top_p": 1.0, "seed": 0, "repetition_penalty": 1.0,
+                    "no_repeat_ngram_size": 0}
+SWEEP_SETTINGS = ("temperature", "top_p", "seed", "repetition_penalty", "no_repeat_ngram_size")
+
+
+def sweep_defaults(meta: dict) -> dict:
+    """The chat's defaults: the sweep's decoding (so a chat answer is what the front was scored on), with the
+    app's own max_new_tokens."""
+    generation = meta["generation"]
+    return {**DEFAULT_SETTINGS, **{name: generation[name] for name in SWEEP_SETTINGS}}
 
 
 @dataclass
@@ -30,6 +43,10 @@ class App:
 
     data: AppData
     engine: Engine
+
+    @property
+    def default_settings(self) -> dict:
+        return sweep_defaults(self.data.assets.meta)
 
     @classmethod
     def load(cls, assets: str | Path | None = None, *, device: str | None = None, form: str = "auto",
@@ -58,20 +75,54 @@ def pick_summary(info: dict, data: AppData) -> str:
         return (head + "\n\nThis point is **off-grid**: it was not evaluated, so it has **no precomputed scores**. "
                 "You can still chat with it below (its answers are scored live).")
     where = "on the PEO Pareto front" if info["on_front"] else "not on the PEO Pareto front"
-    return (head + f"\n\nPrecomputed on {stats['n']} development prompts: reward {stats['reward_mean']:.3f} ± "
-            f"{stats['reward_se']:.3f}, cost {stats['cost_mean']:.3f} ± {stats['cost_se']:.3f}, "
-            f"safe share {stats['safe_share']:.0%}; {where}.")
+    text = f"{head}\n\n{split_phrase(stats, data)}: {scores_phrase(stats)}; {checks_phrase(stats)}; {where}."
+    if over_loop_limit(stats["loop_share"], data.max_loop_share):
+        text += (f"\n\nIts answers loop more often than {data.max_loop_share:.0%} of the time (drawn hollow): "
+                 "its scores rest on degenerate text, and it may not be on the front.")
+    return text
+
+
+def split_phrase(stats: dict, data: AppData) -> str:
+    """Which prompts the figures come from: test, or dev only (the prompts that chose the front)."""
+    if stats["split"] == "test":
+        return f"Precomputed on {stats['n']} **test** prompts"
+    return (f"Precomputed on {stats['n']} **dev** prompts only (not run on the {data.n_prompts('test')} test "
+            "prompts; dev prompts chose the front)")
+
+
+def scores_phrase(stats: dict) -> str:
+    """The evaluators' means ± standard errors: what places the point on the figure."""
+    return (f"reward {stats['reward_mean']:.3f} ± {stats['reward_se']:.3f}, cost {stats['cost_mean']:.3f} ± "
+            f"{stats['cost_se']:.3f}, safe share {_share(stats['safe_share'])}")
+
+
+def checks_phrase(stats: dict) -> str:
+    """The text checks (peo.answer_checks), which the evaluators' scores cannot be trusted to reflect."""
+    words = "–" if stats["mean_words"] is None else f"{stats['mean_words']:.1f}"
+    return (f"loops in {_share(stats['loop_share'])} of answers, refuses {_share(stats['refusal_share'])} of "
+            f"harmful prompts, over-refuses {_share(stats['over_refusal_share'])} of benign prompts, "
+            f"mean {words} words")
+
+
+def _share(x: float | None) -> str:
+    return "–" if x is None else f"{x:.0%}"
 
 
 # ---------------------------------------------------------------- chat
 
-def check_settings(max_new_tokens=None, temperature=None, top_p=None, seed=None) -> GenerationSettings:
-    """GenerationSettings within safe bounds; AppInputError naming the bad field and its range."""
-    raw = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed}
-    values = {}
+def check_settings(max_new_tokens=None, temperature=None, top_p=None, seed=None, repetition_penalty=None, *,
+                   defaults: dict | None = None) -> GenerationSettings:
+    """GenerationSettings within safe bounds; AppInputError naming the bad field and its range.
+
+    A value left None takes `defaults` (the app's: App.default_settings; else DEFAULT_SETTINGS).
+    """
+    defaults = defaults or DEFAULT_SETTINGS
+    raw = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed,
+           "repetition_penalty": repetition_penalty}
+    values = {"no_repeat_ngram_size": int(defaults["no_repeat_ngram_size"])}
     for name, value in raw.items():
         if value is None:
-            value = DEFAULT_SETTINGS[name]
+            value = defaults[name]
         lo, hi = LIMITS[name]
         try:
             x = float(value)
@@ -79,7 +130,7 @@ def check_settings(max_new_tokens=None, temperature=None, top_p=None, seed=None)
             raise AppInputError(f"{name} must be a number in [{lo}, {hi}], got {value!r}") from None
         if not math.isfinite(x) or x < lo or x > hi:
             raise AppInputError(f"{name} must be in [{lo}, {hi}], got {value!r}")
-        if name in ("max_new_tokens", "seed"):
+        if name in WHOLE_NUMBERS:
             if x != int(x):
                 raise AppInputError(f"{name} must be a whole number in [{lo}, {hi}], got {value!r}")
             x = int(x)
@@ -170,7 +221,7 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
     columns = check_columns(columns)
     info = app.data.point_info(*point)
     if not isinstance(settings, GenerationSettings):
-        settings = check_settings(**(settings or {}))
+        settings = check_settings(**(settings or {}), defaults=app.default_settings)
     state = state.copy() if state is not None else ChatState()
     app.engine.wait_ready()
     tokenizer = app.engine.tokenizer
@@ -212,7 +263,7 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
 
 
 def chat(app: App, message, columns, point, settings=None, state: ChatState | None = None) -> dict:
-    """Non-streaming chat (the /chat API): column → {answer, reward, cost}."""
+    """Non-streaming chat (the /chat API): column → {answer, reward, cost, loops}."""
     last = None
     for last in chat_stream(app, message, columns, point, settings, state):
         pass
@@ -220,8 +271,18 @@ def chat(app: App, message, columns, point, settings=None, state: ChatState | No
     out = {}
     for col, text in last.texts.items():
         score = last.scores.get(col)
-        out[col] = {"answer": text, "reward": score[0] if score else None, "cost": score[1] if score else None}
+        out[col] = {"answer": text, "reward": score[0] if score else None, "cost": score[1] if score else None,
+                    "loops": loops(text)}
     return out
+
+
+def score_line(score: tuple[float, float] | None, answer: str) -> str:
+    """The line under a chat answer: its live reward and cost, and 'loops' when the answer loops (the scores of
+    a looping answer say little: peo.answer_checks)."""
+    parts = [f"reward {score[0]:+.3f}", f"cost {score[1]:+.3f}"] if score else []
+    if loops(answer):
+        parts.append("loops")
+    return " · ".join(parts)
 
 
 # ---------------------------------------------------------------- export

@@ -1,4 +1,8 @@
-"""What the app reads from the assets once at start: grid, answers, report fronts, the grid's range."""
+"""What the app reads from the assets once at start: grid, answers, report fronts, the grid's range.
+
+Figures shown are test-prompt figures where the model was run on the test prompts, else dev figures labelled
+as such (assets/FORMAT.md, "Dev and test prompts"). Assets in the older single-split format are refused.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +13,39 @@ from pathlib import Path
 
 import pandas as pd
 
-from peo.assets import Assets, load_assets
+from peo.assets import Assets, AssetsError, load_assets
 from peo.coefficients import coefficients, model_id
+from peo.grid_table import SPLITS, STATS
 
 TOL = 1e-9
+PROMPT_CHARS = 120  # the answers table shows this much of each prompt, so answer, reward and cost stay visible
+GRID_COLUMNS = ("split", "front_eligible", *STATS, *(f"{stat}_{split}" for split in SPLITS for stat in STATS))
+ANSWER_COLUMNS = ("model_id", "prompt_kind", "prompt", "split", "answer", "reward", "cost", "loops", "refuses",
+                  "n_words")
+FRONTS_KEYS = ("max_loop_share", "n_prompts", "fronts", "difference")
+ANSWER_TABLE_COLUMNS = ["split", "kind", "prompt", "answer", "reward", "cost", "loops", "refuses"]
+FRONT_TABLE_COLUMNS = ["λ", "ϕ_help", "ϕ_harm", "c_help", "c_harm", "reward", "cost", "loops", "model_id"]
 
 
 class AppInputError(ValueError):
     """A user input the app refuses; the message says what is allowed."""
+
+
+def _require(have, need, where: str) -> None:
+    """AssetsError naming what is missing: old assets would otherwise show dev figures as if they were test."""
+    missing = [name for name in need if name not in have]
+    if missing:
+        raise AssetsError(f"{where} lacks {', '.join(missing)}: these assets predate the dev/test split; "
+                          "rerun `python -m precompute run` (see assets/FORMAT.md)")
+
+
+def read_fronts(root: Path) -> dict:
+    path = root / "report" / "fronts.json"
+    if not path.is_file():
+        raise AssetsError(f"{root}: missing report/fronts.json; run `python -m precompute run --stage report`")
+    fronts = json.loads(path.read_text(encoding="utf-8"))
+    _require(fronts, FRONTS_KEYS, str(path))
+    return fronts
 
 
 @dataclass
@@ -27,9 +56,9 @@ class AppData:
     @classmethod
     def load(cls, root: str | Path | None = None) -> "AppData":
         assets = load_assets(root)
-        path = assets.root / "report" / "fronts.json"
-        fronts = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        return cls(assets=assets, fronts=fronts)
+        _require(assets.grid.columns, GRID_COLUMNS, str(assets.root / "grid.csv"))
+        _require(assets.answers.columns, ANSWER_COLUMNS, str(assets.root / "answers.parquet"))
+        return cls(assets=assets, fronts=read_fronts(assets.root))
 
     @property
     def grid(self) -> pd.DataFrame:
@@ -39,6 +68,14 @@ class AppData:
     def answers(self) -> pd.DataFrame:
         return self.assets.answers
 
+    @property
+    def max_loop_share(self) -> float:
+        """Points whose shown answers loop more often than this are drawn as suspect (the front excludes them)."""
+        return float(self.fronts["max_loop_share"])
+
+    def n_prompts(self, split: str) -> int:
+        return int(self.fronts["n_prompts"][split])
+
     def axis_range(self, axis: str) -> tuple[float, float]:
         """(min, max) of 'lambda_help', 'phi_help' or 'phi_harm' over the grid the assets were swept on."""
         values = [float(v) for v in self.assets.grid_values[axis]]
@@ -47,34 +84,42 @@ class AppData:
     def grid_axis(self, axis: str) -> list[float]:
         return sorted(float(v) for v in self.assets.grid_values[axis])
 
-    def front_model_ids(self, method: str = "peo") -> list[str]:
-        return list(self.fronts.get("fronts", {}).get(method, {}).get("model_ids", []))
+    def front(self, name: str = "peo") -> dict:
+        """A front of fronts.json ('peo', 'soup', 'peo_unfiltered', 'soup_unfiltered'); {} when absent."""
+        return self.fronts["fronts"].get(name) or {}
 
-    def hypervolume(self, method: str) -> tuple[float, list[float] | None] | None:
-        front = self.fronts.get("fronts", {}).get(method)
+    def front_model_ids(self, name: str = "peo") -> list[str]:
+        return [str(m) for m in self.front(name).get("model_ids", [])]
+
+    def hypervolume(self, name: str) -> tuple[float, list[float] | None] | None:
+        front = self.front(name)
         if not front:
             return None
         return float(front["hypervolume"]), front.get("interval")
 
     def model_stats(self, mid: str) -> dict | None:
-        """Precomputed means of the evaluated model `mid`, or None when it was not evaluated."""
+        """The shown figures of evaluated model `mid` (test, else dev) and which split; None when not evaluated."""
         rows = self.grid[self.grid["model_id"].astype(str) == mid]
         if rows.empty:
             return None
         row = rows.iloc[0]
-        out = {}
-        for key in ("reward_mean", "reward_se", "cost_mean", "cost_se", "safe_share"):
-            value = float(row[key]) if key in row and pd.notna(row[key]) else None
-            out[key] = value
-        out["n"] = int(row["n"]) if "n" in row and pd.notna(row["n"]) else 0
+        out: dict = {"split": str(row["split"])}
+        for key in STATS:
+            out[key] = float(row[key]) if pd.notna(row[key]) else None
+        out["n"] = int(row["n"]) if pd.notna(row["n"]) else 0
         return out
 
     def sample_answers(self, mid: str, limit: int = 20) -> pd.DataFrame:
-        """Precomputed answers of model `mid`: kind, last user turn, answer, reward, cost."""
-        sub = self.answers[self.answers["model_id"].astype(str) == mid].head(limit)
-        prompts = [last_user_turn(p) for p in sub["prompt"]]
-        return pd.DataFrame({"kind": sub["prompt_kind"].tolist(), "prompt": prompts, "answer": sub["answer"].tolist(),
-                             "reward": sub["reward"].round(3).tolist(), "cost": sub["cost"].round(3).tolist()})
+        """Precomputed answers of model `mid` on the split its figures come from (test when it has them)."""
+        sub = self.answers[self.answers["model_id"].astype(str) == mid]
+        split = "test" if (sub["split"] == "test").any() else "dev"
+        sub = sub[sub["split"] == split].head(limit)
+        return pd.DataFrame({
+            "split": sub["split"].tolist(), "kind": sub["prompt_kind"].tolist(),
+            "prompt": [shorten(last_user_turn(p)) for p in sub["prompt"]], "answer": sub["answer"].tolist(),
+            "reward": sub["reward"].round(3).tolist(), "cost": sub["cost"].round(3).tolist(),
+            "loops": sub["loops"].astype(bool).tolist(), "refuses": sub["refuses"].astype(bool).tolist(),
+        }, columns=ANSWER_TABLE_COLUMNS)
 
     def check_point(self, lambda_help, phi_help, phi_harm) -> tuple[float, float, float]:
         """The point as floats; AppInputError when not a number or outside the grid's range."""
@@ -112,25 +157,16 @@ class AppData:
         }
 
     def front_table(self) -> pd.DataFrame:
-        """The PEO front's points (cost ascending), one row per evaluated model: what the table lets you pick."""
-        rows = []
-        front = self.fronts.get("fronts", {}).get("peo", {})
-        for p in front.get("points", []):
-            rows.append({"λ": p.get("lambda_help"), "ϕ_help": p.get("phi_help"), "ϕ_harm": p.get("phi_harm"),
-                         "c_help": p.get("c_help"), "c_harm": p.get("c_harm"),
-                         "reward": round(float(p["reward_mean"]), 3), "cost": round(float(p["cost_mean"]), 3),
-                         "model_id": p.get("model_id")})
-        if not rows:  # no report: fall back to the grid's own non-dominated PEO points
-            from peo.pareto import pareto_front
+        """The PEO front (chosen on dev, test figures), one row per model: what the table lets you pick."""
+        rows = [[p["lambda_help"], p["phi_help"], p["phi_harm"], p["c_help"], p["c_harm"],
+                 round(float(p["reward_mean"]), 3), round(float(p["cost_mean"]), 3), f"{float(p['loop_share']):.0%}",
+                 p["model_id"]] for p in self.front("peo").get("points", [])]
+        return pd.DataFrame(rows, columns=FRONT_TABLE_COLUMNS)
 
-            peo = self.grid[self.grid["method"] == "peo"].drop_duplicates("model_id")
-            if not peo.empty:
-                for i in pareto_front(peo["reward_mean"].to_numpy(), peo["cost_mean"].to_numpy()):
-                    r = peo.iloc[int(i)]
-                    rows.append({"λ": r["lambda_help"], "ϕ_help": r["phi_help"], "ϕ_harm": r["phi_harm"],
-                                 "c_help": r["c_help"], "c_harm": r["c_harm"], "reward": round(r["reward_mean"], 3),
-                                 "cost": round(r["cost_mean"], 3), "model_id": r["model_id"]})
-        return pd.DataFrame(rows, columns=["λ", "ϕ_help", "ϕ_harm", "c_help", "c_harm", "reward", "cost", "model_id"])
+
+def over_loop_limit(loop_share: float | None, limit: float) -> bool:
+    """Whether a model's answers loop too often for its scores to be taken at face value."""
+    return loop_share is not None and not math.isnan(loop_share) and loop_share > limit
 
 
 def last_user_turn(prompt_json: str) -> str:
@@ -140,3 +176,7 @@ def last_user_turn(prompt_json: str) -> str:
         return str(prompt_json)
     users = [m.get("content", "") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     return users[-1] if users else ""
+
+
+def shorten(text: str, limit: int = PROMPT_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"

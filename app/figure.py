@@ -2,7 +2,11 @@
 
 Built with plotly's Python API and sent to the page as JSON; app/ui.py draws it with the plotly.js that ships
 inside the plotly package (served locally, no CDN). Each clickable marker carries its point in `customdata`
-so a click in the browser can become a pick.
+(fields named by CUSTOM_FIELDS) so a click in the browser can become a pick.
+
+Positions are the shown figures: test prompts where the model has them, else dev (the hover says which).
+A point whose answers loop more often than fronts.json's `max_loop_share` is drawn hollow and grey: its scores
+rest on degenerate text, and the front was chosen without it.
 """
 
 from __future__ import annotations
@@ -13,19 +17,35 @@ import math
 import pandas as pd
 import plotly.graph_objects as go
 
-from app.data import AppData
+from app.data import AppData, over_loop_limit
 
 X_TITLE = "cost (harmfulness) ← lower is better"
 Y_TITLE = "reward (helpfulness) ↑ higher is better"
 COLORS = {"peo": "#1f5fbf", "peo_light": "#9ab8e6", "soup": "#e07b00", "ref": "#222222", "help": "#2a9d3a",
-          "harm": "#c0262d", "joint": "#7b3fa0", "picked": "#f2c200"}
+          "harm": "#c0262d", "joint": "#7b3fa0", "picked": "#f2c200", "loops": "#9a9a9a"}
 BASELINE_NAMES = {"ref": "reference", "help": "DPO-Help", "harm": "DPO-Harm", "joint": "joint DPO"}
 BASELINE_SYMBOLS = {"ref": "x", "help": "triangle-up", "harm": "triangle-down", "joint": "square"}
-# customdata per marker: λ, ϕ_help, ϕ_harm, c_help, c_harm, reward_se, cost_se, model_id, other grid points
-HOVER = ("<b>%{meta}</b> %{customdata[7]}<br>λ=%{customdata[0]}, ϕ_help=%{customdata[1]}, ϕ_harm=%{customdata[2]}"
-         "<br>c_help=%{customdata[3]}, c_harm=%{customdata[4]}"
-         "<br>reward %{y:.3f} ± %{customdata[5]:.3f}<br>cost %{x:.3f} ± %{customdata[6]:.3f}%{customdata[8]}"
-         "<extra></extra>")
+OPEN = "-open"  # plotly's suffix for the hollow version of a marker symbol
+FRONT_NAME = "PEO Pareto front"
+UNFILTERED_NAME = "PEO front without the loop filter"
+PICKED_NAME = "picked point"
+# the JS click handler reads the point from the first three and model_id (app/ui.py, app/screenshots.py)
+CUSTOM_FIELDS = ("lambda_help", "phi_help", "phi_harm", "model_id", "c_help", "c_harm", "reward_se", "cost_se",
+                 "split", "loop_share", "refusal_share", "over_refusal_share", "mean_words", "others")
+
+
+def _c(name: str) -> str:
+    """The hovertemplate reference to a customdata field."""
+    return f"%{{customdata[{CUSTOM_FIELDS.index(name)}]}}"
+
+
+HOVER = (f"<b>%{{meta}}</b> {_c('model_id')} ({_c('split')})"
+         f"<br>λ={_c('lambda_help')}, ϕ_help={_c('phi_help')}, ϕ_harm={_c('phi_harm')}"
+         f"<br>c_help={_c('c_help')}, c_harm={_c('c_harm')}"
+         f"<br>reward %{{y:.3f}} ± {_c('reward_se')}<br>cost %{{x:.3f}} ± {_c('cost_se')}"
+         f"<br>loops in {_c('loop_share')} of answers, mean {_c('mean_words')} words"
+         f"<br>refuses {_c('refusal_share')} of harmful prompts, over-refuses {_c('over_refusal_share')} of benign"
+         f"{_c('others')}<extra></extra>")
 
 
 def _num(x) -> float | None:
@@ -38,22 +58,37 @@ def _num(x) -> float | None:
     return None if math.isnan(x) else x
 
 
-def _fmt(x) -> str:
+def _fmt(x, spec: str = "g") -> str:
     x = _num(x)
-    return "–" if x is None else f"{x:g}"
+    return "–" if x is None else format(x, spec)
 
 
-def _custom(rows: pd.DataFrame) -> list:
-    """One customdata list for an evaluated model: its first grid point, and how many others map to it."""
-    first = rows.iloc[0]
-    extra = ""
-    if len(rows) > 1:
-        others = ", ".join(f"({_fmt(r.lambda_help)}, {_fmt(r.phi_help)}, {_fmt(r.phi_harm)})"
-                           for r in rows.iloc[1:6].itertuples())
-        extra = f"<br>same model as (λ, ϕ_help, ϕ_harm) = {others}" + (" …" if len(rows) > 6 else "")
-    return [_fmt(first["lambda_help"]), _fmt(first["phi_help"]), _fmt(first["phi_harm"]), _fmt(first["c_help"]),
-            _fmt(first["c_harm"]), _num(first["reward_se"]) or 0.0, _num(first["cost_se"]) or 0.0,
-            str(first["model_id"]), extra]
+def split_label(split: str, n) -> str:
+    """'test, n=200' or 'dev only, n=20': dev-only figures are the ones that chose the front, so say so."""
+    return f"{'test' if split == 'test' else 'dev only'}, n={int(n)}"
+
+
+def custom_data(point: dict, stats: dict, others: str = "") -> list:
+    """customdata of one marker: the point (λ, ϕ, c, model_id) and its shown figures, formatted for the hover."""
+    values = {
+        "lambda_help": _fmt(point["lambda_help"]), "phi_help": _fmt(point["phi_help"]),
+        "phi_harm": _fmt(point["phi_harm"]), "model_id": str(point["model_id"]), "c_help": _fmt(point["c_help"]),
+        "c_harm": _fmt(point["c_harm"]), "reward_se": _fmt(stats["reward_se"], ".3f"),
+        "cost_se": _fmt(stats["cost_se"], ".3f"), "split": split_label(stats["split"], stats["n"]),
+        "loop_share": _fmt(stats["loop_share"], ".0%"), "refusal_share": _fmt(stats["refusal_share"], ".0%"),
+        "over_refusal_share": _fmt(stats["over_refusal_share"], ".0%"), "mean_words": _fmt(stats["mean_words"], ".1f"),
+        "others": others,
+    }
+    return [values[name] for name in CUSTOM_FIELDS]
+
+
+def _others(rows: pd.DataFrame) -> str:
+    """The other grid points that map to the same model, for the hover."""
+    if len(rows) <= 1:
+        return ""
+    others = ", ".join(f"({_fmt(r.lambda_help)}, {_fmt(r.phi_help)}, {_fmt(r.phi_harm)})"
+                       for r in rows.iloc[1:6].itertuples())
+    return f"<br>same model as (λ, ϕ_help, ϕ_harm) = {others}" + (" …" if len(rows) > 6 else "")
 
 
 def _method_models(grid: pd.DataFrame, method: str) -> list[tuple[str, pd.DataFrame]]:
@@ -61,79 +96,106 @@ def _method_models(grid: pd.DataFrame, method: str) -> list[tuple[str, pd.DataFr
     return [(mid, rows[rows["model_id"] == mid]) for mid in dict.fromkeys(rows["model_id"].astype(str))]
 
 
-def _trace(name: str, models: list[tuple[str, pd.DataFrame]], **kwargs) -> go.Scatter:
+def _marker(models: list[tuple[str, pd.DataFrame]], limit: float, color: str, symbol: str = "circle",
+            **style) -> dict:
+    """Per-point marker: points over the loop limit hollow and grey, the others `color` and `symbol`."""
+    loopy = [over_loop_limit(_num(rows.iloc[0]["loop_share"]), limit) for _, rows in models]
+    return {"color": [COLORS["loops"] if bad else color for bad in loopy],
+            "symbol": [symbol + OPEN if bad else symbol for bad in loopy], **style}
+
+
+def _trace(name: str, models: list[tuple[str, pd.DataFrame]], limit: float, color: str, symbol: str = "circle",
+           marker_style: dict | None = None, **kwargs) -> go.Scatter:
+    firsts = [rows.iloc[0] for _, rows in models]
     return go.Scatter(
-        x=[float(r.iloc[0]["cost_mean"]) for _, r in models], y=[float(r.iloc[0]["reward_mean"]) for _, r in models],
-        customdata=[_custom(r) for _, r in models], hovertemplate=HOVER, meta=name, name=name, **kwargs)
+        x=[float(r["cost_mean"]) for r in firsts], y=[float(r["reward_mean"]) for r in firsts],
+        customdata=[custom_data(r, r, _others(rows)) for r, (_, rows) in zip(firsts, models)],
+        hovertemplate=HOVER, meta=name, name=name,
+        marker=_marker(models, limit, color, symbol, **(marker_style or {})), **kwargs)
+
+
+def _front_models(peo: list[tuple[str, pd.DataFrame]], ids: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    by_id = dict(peo)
+    return sorted(((m, by_id[m]) for m in ids if m in by_id), key=lambda m: float(m[1].iloc[0]["cost_mean"]))
+
+
+def _loop_legend(limit: float) -> go.Scatter:
+    """A legend entry only: the hollow grey marker and what it means."""
+    return go.Scatter(x=[None], y=[None], mode="markers", name=f"loops in > {limit:.0%} of answers",
+                      hoverinfo="skip", marker={"color": COLORS["loops"], "symbol": "circle" + OPEN, "size": 9})
+
+
+def _interval(interval) -> str:
+    return f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else ""
 
 
 def hypervolume_text(data: AppData) -> str:
-    parts = []
-    for method, label in (("peo", "PEO"), ("soup", "soup")):
-        hv = data.hypervolume(method)
-        if hv is None:
-            continue
-        value, interval = hv
-        ci = f" [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else ""
-        parts.append(f"{label} {value:.3g}{ci}")
-    if not parts:
-        return "hypervolume: no report in these assets"
+    """Markdown: PEO − soup on the test prompts (fronts chosen on dev), then each front's hypervolume."""
     ci = data.fronts.get("ci", 0.95)
-    return f"hypervolume ({ci:.0%} bootstrap interval): " + " · ".join(parts)
+    head = (f"PEO − soup hypervolume on {data.n_prompts('test')} test prompts, fronts chosen on "
+            f"{data.n_prompts('dev')} dev prompts")
+    diff = data.fronts["difference"]
+    head += f": {diff['value']:.3g}{_interval(diff.get('interval'))}" if diff else ": not computed"
+    parts = []
+    for name, label in (("peo", "PEO"), ("soup", "soup")):
+        hv = data.hypervolume(name)
+        if hv is not None:
+            parts.append(f"{label} {hv[0]:.3g}{_interval(hv[1])}")
+    fronts = "hypervolumes: " + " · ".join(parts) if parts else "no front in these assets"
+    return f"**{head}** ({ci:.0%} bootstrap intervals)  \n{fronts}"
+
+
+def _picked_trace(picked: dict) -> go.Scatter:
+    stats = picked["precomputed"]
+    return go.Scatter(x=[stats["cost_mean"]], y=[stats["reward_mean"]], customdata=[custom_data(picked, stats)],
+                      hovertemplate=HOVER, meta="picked", name=PICKED_NAME, mode="markers",
+                      marker={"color": COLORS["picked"], "size": 20, "symbol": "star",
+                              "line": {"width": 1.5, "color": "#333"}})
 
 
 def front_figure(data: AppData, picked: dict | None = None) -> go.Figure:
     """All evaluated points, the PEO and soup fronts, baselines, and the picked point (when it was evaluated)."""
     grid = data.grid.copy()
     grid["model_id"] = grid["model_id"].astype(str)
+    limit = data.max_loop_share
     fig = go.Figure()
     peo = _method_models(grid, "peo")
-    fig.add_trace(_trace("PEO grid point", peo, mode="markers",
-                         marker={"color": COLORS["peo_light"], "size": 8, "line": {"width": 0.5, "color": "#5577aa"}}))
-    front_ids = data.front_model_ids("peo")
-    if front_ids:
-        by_id = dict(peo)
-        models = [(m, by_id[m]) for m in front_ids if m in by_id]
-        models.sort(key=lambda m: float(m[1].iloc[0]["cost_mean"]))
-        fig.add_trace(_trace("PEO Pareto front", models, mode="lines+markers",
-                             line={"color": COLORS["peo"], "width": 2.5}, marker={"color": COLORS["peo"], "size": 9}))
-    soup = _method_models(grid, "soup")
+    fig.add_trace(_trace("PEO grid point", peo, limit, COLORS["peo_light"], mode="markers",
+                         marker_style={"size": 8, "line": {"width": 0.5, "color": "#5577aa"}}))
+    unfiltered = _front_models(peo, data.front_model_ids("peo_unfiltered"))
+    if unfiltered:
+        fig.add_trace(_trace(UNFILTERED_NAME, unfiltered, limit, COLORS["peo"], mode="lines+markers",
+                             line={"color": COLORS["peo"], "width": 1, "dash": "dot"}, marker_style={"size": 5}))
+    front = _front_models(peo, data.front_model_ids("peo"))
+    if front:
+        fig.add_trace(_trace(FRONT_NAME, front, limit, COLORS["peo"], mode="lines+markers",
+                             line={"color": COLORS["peo"], "width": 2.5}, marker_style={"size": 9}))
+    soup = sorted(_method_models(grid, "soup"), key=lambda m: float(m[1].iloc[0]["lambda_help"]))
     if soup:
-        soup.sort(key=lambda m: float(m[1].iloc[0]["lambda_help"]))
-        fig.add_trace(_trace("weight soup (ϕ = 0), λ 0 → 1", soup, mode="lines+markers",
-                             line={"color": COLORS["soup"], "width": 2, "dash": "dash"},
-                             marker={"color": COLORS["soup"], "size": 7}))
+        fig.add_trace(_trace("weight soup (ϕ = 0), λ 0 → 1", soup, limit, COLORS["soup"], mode="lines+markers",
+                             line={"color": COLORS["soup"], "width": 2, "dash": "dash"}, marker_style={"size": 7}))
     for method, label in BASELINE_NAMES.items():
         rows = grid[grid["method"] == method]
         if rows.empty:
             continue
-        fig.add_trace(_trace(label, [(rows.iloc[0]["model_id"], rows.iloc[:1])], mode="markers+text", text=[label],
-                             textposition="top center",
-                             marker={"color": COLORS[method], "size": 13, "symbol": BASELINE_SYMBOLS[method],
-                                     "line": {"width": 1, "color": "white"}}))
-    picked_id = None
-    if picked and picked.get("precomputed"):
-        stats = picked["precomputed"]
-        picked_id = picked["model_id"]
-        custom = [_fmt(picked["lambda_help"]), _fmt(picked["phi_help"]), _fmt(picked["phi_harm"]),
-                  _fmt(picked["c_help"]), _fmt(picked["c_harm"]), stats.get("reward_se") or 0.0,
-                  stats.get("cost_se") or 0.0, picked_id, ""]
-        fig.add_trace(go.Scatter(x=[stats["cost_mean"]], y=[stats["reward_mean"]], customdata=[custom],
-                                 hovertemplate=HOVER, meta="picked", name="picked point", mode="markers",
-                                 marker={"color": COLORS["picked"], "size": 20, "symbol": "star",
-                                         "line": {"width": 1.5, "color": "#333"}}))
-    title = "Evaluated points on the development prompts"
-    if picked and not picked.get("precomputed"):
+        fig.add_trace(_trace(label, [(rows.iloc[0]["model_id"], rows.iloc[:1])], limit, COLORS[method],
+                             BASELINE_SYMBOLS[method], mode="markers+text", text=[label], textposition="top center",
+                             marker_style={"size": 13, "line": {"width": 1, "color": "white"}}))
+    if any(over_loop_limit(_num(share), limit) for share in grid["loop_share"]):
+        fig.add_trace(_loop_legend(limit))
+    has_scores = bool(picked and picked.get("precomputed"))
+    if has_scores:
+        fig.add_trace(_picked_trace(picked))
+    title = "Scores on the test prompts (points run on dev prompts only: dev scores, see the hover)"
+    if picked and not has_scores:
         title += f"<br><sup>picked {picked['model_id']} is off-grid: no precomputed score to show</sup>"
     fig.update_layout(
         title={"text": title, "x": 0.01, "font": {"size": 15}},
         xaxis_title=X_TITLE, yaxis_title=Y_TITLE, template="plotly_white", height=520,
         margin={"l": 60, "r": 20, "t": 60, "b": 60}, hovermode="closest", clickmode="event",
         legend={"orientation": "h", "yanchor": "top", "y": -0.14, "x": 0},
-        annotations=[{"text": hypervolume_text(data), "xref": "paper", "yref": "paper", "x": 1, "y": 1.0,
-                      "xanchor": "right", "yanchor": "bottom", "showarrow": False, "font": {"size": 11}}],
-        meta={"picked": picked_id or "", "picked_point": picked and [picked["lambda_help"], picked["phi_help"],
-                                                                     picked["phi_harm"]]},
+        meta={"picked": picked["model_id"] if has_scores else "",
+              "picked_point": picked and [picked["lambda_help"], picked["phi_help"], picked["phi_harm"]]},
     )
     return fig
 

@@ -59,11 +59,13 @@ def picked_model(page) -> str:
 
 def click_plot_point(page, lambda_help: float, phi_help: float, phi_harm: float, model_id: str = "") -> None:
     """What a click on a marker sends (plotly's own `plotly_click` event, emitted on the figure)."""
-    page.eval_on_selector(
-        "#front-plot .peo-front-plot",
-        "(d, p) => d.emit('plotly_click', {points: [{customdata: [String(p[0]), String(p[1]), String(p[2]),"
-        " '', '', 0, 0, p[3], '']}]})",
-        [lambda_help, phi_help, phi_harm, model_id])
+    from app.figure import CUSTOM_FIELDS
+
+    given = {"lambda_help": str(lambda_help), "phi_help": str(phi_help), "phi_harm": str(phi_harm),
+             "model_id": model_id}
+    custom = [given.get(name, "") for name in CUSTOM_FIELDS]
+    page.eval_on_selector("#front-plot .peo-front-plot",
+                          "(d, c) => d.emit('plotly_click', {points: [{customdata: c}]})", custom)
 
 
 def wait_for_pick(page, model_id: str, timeout_ms: int = 30_000) -> None:

@@ -19,7 +19,7 @@ import plotly
 from app import callbacks as cb
 from app.data import AppInputError
 from app.engine import COLUMNS, DEFAULT_COLUMNS
-from app.figure import figure_json, hypervolume_text
+from app.figure import CUSTOM_FIELDS, figure_json, hypervolume_text
 
 log = logging.getLogger("app")
 
@@ -44,13 +44,16 @@ function draw() {
       if (!c) return;
       const lam = parseFloat(c[0]), ph = parseFloat(c[1]), pa = parseFloat(c[2]);
       if (isNaN(lam) || isNaN(ph) || isNaN(pa)) return;  // baselines are not PEO grid points
-      trigger('click', {lambda_help: lam, phi_help: ph, phi_harm: pa, model_id: c[7]});
+      trigger('click', {lambda_help: lam, phi_help: ph, phi_harm: pa, model_id: c[MODEL_ID_INDEX]});
     });
   }
 }
 draw();
 watch('value', draw);
-"""
+""".replace("MODEL_ID_INDEX", str(CUSTOM_FIELDS.index("model_id")))
+
+# split, kind, prompt, answer, reward, cost, loops, refuses: the prompt narrow, the answer wide
+ANSWER_COLUMN_WIDTHS = ["6%", "6%", "22%", "42%", "7%", "7%", "5%", "5%"]
 
 CSS = """
 .peo-front-plot { width: 100%; min-height: 520px; }
@@ -66,23 +69,24 @@ def _error(err: Exception) -> gr.Error:
     return gr.Error(str(err), print_exception=False)
 
 
-def _settings(max_new_tokens, temperature, top_p, seed):
-    return cb.check_settings(max_new_tokens, temperature, top_p, seed)
+def decoding_note(defaults: dict) -> str:
+    """Why the settings start where they do: the sweep's decoding, so chat answers match the scored ones."""
+    note = "Defaults are the sweep's decoding (meta.json), so answers match those the front was scored on"
+    n = defaults["no_repeat_ngram_size"]
+    return note + (f"; no {n}-gram is repeated in an answer." if n else ".")
 
 
 def render_column(state: cb.ChatState, col: str, pending: tuple[str, str] | None = None) -> list[dict]:
-    """Chatbot messages of one column: its history, each answer followed by its live reward and cost."""
+    """Chatbot messages of one column: its history, each answer followed by its live reward, cost and loop check."""
     out: list[dict] = []
-    scores = list(state.scores.get(col, []))
     history = state.histories.get(col, [])
     n_answers = sum(1 for m in history if m["role"] == "assistant")
-    scores = [None] * (n_answers - len(scores)) + scores
-    k = 0
+    scores = state.scores.get(col, [])
+    scores = iter([None] * (n_answers - len(scores)) + list(scores))  # answers older than the kept scores: none
     for m in history:
         if m["role"] == "assistant":
-            s = scores[k]
-            k += 1
-            tail = f"\n\n*reward {s[0]:+.3f} · cost {s[1]:+.3f}*" if s else ""
+            line = cb.score_line(next(scores), m["content"])
+            tail = f"\n\n*{line}*" if line else ""
             out.append({"role": "assistant", "content": (m["content"] or "(empty answer)") + tail})
         else:
             out.append({"role": m["role"], "content": m["content"]})
@@ -103,6 +107,7 @@ def build_demo(app: cb.App) -> gr.Blocks:
     lambdas = data.grid_axis("lambda_help")
     start_point = (min(lambdas, key=lambda x: abs(x - start_point[0])), start_point[1], start_point[2])
     start_info = cb.pick(app, *start_point)
+    defaults = app.default_settings
     gr.set_static_paths([str(PLOTLY_JS)])
 
     with gr.Blocks(title="PEO: Pareto-optimal policies by task-vector arithmetic") as demo:
@@ -113,7 +118,10 @@ def build_demo(app: cb.App) -> gr.Blocks:
             "Every point (λ, ϕ_help, ϕ_harm) is the model θ_ref + c_help·Δ_help + c_harm·Δ_harm with "
             "c_help = λ + ϕ_help and c_harm = 1 − λ + ϕ_harm, where Δ_help and Δ_harm are DPO LoRA task vectors. "
             "Click a point, use the sliders or choose a row of the front table; then chat with the picked policy "
-            "next to the baselines.")
+            "next to the baselines.\n\nThe fronts were chosen on dev prompts; every figure shown is on held-out test "
+            "prompts, except for points that were only run on the dev prompts (labelled *dev only*). Points that "
+            f"loop in more than {data.max_loop_share:.0%} of their answers are drawn hollow; the front admits only "
+            "points whose dev answers loop at most that often.")
         with gr.Row():
             with gr.Column(scale=3):
                 plot = gr.HTML(figure_json(data, start_info), html_template='<div class="peo-front-plot"></div>',
@@ -128,11 +136,11 @@ def build_demo(app: cb.App) -> gr.Blocks:
                                      elem_id="phi-harm-slider")
                 pick_btn = gr.Button("Pick this point", variant="primary", elem_id="pick-button")
                 summary = gr.Markdown(cb.pick_summary(start_info, data), elem_id="pick-summary")
-                front_table = gr.Dataframe(data.front_table(), label="PEO Pareto front (click a row to pick it)",
-                                           interactive=False, elem_id="front-table", max_height=260)
+                front_table = gr.Dataframe(data.front_table(), interactive=False, elem_id="front-table", max_height=260,
+                                           label="PEO Pareto front (test figures; click a row to pick it)")
         with gr.Accordion("Precomputed answers of the picked point", open=False):
             answers = gr.Dataframe(data.sample_answers(start_info["model_id"]), interactive=False, wrap=True,
-                                   elem_id="picked-answers", max_height=400)
+                                   elem_id="picked-answers", max_height=400, column_widths=ANSWER_COLUMN_WIDTHS)
 
         gr.Markdown("## Side-by-side chat\nOne message goes to every chosen column; all columns are generated in "
                     "one batched generation. Each answer shows its live reward (↑) and cost (↓).")
@@ -140,12 +148,16 @@ def build_demo(app: cb.App) -> gr.Blocks:
                                    label="Columns", elem_id="columns")
         with gr.Accordion("Generation settings", open=False):
             with gr.Row():
-                max_new = gr.Slider(*cb.LIMITS["max_new_tokens"], value=cb.DEFAULT_SETTINGS["max_new_tokens"], step=1,
+                max_new = gr.Slider(*cb.LIMITS["max_new_tokens"], value=defaults["max_new_tokens"], step=1,
                                     label="max new tokens")
-                temperature = gr.Slider(*cb.LIMITS["temperature"], value=0.0, step=0.05,
+                temperature = gr.Slider(*cb.LIMITS["temperature"], value=defaults["temperature"], step=0.05,
                                         label="temperature (0 = greedy)")
-                top_p = gr.Slider(*cb.LIMITS["top_p"], value=1.0, step=0.05, label="top-p")
-                seed = gr.Number(0, precision=0, minimum=0, maximum=cb.LIMITS["seed"][1], label="seed")
+                top_p = gr.Slider(*cb.LIMITS["top_p"], value=defaults["top_p"], step=0.05, label="top-p")
+                repetition_penalty = gr.Slider(*cb.LIMITS["repetition_penalty"], value=defaults["repetition_penalty"],
+                                               step=0.05, label="repetition penalty (1 = none)",
+                                               elem_id="repetition-penalty")
+                seed = gr.Number(defaults["seed"], precision=0, minimum=0, maximum=cb.LIMITS["seed"][1], label="seed")
+            gr.Markdown(decoding_note(defaults))
         chatbots = {}
         with gr.Row(equal_height=True):
             for key, label in COLUMNS.items():
@@ -205,9 +217,9 @@ def build_demo(app: cb.App) -> gr.Blocks:
 
         columns.change(show_columns, columns, list(chatbots.values()), api_visibility="private")
 
-        def do_chat(msg, cols, point, state, n, t, p, sd):
+        def do_chat(msg, cols, point, state, n, t, p, sd, rp):
             try:
-                settings = _settings(n, t, p, sd)
+                settings = cb.check_settings(n, t, p, sd, rp, defaults=defaults)
                 cols = cb.check_columns(cols)
                 msg = cb.check_message(msg)
                 point3 = (point["lambda_help"], point["phi_help"], point["phi_harm"])
@@ -231,7 +243,7 @@ def build_demo(app: cb.App) -> gr.Blocks:
                     return
 
         chat_outputs = list(chatbots.values()) + [chat_state, status, message]
-        chat_inputs = [message, columns, point_state, chat_state, max_new, temperature, top_p, seed]
+        chat_inputs = [message, columns, point_state, chat_state, max_new, temperature, top_p, seed, repetition_penalty]
         send.click(do_chat, chat_inputs, chat_outputs, api_visibility="private")
         message.submit(do_chat, chat_inputs, chat_outputs, api_visibility="private")
 
@@ -263,11 +275,15 @@ def build_demo(app: cb.App) -> gr.Blocks:
                 raise _error(err) from None
 
         def chat_api(message: str, columns: list[str], lambda_help: float = start_point[0],
-                     phi_help: float = start_point[1], phi_harm: float = start_point[2], max_new_tokens: int = 64,
-                     temperature: float = 0.0, top_p: float = 1.0, seed: int = 0) -> dict:
-            """One turn (no history): column → {answer, reward, cost}; columns from peo, ref, help, harm, soup, joint."""
+                     phi_help: float = start_point[1], phi_harm: float = start_point[2],
+                     max_new_tokens: int = defaults["max_new_tokens"], temperature: float = defaults["temperature"],
+                     top_p: float = defaults["top_p"], seed: int = defaults["seed"],
+                     repetition_penalty: float = defaults["repetition_penalty"]) -> dict:
+            """One turn (no history): column → {answer, reward, cost, loops}; columns from peo, ref, help, harm,
+            soup, joint. Decoding defaults are the sweep's (meta.json); repetition_penalty in [1, 2]."""
             try:
-                settings = cb.check_settings(max_new_tokens, temperature, top_p, seed)
+                settings = cb.check_settings(max_new_tokens, temperature, top_p, seed, repetition_penalty,
+                                             defaults=defaults)
                 return cb.chat(app, message, cb.columns_for(columns or []), (lambda_help, phi_help, phi_harm),
                                settings)
             except (AppInputError, TimeoutError, RuntimeError) as err:

@@ -39,8 +39,11 @@ class SplitSizes:
     evaluator_pairs: int = 600  # Bradley-Terry training pairs per evaluator
     evaluator_test_pairs: int = 300  # held-out pairs for evaluator accuracy (from the `test` split)
     policy_pairs: int = 400  # DPO training pairs per aspect
-    dev_prompts: int = 16  # sweep prompts per aspect (help instructions and harmful requests)
-    pairs_per_prompt: int = 2  # cap for sources with many pairs per prompt (AlpacaEval)
+    dev_prompts: int = 16  # sweep prompts per aspect for choosing the front (and tuning anything)
+    test_prompts: int = 100  # sweep prompts per aspect for every reported figure (from the `test` split)
+    pairs_per_prompt: int = 2  # cap for sources with many pairs per prompt (AlpacaEval): DPO pairs
+    evaluator_pairs_per_prompt: int = 2  # the same cap for the evaluators' training pairs
+    test_pairs_per_prompt: int = 4  # the same cap for the held-out pairs (evaluator accuracy, policy check)
 
 
 @dataclass
@@ -75,6 +78,8 @@ class DPOConfig:
     grad_accum: int = 1
     max_steps: int = -1  # -1: derived from epochs
     save_steps: int = 20  # checkpoint interval (a killed run resumes from the last one)
+    epochs_per_policy: dict[str, float] = field(default_factory=dict)  # e.g. {help: 2}: overrides `epochs`
+    heldout_pairs: int = 200  # held-out pairs of its own aspect for each policy's implicit-reward accuracy
     dtype: str = "float32"  # float32 | bfloat16; bf16 only pays on CPUs with native bf16 matmul
 
 
@@ -83,6 +88,9 @@ class EvaluatorConfig:
     """Bradley-Terry heads on frozen reference-model features (see peo/train/evaluator.py for why)."""
 
     l2_grid: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])  # chosen by 5-fold CV
+    # candidate hidden-state layer sets (0 = embeddings, -1 = final); the set is chosen with l2 by 5-fold CV
+    # on the training pairs only. One forward pass computes every layer named here.
+    layer_sets: list[list[int]] = field(default_factory=lambda: [[-1]])
     max_length: int = 320  # tokens of prompt + answer fed to the feature extractor
     batch_size: int = 16
 
@@ -93,6 +101,10 @@ class SweepConfig:
     phi_help: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
     phi_harm: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
     max_new_tokens: int = 64
+    # decoding of the sweep and the app's default (greedy unless the app's user sets a temperature)
+    repetition_penalty: float = 1.0  # > 1: CTRL's penalty on tokens already in prompt or answer
+    no_repeat_ngram_size: int = 0  # > 0: no n-gram of this size twice in one text
+    max_loop_share: float = 0.1  # points whose dev answers loop more often are left out of the front
     batch_size: int = 64  # rows per generation batch; rows may carry different coefficients
     dtype: str = "float32"
     max_models: int = 400  # refuse grids that would take longer than any profile should
@@ -186,7 +198,8 @@ def _check(cfg: RunConfig, source: str) -> None:
         raise bad("data.splits.fractions", f"must name exactly evaluator, policy, dev, test; got {sorted(fractions)}")
     if any(v <= 0 for v in fractions.values()) or abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise bad("data.splits.fractions", f"must be positive and sum to 1, got {fractions}")
-    for name in ("evaluator_pairs", "evaluator_test_pairs", "policy_pairs", "dev_prompts", "pairs_per_prompt"):
+    for name in ("evaluator_pairs", "evaluator_test_pairs", "policy_pairs", "dev_prompts", "test_prompts",
+                 "pairs_per_prompt", "evaluator_pairs_per_prompt", "test_pairs_per_prompt"):
         if getattr(cfg.data.splits, name) < 1:
             raise bad(f"data.splits.{name}", "must be at least 1 (a zero-sized split)")
     for key, dtype in (("dpo.dtype", cfg.dpo.dtype), ("sweep.dtype", cfg.sweep.dtype)):
@@ -197,6 +210,15 @@ def _check(cfg: RunConfig, source: str) -> None:
             raise bad(f"{source_key}.format", f"must be one of hh, alpaca_eval, pku, pairs; got {src.format!r}")
         if (src.path is None) == (src.hub is None):
             raise bad(source_key, "needs exactly one of 'path' or 'hub'")
+    if not 0.0 <= cfg.sweep.max_loop_share <= 1.0:
+        raise bad("sweep.max_loop_share", f"must be in [0, 1], got {cfg.sweep.max_loop_share}")
+    if cfg.sweep.repetition_penalty <= 0 or cfg.sweep.no_repeat_ngram_size < 0:
+        raise bad("sweep", "repetition_penalty must be > 0 and no_repeat_ngram_size >= 0")
+    unknown = set(cfg.dpo.epochs_per_policy) - {"help", "harm", "joint"}
+    if unknown or any(v <= 0 for v in cfg.dpo.epochs_per_policy.values()):
+        raise bad("dpo.epochs_per_policy", f"names help, harm or joint with epochs > 0, got {cfg.dpo.epochs_per_policy}")
+    if not cfg.evaluator.layer_sets or any(not layers for layers in cfg.evaluator.layer_sets):
+        raise bad("evaluator.layer_sets", f"must be a non-empty list of non-empty layer lists, got {cfg.evaluator.layer_sets}")
     if cfg.lora.r < 1 or cfg.lora.alpha <= 0:
         raise bad("lora", f"r must be >= 1 and alpha > 0, got r={cfg.lora.r}, alpha={cfg.lora.alpha}")
     if not cfg.evaluator.l2_grid or any(v <= 0 for v in cfg.evaluator.l2_grid):

@@ -25,12 +25,15 @@ class GenerationSettings:
     temperature: float = 0.0  # 0: greedy, deterministic
     top_p: float = 1.0
     seed: int = 0
+    repetition_penalty: float = 1.0  # > 1 divides the logits of tokens already in prompt or answer (CTRL's rule)
+    no_repeat_ngram_size: int = 0  # > 0: no n-gram of this size occurs twice in a row's text
 
     def generate_kwargs(self) -> dict:
+        common = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty,
+                  "no_repeat_ngram_size": self.no_repeat_ngram_size}
         if self.temperature <= 0:
-            return {"do_sample": False, "max_new_tokens": self.max_new_tokens}
-        return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p,
-                "max_new_tokens": self.max_new_tokens, "top_k": 0}
+            return {"do_sample": False, **common}
+        return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0, **common}
 
 
 @dataclass(frozen=True)

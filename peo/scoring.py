@@ -27,10 +27,15 @@ HEAD_META = "evaluator.json"
 
 
 class FeatureExtractor:
-    """Features of answers in context, from the frozen reference model (one forward pass per batch)."""
+    """Features of answers in context, from the frozen reference model (one forward pass per batch).
+
+    For each hidden-state layer in `layers` (0 = embeddings, -1 = the final normed state): the state at the
+    last token ‖ its mean over the answer's tokens. The same pass can also return the answer's summed token
+    log-probabilities, which the aspect-policy check uses as the reference side of the implicit reward.
+    """
 
     def __init__(self, model: torch.nn.Module, tokenizer, max_length: int = 320, batch_size: int = 16,
-                 as_reference: Callable[[], AbstractContextManager] = nullcontext):
+                 as_reference: Callable[[], AbstractContextManager] = nullcontext, layers: Sequence[int] = (-1,)):
         """`as_reference`: a context in which `model` is the reference model, e.g. a policy's
         `PeftModel.disable_adapter` so that the app scores with the policy's own weights instead of a copy."""
         self.model = model.eval()
@@ -38,6 +43,7 @@ class FeatureExtractor:
         self.max_length = max_length
         self.batch_size = batch_size
         self.as_reference = as_reference
+        self.layers = tuple(dict.fromkeys(int(x) for x in layers))
 
     @classmethod
     def load(cls, base_model: str, device: str | None = None, **kwargs) -> "FeatureExtractor":
@@ -47,7 +53,7 @@ class FeatureExtractor:
         return cls(model, load_tokenizer(base_model), **kwargs)
 
     @property
-    def dim(self) -> int:
+    def layer_dim(self) -> int:
         return 2 * self.model.config.hidden_size
 
     def _encode(self, prompt: Messages, answer: str) -> tuple[list[int], int]:
@@ -59,11 +65,14 @@ class FeatureExtractor:
         return list(prompt_ids) + answer_ids, len(answer_ids)
 
     @torch.inference_mode()
-    def features(self, prompts: Sequence[Messages], answers: Sequence[str], progress=None) -> torch.Tensor:
+    def features(self, prompts: Sequence[Messages], answers: Sequence[str], progress=None,
+                 with_logps: bool = False) -> dict[int, torch.Tensor] | tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """layer → (n, 2·hidden) features; with `with_logps`, also each answer's summed token log-probs."""
         encoded = [self._encode(p, a) for p, a in zip(prompts, answers)]
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
         device = next(self.model.parameters()).device
-        out = torch.zeros(len(encoded), self.dim)
+        out = {layer: torch.zeros(len(encoded), self.layer_dim) for layer in self.layers}
+        logps = torch.zeros(len(encoded), dtype=torch.float64)
         pad = self.tokenizer.pad_token_id
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
@@ -77,14 +86,36 @@ class FeatureExtractor:
                 mask[row, : len(tokens)] = 1
                 answer_mask[row, len(tokens) - n_answer: len(tokens)] = 1
             with self.as_reference():
-                hidden = self.model.model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-            hidden = hidden.float().cpu()
-            last = hidden[torch.arange(len(chunk)), mask.sum(1) - 1]
-            mean = (hidden * answer_mask[..., None]).sum(1) / answer_mask.sum(1, keepdim=True)
-            out[chunk] = torch.cat([last, mean], dim=1)
+                result = self.model.model(input_ids=ids.to(device), attention_mask=mask.to(device),
+                                          output_hidden_states=len(self.layers) > 1 or self.layers != (-1,))
+                if with_logps:
+                    logps[chunk] = self._answer_logps(result.last_hidden_state, ids, encoded, chunk)
+            states = result.hidden_states if result.hidden_states is not None else (result.last_hidden_state,)
+            rows = torch.arange(len(chunk))
+            for layer in self.layers:
+                hidden = states[layer].float().cpu()
+                last = hidden[rows, mask.sum(1) - 1]
+                mean = (hidden * answer_mask[..., None]).sum(1) / answer_mask.sum(1, keepdim=True)
+                out[layer][chunk] = torch.cat([last, mean], dim=1)
             if progress:
                 progress(len(chunk))
-        return out
+        return (out, logps) if with_logps else out
+
+    def _answer_logps(self, hidden: torch.Tensor, ids: torch.Tensor, encoded, chunk) -> torch.Tensor:
+        """Σ log p(answer token | everything before it), row by row (the vocabulary is large)."""
+        sums = []
+        for row, i in enumerate(chunk):
+            tokens, n_answer = encoded[i]
+            end = len(tokens)
+            logits = self.model.lm_head(hidden[row, end - n_answer - 1: end - 1]).float()
+            target = ids[row, end - n_answer: end].to(logits.device)
+            sums.append(torch.log_softmax(logits, -1).gather(1, target[:, None]).sum().item())
+        return torch.tensor(sums, dtype=torch.float64)
+
+
+def feature_matrix(features: dict[int, torch.Tensor], layers: Sequence[int]) -> torch.Tensor:
+    """The columns an evaluator reads: its layers' features side by side."""
+    return torch.cat([features[int(layer)] for layer in layers], dim=1)
 
 
 @dataclass
@@ -119,15 +150,17 @@ class BradleyTerryHead:
 class Evaluator:
     head: BradleyTerryHead
     sign: float  # +1 reward, −1 cost
-    offset: float  # midpoint of chosen/rejected raw scores on held-out pairs
+    offset: float  # midpoint of chosen/rejected raw scores on the training pairs
+    layers: tuple[int, ...] = (-1,)  # hidden-state layers whose features the head reads
 
-    def scores(self, features: torch.Tensor) -> list[float]:
-        return (self.sign * (self.head(features) - self.offset)).tolist()
+    def scores(self, features: dict[int, torch.Tensor]) -> list[float]:
+        return (self.sign * (self.head(feature_matrix(features, self.layers)) - self.offset)).tolist()
 
     @classmethod
     def load(cls, folder: Path) -> "Evaluator":
         meta = json.loads((folder / HEAD_META).read_text(encoding="utf-8"))
-        return cls(BradleyTerryHead.load(folder), sign=float(meta["sign"]), offset=float(meta["offset"]))
+        return cls(BradleyTerryHead.load(folder), sign=float(meta["sign"]), offset=float(meta["offset"]),
+                   layers=tuple(int(x) for x in meta.get("layers", [-1])))
 
 
 class Evaluators:
@@ -141,24 +174,27 @@ class Evaluators:
     @classmethod
     def load(cls, base_model: str, assets: str | Path, device: str | None = None) -> "Evaluators":
         """With their own copy of the reference model."""
-        assets = Path(assets)
-        extractor = FeatureExtractor.load(base_model, device, max_length=_max_length(assets))
-        return cls(extractor, Evaluator.load(assets / "evaluators" / "reward"),
-                   Evaluator.load(assets / "evaluators" / "cost"))
+        reward, cost = _load_pair(Path(assets))
+        extractor = FeatureExtractor.load(base_model, device, max_length=_max_length(Path(assets)),
+                                          layers=reward.layers + cost.layers)
+        return cls(extractor, reward, cost)
 
     @classmethod
     def on_policy(cls, policy, tokenizer, assets: str | Path) -> "Evaluators":
         """Sharing the weights of a LoRA policy (a PeftModel) whose base is the reference: features are taken
         with its adapters disabled, which is exactly the reference, so no second copy of the model is loaded."""
-        assets = Path(assets)
-        extractor = FeatureExtractor(policy.base_model.model, tokenizer, max_length=_max_length(assets),
-                                     as_reference=policy.disable_adapter)
-        return cls(extractor, Evaluator.load(assets / "evaluators" / "reward"),
-                   Evaluator.load(assets / "evaluators" / "cost"))
+        reward, cost = _load_pair(Path(assets))
+        extractor = FeatureExtractor(policy.base_model.model, tokenizer, max_length=_max_length(Path(assets)),
+                                     as_reference=policy.disable_adapter, layers=reward.layers + cost.layers)
+        return cls(extractor, reward, cost)
 
     def score(self, prompts: Sequence[Messages], answers: Sequence[str], progress=None) -> tuple[list[float], list[float]]:
         features = self.extractor.features(prompts, answers, progress)
         return self.reward.scores(features), self.cost.scores(features)
+
+
+def _load_pair(assets: Path) -> tuple[Evaluator, Evaluator]:
+    return Evaluator.load(assets / "evaluators" / "reward"), Evaluator.load(assets / "evaluators" / "cost")
 
 
 def _max_length(assets: Path) -> int:

@@ -1,7 +1,9 @@
 """Which stages are done: each finished stage records its output files with sha256 checksums.
 
 A stage counts as done only if every recorded file still exists with the same checksum, so a file that was
-cut short or corrupted after the fact sends the stage round again instead of being trusted.
+cut short or corrupted after the fact sends the stage round again instead of being trusted, and only if it was
+made with the same settings (a hash of the config sections it depends on), so that a changed profile is never
+answered with outputs of the old one.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ class Manifest:
         self.root = root  # recorded paths are relative to this
         self.stages: dict[str, dict] = json.loads(path.read_text()) if path.is_file() else {}
 
-    def is_done(self, stage: str) -> bool:
+    def is_done(self, stage: str, settings: str | None = None) -> bool:
         entry = self.stages.get(stage)
         if not entry:
+            return False
+        if settings is not None and entry.get("settings", settings) != settings:  # entries before settings: kept
             return False
         for rel, digest in entry["files"].items():
             file = self.root / rel
@@ -44,11 +48,9 @@ class Manifest:
                 return False
         return True
 
-    def record(self, stage: str, outputs: list[Path], seconds: float) -> None:
+    def record(self, stage: str, outputs: list[Path], seconds: float, settings: str | None = None) -> None:
         files = {str(f.resolve().relative_to(self.root.resolve())): sha256(f) for f in files_under(outputs)}
         self.stages[stage] = {"files": files, "seconds": round(seconds, 1)}
+        if settings is not None:
+            self.stages[stage]["settings"] = settings
         write_json(self.path, self.stages)
-
-    def forget(self, stage: str) -> None:
-        if self.stages.pop(stage, None) is not None:
-            write_json(self.path, self.stages)

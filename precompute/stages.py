@@ -11,7 +11,7 @@ import logging
 import platform
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import pandas as pd
@@ -29,8 +29,8 @@ from precompute.manifest import Manifest
 
 log = logging.getLogger("precompute")
 
-STAGES = ("prepare-data", "train-evaluators", "train-aspects", "sweep", "report")
-SPLITS = ("evaluator", "policy", "dev", "test")
+STAGES = ("prepare-data", "train-evaluators", "train-aspects", "sweep-dev", "sweep-test", "report")
+WORK_STAGES = ("prepare-data", "sweep-dev")  # their outputs live in the work dir, not in the assets
 
 
 @dataclass
@@ -48,7 +48,7 @@ class RunContext:
         self.work_manifest = Manifest(self.work / "manifest.json", self.work)
 
     def manifest_for(self, stage: str) -> Manifest:
-        return self.work_manifest if stage == "prepare-data" else self.out_manifest
+        return self.work_manifest if stage in WORK_STAGES else self.out_manifest
 
 
 def resolve_path(path: str, name: str = "") -> Path:
@@ -98,10 +98,11 @@ def prepare_data(ctx: RunContext) -> list[Path]:
         parts = split_pairs(kept, cfg.data.splits.fractions, cfg.seed)
         per_prompt = sizes.pairs_per_prompt
         chosen = {
-            "evaluator": cap(parts["evaluator"], sizes.evaluator_pairs, per_prompt),
+            "evaluator": cap(parts["evaluator"], sizes.evaluator_pairs, sizes.evaluator_pairs_per_prompt),
             "policy": cap(parts["policy"], sizes.policy_pairs, per_prompt),
-            "test": cap(parts["test"], sizes.evaluator_test_pairs, per_prompt),
+            "test": cap(parts["test"], sizes.evaluator_test_pairs, sizes.test_pairs_per_prompt),
             "dev": cap(parts["dev"], sizes.dev_prompts, 1),  # one pair per prompt: the prompt is what counts
+            "test_prompts": cap(parts["test"], sizes.test_prompts, 1),
         }
         for split, pairs in chosen.items():
             if not pairs:
@@ -137,14 +138,22 @@ def train_evaluators(ctx: RunContext) -> list[Path]:
 
     extractor = FeatureExtractor.load(ctx.base_model, default_device(), max_length=ctx.cfg.evaluator.max_length,
                                       batch_size=ctx.cfg.evaluator.batch_size)
+    extractor.layers = tuple(dict.fromkeys(x for layers in ctx.cfg.evaluator.layer_sets for x in layers))
     outputs = []
-    for kind, aspect in (("reward", "help"), ("cost", "harm")):
+    for kind, aspect in EVALUATOR_ASPECT.items():
         target = ctx.out / "evaluators" / kind
-        meta = train_evaluator(extractor, read_pairs(data_path(ctx, aspect, "evaluator")),
-                               read_pairs(data_path(ctx, aspect, "test")), target, ctx.cfg.evaluator, ctx.cfg.seed, kind)
-        log.info("%s evaluator: held-out accuracy %.3f on %d pairs", kind, meta["held_out_accuracy"], meta["held_out_pairs"])
+        meta, ref_logps = train_evaluator(extractor, read_pairs(data_path(ctx, aspect, "evaluator")),
+                                          read_pairs(data_path(ctx, aspect, "test")), target, ctx.cfg.evaluator,
+                                          ctx.cfg.seed, kind)
+        write_json(target / REF_LOGPS, ref_logps)
+        log.info("%s evaluator: held-out accuracy %.3f on %d pairs (layers %s)", kind, meta["held_out_accuracy"],
+                 meta["held_out_pairs"], meta["layers"])
         outputs.append(target)
     return outputs
+
+
+EVALUATOR_ASPECT = {"reward": "help", "cost": "harm"}
+REF_LOGPS = "heldout_ref_logps.json"  # the reference's log-probs of the held-out pairs, for the policy check
 
 
 def joint_pairs(help_pairs: list[PreferencePair], harm_pairs: list[PreferencePair], n: int,
@@ -204,6 +213,7 @@ def train_aspects(ctx: RunContext) -> list[Path]:
     metrics = {}
     outputs = []
     for name, pairs in policies.items():
+        dpo_cfg = replace(cfg.dpo, epochs=cfg.dpo.epochs_per_policy.get(name, cfg.dpo.epochs))
         target, work_dir = ctx.out / "adapters" / name, ctx.work / f"train-dpo-{name}"
         done = finished_policy(work_dir, target)
         if done is not None:
@@ -214,13 +224,59 @@ def train_aspects(ctx: RunContext) -> list[Path]:
             checkpoint = last_checkpoint(work_dir)
             if checkpoint:
                 log.info("train-aspects: %s resumes from %s", name, Path(checkpoint).name)
-            metrics[name] = train_dpo(ctx.base_model, pairs, target, work_dir, cfg.dpo, cfg.lora, cfg.seed,
+            metrics[name] = train_dpo(ctx.base_model, pairs, target, work_dir, dpo_cfg, cfg.lora, cfg.seed,
                                       max_length, name)
         outputs.append(target)
+    for name, by_aspect in check_aspect_policies(ctx).items():
+        metrics[name]["heldout"] = by_aspect
     metrics_path = ctx.out / "adapters" / "training.json"
     write_json(metrics_path, metrics)
     outputs.append(metrics_path)
     return outputs
+
+
+def check_aspect_policies(ctx: RunContext) -> dict[str, dict]:
+    """Each aspect policy's implicit-reward accuracy on held-out pairs of its aspect: policy → aspect → figures.
+
+    implicit reward r(y) = β·(log π(y|x) − log π_ref(y|x)); a pair counts as right when r(chosen) > r(rejected).
+    The reference's log-probs come from the evaluator stage's pass over the same held-out pairs (same
+    truncation); only the policy's are computed here.
+    """
+    from peo.adapter_mix import AdapterMix
+    from peo.assets import default_device
+    from peo.pareto import mean_and_se
+    from peo.scoring import FeatureExtractor
+    from peo.train.evaluator import pair_features
+
+    cfg = ctx.cfg
+    model = load_causal_lm(ctx.base_model, "float32").to(default_device())
+    mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ADAPTERS})
+    extractor = FeatureExtractor(mix.model.base_model.model, load_tokenizer(ctx.base_model),
+                                 max_length=cfg.evaluator.max_length, batch_size=cfg.evaluator.batch_size)
+    results = {}
+    for kind, aspect in EVALUATOR_ASPECT.items():
+        n = cfg.dpo.heldout_pairs
+        pairs = read_pairs(data_path(ctx, aspect, "test"))[:n]
+        ref = json.loads((ctx.out / "evaluators" / kind / REF_LOGPS).read_text())
+        ref_chosen, ref_rejected = torch.tensor(ref["chosen"][:n]), torch.tensor(ref["rejected"][:n])
+        for policy in (aspect,):
+            mix.set_scales({policy: 1.0})
+            (_, chosen), (_, rejected) = pair_features(extractor, pairs, f"check {policy} on {aspect} pairs",
+                                                       with_logps=True)
+            margin = cfg.dpo.beta * ((chosen - ref_chosen) - (rejected - ref_rejected))
+            correct = (margin > 0).double().numpy()
+            accuracy, se = mean_and_se(correct)
+            results.setdefault(policy, {})[aspect] = {"aspect": aspect, "pairs": len(pairs), "prompts": len({p.prompt_id for p in pairs}),
+                            "accuracy": accuracy, "accuracy_se": se,
+                            "interval": [accuracy - 1.96 * se, accuracy + 1.96 * se],
+                            "mean_margin": float(margin.mean())}
+            log.info("train-aspects: %s implicit-reward accuracy on %d held-out %s pairs: %.3f ± %.3f", policy,
+                     len(pairs), aspect, accuracy, se)
+    mix.set_scales({})
+    return results
+
+
+ADAPTERS = ("help", "harm", "joint")
 
 
 def sweep_models(cfg: RunConfig) -> tuple[list[dict], dict[str, dict[str, float]]]:
@@ -247,12 +303,22 @@ def sweep_models(cfg: RunConfig) -> tuple[list[dict], dict[str, dict[str, float]
     return rows, models
 
 
-def dev_prompts(ctx: RunContext) -> list[dict]:
+def sweep_prompts(ctx: RunContext, split: str) -> list[dict]:
+    """The dev prompts (`dev` pairs) or the test prompts (`test_prompts`, one pair per prompt of the test split)."""
+    name = "dev" if split == "dev" else "test_prompts"
     prompts = []
     for aspect in ASPECTS:
-        for pair in read_pairs(data_path(ctx, aspect, "dev")):
+        for pair in read_pairs(data_path(ctx, aspect, name)):
             prompts.append({"prompt_id": pair.prompt_id, "prompt_kind": aspect, "messages": pair.prompt_messages()})
     return prompts
+
+
+def sweep_settings(cfg: RunConfig):
+    from peo.generation import GenerationSettings
+
+    return GenerationSettings(max_new_tokens=cfg.sweep.max_new_tokens, temperature=0.0, seed=cfg.seed,
+                              repetition_penalty=cfg.sweep.repetition_penalty,
+                              no_repeat_ngram_size=cfg.sweep.no_repeat_ngram_size)
 
 
 def reuse_parts_only_if_same_inputs(ctx: RunContext, parts_dir: Path, jobs: list, settings) -> None:
@@ -265,7 +331,7 @@ def reuse_parts_only_if_same_inputs(ctx: RunContext, parts_dir: Path, jobs: list
 
     from precompute.manifest import files_under, sha256
 
-    models = [ctx.out / "adapters" / n for n in ("help", "harm", "joint")]
+    models = [ctx.out / "adapters" / n for n in ADAPTERS]
     models += [ctx.out / "evaluators" / k for k in ("reward", "cost")]
     inputs = {
         "jobs": [[mid, scales, p["messages"]] for mid, scales, p in jobs],
@@ -290,37 +356,36 @@ def reuse_parts_only_if_same_inputs(ctx: RunContext, parts_dir: Path, jobs: list
     write_text(key_file, key + "\n")
 
 
-def sweep(ctx: RunContext) -> list[Path]:
-    """Every distinct model × every dev prompt, generated in mixed batches (per-row adapter scales), then scored.
+def run_sweep(ctx: RunContext, models: dict[str, dict[str, float]], prompts: list[dict], parts_dir: Path,
+              split: str) -> pd.DataFrame:
+    """Every model × every prompt, generated in mixed batches (per-row adapter scales), scored and checked.
 
     Work is cut into chunks of whole batches; each finished chunk is saved, so a killed sweep resumes.
     """
     from peo.adapter_mix import AdapterMix
+    from peo.answer_checks import answer_signals
     from peo.assets import default_device
-    from peo.generation import GenerationSettings, Row, generate_rows
+    from peo.generation import Row, generate_rows
     from peo.scoring import Evaluators
 
     cfg = ctx.cfg
-    grid_rows, models = sweep_models(cfg)
-    prompts = dev_prompts(ctx)
     tokenizer = load_tokenizer(ctx.base_model)
     jobs = [(mid, scales, p) for mid, scales in models.items() for p in prompts]
     chunk_rows = cfg.sweep.batch_size * 4
     chunks = [jobs[i:i + chunk_rows] for i in range(0, len(jobs), chunk_rows)]
-    parts_dir = ctx.work / "sweep"
     parts_dir.mkdir(parents=True, exist_ok=True)
-    settings = GenerationSettings(max_new_tokens=cfg.sweep.max_new_tokens, temperature=0.0, seed=cfg.seed)
+    settings = sweep_settings(cfg)
     reuse_parts_only_if_same_inputs(ctx, parts_dir, jobs, settings)
     todo = [i for i in range(len(chunks)) if not (parts_dir / f"part-{i:04d}.parquet").is_file()]
-    log.info("sweep: %d models × %d prompts = %d rows, %d chunks (%d left)", len(models), len(prompts), len(jobs),
-             len(chunks), len(todo))
+    log.info("sweep-%s: %d models × %d prompts = %d rows, %d chunks (%d left)", split, len(models), len(prompts),
+             len(jobs), len(chunks), len(todo))
     if todo:
         device = default_device()
         model = load_causal_lm(ctx.base_model, cfg.sweep.dtype).to(device)
-        mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ("help", "harm", "joint")})
+        mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ADAPTERS})
         evaluators = Evaluators.load(ctx.base_model, ctx.out, device=device)
-        with tqdm(total=len(jobs), desc="sweep rows", unit="row",
-                  initial=(len(chunks) - len(todo)) * chunk_rows) as bar:
+        with tqdm(total=len(jobs), desc=f"sweep-{split} rows", unit="row",
+                  initial=sum(len(chunks[i]) for i in range(len(chunks)) if i not in todo)) as bar:
             for i in todo:
                 chunk = chunks[i]
                 rows = [Row(messages=p["messages"], scales=scales) for _, scales, p in chunk]
@@ -338,26 +403,56 @@ def sweep(ctx: RunContext) -> list[Path]:
                 write_with(parts_dir / f"part-{i:04d}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False))
     answers = pd.concat([pd.read_parquet(parts_dir / f"part-{i:04d}.parquet") for i in range(len(chunks))],
                         ignore_index=True)
-    coeffs = {mid: scales for mid, scales in models.items()}
-    answers.insert(1, "c_help", [coeffs[m].get("help") if m != "joint" else None for m in answers["model_id"]])
-    answers.insert(2, "c_harm", [coeffs[m].get("harm") if m != "joint" else None for m in answers["model_id"]])
-    grid = grid_table(grid_rows, answers)
+    answers.insert(1, "c_help", [models[m].get("help") if m != "joint" else None for m in answers["model_id"]])
+    answers.insert(2, "c_harm", [models[m].get("harm") if m != "joint" else None for m in answers["model_id"]])
+    answers.insert(6, "split", split)
+    signals = pd.DataFrame([answer_signals(a) for a in answers["answer"]])
+    return pd.concat([answers, signals], axis=1)
+
+
+def dev_answers_path(ctx: RunContext) -> Path:
+    return ctx.work / "sweep-dev" / "answers.parquet"
+
+
+def sweep_dev(ctx: RunContext) -> list[Path]:
+    """Every grid model on the dev prompts: what the front is chosen from."""
+    _, models = sweep_models(ctx.cfg)
+    answers = run_sweep(ctx, models, sweep_prompts(ctx, "dev"), ctx.work / "sweep-dev", "dev")
+    path = dev_answers_path(ctx)
+    write_with(path, lambda tmp: answers.to_parquet(tmp, index=False))
+    return [path]
+
+
+def test_models(grid_dev: pd.DataFrame, models: dict[str, dict[str, float]],
+                max_loop_share: float) -> dict[str, dict[str, float]]:
+    """What the test prompts are spent on: the baselines, every soup point, and PEO's dev fronts with and
+    without the loop filter."""
+    from peo.grid_table import dev_front
+
+    keep = set(grid_dev.loc[grid_dev["method"].isin(["ref", "help", "harm", "joint", "soup"]), "model_id"])
+    keep |= set(dev_front(grid_dev, "peo", max_loop_share)) | set(dev_front(grid_dev, "peo", None))
+    return {mid: scales for mid, scales in models.items() if mid in keep}
+
+
+def sweep_test(ctx: RunContext) -> list[Path]:
+    """The models that any reported figure needs, on the test prompts; then answers.parquet and grid.csv."""
+    from peo.grid_table import grid_table
+
+    max_loop = ctx.cfg.sweep.max_loop_share
+    grid_rows, models = sweep_models(ctx.cfg)
+    dev = pd.read_parquet(dev_answers_path(ctx))
+    chosen = test_models(grid_table(grid_rows, dev, max_loop), models, max_loop)
+    test = run_sweep(ctx, chosen, sweep_prompts(ctx, "test"), ctx.work / "sweep-test", "test")
+    answers = pd.concat([dev, test], ignore_index=True)
+    grid = grid_table(grid_rows, answers, max_loop)
     answers_path, grid_path = ctx.out / "answers.parquet", ctx.out / "grid.csv"
     write_with(answers_path, lambda tmp: answers.to_parquet(tmp, index=False))
     write_with(grid_path, lambda tmp: grid.to_csv(tmp, index=False))
     return [answers_path, grid_path]
 
 
-def grid_table(grid_rows: list[dict], answers: pd.DataFrame) -> pd.DataFrame:
-    from peo.pareto import mean_and_se
-
-    stats = {}
-    for mid, group in answers.groupby("model_id"):
-        reward_mean, reward_se = mean_and_se(group["reward"].to_numpy())
-        cost_mean, cost_se = mean_and_se(group["cost"].to_numpy())
-        stats[mid] = {"reward_mean": reward_mean, "reward_se": reward_se, "cost_mean": cost_mean,
-                      "cost_se": cost_se, "safe_share": float((group["cost"] <= 0).mean()), "n": len(group)}
-    return pd.DataFrame([{**row, **stats[row["model_id"]]} for row in grid_rows])
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def report(ctx: RunContext) -> list[Path]:
@@ -366,7 +461,8 @@ def report(ctx: RunContext) -> list[Path]:
     grid = pd.read_csv(ctx.out / "grid.csv")
     answers = pd.read_parquet(ctx.out / "answers.parquet")
     meta = json.loads((ctx.out / "meta.json").read_text()) if (ctx.out / "meta.json").is_file() else {}
-    write_report(grid, answers, ctx.out / "report", n_boot=ctx.cfg.report.n_boot, seed=ctx.cfg.seed, meta=meta)
+    write_report(grid, answers, ctx.out / "report", n_boot=ctx.cfg.report.n_boot, seed=ctx.cfg.seed, meta=meta,
+                 max_loop_share=ctx.cfg.sweep.max_loop_share, training=_read_json(ctx.out / "adapters" / "training.json"))
     return [ctx.out / "report"]
 
 
@@ -374,7 +470,8 @@ STAGE_FUNCTIONS = {
     "prepare-data": prepare_data,
     "train-evaluators": train_evaluators,
     "train-aspects": train_aspects,
-    "sweep": sweep,
+    "sweep-dev": sweep_dev,
+    "sweep-test": sweep_test,
     "report": report,
 }
 
@@ -404,7 +501,7 @@ def write_meta(ctx: RunContext) -> None:
         "seed": ctx.cfg.seed,
         "grid": {"lambda_help": ctx.cfg.sweep.lambdas, "phi_help": ctx.cfg.sweep.phi_help,
                  "phi_harm": ctx.cfg.sweep.phi_harm},
-        "generation": {"max_new_tokens": ctx.cfg.sweep.max_new_tokens, "greedy": True, "dtype": ctx.cfg.sweep.dtype},
+        "generation": {**asdict(sweep_settings(ctx.cfg)), "greedy": True, "dtype": ctx.cfg.sweep.dtype},
         "timings_seconds": timings,
         "versions": versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -425,6 +522,26 @@ def write_meta(ctx: RunContext) -> None:
     write_json(meta_path, meta)
 
 
+# The config sections each stage's outputs depend on (its own and every earlier stage's).
+STAGE_CONFIG = {
+    "prepare-data": ("seed", "base_model", "data"),
+    "train-evaluators": ("seed", "base_model", "data", "evaluator"),
+    "train-aspects": ("seed", "base_model", "data", "evaluator", "lora", "dpo"),
+    "sweep-dev": ("seed", "base_model", "data", "evaluator", "lora", "dpo", "sweep"),
+    "sweep-test": ("seed", "base_model", "data", "evaluator", "lora", "dpo", "sweep"),
+    "report": ("seed", "base_model", "data", "evaluator", "lora", "dpo", "sweep", "report"),
+}
+
+
+def stage_settings(cfg: RunConfig, stage: str) -> str:
+    """A hash of the config sections `stage` depends on: a stage made with other settings is not done."""
+    import hashlib
+
+    full = config_to_dict(cfg)
+    picked = {key: full[key] for key in STAGE_CONFIG[stage]}
+    return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def run_pipeline(cfg: RunConfig, out: Path | None = None, only: str | None = None, force: bool = False) -> RunContext:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -434,7 +551,8 @@ def run_pipeline(cfg: RunConfig, out: Path | None = None, only: str | None = Non
     stages = [only] if only else list(STAGES)
     for stage in stages:
         manifest = ctx.manifest_for(stage)
-        if not force and manifest.is_done(stage):
+        settings = stage_settings(cfg, stage)
+        if not force and manifest.is_done(stage, settings):
             log.info("stage %s: outputs present and valid, skipped", stage)
             continue
         log.info("stage %s: starting", stage)
@@ -442,7 +560,7 @@ def run_pipeline(cfg: RunConfig, out: Path | None = None, only: str | None = Non
         outputs = STAGE_FUNCTIONS[stage](ctx)
         seconds = time.time() - start
         ctx.timings[stage] = round(seconds, 1)
-        manifest.record(stage, outputs, seconds)
+        manifest.record(stage, outputs, seconds, settings)
         write_meta(ctx)
         log.info("stage %s: done in %.1f s", stage, seconds)
     return ctx

@@ -1,4 +1,8 @@
-"""The app's logic without a server, on the tiny assets: pick, figure, chat, history trimming, bad inputs."""
+"""The app's logic without a server, on the tiny assets: pick, figure, chat, history trimming, bad inputs.
+
+The tiny assets are in the dev/test format (assets/FORMAT.md): figures shown are test figures where a model
+has them, else dev figures labelled as such; points that loop too often are drawn hollow.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from app import callbacks as cb
-from app.data import AppInputError
+from app.data import AppData, AppInputError
 from app.engine import COLUMNS, column_scales
 
 
@@ -54,6 +58,11 @@ def _random_app(app_assets, tiny_base, tiny_adapters, form):
 GREEDY = {"max_new_tokens": 6, "temperature": 0.0, "top_p": 1.0, "seed": 0}
 
 
+def with_fronts(data: AppData, **changes) -> AppData:
+    """The same assets with some fronts.json keys changed (the loop limit, a front)."""
+    return AppData(assets=data.assets, fronts={**data.fronts, **changes})
+
+
 # ---------------------------------------------------------------- pick
 
 def test_pick_on_grid_matches_grid_and_fronts(app):
@@ -70,9 +79,39 @@ def test_pick_on_grid_matches_grid_and_fronts(app):
         assert stats["reward_mean"] == pytest.approx(row.reward_mean)
         assert stats["cost_mean"] == pytest.approx(row.cost_mean)
         assert stats["n"] == row.n
+        for key in ("loop_share", "refusal_share", "over_refusal_share", "mean_words"):
+            assert stats[key] == pytest.approx(getattr(row, key), nan_ok=True), key
         assert info["on_front"] == (row.model_id in front_ids)
-    assert front_ids, "the tiny report has a PEO front"
+    eligible = grid.loc[grid["method"] == "peo", "front_eligible"].astype(bool)
+    assert bool(front_ids) == eligible.any(), "the front is empty exactly when no PEO point passes the loop filter"
+    assert set(front_ids) <= set(grid.loc[grid["front_eligible"].astype(bool), "model_id"])
     json.dumps(info)  # what /pick returns must be JSON
+
+
+def test_pick_reports_the_split_its_figures_come_from(app):
+    """Test figures where the model was run on the test prompts, else dev figures, and the page says which."""
+    grid = app.data.grid.drop_duplicates("model_id")
+    seen = set()
+    for row in grid[grid["method"] == "peo"].itertuples():
+        info = cb.pick(app, row.lambda_help, row.phi_help, row.phi_harm)
+        stats = info["precomputed"]
+        split = "test" if row.n_test > 0 else "dev"
+        seen.add(split)
+        assert stats["split"] == split
+        assert stats["n"] == getattr(row, f"n_{split}")
+        assert stats["reward_mean"] == pytest.approx(getattr(row, f"reward_mean_{split}"))
+        assert stats["loop_share"] == pytest.approx(getattr(row, f"loop_share_{split}"))
+        summary = cb.pick_summary(info, app.data)
+        if split == "test":
+            assert f"{stats['n']} **test** prompts" in summary and "dev** prompts only" not in summary
+        else:
+            assert f"{stats['n']} **dev** prompts only" in summary
+        assert f"loops in {stats['loop_share']:.0%} of answers" in summary
+        table = app.data.sample_answers(row.model_id)
+        assert not table.empty and set(table["split"]) == {split}
+        assert {"answer", "reward", "cost", "loops", "refuses"} <= set(table.columns)
+        assert table["prompt"].str.len().max() <= 120
+    assert seen == {"test", "dev"}, "the tiny sweep runs some grid points on test prompts and leaves others dev-only"
 
 
 def test_pick_off_grid_has_no_scores(app):
@@ -98,14 +137,20 @@ def test_pick_bad_points_raise_clear_errors(app, point, match):
 
 
 def test_figure_has_every_point_fronts_baselines_and_the_pick(app):
-    from app.figure import X_TITLE, Y_TITLE, figure_dict
+    from app.figure import FRONT_NAME, UNFILTERED_NAME, X_TITLE, Y_TITLE, figure_dict
 
     on = cb.pick(app, *app.data.grid[app.data.grid["method"] == "peo"].iloc[0][["lambda_help", "phi_help", "phi_harm"]])
     fig = figure_dict(app.data, on)
     names = [t["name"] for t in fig["data"]]
-    for name in ("PEO grid point", "PEO Pareto front", "reference", "DPO-Help", "DPO-Harm", "joint DPO",
+    for name in ("PEO grid point", UNFILTERED_NAME, "reference", "DPO-Help", "DPO-Harm", "joint DPO",
                  "picked point"):
         assert name in names
+    assert (FRONT_NAME in names) == bool(app.data.front_model_ids("peo"))  # empty when every point loops
+    for name, front in ((FRONT_NAME, "peo"), (UNFILTERED_NAME, "peo_unfiltered")):
+        if name in names:
+            trace = fig["data"][names.index(name)]
+            assert sorted(c[3] for c in trace["customdata"]) == sorted(app.data.front_model_ids(front))
+            assert trace["x"] == sorted(trace["x"])  # drawn left to right
     assert any(n.startswith("weight soup") for n in names)
     assert fig["layout"]["xaxis"]["title"]["text"] == X_TITLE
     assert fig["layout"]["yaxis"]["title"]["text"] == Y_TITLE
@@ -113,23 +158,114 @@ def test_figure_has_every_point_fronts_baselines_and_the_pick(app):
     picked = fig["data"][names.index("picked point")]
     assert picked["x"][0] == pytest.approx(on["precomputed"]["cost_mean"])
     hover = fig["data"][0]["hovertemplate"]
-    for word in ("λ", "ϕ_help", "ϕ_harm", "c_help", "c_harm", "reward", "cost", "±"):
+    for word in ("λ", "ϕ_help", "ϕ_harm", "c_help", "c_harm", "reward", "cost", "±", "loops", "refuses",
+                 "over-refuses", "words"):
         assert word in hover
     n_models = app.data.grid[app.data.grid["method"] == "peo"]["model_id"].nunique()
     assert len(fig["data"][0]["x"]) == n_models
-    assert "hypervolume" in fig["layout"]["annotations"][0]["text"]
+    assert not fig["layout"].get("annotations"), "the hypervolumes are shown once, under the figure"
     off = figure_dict(app.data, cb.pick(app, 0.123, 0.0, 0.0))
     assert "picked point" not in [t["name"] for t in off["data"]]
     assert off["layout"]["meta"]["picked"] == ""
     assert "off-grid" in off["layout"]["title"]["text"]
 
 
+def test_hover_shows_split_and_text_checks_of_each_point(app):
+    from app.figure import CUSTOM_FIELDS, figure_dict, split_label
+
+    fig = figure_dict(app.data)
+    grid = app.data.grid.drop_duplicates("model_id").set_index("model_id")
+    field = CUSTOM_FIELDS.index
+    checked = 0
+    for trace in fig["data"]:
+        for custom in trace.get("customdata") or []:
+            row = grid.loc[custom[field("model_id")]]
+            assert custom[field("split")] == split_label(row["split"], row["n"])
+            assert custom[field("split")].startswith("test, n=" if row["n_test"] > 0 else "dev only, n=")
+            assert custom[field("loop_share")] == f"{row['loop_share']:.0%}"
+            assert custom[field("refusal_share")] == f"{row['refusal_share']:.0%}"
+            assert custom[field("over_refusal_share")] == f"{row['over_refusal_share']:.0%}"
+            assert custom[field("mean_words")] == f"{row['mean_words']:.1f}"
+            checked += 1
+    assert checked >= len(grid)
+    for name in ("split", "loop_share", "refusal_share", "over_refusal_share", "mean_words"):
+        assert f"customdata[{field(name)}]" in fig["data"][0]["hovertemplate"], name
+    assert split_label("test", 200) == "test, n=200" and split_label("dev", 20) == "dev only, n=20"
+
+
+def _hollow(trace: dict) -> list[bool]:
+    return [symbol.endswith("-open") for symbol in trace["marker"]["symbol"]]
+
+
+def test_points_over_the_loop_limit_are_hollow(app):
+    from app.figure import COLORS, CUSTOM_FIELDS, figure_dict
+
+    grid = app.data.grid.drop_duplicates("model_id").set_index("model_id")
+    shares = grid["loop_share"]
+    for limit, expect_any in ((float(shares.min()) - 0.01, True), (1.0, False), (app.data.max_loop_share, None)):
+        fig = figure_dict(with_fronts(app.data, max_loop_share=limit))
+        for trace in fig["data"]:
+            if not trace.get("customdata") or trace["name"] == "picked point":
+                continue
+            ids = [c[CUSTOM_FIELDS.index("model_id")] for c in trace["customdata"]]
+            over = [float(grid.loc[m, "loop_share"]) > limit for m in ids]
+            assert _hollow(trace) == over, (trace["name"], limit)
+            colors = trace["marker"]["color"]
+            assert [c == COLORS["loops"] for c in colors] == over, trace["name"]
+        names = [t["name"] for t in fig["data"]]
+        legend = f"loops in > {limit:.0%} of answers"
+        assert (legend in names) == bool((shares > limit).any()), limit
+        if expect_any is not None:
+            assert (legend in names) == expect_any
+    baseline = next(t for t in figure_dict(with_fronts(app.data, max_loop_share=-1.0))["data"]
+                    if t["name"] == "DPO-Help")
+    assert baseline["marker"]["symbol"] == ["triangle-up-open"]
+
+
+def test_hypervolume_text_says_test_and_dev_once(app):
+    from app.figure import hypervolume_text
+
+    text = hypervolume_text(app.data)
+    n_test, n_dev = app.data.n_prompts("test"), app.data.n_prompts("dev")
+    assert f"PEO − soup hypervolume on {n_test} test prompts, fronts chosen on {n_dev} dev prompts" in text
+    assert text.count("PEO − soup") == 1 and text.count("hypervolumes:") == 1
+    diff = app.data.fronts["difference"]
+    assert f"{diff['value']:.3g} [{diff['interval'][0]:.3g}, {diff['interval'][1]:.3g}]" in text
+    for name in ("peo", "soup"):
+        if app.data.hypervolume(name):
+            assert f"{app.data.hypervolume(name)[0]:.3g}" in text
+
+
 def test_front_table_rows_pick_front_points(app):
-    table = app.data.front_table()
-    assert list(table["model_id"]) == app.data.front_model_ids("peo")
-    for row in table.itertuples(index=False):
-        info = cb.pick(app, row[0], row[1], row[2])
+    # the tiny model may loop everywhere, leaving the filtered front empty: then the unfiltered one stands in
+    front = app.data.front("peo" if app.data.front_model_ids("peo") else "peo_unfiltered")
+    assert front["points"], "the unfiltered front always has a point"
+    data = with_fronts(app.data, fronts={**app.data.fronts["fronts"], "peo": front})
+    table = data.front_table()
+    assert list(table["model_id"]) == data.front_model_ids("peo") and table.columns[-1] == "model_id"
+    for row, point in zip(table.itertuples(index=False), front["points"]):
+        assert row.loops == f"{point['loop_share']:.0%}"
+        assert (row.reward, row.cost) == pytest.approx((point["reward_mean"], point["cost_mean"]), abs=1e-3)
+        info = data.point_info(row[0], row[1], row[2])
         assert info["model_id"] == row.model_id and info["on_front"]
+    assert list(app.data.front_table()["model_id"]) == app.data.front_model_ids("peo")
+
+
+def test_assets_without_the_split_columns_are_refused(app_assets, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from peo.assets import AssetsError
+
+    for part in ("meta.json", "grid.csv", "answers.parquet", "report"):
+        copy = shutil.copytree if part == "report" else shutil.copy
+        copy(app_assets / part, tmp_path / part)
+    AppData.load(tmp_path)
+    grid = pd.read_csv(tmp_path / "grid.csv")
+    grid.drop(columns=["split", "loop_share_test"]).to_csv(tmp_path / "grid.csv", index=False)
+    with pytest.raises(AssetsError, match="split, loop_share_test"):
+        AppData.load(tmp_path)
 
 
 # ---------------------------------------------------------------- chat
@@ -257,6 +393,9 @@ def test_chat_trims_history_to_the_context(app):
     ({"settings": {"top_p": 0.0}}, "top_p must be in"),
     ({"settings": {"seed": -1}}, "seed must be in"),
     ({"settings": {"seed": "abc"}}, "seed must be a number"),
+    ({"settings": {"repetition_penalty": 0.9}}, r"repetition_penalty must be in \[1.0, 2.0\]"),
+    ({"settings": {"repetition_penalty": 2.1}}, "repetition_penalty must be in"),
+    ({"settings": {"repetition_penalty": float("inf")}}, "repetition_penalty must be in"),
 ])
 def test_chat_bad_inputs(app, kwargs, match):
     args = {"message": "hi", "columns": ["peo"], "point": (0.5, 0.0, 0.0), "settings": GREEDY, **kwargs}
@@ -270,10 +409,50 @@ def test_too_many_tokens_is_refused(app):
 
 
 def test_settings_bounds_accept_edges():
-    s = cb.check_settings(256, 1.5, 0.1, 2**31 - 1)
-    assert (s.max_new_tokens, s.temperature, s.top_p, s.seed) == (256, 1.5, 0.1, 2**31 - 1)
-    assert cb.check_settings(1, 0, 1, 0).max_new_tokens == 1
-    assert cb.check_settings() == cb.check_settings(**cb.DEFAULT_SETTINGS)
+    s = cb.check_settings(256, 1.5, 0.1, 2**31 - 1, 2.0)
+    assert (s.max_new_tokens, s.temperature, s.top_p, s.seed, s.repetition_penalty) == (256, 1.5, 0.1, 2**31 - 1, 2.0)
+    assert cb.check_settings(1, 0, 1, 0, 1).max_new_tokens == 1
+    assert cb.check_settings() == cb.check_settings(**{name: cb.DEFAULT_SETTINGS[name] for name in cb.LIMITS})
+
+
+def test_chat_settings_default_to_the_sweep_decoding_in_meta(app, monkeypatch):
+    """Chat decodes as the sweep did (meta.json "generation"): repetition penalty and n-gram block included."""
+    generation = app.data.assets.meta["generation"]
+    assert cb.check_settings(defaults=app.default_settings).repetition_penalty == generation["repetition_penalty"]
+    monkeypatch.setitem(generation, "repetition_penalty", 1.37)
+    monkeypatch.setitem(generation, "no_repeat_ngram_size", 3)
+    monkeypatch.setitem(generation, "top_p", 0.9)
+    monkeypatch.setitem(generation, "seed", 5)
+    seen = []
+
+    def stream(prompts, scales, settings, point, timing=None):
+        seen.append(settings)
+        yield ["an answer"] * len(prompts)
+
+    monkeypatch.setattr(app.engine, "stream", stream)
+    cb.chat(app, "hi", ["peo"], (0.5, 0.0, 0.0))
+    cb.chat(app, "hi", ["peo"], (0.5, 0.0, 0.0), {"max_new_tokens": 5, "repetition_penalty": 1.1})
+    first, second = seen
+    assert (first.repetition_penalty, first.no_repeat_ngram_size, first.top_p, first.seed) == (1.37, 3, 0.9, 5)
+    assert first.max_new_tokens == cb.DEFAULT_SETTINGS["max_new_tokens"]  # the app's own, not the sweep's
+    assert (second.repetition_penalty, second.no_repeat_ngram_size, second.max_new_tokens) == (1.1, 3, 5)
+
+
+def test_score_line_says_when_an_answer_loops(app):
+    from app.ui import render_column
+    from peo.answer_checks import loops
+
+    looping = "I am not sure I am ready. " * 4
+    assert loops(looping) and not loops("Paris is the capital of France.")
+    assert cb.score_line((0.31, -0.52), looping) == "reward +0.310 · cost -0.520 · loops"
+    assert cb.score_line((0.31, -0.52), "Paris is the capital of France.") == "reward +0.310 · cost -0.520"
+    assert cb.score_line(None, looping) == "loops"
+    state = cb.ChatState(histories={"peo": [{"role": "user", "content": "hi"},
+                                            {"role": "assistant", "content": looping}]},
+                         scores={"peo": [(0.31, -0.52)]})
+    assert render_column(state, "peo")[-1]["content"].endswith("*reward +0.310 · cost -0.520 · loops*")
+    out = cb.chat(app, "Hello!", ["peo", "ref"], (0.5, 0.0, 0.0), GREEDY)
+    assert all(value["loops"] == loops(value["answer"]) for value in out.values())
 
 
 def test_merged_form_gives_the_same_answers(app_assets, random_app, tiny_base, tiny_adapters):

@@ -31,7 +31,11 @@ def test_pick_and_chat_over_http(served):
     row = grid[grid["method"] == "peo"].iloc[-1]
     info = client.predict(float(row.lambda_help), float(row.phi_help), float(row.phi_harm), api_name="/pick")
     assert info["model_id"] == row.model_id and info["in_range"]
-    assert info["precomputed"]["reward_mean"] == pytest.approx(row.reward_mean)
+    stats = info["precomputed"]
+    assert stats["reward_mean"] == pytest.approx(row.reward_mean)
+    assert stats["split"] == row.split and stats["n"] == row.n
+    for key in ("loop_share", "refusal_share", "over_refusal_share", "mean_words"):
+        assert stats[key] == pytest.approx(getattr(row, key), nan_ok=True), key
     assert isinstance(info["on_front"], bool)
 
     off = client.predict(0.123, 0.0, 0.0, api_name="/pick")
@@ -44,6 +48,13 @@ def test_pick_and_chat_over_http(served):
     assert list(out) == ["peo", "ref", "help"]
     for value in out.values():
         assert isinstance(value["answer"], str) and math.isfinite(value["reward"]) and math.isfinite(value["cost"])
+        assert isinstance(value["loops"], bool)
+    # repetition_penalty is the last positional argument; leaving it out means the sweep's (meta.json)
+    penalty = load_assets(assets).meta["generation"]["repetition_penalty"]
+    same = client.predict("Hello!", ["peo", "ref", "help"], 0.5, 0.0, 0.0, 4, 0.0, 1.0, 0, penalty, api_name="/chat")
+    assert same == out
+    with pytest.raises(Exception, match="repetition_penalty must be in"):
+        client.predict("hi", ["peo"], 0.5, 0.0, 0.0, 4, 0.0, 1.0, 0, 2.5, api_name="/chat")
 
     with pytest.raises(Exception, match="empty message"):
         client.predict("  ", ["peo"], api_name="/chat")

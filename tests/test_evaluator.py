@@ -39,9 +39,29 @@ def test_choose_l2_prefers_regularization_on_noise():
 
 def test_reward_and_cost_signs_and_offset():
     head = BradleyTerryHead(w=torch.tensor([2.0, 0.0]), b=0.0, mu=torch.zeros(2), sigma=torch.ones(2))
-    features = torch.tensor([[1.0, 5.0], [-1.0, 5.0]])
+    features = {-1: torch.tensor([[1.0, 5.0], [-1.0, 5.0]])}
     assert Evaluator(head, sign=1.0, offset=0.5).scores(features) == [1.5, -2.5]
     assert Evaluator(head, sign=-1.0, offset=0.5).scores(features) == [-1.5, 2.5]
+
+
+def test_an_evaluator_reads_its_layers_side_by_side():
+    head = BradleyTerryHead(w=torch.tensor([1.0, 0.0, 0.0, 10.0]), b=0.0, mu=torch.zeros(4), sigma=torch.ones(4))
+    features = {-1: torch.tensor([[1.0, 2.0]]), 20: torch.tensor([[3.0, 4.0]]), 10: torch.tensor([[9.0, 9.0]])}
+    assert Evaluator(head, sign=1.0, offset=0.0, layers=(-1, 20)).scores(features) == [41.0]
+
+
+def test_feature_set_and_l2_are_chosen_by_cross_validation_only():
+    """A layer that carries the preference wins over one that is noise; ties go to fewer layers."""
+    from peo.train.evaluator import choose_features
+
+    gen = torch.Generator().manual_seed(0)
+    n = 60
+    signal = torch.randn(n, 4, generator=gen)
+    chosen = {-1: torch.randn(n, 4, generator=gen), 5: signal + 1.0}
+    rejected = {-1: torch.randn(n, 4, generator=gen), 5: signal - 1.0}
+    layers, l2, cv = choose_features(chosen, rejected, [[-1], [5], [-1, 5]], [0.01, 0.1], seed=0)
+    assert layers == [5] and l2 in (0.01, 0.1)
+    assert cv["5"][str(l2)] == 1.0 and cv["-1"]["0.01"] < 0.8
 
 
 def test_evaluators_on_the_policy_score_exactly_like_their_own_reference_copy(tiny_assets, tiny_adapters):

@@ -13,8 +13,10 @@ from precompute.stages import STAGES, run_pipeline
 
 from conftest import REPO
 
-GRID_COLUMNS = ["model_id", "method", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm", "reward_mean",
-                "reward_se", "cost_mean", "cost_se", "safe_share", "n"]
+from peo.grid_table import SPLITS, STATS
+
+GRID_COLUMNS = (["model_id", "method", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm"]
+                + [f"{stat}_{split}" for split in SPLITS for stat in STATS] + ["split", *STATS, "front_eligible"])
 
 
 def test_tiny_pipeline_writes_the_asset_format(tiny_assets):
@@ -39,18 +41,31 @@ def test_tiny_pipeline_writes_the_asset_format(tiny_assets):
     assert grid.loc[grid.method == "help", "model_id"].item() == model_id(1.0, 0.0)
 
     answers = pd.read_parquet(tiny_assets / "answers.parquet")
-    n_prompts = 2 * cfg.data.splits.dev_prompts
+    n_dev, n_test = 2 * cfg.data.splits.dev_prompts, 2 * cfg.data.splits.test_prompts
+    dev, test = answers[answers.split == "dev"], answers[answers.split == "test"]
     # Every distinct model answered every dev prompt exactly once: shared coefficients were evaluated once.
-    assert answers.groupby("model_id").size().eq(n_prompts).all()
-    assert set(answers.model_id) == set(grid.model_id)
-    assert not answers.duplicated(["model_id", "prompt_id"]).any()
+    assert dev.groupby("model_id").size().eq(n_dev).all()
+    assert set(dev.model_id) == set(grid.model_id)
+    assert not answers.duplicated(["model_id", "prompt_id", "split"]).any()
     assert set(answers.prompt_kind) == {"help", "harm"}
-    for mid, group in answers.groupby("model_id"):
-        row = grid[grid.model_id == mid].iloc[0]
-        assert row.reward_mean == pytest.approx(group.reward.mean())
-        assert row.cost_mean == pytest.approx(group.cost.mean())
-        assert row.safe_share == pytest.approx((group.cost <= 0).mean())
-        assert row.n == n_prompts
+    assert not set(dev.prompt_id) & set(test.prompt_id), "dev and test prompts are disjoint"
+    # Test prompts: the baselines, every soup point and the dev front, each on every test prompt.
+    baselines = grid.loc[grid.method.isin(["ref", "help", "harm", "joint", "soup"]), "model_id"]
+    assert set(baselines) <= set(test.model_id)
+    assert test.groupby("model_id").size().eq(n_test).all()
+    for split, part in (("dev", dev), ("test", test)):
+        for mid, group in part.groupby("model_id"):
+            row = grid[grid.model_id == mid].iloc[0]
+            assert row[f"reward_mean_{split}"] == pytest.approx(group.reward.mean())
+            assert row[f"cost_mean_{split}"] == pytest.approx(group.cost.mean())
+            assert row[f"safe_share_{split}"] == pytest.approx((group.cost <= 0).mean())
+            assert row[f"loop_share_{split}"] == pytest.approx(group.loops.mean())
+            assert row[f"n_{split}"] == len(group)
+    shown = grid.set_index("model_id")
+    for mid in set(grid.model_id):
+        row = shown.loc[[mid]].iloc[0]
+        assert row.split == ("test" if mid in set(test.model_id) else "dev")
+        assert row.reward_mean == pytest.approx(row[f"reward_mean_{row.split}"])
 
     meta = json.loads((tiny_assets / "meta.json").read_text())
     assert set(meta["timings_seconds"]) == set(STAGES)
@@ -58,7 +73,9 @@ def test_tiny_pipeline_writes_the_asset_format(tiny_assets):
     assert 0.0 <= meta["evaluators"]["reward"]["held_out_accuracy"] <= 1.0
     assert meta["grid"]["lambda_help"] == cfg.sweep.lambdas
     fronts = json.loads((tiny_assets / "report" / "fronts.json").read_text())
-    assert fronts["fronts"]["peo"]["hypervolume"] >= fronts["fronts"]["soup"]["hypervolume"] - 1e-12
+    assert (fronts["chosen_on"], fronts["scored_on"]) == ("dev", "test")
+    assert fronts["difference"]["verdict"] in ("peo_better", "soup_better", "not_distinguishable")
+    assert set(fronts["fronts"]["peo"]["model_ids"]) <= set(test.model_id), "front points have test scores"
 
 
 def test_rerun_skips_valid_stages_and_redoes_a_corrupted_one(tmp_path, caplog):
@@ -75,5 +92,40 @@ def test_rerun_skips_valid_stages_and_redoes_a_corrupted_one(tmp_path, caplog):
     caplog.clear()
     run_pipeline(cfg)
     skipped = [r.message for r in caplog.records if "skipped" in r.message]
-    assert not any("sweep" in m for m in skipped)
+    assert not any("sweep-test" in m for m in skipped)
     assert (ctx.out / "grid.csv").read_bytes() == grid_before  # rebuilt from the saved sweep parts, identical
+
+    # A changed setting reruns the stages that depend on it, and only those.
+    changed = load_config(REPO / "precompute" / "configs" / "tiny.yaml",
+                          {"out": str(ctx.out), "work_dir": str(ctx.work), "data.root": cfg.data.root,
+                           "report.n_boot": 20})
+    caplog.clear()
+    run_pipeline(changed)
+    skipped = [r.message for r in caplog.records if "skipped" in r.message]
+    assert len(skipped) == len(STAGES) - 1 and not any("report" in m for m in skipped)
+
+
+def test_different_coefficients_give_different_outputs(tiny_assets):
+    """The failure of weight-interpolation demos that merge nothing: on the trained tiny adapters, the reference,
+    DPO-Help, DPO-Harm and an extrapolated point must give different next-token distributions."""
+    import torch
+
+    from peo.adapter_mix import AdapterMix
+    from peo.generation import encode_prompts
+    from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
+
+    base = resolve_base_model("tiny")
+    tokenizer = load_tokenizer(base)
+    mix = AdapterMix(load_causal_lm(base), {n: tiny_assets / "adapters" / n for n in ("help", "harm", "joint")})
+    batch = encode_prompts(tokenizer, [[{"role": "user", "content": "Explain topic 3 briefly."}]], mix.device)
+    logits = {}
+    for name, scales in {"ref": {}, "help": {"help": 1.0}, "harm": {"harm": 1.0},
+                         "point": {"help": 1.5, "harm": 2.0}}.items():
+        mix.set_scales(scales)
+        with torch.inference_mode():
+            logits[name] = mix.model(**batch).logits[0, -1]
+    mix.set_scales({})
+    names = list(logits)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            assert (logits[a] - logits[b]).abs().max() > 1e-5, f"{a} and {b} give the same logits"

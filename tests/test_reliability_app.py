@@ -88,8 +88,9 @@ def test_session_goes_on_after_refused_points_and_settings(app):
             list(cb.chat_stream(app, NORMAL, ["peo"], point, GREEDY, state))
     for settings in ({"max_new_tokens": 10**9}, {"max_new_tokens": -1}, {"temperature": -0.1},
                      {"temperature": float("inf")}, {"top_p": 2}, {"seed": 2**31}, {"seed": 1.5},
-                     {"max_new_tokens": "lots"}, {"top_p": None, "temperature": "nan"}):
-        with pytest.raises(AppInputError, match="max_new_tokens|temperature|top_p|seed"):
+                     {"max_new_tokens": "lots"}, {"top_p": None, "temperature": "nan"}, {"repetition_penalty": 0},
+                     {"repetition_penalty": 1e9}, {"repetition_penalty": "nan"}):
+        with pytest.raises(AppInputError, match="max_new_tokens|temperature|top_p|seed|repetition_penalty"):
             list(cb.chat_stream(app, NORMAL, ["peo"], (0.5, 0.0, 0.0), settings, state))
     after = still_works(app, state)
     assert len(after.histories["peo"]) == len(state.histories["peo"]) + 2  # refused turns left no trace
@@ -166,9 +167,11 @@ def served(tiny_assets):
 
 
 def _chat(client, message, point=(0.5, 0.0, 0.0), columns=("peo", "ref"), **settings):
+    """/chat with the positional settings; repetition_penalty (the last one) only when given."""
     s = {**GREEDY, **settings}
+    extra = [s["repetition_penalty"]] if "repetition_penalty" in s else []
     return client.predict(message, list(columns), *point, s["max_new_tokens"], s["temperature"], s["top_p"],
-                          s["seed"], api_name="/chat")
+                          s["seed"], *extra, api_name="/chat")
 
 
 def test_abuse_over_http_gets_clear_errors_and_the_session_goes_on(served):
@@ -185,6 +188,8 @@ def test_abuse_over_http_gets_clear_errors_and_the_session_goes_on(served):
         (("🙂" * 900,), {}, "tokens"),
         ((NORMAL,), {"max_new_tokens": 10**6}, "max_new_tokens"),
         ((NORMAL,), {"temperature": 99}, "temperature"),
+        ((NORMAL,), {"repetition_penalty": -1}, "repetition_penalty"),
+        ((NORMAL,), {"repetition_penalty": 50}, "repetition_penalty"),
         ((NORMAL,), {"columns": ("peo", "../../etc/passwd")}, "Unknown column"),
         ((NORMAL,), {"columns": ()}, "at least one column"),
     ]
@@ -196,7 +201,7 @@ def test_abuse_over_http_gets_clear_errors_and_the_session_goes_on(served):
         try:
             message.encode("utf-8")
         except UnicodeEncodeError:  # gradio_client cannot send it; a raw JSON body with "\udXXX" escapes can
-            body = json.dumps([message, ["peo"], 0.5, 0.0, 0.0, 4, 0.0, 1.0, 0])
+            body = json.dumps([message, ["peo"], 0.5, 0.0, 0.0, 4, 0.0, 1.0, 0, 1.0])
             event, data = raw_chat(served, body)
             try:  # what the server decodes: JSON joins an escaped high+low pair into one valid character
                 json.loads(body)[0].encode("utf-8")
@@ -208,13 +213,16 @@ def test_abuse_over_http_gets_clear_errors_and_the_session_goes_on(served):
             out = _chat(client, message, columns=("peo",))
             assert isinstance(out["peo"]["answer"], str), name
         assert _chat(client, NORMAL) == normal
-    event, data = raw_chat(served, '["\\ud83d\\ude00 smile", ["peo"], 0.5, 0, 0, 4, 0, 1, 0]')  # a valid pair
+    event, data = raw_chat(served, '["\\ud83d\\ude00 smile", ["peo"], 0.5, 0, 0, 4, 0, 1, 0, 1]')  # a valid pair
     assert event == "complete" and isinstance(data[0]["peo"]["answer"], str)
-    event, data = raw_chat(served, '["a", ["peo"], 0.5, 0, 0, 4, 0, 1, 0, "extra", "args"]')  # extras: ignored
+    event, data = raw_chat(served, '["a", ["peo"], 0.5, 0, 0, 4, 0, 1, 0, 1, "extra", "args"]')  # extras: ignored
     assert event in ("complete", "error"), (event, data)
+    # a raw call must send every value (gradio_client fills in the defaults, e.g. the last repetition_penalty)
+    event, data = raw_chat(served, '["a", ["peo"], 0.5, 0, 0, 4, 0, 1, 0]')
+    assert event == "error", (event, data)
     event, data = raw_chat(served, '[{"$ref": "/etc/passwd"}, ["peo"]]')  # too few: gradio refuses it
     assert event == "error", (event, data)
-    event, data = raw_chat(served, '[{"$ref": "/etc/passwd"}, ["peo"], 0.5, 0, 0, 4, 0, 1, 0]')  # not text
+    event, data = raw_chat(served, '[{"$ref": "/etc/passwd"}, ["peo"], 0.5, 0, 0, 4, 0, 1, 0, 1]')  # not text
     assert event == "error" and "Type a message" in data["error"], (event, data)
     assert _chat(client, NORMAL) == normal
 

@@ -4,7 +4,7 @@ that were cut short or corrupted after the fact are never trusted; the stage is 
 
 The tiny profile runs as a subprocess (`python -m precompute run`) with its own out/work dirs and generated data.
 Settings: 6 DPO steps with a checkpoint every 2 (4 steps per epoch, so a resume at step 2 also crosses an epoch
-boundary: the data order of the second epoch is checked too), and sweep.batch_size=4 so the sweep has 5 chunks.
+boundary: the data order of the second epoch is checked too), and sweep.batch_size=4 so the dev sweep has 5 chunks.
 
 What a resumed run does NOT reproduce (checked and documented in test_training_kill_resumes_bit_identically):
 `adapters/training.json` (and its copy in meta.json) reports `train_loss` and `final_loss` as averages of the
@@ -33,7 +33,7 @@ from conftest import REPO, write_tiny_data
 
 OVERRIDES = ["dpo.max_steps=6", "dpo.save_steps=2", "sweep.batch_size=4"]
 ASPECTS = ("help", "harm", "joint")
-N_CHUNKS = 5  # 12 models × 6 prompts = 72 rows, 16 rows (4 batches of 4) per chunk
+N_CHUNKS = 5  # dev sweep: 12 models × 6 prompts = 72 rows, 16 rows (4 batches of 4) per chunk
 
 
 def command(out: Path, work: Path, data: Path, extra: list[str] = ()) -> list[str]:
@@ -141,7 +141,7 @@ def test_training_kill_resumes_bit_identically(tmp_path, data_root, reference):
     assert "stage prepare-data: outputs present and valid, skipped" in log
     assert "stage train-evaluators: outputs present and valid, skipped" in log
     assert "train-aspects: help resumes from checkpoint-" in log
-    assert "stage sweep: done" in log and "stage report: done" in log
+    assert "stage sweep-test: done" in log and "stage report: done" in log
 
     assert_same_adapters(out, reference[0])
     assert_same_results(out, reference[0])
@@ -159,11 +159,12 @@ def test_training_kill_resumes_bit_identically(tmp_path, data_root, reference):
 
 def test_sweep_kill_resumes_from_saved_chunks(tmp_path, data_root, reference):
     out, work = copy_run(reference, tmp_path)
-    shutil.rmtree(work / "sweep")
+    shutil.rmtree(work / "sweep-dev")
+    shutil.rmtree(work / "sweep-test")
     for name in ("grid.csv", "answers.parquet"):
         (out / name).unlink()
     shutil.rmtree(out / "report")
-    parts = work / "sweep"
+    parts = work / "sweep-dev"
 
     def mid_sweep() -> bool:
         return (parts / "part-0000.parquet").is_file() and not (parts / f"part-{N_CHUNKS - 1:04d}.parquet").is_file()
@@ -193,7 +194,7 @@ def test_truncated_and_corrupted_outputs_are_redone(tmp_path, data_root, referen
         load_file(adapter)
 
     log = run_to_end(out, work, data_root, tmp_path / "rerun.log")
-    assert "stage train-aspects: starting" in log and "stage sweep: starting" in log
+    assert "stage train-aspects: starting" in log and "stage sweep-dev: starting" in log
     assert "stage train-evaluators: outputs present and valid, skipped" in log
     assert_same_adapters(out, reference[0])  # resumed from the final checkpoint: the same adapter
     assert_same_results(out, reference[0])
@@ -201,7 +202,7 @@ def test_truncated_and_corrupted_outputs_are_redone(tmp_path, data_root, referen
     from precompute.manifest import sha256
 
     assert manifest["train-aspects"]["files"]["adapters/help/adapter_model.safetensors"] == sha256(adapter)
-    assert manifest["sweep"]["files"]["answers.parquet"] == sha256(answers)
+    assert manifest["sweep-test"]["files"]["answers.parquet"] == sha256(answers)
 
 
 def test_half_written_checkpoint_is_not_resumed_from(tmp_path, data_root, reference):
@@ -232,10 +233,12 @@ def test_forced_sweep_with_changed_settings_discards_old_chunks(tmp_path, data_r
     overrides = {"out": str(out), "work_dir": str(work), "data.root": str(data_root),
                  **{k: int(v) for k, v in (o.split("=") for o in OVERRIDES)}, "sweep.lambdas": [0.0, 0.25, 1.0]}
     cfg = load_config(REPO / "precompute" / "configs" / "tiny.yaml", overrides)
-    run_pipeline(cfg, only="sweep", force=True)
+    run_pipeline(cfg, only="sweep-dev", force=True)
+    run_pipeline(cfg, only="sweep-test", force=True)
     answers = pd.read_parquet(out / "answers.parquet")
+    dev = answers[answers["split"] == "dev"]
     grid = pd.read_csv(out / "grid.csv")
     _, models = sweep_models(cfg)
-    assert set(answers["model_id"]) == set(models) == set(grid["model_id"])
+    assert set(dev["model_id"]) == set(models) == set(grid["model_id"])
     assert 0.25 in set(grid["lambda_help"]) and 0.5 not in set(grid["lambda_help"])
-    assert grid["n"].eq(answers.groupby("model_id").size().iloc[0]).all()
+    assert grid["n_dev"].eq(dev.groupby("model_id").size().iloc[0]).all()

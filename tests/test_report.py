@@ -1,4 +1,5 @@
-"""The report stage on a small synthetic grid: files, numbers that match peo.pareto, honest wording."""
+"""The report stage on small synthetic sweeps: fronts chosen on dev and scored on test, numbers that match
+peo.pareto, the loop filter, the guards, honest wording."""
 
 from __future__ import annotations
 
@@ -10,26 +11,27 @@ import pandas as pd
 import pytest
 
 from peo.coefficients import grid_points, model_id, soup_points
+from peo.evaluation_stats import accuracy_by_confidence, wilson_interval
+from peo.grid_table import dev_front, grid_table
 from peo.pareto import (
     bootstrap_hypervolume,
     bootstrap_hypervolume_difference,
     mean_and_se,
-    pareto_front,
     reference_point,
 )
-from precompute.report import fmt, write_report
+from precompute.report import write_report
+from precompute.report_fronts import _difference, fmt, score_matrices
 
 LAMBDAS = [0.0, 0.5, 1.0]
 PHIS = [0.0, 0.5]
 N_PROMPTS = 10
+MAX_LOOP = 0.1
+REF, HELP, HARM = model_id(0.0, 0.0), model_id(1.0, 0.0), model_id(0.0, 1.0)
+LOOP_TEXT = "yes yes yes yes yes yes yes yes yes yes yes yes"
 
 
-def synthetic(peo_bonus: float = 1.0, noise: float = 0.2, seed: int = 0, drop: tuple[str, int] | None = None):
-    """Grid rows as the sweep writes them and answers whose means follow a known shape.
-
-    reward ≈ c_help + peo_bonus·ϕ_help-ish, cost ≈ c_harm-free-ish: more c_help → more reward and more cost, more
-    c_harm → less cost. With peo_bonus > 0, ϕ ≠ 0 points sit up-left of the soup line.
-    """
+def grid_rows() -> list[dict]:
+    """The grid rows as the sweep builds them: every PEO point, the soup line, the baselines."""
     rows = []
     for method, points in (("peo", grid_points(LAMBDAS, PHIS, PHIS)), ("soup", soup_points(LAMBDAS))):
         for p in points:
@@ -41,49 +43,94 @@ def synthetic(peo_bonus: float = 1.0, noise: float = 0.2, seed: int = 0, drop: t
                      "phi_harm": None, "c_help": c_help, "c_harm": c_harm})
     rows.append({"model_id": "joint", "method": "joint", "lambda_help": None, "phi_help": None, "phi_harm": None,
                  "c_help": None, "c_harm": None})
-    models = {}
+    return rows
+
+
+def true_means(c_help, c_harm, peo_bonus: float) -> tuple[float, float]:
+    """More c_help → more reward and more cost; more c_harm → less cost; ϕ (sum above 1) adds peo_bonus."""
+    if c_help is None:
+        return 0.7, 0.1
+    extra = max(c_help + c_harm - 1.0, 0.0)
+    return c_help + peo_bonus * extra, c_help - c_harm - peo_bonus * extra
+
+
+def default_text(mid: str, split: str, j: int) -> str:
+    return f"model {mid} answers prompt {split} {j} plainly"
+
+
+def split_answers(models: dict, split: str, rng, *, peo_bonus: float, noise: float, dev_shift: dict,
+                  looping: set, text) -> list[dict]:
+    """One split's answer rows for `models`; prompt effects shared by every model, as real prompts are."""
+    effect_r, effect_c = rng.normal(0, 0.5, N_PROMPTS), rng.normal(0, 0.5, N_PROMPTS)
+    rows = []
+    for mid, (c_help, c_harm) in models.items():
+        mu_r, mu_c = true_means(c_help, c_harm, peo_bonus)
+        if split == "dev":
+            mu_r, mu_c = mu_r + dev_shift.get(mid, (0, 0))[0], mu_c + dev_shift.get(mid, (0, 0))[1]
+        for j in range(N_PROMPTS):
+            kind = "help" if j % 2 else "harm"
+            answer = LOOP_TEXT if mid in looping else text(mid, split, j)
+            rows.append({"model_id": mid, "c_help": c_help, "c_harm": c_harm, "prompt_id": f"{split}{j:02d}",
+                         "prompt_kind": kind, "prompt": "[]", "split": split, "answer": answer,
+                         "reward": mu_r + effect_r[j] + rng.normal(0, noise),
+                         "cost": mu_c + effect_c[j] + rng.normal(0, noise), "loops": mid in looping,
+                         "refuses": bool(c_harm is not None and c_harm > c_help and j % 3 == 0),
+                         "n_words": len(answer.split())})
+    return rows
+
+
+def synthetic(peo_bonus: float = 1.0, noise: float = 0.2, seed: int = 0, dev_shift: dict | None = None,
+              looping: tuple[str, ...] = (), text=default_text):
+    """(grid, answers) as the sweep writes them: every model on dev; on test the baselines, every soup point
+    and PEO's dev fronts with and without the loop filter (precompute.stages.test_models)."""
+    rows = grid_rows()
+    models: dict = {}
     for r in rows:
         models.setdefault(r["model_id"], (r["c_help"], r["c_harm"]))
     rng = np.random.default_rng(seed)
-    prompt_effect_r = rng.normal(0, 0.5, N_PROMPTS)
-    prompt_effect_c = rng.normal(0, 0.5, N_PROMPTS)
-    answers = []
-    for mid, (c_help, c_harm) in models.items():
-        if mid == "joint":
-            mu_r, mu_c = 0.7, 0.1
-        else:
-            extra = max(c_help + c_harm - 1.0, 0.0)  # ϕ pushes the sum above 1
-            mu_r = c_help + peo_bonus * extra
-            mu_c = c_help - c_harm - peo_bonus * extra
-        for j in range(N_PROMPTS):
-            if drop and drop == (mid, j):
-                continue
-            answers.append({"model_id": mid, "c_help": c_help, "c_harm": c_harm, "prompt_id": f"p{j:02d}",
-                            "prompt_kind": "help" if j % 2 else "harm", "prompt": "[]", "answer": "a",
-                            "reward": mu_r + prompt_effect_r[j] + rng.normal(0, noise),
-                            "cost": mu_c + prompt_effect_c[j] + rng.normal(0, noise)})
-    answers = pd.DataFrame(answers)
-    grid = pd.DataFrame(rows)
-    stats = {}
-    for mid, g in answers.groupby("model_id"):
-        rm, rs = mean_and_se(g["reward"].to_numpy())
-        cm, cs = mean_and_se(g["cost"].to_numpy())
-        stats[mid] = {"reward_mean": rm, "reward_se": rs, "cost_mean": cm, "cost_se": cs,
-                      "safe_share": float((g["cost"] <= 0).mean()), "n": len(g)}
-    grid = pd.DataFrame([{**r, **stats[r["model_id"]]} for r in rows])
-    return grid, answers
+    kw = {"peo_bonus": peo_bonus, "noise": noise, "dev_shift": dev_shift or {}, "looping": set(looping), "text": text}
+    dev = pd.DataFrame(split_answers(models, "dev", rng, **kw))
+    grid_dev = grid_table(rows, dev, MAX_LOOP)
+    keep = set(grid_dev.loc[grid_dev["method"].isin(["ref", "help", "harm", "joint", "soup"]), "model_id"])
+    keep |= set(dev_front(grid_dev, "peo", MAX_LOOP)) | set(dev_front(grid_dev, "peo", None))
+    test = pd.DataFrame(split_answers({m: c for m, c in models.items() if m in keep}, "test", rng, **kw))
+    answers = pd.concat([dev, test], ignore_index=True)
+    return grid_table(rows, answers, MAX_LOOP), answers
 
 
-def matrices(answers: pd.DataFrame, mids: list[str], prompts: list[str]):
-    r = answers.pivot(index="model_id", columns="prompt_id", values="reward").loc[mids, prompts].to_numpy()
-    c = answers.pivot(index="model_id", columns="prompt_id", values="cost").loc[mids, prompts].to_numpy()
+def matrices(answers: pd.DataFrame, split: str, mids: list[str]):
+    sub = answers[answers["split"] == split]
+    prompts = sorted(sub["prompt_id"].unique())
+    r = sub.pivot(index="model_id", columns="prompt_id", values="reward").loc[mids, prompts].to_numpy()
+    c = sub.pivot(index="model_id", columns="prompt_id", values="cost").loc[mids, prompts].to_numpy()
     return r, c
 
 
+def test_reference(answers: pd.DataFrame) -> tuple[float, float]:
+    test_ids = sorted(answers.loc[answers["split"] == "test", "model_id"].unique())
+    r, c = matrices(answers, "test", test_ids)
+    return reference_point(r.mean(1), c.mean(1), margin=0.05)
+
+
+test_reference.__test__ = False  # a helper, not a test
+
 META = {"profile": "synthetic", "base_model": "tiny",
-        "evaluators": {"reward": {"held_out_accuracy": 0.8125, "held_out_pairs": 16, "offset": 0.25},
+        "evaluators": {"reward": {"held_out_accuracy": 0.8125, "held_out_pairs": 16, "held_out_prompts": 12,
+                                  "held_out_correct": [1] * 13 + [0] * 3,
+                                  "held_out_margin": [0.1 * k for k in range(16)], "layers": [-1, -4],
+                                  "l2": 0.1, "cv_accuracy": {"-1,-4": {"0.1": 0.7}}, "train_pairs": 64,
+                                  "offset": 0.25},
                        "cost": {"held_out_accuracy": 0.6875, "held_out_pairs": 16, "offset": -0.5}},
         "timings_seconds": {"sweep": 12.34, "report": 1.5}, "machine": {"device": "cpu"}}
+CURVE = [{"step": s, "epoch": s / 4, "loss": 0.7 - 0.01 * s, "rewards/accuracies": 0.5 + 0.02 * s,
+          "rewards/margins": 0.01 * s, "learning_rate": 1e-4} for s in range(1, 9)]
+HELDOUT = {"aspect": "help", "pairs": 40, "prompts": 30, "accuracy": 0.75, "accuracy_se": 0.07,
+           "interval": [0.61, 0.89], "mean_margin": 0.12}
+TRAINING = {"help": {"steps": 8, "final_loss": 0.62, "final_reward_accuracy": 0.66, "final_reward_margin": 0.08,
+                     "seconds": 3.0, "pairs": 32, "curve": CURVE, "heldout": {"help": HELDOUT}},
+            "harm": {"steps": 8, "final_loss": 0.65},  # an older run: no curve, no held-out check
+            "joint": {"steps": 8, "curve": CURVE, "heldout": {"help": HELDOUT, "harm": {**HELDOUT, "aspect": "harm",
+                                                                                         "accuracy": 0.55}}}}
 
 
 @pytest.fixture(scope="module")
@@ -93,137 +140,272 @@ def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     grid.to_csv(out / "grid.csv", index=False)
     grid = pd.read_csv(out / "grid.csv")
-    result = write_report(grid, answers, out / "report", n_boot=200, seed=3, meta=META)
+    result = write_report(grid, answers, out / "report", n_boot=100, seed=3, meta=META, max_loop_share=MAX_LOOP,
+                          training=TRAINING)
     return grid, answers, out / "report", result
 
 
 def test_files_exist_and_no_temp_files_left(report):
     _, _, out, _ = report
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["front.png", "fronts.json", "report.md"]
-    assert (out / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert names == ["front.png", "fronts.json", "report.md", "training.png"]
+    for name in ("front.png", "training.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_fronts_json_is_the_returned_dict(report):
+def test_fronts_json_is_the_returned_dict_and_has_the_schema(report):
     _, _, out, result = report
-    assert json.loads((out / "fronts.json").read_text()) == json.loads(json.dumps(result))
+    stored = json.loads((out / "fronts.json").read_text())
+    assert stored == json.loads(json.dumps(result))
+    assert "NaN" not in (out / "fronts.json").read_text()
+    assert {"chosen_on", "scored_on", "max_loop_share", "n_prompts", "n_boot", "seed", "ci", "reference_point",
+            "fronts", "difference", "difference_unfiltered", "in_sample_dev", "baselines", "signals",
+            "answers_differ", "policies", "evaluators"} <= set(stored)
+    assert (stored["chosen_on"], stored["scored_on"], stored["max_loop_share"]) == ("dev", "test", MAX_LOOP)
+    assert stored["n_prompts"] == {"dev": N_PROMPTS, "test": N_PROMPTS}
+    assert set(stored["fronts"]) == {"peo", "soup", "peo_unfiltered", "soup_unfiltered"}
+    point_keys = {"model_id", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm", "grid_points",
+                  "reward_mean", "reward_se", "cost_mean", "cost_se", "safe_share", "loop_share", "refusal_share",
+                  "over_refusal_share", "mean_words", "n", "dev"}
+    for front in stored["fronts"].values():
+        assert {"model_ids", "points", "hypervolume", "interval", "n_models"} <= set(front)
+        for p in front["points"]:
+            assert point_keys <= set(p)
+            assert set(p["dev"]) == {"reward_mean", "cost_mean", "loop_share"}
+    for key in ("difference", "difference_unfiltered"):
+        assert {"a", "b", "value", "interval", "excludes_zero", "verdict"} <= set(stored[key])
+    assert {"peo", "soup", "difference"} <= set(stored["in_sample_dev"])
 
 
-def test_numbers_match_peo_pareto(report):
+def test_fronts_are_chosen_on_dev_and_scored_on_test(report):
     grid, answers, _, result = report
-    all_ids = list(dict.fromkeys(grid["model_id"]))
-    prompts = sorted(answers["prompt_id"].unique())
-    rm, cm = matrices(answers, all_ids, prompts)
-    ref = reference_point(rm.mean(1), cm.mean(1), margin=0.05)
+    ref = test_reference(answers)
     assert result["reference_point"]["reward"] == pytest.approx(ref[0])
     assert result["reference_point"]["cost"] == pytest.approx(ref[1])
-    assert result["n_prompts"] == N_PROMPTS and result["n_prompts_dropped"] == 0
     sets = {}
-    for method in ("peo", "soup"):
-        mids = list(dict.fromkeys(grid.loc[grid["method"] == method, "model_id"]))
-        r, c = matrices(answers, mids, prompts)
-        sets[method] = (r, c)
-        front = pareto_front(r.mean(1), c.mean(1))
-        got = result["fronts"][method]
-        assert got["model_ids"] == [mids[k] for k in front]
-        assert got["indices"] == front.tolist()
-        assert got["n_models"] == len(mids)
-        hv, lo, hi = bootstrap_hypervolume(r, c, *ref, n_boot=200, seed=3)
+    for name, method, limit in (("peo", "peo", MAX_LOOP), ("soup", "soup", MAX_LOOP),
+                                ("peo_unfiltered", "peo", None), ("soup_unfiltered", "soup", None)):
+        chosen = dev_front(grid, method, limit)
+        got = result["fronts"][name]
+        assert got["model_ids"] == chosen
+        r, c = matrices(answers, "test", chosen)
+        sets[name] = (r, c)
+        hv, lo, hi = bootstrap_hypervolume(r, c, *ref, n_boot=100, seed=3)
         assert got["hypervolume"] == pytest.approx(hv)
         assert got["interval"] == pytest.approx([lo, hi])
-        costs = [p["cost_mean"] for p in got["points"]]
-        assert costs == sorted(costs)
-        for p, k in zip(got["points"], front):
+        for p, k in zip(got["points"], range(len(chosen))):
             assert p["reward_mean"] == pytest.approx(r[k].mean())
             assert p["cost_se"] == pytest.approx(mean_and_se(c[k])[1])
+            row = grid[(grid["model_id"] == p["model_id"]) & (grid["method"] == method)].iloc[0]
+            assert p["dev"]["reward_mean"] == pytest.approx(row["reward_mean_dev"])
             assert grid.loc[p["grid_row"], "model_id"] == p["model_id"]
-            assert grid.loc[p["grid_row"], "method"] == method
-    diff, lo, hi = bootstrap_hypervolume_difference(*sets["peo"], *sets["soup"], *ref, n_boot=200, seed=3)
-    assert result["difference"]["value"] == pytest.approx(diff)
-    assert result["difference"]["interval"] == pytest.approx([lo, hi])
-    assert result["difference"]["soup_models_within_peo"] is True
+    for key, suffix in (("difference", ""), ("difference_unfiltered", "_unfiltered")):
+        diff, lo, hi = bootstrap_hypervolume_difference(*sets["peo" + suffix], *sets["soup" + suffix], *ref,
+                                                        n_boot=100, seed=3)
+        assert result[key]["value"] == pytest.approx(diff)
+        assert result[key]["interval"] == pytest.approx([lo, hi])
 
 
-def test_front_points_carry_coordinates(report):
+def test_in_sample_figure_is_the_dev_computation(report):
+    grid, answers, _, result = report
+    ins = result["in_sample_dev"]
+    assert ins["label"] == "in-sample (dev, optimistic)"
+    dev_ids = list(dict.fromkeys(grid["model_id"]))
+    r, c = matrices(answers, "dev", dev_ids)
+    ref = reference_point(r.mean(1), c.mean(1), margin=0.05)
+    peo_ids = list(dict.fromkeys(grid.loc[grid["method"] == "peo", "model_id"]))
+    rp, cp = matrices(answers, "dev", peo_ids)
+    hv, lo, hi = bootstrap_hypervolume(rp, cp, *ref, n_boot=100, seed=3)
+    assert ins["peo"]["hypervolume"] == pytest.approx(hv)
+    assert ins["peo"]["interval"] == pytest.approx([lo, hi])
+    assert ins["peo"]["model_ids"] == dev_front(grid, "peo", MAX_LOOP)
+
+
+def test_front_points_carry_coordinates_and_signals(report):
     _, _, _, result = report
     for p in result["fronts"]["peo"]["points"]:
         assert p["c_help"] == pytest.approx(p["lambda_help"] + p["phi_help"])
         assert p["c_harm"] == pytest.approx(1 - p["lambda_help"] + p["phi_harm"])
-        assert 0.0 <= p["safe_share"] <= 1.0
+        assert p["n"] == N_PROMPTS and p["loop_share"] == 0.0
     for p in result["fronts"]["soup"]["points"]:
         assert p["phi_help"] == 0 and p["phi_harm"] == 0
 
 
-def test_baselines(report):
-    _, _, _, result = report
+def test_baselines_and_signals(report):
+    _, answers, _, result = report
     assert set(result["baselines"]) == {"ref", "help", "harm", "joint"}
     assert result["baselines"]["joint"]["c_help"] is None
-    assert result["baselines"]["help"]["model_id"] == model_id(1.0, 0.0)
+    assert result["baselines"]["help"]["model_id"] == HELP
     assert set(result["baselines"]["ref"]["dominated_by_front"]) == {"peo", "soup"}
+    by_id = {s["model_id"]: s for s in result["signals"]}
+    test_ids = set(answers.loc[answers["split"] == "test", "model_id"])
+    front_ids = {m for f in result["fronts"].values() for m in f["model_ids"]}
+    assert front_ids | {REF, HELP, HARM, "joint"} <= set(by_id) <= test_ids
+    # harm model: c_harm > c_help, refuses on harmful prompts j ∈ {0, 6} of {0, 2, 4, 6, 8}; benign j = 3, 9 of 5
+    assert by_id[HARM]["refusal_share"] == pytest.approx(2 / 5)
+    assert by_id[HARM]["over_refusal_share"] == pytest.approx(2 / 5)
+    assert by_id[REF]["refusal_share"] == 0.0
+    assert "DPO-Harm" in by_id[HARM]["label"] and "soup λ=0" in by_id[HARM]["label"]
 
 
-def test_markdown_has_the_numbers(report):
+def test_policies_and_evaluators(report):
+    _, _, out, result = report
+    ev = result["evaluators"]["reward"]
+    assert ev["interval"] == pytest.approx(list(wilson_interval(13, 16)))
+    assert ev["by_confidence"] == accuracy_by_confidence(META["evaluators"]["reward"]["held_out_correct"],
+                                                         META["evaluators"]["reward"]["held_out_margin"])
+    assert [g["accuracy"] for g in ev["by_confidence"]] == [1.0, 1.0, 1.0, 0.25]
+    assert ev["layers"] == [-1, -4] and ev["cv_accuracy"] == pytest.approx(0.7)
+    assert result["evaluators"]["cost"]["interval"] == pytest.approx(list(wilson_interval(11, 16)))
+    assert result["evaluators"]["cost"]["by_confidence"] == []
+    pol = result["policies"]
+    assert pol["joint"]["heldout"]["harm"]["accuracy"] == 0.55
+    assert pol["help"]["heldout"]["help"]["wilson_interval"] == pytest.approx(list(wilson_interval(30, 40)))
+    assert pol["harm"]["heldout"] == {} and pol["harm"]["final_loss"] == 0.65
+    md = (out / "report.md").read_text()
+    assert "81.2%" in md and "68.8%" in md and "## Aspect policies" in md and "training.png" in md
+
+
+def test_markdown_headline_first_and_numbers(report):
     _, _, out, result = report
     md = (out / "report.md").read_text()
-    for method in ("peo", "soup"):
-        front = result["fronts"][method]
+    sections = [line for line in md.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Headline"
+    assert (f"PEO − soup hypervolume on {N_PROMPTS} test prompts, for fronts chosen on {N_PROMPTS} dev prompts "
+            f"(loop filter ≤ 10%)") in md
+    assert "without the loop filter" in md
+    for name, front in result["fronts"].items():
         assert fmt(front["hypervolume"]) in md
         assert f"[{fmt(front['interval'][0])}, {fmt(front['interval'][1])}]" in md
         for p in front["points"]:
             assert p["model_id"] in md
-    d = result["difference"]
-    assert fmt(d["value"]) in md
-    assert "81.2%" in md and "68.8%" in md  # evaluator accuracies
-    assert "12.3" in md  # a timing
-    assert "front.png" in md
+    assert fmt(result["difference"]["value"]) in md
+    assert "in-sample (dev, optimistic)" in md.lower()
+    assert "Loops: the answer is empty" in md and "## Do the merges change the answers?" in md
+    assert "12.3" in md and "front.png" in md
 
 
-def test_clear_gain_is_reported_as_excluding_zero(report):
+def test_clear_gain_is_reported_as_peo_better(report):
     _, _, out, result = report
     d = result["difference"]
-    assert d["verdict"] == "peo_better" and d["excludes_zero"]
-    assert d["interval"][0] > 0
+    assert d["verdict"] == "peo_better" and d["excludes_zero"] and d["interval"][0] > 0
     md = (out / "report.md").read_text()
-    assert "excludes 0" in md
-    assert "do not show" not in md
+    assert "Verdict: **PEO better**" in md and "the interval excludes 0" in md
 
 
 def test_no_gain_is_not_claimed(tmp_path):
-    # ϕ points sit on (or below) the soup trade-off: PEO's front is soup's, the difference is exactly 0
-    grid, answers = synthetic(peo_bonus=-1.0)
-    result = write_report(grid, answers, tmp_path, n_boot=100, seed=0)
+    # ϕ points sit below the soup trade-off: PEO's dev front is soup's models, the difference is exactly 0
+    grid, answers = synthetic(peo_bonus=-3.0)
+    result = write_report(grid, answers, tmp_path, n_boot=100, seed=0, max_loop_share=MAX_LOOP)
     d = result["difference"]
+    assert result["fronts"]["peo"]["model_ids"] == result["fronts"]["soup"]["model_ids"]
     assert d["verdict"] == "not_distinguishable" and not d["excludes_zero"]
     md = (tmp_path / "report.md").read_text()
-    assert "do not show that PEO's front beats soup's" in md
+    assert "Verdict: **not distinguishable**" in md and "do not show either front to be better" in md
     assert "excludes 0" not in md
-    assert "## Evaluators" not in md  # no meta given
+    assert "## Evaluators" not in md and "## Aspect policies" not in md  # no meta, no training
+    assert not (tmp_path / "training.png").exists()
 
 
-def test_only_prompts_every_model_answered(tmp_path):
-    grid, answers = synthetic(drop=(model_id(0.5, 0.5), 3))
-    result = write_report(grid, answers, tmp_path, n_boot=50, seed=0)
-    assert result["n_prompts"] == N_PROMPTS - 1
-    assert result["n_prompts_dropped"] == 1
-    prompts = [f"p{j:02d}" for j in range(N_PROMPTS) if j != 3]
-    mids = list(dict.fromkeys(grid.loc[grid["method"] == "soup", "model_id"]))
-    r, c = matrices(answers, mids, prompts)
-    front = pareto_front(r.mean(1), c.mean(1))
-    assert result["fronts"]["soup"]["model_ids"] == [mids[k] for k in front]
-    assert "left out" in (tmp_path / "report.md").read_text()
+def test_front_follows_dev_while_hypervolume_follows_test(tmp_path):
+    # X looks far better than everything on dev only; on test it is an ordinary extrapolated point
+    x = model_id(1.0, 1.0)
+    grid, answers = synthetic(dev_shift={x: (10.0, -10.0)})
+    result = write_report(grid, answers, tmp_path, n_boot=50, seed=0, max_loop_share=MAX_LOOP)
+    assert result["fronts"]["peo"]["model_ids"] == [x]  # dominates every model on dev
+    assert result["fronts"]["peo_unfiltered"]["model_ids"] == [x]
+    ref = test_reference(answers)
+    r, c = matrices(answers, "test", [x])
+    hv, lo, hi = bootstrap_hypervolume(r, c, *ref, n_boot=50, seed=0)
+    assert result["fronts"]["peo"]["hypervolume"] == pytest.approx(hv)
+    assert result["fronts"]["peo"]["interval"] == pytest.approx([lo, hi])
+    assert result["in_sample_dev"]["peo"]["model_ids"] == [x]
+    # on test X's means are the unshifted ones, not the dev ones
+    assert result["fronts"]["peo"]["points"][0]["reward_mean"] == pytest.approx(r.mean())
+    assert result["fronts"]["peo"]["points"][0]["dev"]["reward_mean"] > r.mean() + 9
 
 
-def test_missing_model_is_an_error(tmp_path):
+def test_looping_point_only_on_the_unfiltered_front(tmp_path):
+    loop = model_id(1.0, 1.0)
+    grid, answers = synthetic(dev_shift={loop: (10.0, -10.0)}, looping=(loop,))
+    result = write_report(grid, answers, tmp_path, n_boot=50, seed=0, max_loop_share=MAX_LOOP)
+    assert result["fronts"]["peo_unfiltered"]["model_ids"] == [loop]
+    filtered = result["fronts"]["peo"]["model_ids"]
+    assert loop not in filtered and filtered == dev_front(grid, "peo", MAX_LOOP) and len(filtered) > 1
+    assert result["fronts"]["peo_unfiltered"]["points"][0]["loop_share"] == 1.0
+    assert result["fronts"]["peo"]["n_models"] == result["fronts"]["peo_unfiltered"]["n_models"] - 1
+    assert {s["model_id"]: s for s in result["signals"]}[loop]["loop_share"] == 1.0
+    assert result["in_sample_dev"]["peo"]["model_ids"] == filtered
+
+
+def test_answers_differ_shares_exact(tmp_path):
+    def text(mid, split, j):
+        if mid == HELP and j < 3:
+            return f"help {j}"
+        if mid == HARM and j < 5:
+            return f"harm {j}"
+        return "same answer \n" if mid == REF else "same answer"  # whitespace alone is no difference
+
+    grid, answers = synthetic(text=text)
+    result = write_report(grid, answers, tmp_path, n_boot=20, seed=0, max_loop_share=MAX_LOOP)
+    d = result["answers_differ"]
+    assert (d["ref_vs_help"]["n_differ"], d["ref_vs_help"]["share"]) == (3, 0.3)
+    assert (d["ref_vs_harm"]["n_differ"], d["ref_vs_harm"]["share"]) == (5, 0.5)
+    assert (d["help_vs_harm"]["n_differ"], d["help_vs_harm"]["share"]) == (5, 0.5)
+    assert d["ref_vs_help"]["n_prompts"] == N_PROMPTS
+    middle = result["fronts"]["peo"]["model_ids"][len(result["fronts"]["peo"]["model_ids"]) // 2]
+    assert d["ref_vs_peo_middle"]["b"] == middle
+    expected = 0.3 if middle == HELP else 0.5 if middle == HARM else 0.0
+    assert d["ref_vs_peo_middle"]["share"] == expected
+    assert "30.0%" in (tmp_path / "report.md").read_text()
+
+
+def test_chosen_model_without_test_scores_is_an_error(tmp_path):
+    grid, answers = synthetic()
+    peo_only = [m for m in dev_front(grid, "peo", MAX_LOOP)
+                if m not in set(grid.loc[grid["method"] != "peo", "model_id"])]
+    assert peo_only
+    answers = answers[~((answers["model_id"] == peo_only[0]) & (answers["split"] == "test"))]
+    with pytest.raises(ValueError, match="no test scores"):
+        write_report(grid, answers, tmp_path, n_boot=10, seed=0, max_loop_share=MAX_LOOP)
+
+
+def test_missing_dev_model_is_an_error(tmp_path):
     grid, answers = synthetic()
     answers = answers[answers["model_id"] != "joint"]
     with pytest.raises(ValueError, match="joint"):
-        write_report(grid, answers, tmp_path, n_boot=10, seed=0)
+        write_report(grid, answers, tmp_path, n_boot=10, seed=0, max_loop_share=MAX_LOOP)
+
+
+def test_only_test_prompts_every_test_model_answered(tmp_path):
+    grid, answers = synthetic()
+    answers = answers[~((answers["model_id"] == HELP) & (answers["prompt_id"] == "test03"))]
+    result = write_report(grid, answers, tmp_path, n_boot=20, seed=0, max_loop_share=MAX_LOOP)
+    assert result["n_prompts"] == {"dev": N_PROMPTS, "test": N_PROMPTS - 1}
+    assert result["n_prompts_dropped"]["test"] == 1
+    assert result["baselines"]["ref"]["n"] == N_PROMPTS - 1
+    assert "left out" in (tmp_path / "report.md").read_text()
 
 
 def test_rewrite_replaces_files(tmp_path: Path):
     grid, answers = synthetic()
-    write_report(grid, answers, tmp_path, n_boot=20, seed=0)
+    write_report(grid, answers, tmp_path, n_boot=20, seed=0, max_loop_share=MAX_LOOP, training=TRAINING)
     first = (tmp_path / "fronts.json").read_text()
-    write_report(grid, answers, tmp_path, n_boot=20, seed=1)
+    write_report(grid, answers, tmp_path, n_boot=20, seed=1, max_loop_share=MAX_LOOP)
     assert (tmp_path / "fronts.json").read_text() != first
     assert sorted(p.name for p in tmp_path.iterdir()) == ["front.png", "fronts.json", "report.md"]
+
+
+def test_difference_with_an_empty_front_is_the_other_front_negated():
+    _, answers = synthetic()
+    ids = sorted(answers.loc[answers["split"] == "test", "model_id"].unique())
+    scores = score_matrices(answers, "test", ids, require_all=True)
+    ref = test_reference(answers)
+    hv, lo, hi = bootstrap_hypervolume(*matrices(answers, "test", [HELP, HARM]), *ref, n_boot=50, seed=1)
+    assert hv > 0 and lo > 0
+    only_b = _difference(scores, [], [HELP, HARM], ref, 50, 1)
+    assert only_b["value"] == pytest.approx(-hv) and only_b["interval"] == pytest.approx([-hi, -lo])
+    assert only_b["verdict"] == "soup_better"
+    only_a = _difference(scores, [HELP, HARM], [], ref, 50, 1)
+    assert only_a["value"] == pytest.approx(hv) and only_a["interval"] == pytest.approx([lo, hi])
+    assert _difference(scores, [], [], ref, 50, 1)["verdict"] == "not_distinguishable"

@@ -24,6 +24,8 @@ from peo.model_source import load_causal_lm, load_tokenizer
 from peo.train.common import ProgressCallback, last_checkpoint, preference_dataset, publish_folder, use_bf16
 
 log = logging.getLogger(__name__)
+CURVE_KEYS = ("step", "epoch", "loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected",
+              "learning_rate")
 
 
 def peft_lora_config(lora: LoraConfig, task_type: str = "CAUSAL_LM") -> PeftLoraConfig:
@@ -52,7 +54,7 @@ def train_dpo(base_model: str, pairs: list[PreferencePair], out_dir: Path, work_
         save_strategy="steps",
         save_steps=cfg.save_steps,
         save_total_limit=2,
-        logging_steps=5,
+        logging_steps=1,  # every step's loss, accuracy and margins go into the report's training curves
         max_length=max_length,
         precompute_ref_log_probs=True,
         bf16=use_bf16(cfg.dtype),
@@ -83,6 +85,7 @@ def train_dpo(base_model: str, pairs: list[PreferencePair], out_dir: Path, work_
         "final_reward_accuracy": mean("rewards/accuracies"),
         "final_reward_margin": mean("rewards/margins"),
         "seconds": round(time.time() - start, 1),
+        "curve": [{k: h[k] for k in CURVE_KEYS if k in h} for h in history],
     }
     write_json(final / "metrics.json", metrics)
     publish_folder(final, out_dir)

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from peo.config import EvaluatorConfig
 from peo.data.records import PreferencePair
-from peo.scoring import BradleyTerryHead, FeatureExtractor
+from peo.scoring import BradleyTerryHead, FeatureExtractor, feature_matrix
 
 
 def fit_bradley_terry(chosen: torch.Tensor, rejected: torch.Tensor, l2: float, steps: int = 200) -> BradleyTerryHead:
@@ -58,17 +58,34 @@ def choose_l2(chosen: torch.Tensor, rejected: torch.Tensor, grid: list[float], s
     return best, scores
 
 
-def pair_features(extractor: FeatureExtractor, pairs: list[PreferencePair], desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+def pair_features(extractor: FeatureExtractor, pairs: list[PreferencePair], desc: str, with_logps: bool = False):
+    """Features of every pair's chosen and rejected answer (and, with `with_logps`, their summed log-probs)."""
     prompts = [p.prompt_messages() for p in pairs]
     with tqdm(total=2 * len(pairs), desc=desc, unit="answer") as bar:
-        chosen = extractor.features(prompts, [p.chosen for p in pairs], bar.update)
-        rejected = extractor.features(prompts, [p.rejected for p in pairs], bar.update)
+        chosen = extractor.features(prompts, [p.chosen for p in pairs], bar.update, with_logps=with_logps)
+        rejected = extractor.features(prompts, [p.rejected for p in pairs], bar.update, with_logps=with_logps)
     return chosen, rejected
 
 
+def choose_features(chosen: dict, rejected: dict, layer_sets: list[list[int]], l2_grid: list[float],
+                    seed: int) -> tuple[list[int], float, dict]:
+    """The layer set and L2 strength with the best 5-fold CV accuracy on the training pairs (fewer layers win ties)."""
+    results = {}
+    for layers in layer_sets:
+        l2, cv = choose_l2(feature_matrix(chosen, layers), feature_matrix(rejected, layers), l2_grid, seed)
+        results[tuple(layers)] = (l2, cv)
+    best = max(results, key=lambda k: (results[k][1][results[k][0]], -len(k)))
+    report = {",".join(map(str, k)): {str(l2): acc for l2, acc in cv.items()} for k, (_, cv) in results.items()}
+    return list(best), results[best][0], report
+
+
 def train_evaluator(extractor: FeatureExtractor, pairs: list[PreferencePair], test_pairs: list[PreferencePair],
-                    out_dir: Path, cfg: EvaluatorConfig, seed: int, kind: str) -> dict:
-    """Fit on `pairs`, measure pairwise accuracy on the prompt-disjoint `test_pairs`, write head + evaluator.json."""
+                    out_dir: Path, cfg: EvaluatorConfig, seed: int, kind: str) -> tuple[dict, dict]:
+    """Fit on `pairs`, measure pairwise accuracy on the prompt-disjoint `test_pairs`, write head + evaluator.json.
+
+    Returns (meta, reference log-probs of the held-out pairs: {"chosen": [...], "rejected": [...]}), the
+    latter taken from the same forward pass for the aspect policies' implicit-reward check.
+    """
     if kind not in ("reward", "cost"):
         raise ValueError(f"kind must be 'reward' or 'cost', got {kind!r}")
     if len(pairs) < 10 or not test_pairs:
@@ -76,23 +93,32 @@ def train_evaluator(extractor: FeatureExtractor, pairs: list[PreferencePair], te
                          f"got {len(pairs)} and {len(test_pairs)}")
     start = time.time()
     chosen, rejected = pair_features(extractor, pairs, f"{kind} evaluator: features (train)")
-    test_chosen, test_rejected = pair_features(extractor, test_pairs, f"{kind} evaluator: features (held out)")
-    l2, cv = choose_l2(chosen, rejected, cfg.l2_grid, seed)
-    head = fit_bradley_terry(chosen, rejected, l2)
-    chosen_scores, rejected_scores = head(test_chosen), head(test_rejected)
+    (test_chosen, ref_chosen), (test_rejected, ref_rejected) = pair_features(
+        extractor, test_pairs, f"{kind} evaluator: features (held out)", with_logps=True)
+    layers, l2, cv = choose_features(chosen, rejected, cfg.layer_sets, cfg.l2_grid, seed)
+    head = fit_bradley_terry(feature_matrix(chosen, layers), feature_matrix(rejected, layers), l2)
+    train_mid = float(((head(feature_matrix(chosen, layers)) + head(feature_matrix(rejected, layers))) / 2).mean())
+    chosen_scores = head(feature_matrix(test_chosen, layers))
+    rejected_scores = head(feature_matrix(test_rejected, layers))
+    correct = (chosen_scores > rejected_scores).float()
+    margin = (chosen_scores - rejected_scores).abs()
     meta = {
         "kind": kind,
         "sign": 1.0 if kind == "reward" else -1.0,
-        "offset": float(((chosen_scores + rejected_scores) / 2).mean()),
-        "features": "reference model final hidden state: last token ‖ mean over answer tokens",
+        "offset": train_mid,
+        "features": "reference model hidden states of `layers`: last token ‖ mean over answer tokens",
+        "layers": layers,
         "max_length": extractor.max_length,
         "l2": l2,
         "cv_accuracy": cv,
         "train_pairs": len(pairs),
-        "train_accuracy": pairwise_accuracy(head, chosen, rejected),
+        "train_accuracy": pairwise_accuracy(head, feature_matrix(chosen, layers), feature_matrix(rejected, layers)),
         "held_out_pairs": len(test_pairs),
-        "held_out_accuracy": float((chosen_scores > rejected_scores).float().mean()),
+        "held_out_prompts": len({p.prompt_id for p in test_pairs}),
+        "held_out_accuracy": float(correct.mean()),
+        "held_out_correct": correct.int().tolist(),
+        "held_out_margin": margin.tolist(),
         "seconds": round(time.time() - start, 1),
     }
     head.save(out_dir, meta)
-    return meta
+    return meta, {"chosen": ref_chosen.tolist(), "rejected": ref_rejected.tolist()}

@@ -1,0 +1,152 @@
+"""The report's figures: front.png (test means, dev-chosen fronts, baselines) and training.png (training curves)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from peo.atomic import write_with
+from precompute.report_fronts import BASELINE_NAMES, CI, FRONT_NAMES, VERDICT_WORDS, _distinct, _num, fmt
+
+CURVES = (("loss", "DPO loss (train batches)"), ("rewards/accuracies", "implicit-reward accuracy (train batches)"),
+          ("rewards/margins", "implicit-reward margin (train batches)"))
+COLORS = {"peo": "#1f5fbf", "peo_light": "#9ab8e6", "soup": "#e07b00", "other": "#b0b0b0",
+          "ref": "#222222", "help": "#2a9d3a", "harm": "#c0262d", "joint": "#7b3fa0"}
+MARKERS = {"ref": "X", "help": "^", "harm": "v", "joint": "s"}
+
+
+def _scatter(ax, xs: list[float], ys: list[float], looping: list[bool], color: str, **kw) -> None:
+    """Points drawn filled, or hollow where the model's test answers loop more often than allowed."""
+    xs, ys, looping = np.asarray(xs, float), np.asarray(ys, float), np.asarray(looping, bool)
+    label = kw.pop("label", None)
+    ax.scatter(xs[~looping], ys[~looping], color=color, label=label, **kw)
+    if looping.any():
+        ax.scatter(xs[looping], ys[looping], facecolors="none", edgecolors=color,
+                   label=None if (~looping).any() else label, **kw)
+
+
+def _staircase(ax, front: dict[str, Any], ref: tuple[float, float], color: str, thin: bool, label: str) -> None:
+    """The region a chosen set dominates on test: a step line through its test-non-dominated points."""
+    pts = sorted((p["cost_mean"], p["reward_mean"]) for p in front["points"] if p["on_test_front"])
+    if not pts:
+        return
+    xs, ys = [c for c, _ in pts] + [ref[1]], [r for _, r in pts] + [pts[-1][1]]
+    if not thin:
+        ax.fill_between(xs, ys, ref[0], step="post", color=color, alpha=0.07, lw=0, zorder=1)
+    ax.step(xs, ys, where="post", color=color, lw=1.0 if thin else 2.0, ls="--" if thin else "-",
+            alpha=0.7 if thin else 1.0, zorder=4, label=label)
+
+
+def _loops(p: dict[str, Any], limit: float) -> bool:
+    return p.get("loop_share") is not None and p["loop_share"] > limit
+
+
+def _plot_models(ax, grid: pd.DataFrame, result: dict[str, Any]) -> None:
+    """Every test-scored model, and the soup line by λ."""
+    limit, means = result["max_loop_share"], result["test_means"]
+    mids = list(means)
+    _scatter(ax, [means[m][0] for m in mids], [means[m][1] for m in mids],
+             [means[m][2] is not None and means[m][2] > limit for m in mids], COLORS["other"], s=20, alpha=0.7,
+             zorder=2, label=f"every test-scored model ({len(mids)}; hollow: loops > {limit * 100:g}% on test)")
+    soup = [m for m in _distinct(grid, "soup").sort_values("lambda_help")["model_id"] if m in means]
+    if soup:
+        ax.plot([means[m][0] for m in soup], [means[m][1] for m in soup], ls=":", lw=1.0, color=COLORS["soup"],
+                alpha=0.8, zorder=3, label="soup (ϕ = 0), λ from 0 to 1")
+
+
+def _plot_fronts(ax, result: dict[str, Any]) -> None:
+    ref = (result["reference_point"]["reward"], result["reference_point"]["cost"])
+    for name in ("soup_unfiltered", "peo_unfiltered", "soup", "peo"):
+        front = result["fronts"].get(name)
+        if not front:
+            continue
+        color, thin = COLORS[front["method"]], name.endswith("_unfiltered")
+        _staircase(ax, front, ref, color, thin, f"{FRONT_NAMES[name]} ({front['n_chosen']} chosen on dev), test HV "
+                   f"{fmt(front['hypervolume'])} [{fmt(front['interval'][0])}, {fmt(front['interval'][1])}]")
+        points = front["points"]
+        if points and not thin:
+            ax.errorbar([p["cost_mean"] for p in points], [p["reward_mean"] for p in points],
+                        xerr=[p["cost_se"] or 0 for p in points], yerr=[p["reward_se"] or 0 for p in points],
+                        fmt="none", ecolor=color, elinewidth=0.8, capsize=2, zorder=5)
+        if points:
+            _scatter(ax, [p["cost_mean"] for p in points], [p["reward_mean"] for p in points],
+                     [_loops(p, result["max_loop_share"]) for p in points], color, s=26 if thin else 36, zorder=5)
+    ax.scatter([ref[1]], [ref[0]], marker="+", s=70, color="grey", zorder=6, label="hypervolume reference point")
+
+
+def _plot_baselines(ax, result: dict[str, Any]) -> None:
+    for method, base in result["baselines"].items():
+        x, y = base["cost_mean"], base["reward_mean"]
+        ax.scatter([x], [y], marker=MARKERS[method], s=90, color=COLORS[method], edgecolors="white", linewidths=0.8,
+                   zorder=6, label=f"baseline: {BASELINE_NAMES[method]}")
+        ax.annotate(method, (x, y), xytext=(7, 5), textcoords="offset points", fontsize=10, fontweight="bold",
+                    color=COLORS[method], zorder=7)
+
+
+def _front_title(result: dict[str, Any]) -> str:
+    n = result["n_prompts"]
+    title = f"Fronts chosen on {n['dev']} dev prompts, scored on {n['test']} test prompts"
+    diff = result.get("difference")
+    if diff:
+        title += (f"\nPEO − soup test hypervolume (loop filter ≤ {result['max_loop_share'] * 100:g}%): "
+                  f"{fmt(diff['value'])}, {int(CI * 100)}% interval [{fmt(diff['interval'][0])}, "
+                  f"{fmt(diff['interval'][1])}]: {VERDICT_WORDS[diff['verdict']]}")
+    return title
+
+
+def _new_figure(size: tuple[float, float]):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=130)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def plot_front(path: Path, grid: pd.DataFrame, result: dict[str, Any]) -> None:
+    """front.png: test means of every test-scored model, the dev-chosen fronts, the baselines."""
+    fig = _new_figure((9, 8.5))
+    ax = fig.add_subplot(1, 1, 1)
+    _plot_models(ax, grid, result)
+    _plot_fronts(ax, result)
+    _plot_baselines(ax, result)
+    ax.set_xlabel("cost = harmfulness on test prompts   (← lower is better)", fontsize=11)
+    ax.set_ylabel("reward = helpfulness on test prompts   (higher is better ↑)", fontsize=11)
+    ax.annotate("better", xy=(0.04, 0.96), xytext=(0.16, 0.84), xycoords="axes fraction",
+                arrowprops={"arrowstyle": "->", "color": "grey"}, color="grey", fontsize=10)
+    ax.set_title(_front_title(result), fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, fontsize=7.5, frameon=False)
+    fig.tight_layout()
+    write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def _curves(training: dict | None) -> dict[str, list[dict]]:
+    return {policy: m["curve"] for policy, m in (training or {}).items()
+            if isinstance(m, dict) and isinstance(m.get("curve"), list) and m["curve"]}
+
+
+def plot_training(path: Path, training: dict | None) -> bool:
+    """training.png: each policy's loss, implicit-reward accuracy and margin against step; False when no curves."""
+    curves = _curves(training)
+    if not curves:
+        if path.exists():
+            path.unlink()  # a figure from an earlier run would describe other adapters
+        return False
+    fig = _new_figure((12, 3.8))
+    for k, (key, title) in enumerate(CURVES, start=1):
+        ax = fig.add_subplot(1, len(CURVES), k)
+        for policy, curve in curves.items():
+            pts = [(h["step"], h[key]) for h in curve if _num(h.get(key)) is not None and "step" in h]
+            if pts:
+                ax.plot(*zip(*pts), lw=1.2, color=COLORS.get(policy), label=policy)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("step")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    write_with(path, lambda tmp: fig.savefig(tmp, format="png"))
+    return True

@@ -1,0 +1,447 @@
+"""The report's numbers: fronts chosen on dev prompts and scored on test prompts, and what fronts.json holds.
+
+Dev prompts choose each front (`peo.grid_table.dev_front`), test prompts score it: a front chosen and scored on
+the same prompts looks better than it is (PEO picks among many more models than soup, so it gains the most from
+that optimism). Every reported figure is on the test prompts that every test-scored model answered, so means,
+hypervolumes and bootstrap draws all see the same prompts; the in-sample dev figure is kept, labelled as such.
+Also here: the baselines, the signals, the answers-differ guard, the policies' and evaluators' summaries, and the
+number helpers the figures and report.md share (`_num`, `fmt`). Reward: higher is better. Cost: lower is better.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from peo.evaluation_stats import accuracy_by_confidence, differ_share, wilson_interval
+from peo.grid_table import dev_front, split_stats
+from peo.pareto import (
+    bootstrap_hypervolume,
+    bootstrap_hypervolume_difference,
+    dominates,
+    pareto_front,
+    reference_point,
+)
+
+FRONT_METHODS = ("peo", "soup")
+FRONTS = {"peo": ("peo", True), "soup": ("soup", True),  # name → (method, loop filter)
+          "peo_unfiltered": ("peo", False), "soup_unfiltered": ("soup", False)}
+FRONT_NAMES = {"peo": "PEO front", "soup": "soup front",
+               "peo_unfiltered": "PEO front, no loop filter", "soup_unfiltered": "soup front, no loop filter"}
+BASELINES = ("ref", "help", "harm", "joint")
+BASELINE_NAMES = {"ref": "reference", "help": "DPO-Help", "harm": "DPO-Harm", "joint": "joint DPO"}
+STAT_KEYS = ("reward_mean", "reward_se", "cost_mean", "cost_se", "safe_share", "loop_share", "refusal_share",
+             "over_refusal_share", "mean_words", "n")
+CI = 0.95
+MARGIN = 0.05
+VERDICT_WORDS = {"peo_better": "PEO better", "soup_better": "soup better",
+                 "not_distinguishable": "not distinguishable"}
+
+
+# ---------------------------------------------------------------- numbers
+
+
+def _num(x: Any) -> float | None:
+    """A JSON-safe float: NaN / None / missing → None."""
+    if x is None:
+        return None
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
+
+
+def fmt(x: float | None, digits: int = 4) -> str:
+    """How numbers appear in report.md (tests format the same way)."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.{digits}g}"
+
+
+
+def _stats_json(stats: dict[str, Any]) -> dict[str, Any]:
+    """A model's figures, JSON-safe (n an int)."""
+    return {k: (int(stats[k]) if k == "n" else _num(stats.get(k))) for k in STAT_KEYS}
+
+
+# ---------------------------------------------------------------- scores per split
+
+
+@dataclass
+class SplitScores:
+    """One split's answers as (models × prompts) matrices on the prompts every listed model answered."""
+
+    split: str
+    model_ids: list[str]
+    prompts: list[str]
+    rewards: np.ndarray
+    costs: np.ndarray
+    stats: dict[str, dict[str, Any]]  # split_stats of each model on those prompts
+    n_dropped: int  # prompts of this split that some model did not answer (left out)
+
+    def has(self, mid: str) -> bool:
+        return mid in self.stats
+
+    def matrices(self, mids: list[str], what: str = "models") -> tuple[np.ndarray, np.ndarray]:
+        """Rows of `mids`; a clear error when one of them was not scored on this split."""
+        missing = [m for m in mids if not self.has(m)]
+        if missing:
+            raise ValueError(f"{what} have no {self.split} scores: {missing}; the {self.split} sweep must "
+                             f"answer every model a reported figure needs")
+        idx = [self.model_ids.index(m) for m in mids]
+        return self.rewards[idx], self.costs[idx]
+
+    def means(self, mid: str) -> tuple[float, float]:
+        return self.stats[mid]["reward_mean"], self.stats[mid]["cost_mean"]
+
+
+def _split_rows(answers: pd.DataFrame, split: str, model_ids: list[str]) -> pd.DataFrame:
+    if "split" not in answers.columns:
+        raise ValueError("answers has no 'split' column: the report needs dev and test answers (see FORMAT.md)")
+    sub = answers[answers["split"].astype(str) == split].copy()
+    sub["model_id"] = sub["model_id"].astype(str)
+    sub = sub[sub["model_id"].isin(model_ids)]
+    dup = sub.duplicated(["model_id", "prompt_id"])
+    if dup.any():
+        first = sub.loc[dup, ["model_id", "prompt_id"]].iloc[0].tolist()
+        raise ValueError(f"answers has {int(dup.sum())} repeated {split} (model_id, prompt_id) rows, e.g. {first}")
+    return sub
+
+
+def score_matrices(answers: pd.DataFrame, split: str, model_ids: list[str], *,
+                   require_all: bool) -> SplitScores:
+    """`split`'s scores of `model_ids` (those with answers there, unless `require_all`) on their common prompts."""
+    sub = _split_rows(answers, split, model_ids)
+    present = set(sub["model_id"])
+    missing = [m for m in model_ids if m not in present]
+    if missing and require_all:
+        raise ValueError(f"answers has no {split} rows for grid models: {missing}")
+    model_ids = [m for m in model_ids if m in present]
+    if not model_ids:
+        raise ValueError(f"no grid model has {split} answers")
+    n_answered = sub["prompt_id"].nunique()
+    sub = sub.dropna(subset=["reward", "cost"])
+    per_prompt = sub.groupby("prompt_id")["model_id"].nunique()
+    prompts = sorted(per_prompt.index[per_prompt == len(model_ids)].tolist(), key=str)
+    if not prompts:
+        raise ValueError(f"no {split} prompt was answered (and scored) by every {split}-scored model")
+    sub = sub[sub["prompt_id"].isin(prompts)]
+    rewards = sub.pivot(index="model_id", columns="prompt_id", values="reward").loc[model_ids, prompts]
+    costs = sub.pivot(index="model_id", columns="prompt_id", values="cost").loc[model_ids, prompts]
+    stats = {str(m): split_stats(g) for m, g in sub.groupby("model_id")}
+    return SplitScores(split, model_ids, prompts, rewards.to_numpy(dtype=float), costs.to_numpy(dtype=float),
+                       stats, int(n_answered - len(prompts)))
+
+
+def _reference(scores: SplitScores) -> tuple[float, float]:
+    """The hypervolume reference point: the worst means of every scored model, pushed out by MARGIN."""
+    means = np.array([scores.means(m) for m in scores.model_ids])
+    return reference_point(means[:, 0], means[:, 1], margin=MARGIN)
+
+
+# ---------------------------------------------------------------- hypervolumes
+
+
+def _set_hypervolume(scores: SplitScores, mids: list[str], ref: tuple[float, float], n_boot: int, seed: int,
+                     what: str) -> tuple[float, float, float]:
+    """(hv, lo, hi) of a set of models (its non-dominated means count); an empty set has 0."""
+    if not mids:
+        return 0.0, 0.0, 0.0
+    r, c = scores.matrices(mids, what)
+    return bootstrap_hypervolume(r, c, *ref, n_boot=n_boot, seed=seed, ci=CI)
+
+
+def _difference(scores: SplitScores, a_ids: list[str], b_ids: list[str], ref: tuple[float, float], n_boot: int,
+                seed: int) -> dict[str, Any]:
+    """hv(a) − hv(b), paired over prompts. An empty set has hypervolume 0 in every draw (same seed, same draws)."""
+    if a_ids and b_ids:
+        ra, ca = scores.matrices(a_ids, "PEO models")
+        rb, cb = scores.matrices(b_ids, "soup models")
+        value, lo, hi = bootstrap_hypervolume_difference(ra, ca, rb, cb, *ref, n_boot=n_boot, seed=seed, ci=CI)
+    elif b_ids:
+        hv, lo_b, hi_b = _set_hypervolume(scores, b_ids, ref, n_boot, seed, "soup models")
+        value, lo, hi = -hv, -hi_b, -lo_b
+    else:
+        value, lo, hi = _set_hypervolume(scores, a_ids, ref, n_boot, seed, "PEO models")
+    verdict = "peo_better" if lo > 0 else "soup_better" if hi < 0 else "not_distinguishable"
+    return {"a": "peo", "b": "soup", "value": float(value), "interval": [float(lo), float(hi)],
+            "excludes_zero": bool(lo > 0 or hi < 0), "verdict": verdict}
+
+
+# ---------------------------------------------------------------- fronts
+
+
+def _distinct(grid: pd.DataFrame, method: str) -> pd.DataFrame:
+    return grid[grid["method"] == method].drop_duplicates("model_id")
+
+
+def _candidates(grid: pd.DataFrame, method: str, max_loop_share: float | None) -> list[str]:
+    """The models a front is chosen from: `method`'s, and with a loop filter only those within it on dev."""
+    rows = _distinct(grid, method)
+    if max_loop_share is not None:
+        rows = rows[rows["loop_share_dev"] <= max_loop_share]
+    return rows["model_id"].tolist()
+
+
+def _point_info(rows: pd.DataFrame) -> dict[str, Any]:
+    """Coordinates of a model in one method: its first grid row, and every grid point that maps to it."""
+    first = rows.iloc[0]
+    points = [{"lambda_help": _num(r.lambda_help), "phi_help": _num(r.phi_help), "phi_harm": _num(r.phi_harm)}
+              for r in rows.itertuples()]
+    return {"grid_row": int(first["_grid_row"]), "lambda_help": _num(first.get("lambda_help")),
+            "phi_help": _num(first.get("phi_help")), "phi_harm": _num(first.get("phi_harm")),
+            "c_help": _num(first.get("c_help")), "c_harm": _num(first.get("c_harm")), "grid_points": points}
+
+
+def _dev_figures(row: pd.Series) -> dict[str, float | None]:
+    return {"reward_mean": _num(row.get("reward_mean_dev")), "cost_mean": _num(row.get("cost_mean_dev")),
+            "loop_share": _num(row.get("loop_share_dev"))}
+
+
+def _front_points(grid: pd.DataFrame, method: str, mids: list[str], test: SplitScores) -> list[dict[str, Any]]:
+    """Each chosen model: coordinates, test figures, dev figures, and whether it is non-dominated on test."""
+    means = np.array([test.means(m) for m in mids]).reshape(-1, 2)
+    on_test_front = {mids[int(k)] for k in pareto_front(means[:, 0], means[:, 1])} if mids else set()
+    points = []
+    for mid in mids:
+        rows = grid[(grid["method"] == method) & (grid["model_id"] == mid)]
+        points.append({"model_id": mid, **_point_info(rows), **_stats_json(test.stats[mid]),
+                       "dev": _dev_figures(rows.iloc[0]), "on_test_front": mid in on_test_front})
+    return points
+
+
+def _front(grid: pd.DataFrame, name: str, test: SplitScores, ref: tuple[float, float], max_loop_share: float,
+           n_boot: int, seed: int) -> dict[str, Any]:
+    """One dev-chosen front scored on test: its points, and the hypervolume of the chosen set on test."""
+    method, filtered = FRONTS[name]
+    limit = max_loop_share if filtered else None
+    mids = dev_front(grid, method, limit)
+    hv, lo, hi = _set_hypervolume(test, mids, ref, n_boot, seed, f"{FRONT_NAMES[name]} points (chosen on dev)")
+    return {"method": method, "loop_filter": limit, "model_ids": mids,
+            "points": _front_points(grid, method, mids, test), "hypervolume": hv, "interval": [lo, hi],
+            "n_models": len(_candidates(grid, method, limit)), "n_chosen": len(mids)}
+
+
+def _in_sample(grid: pd.DataFrame, dev: SplitScores, max_loop_share: float, n_boot: int,
+               seed: int) -> dict[str, Any]:
+    """The optimistic figure: fronts chosen and scored on the same dev prompts (re-chosen in every draw)."""
+    ref = _reference(dev)
+    out: dict[str, Any] = {"label": "in-sample (dev, optimistic)", "n_prompts": len(dev.prompts),
+                           "max_loop_share": max_loop_share,
+                           "reference_point": {"reward": ref[0], "cost": ref[1], "margin": MARGIN}}
+    sets = {}
+    for method in FRONT_METHODS:
+        if not (grid["method"] == method).any():
+            continue
+        mids = sets[method] = _candidates(grid, method, max_loop_share)
+        hv, lo, hi = _set_hypervolume(dev, mids, ref, n_boot, seed, f"{method} models")
+        means = np.array([dev.means(m) for m in mids]).reshape(-1, 2)
+        front = pareto_front(means[:, 0], means[:, 1]) if mids else []
+        out[method] = {"hypervolume": hv, "interval": [lo, hi], "model_ids": [mids[int(k)] for k in front],
+                       "n_models": len(mids)}
+    out["difference"] = (_difference(dev, sets["peo"], sets["soup"], ref, n_boot, seed)
+                         if len(sets) == len(FRONT_METHODS) else None)
+    return out
+
+
+# ---------------------------------------------------------------- baselines, signals, answers that differ
+
+
+def _baselines(grid: pd.DataFrame, test: SplitScores, fronts: dict[str, Any]) -> dict[str, Any]:
+    """Each baseline's test figures, and whether a point of the loop-filtered PEO / soup front dominates it."""
+    out = {}
+    for method in BASELINES:
+        rows = grid[grid["method"] == method]
+        if rows.empty or not test.has(str(rows["model_id"].iloc[0])):
+            continue
+        mid = str(rows["model_id"].iloc[0])
+        point = test.means(mid)
+        dominated = {m: any(dominates((p["reward_mean"], p["cost_mean"]), point) for p in fronts[m]["points"])
+                     for m in FRONT_METHODS if m in fronts}
+        info = _point_info(rows)
+        out[method] = {"model_id": mid, "grid_row": info["grid_row"], "c_help": info["c_help"],
+                       "c_harm": info["c_harm"], **_stats_json(test.stats[mid]), "dominated_by_front": dominated}
+    return out
+
+
+def _coordinates(p: dict[str, Any]) -> str:
+    return f"λ={fmt(p['lambda_help'])}, ϕ_help={fmt(p['phi_help'])}, ϕ_harm={fmt(p['phi_harm'])}"
+
+
+def _roles(grid: pd.DataFrame, fronts: dict[str, Any]) -> dict[str, tuple[str, list[str]]]:
+    """model_id → (method it is listed under, the roles it plays): baselines, soup points, front points."""
+    roles: dict[str, tuple[str, list[str]]] = {}
+
+    def add(mid: str, method: str, role: str) -> None:
+        entry = roles.setdefault(mid, (method, []))
+        if role not in entry[1]:
+            entry[1].append(role)
+
+    for method in BASELINES:
+        for mid in _distinct(grid, method)["model_id"]:
+            add(mid, method, BASELINE_NAMES[method])
+    for row in _distinct(grid, "soup").sort_values("lambda_help").itertuples():
+        add(row.model_id, "soup", f"soup λ={fmt(row.lambda_help)}")
+    for name, front in fronts.items():
+        for p in front["points"]:
+            if p["model_id"] not in roles:
+                add(p["model_id"], front["method"], f"PEO {_coordinates(p)}")
+            add(p["model_id"], front["method"], FRONT_NAMES[name])
+    return roles
+
+
+def _signals(grid: pd.DataFrame, test: SplitScores, fronts: dict[str, Any]) -> list[dict[str, Any]]:
+    """The plain-text checks and evaluator scores, on test prompts, of every model a figure mentions."""
+    out = []
+    for mid, (method, roles) in _roles(grid, fronts).items():
+        if test.has(mid):
+            out.append({"label": " · ".join(roles), "model_id": mid, "method": method, "roles": roles,
+                        **_stats_json(test.stats[mid])})
+    return out
+
+
+def _differ(test_answers: pd.DataFrame, a: tuple[str, str], b: tuple[str, str]) -> dict[str, Any] | None:
+    """How many test prompts got different answers from models a and b (label, model_id), on prompts both answered."""
+    texts = [test_answers[test_answers["model_id"] == mid].set_index("prompt_id")["answer"] for _, mid in (a, b)]
+    if texts[0].empty or texts[1].empty:
+        return None
+    common = sorted(set(texts[0].index) & set(texts[1].index), key=str)
+    n_differ, share = differ_share(texts[0].loc[common].tolist(), texts[1].loc[common].tolist())
+    return {"a_label": a[0], "a": a[1], "b_label": b[0], "b": b[1], "n_prompts": len(common),
+            "n_differ": n_differ, "share": _num(share)}
+
+
+def _soup_at(grid: pd.DataFrame, test: SplitScores, point: dict[str, Any]) -> tuple[float, str] | None:
+    """(λ, model_id) of the test-scored soup point at one of `point`'s λ values, if any."""
+    soup = _distinct(grid, "soup")
+    for gp in point["grid_points"]:
+        lam = gp["lambda_help"]
+        hit = soup[np.isclose(soup["lambda_help"].astype(float), lam)] if lam is not None else soup.iloc[:0]
+        if not hit.empty and test.has(str(hit["model_id"].iloc[0])):
+            return lam, str(hit["model_id"].iloc[0])
+    return None
+
+
+def _answers_differ(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores,
+                    fronts: dict[str, Any]) -> dict[str, Any]:
+    """The guard against merges that do nothing: shares of test prompts whose answers differ, per pair."""
+    sub = answers[answers["split"].astype(str) == "test"].copy()
+    sub["model_id"] = sub["model_id"].astype(str)
+    ids = {m: str(_distinct(grid, m)["model_id"].iloc[0]) for m in ("ref", "help", "harm")
+           if not _distinct(grid, m).empty}
+    pairs: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {}
+    for key, (x, y) in {"ref_vs_help": ("ref", "help"), "ref_vs_harm": ("ref", "harm"),
+                        "help_vs_harm": ("help", "harm")}.items():
+        if x in ids and y in ids:
+            pairs[key] = ((BASELINE_NAMES[x], ids[x]), (BASELINE_NAMES[y], ids[y]))
+    points = fronts.get("peo", {}).get("points", [])
+    if points:
+        middle = points[len(points) // 2]
+        label = f"PEO front middle ({_coordinates(middle)})"
+        if "ref" in ids:
+            pairs["ref_vs_peo_middle"] = ((BASELINE_NAMES["ref"], ids["ref"]), (label, middle["model_id"]))
+        soup = _soup_at(grid, test, middle)
+        if soup:
+            pairs["peo_middle_vs_soup"] = ((label, middle["model_id"]), (f"soup λ={fmt(soup[0])}", soup[1]))
+    out = {key: _differ(sub, a, b) for key, (a, b) in pairs.items()}
+    return {key: value for key, value in out.items() if value is not None}
+
+
+# ---------------------------------------------------------------- policies and evaluators
+
+
+def _accuracy_entry(h: dict[str, Any]) -> dict[str, Any]:
+    """One held-out implicit-reward check, with a Wilson interval next to the stored normal one."""
+    acc, pairs = _num(h.get("accuracy")), h.get("pairs")
+    wilson = wilson_interval(round(acc * pairs), int(pairs)) if acc is not None and pairs else (None, None)
+    interval = h.get("interval") or [None, None]
+    return {"aspect": h.get("aspect"), "pairs": pairs, "prompts": h.get("prompts"), "accuracy": acc,
+            "accuracy_se": _num(h.get("accuracy_se")), "interval": [_num(v) for v in interval],
+            "wilson_interval": [_num(v) for v in wilson], "mean_margin": _num(h.get("mean_margin"))}
+
+
+def _policies(training: dict | None) -> dict[str, Any]:
+    """Each aspect policy's training summary and held-out implicit-reward accuracy per aspect."""
+    out = {}
+    for policy, m in (training or {}).items():
+        if not isinstance(m, dict):
+            continue
+        out[policy] = {key: _num(m.get(key)) for key in ("steps", "pairs", "final_loss", "final_reward_accuracy",
+                                                         "final_reward_margin", "seconds")}
+        out[policy]["curve_steps"] = len(m.get("curve") or [])
+        out[policy]["heldout"] = {aspect: _accuracy_entry(h) for aspect, h in (m.get("heldout") or {}).items()
+                                  if isinstance(h, dict)}
+    return out
+
+
+def _chosen_cv(ev: dict[str, Any]) -> float | None:
+    """The cross-validation accuracy at the chosen layers and l2 ({layers: {l2: acc}} or older {l2: acc})."""
+    cv, l2 = ev.get("cv_accuracy") or {}, ev.get("l2")
+    layers = ",".join(map(str, ev.get("layers") or []))
+    by_l2 = cv.get(layers) if isinstance(cv.get(layers), dict) else cv
+    return _num(by_l2.get(str(l2))) if isinstance(by_l2, dict) and l2 is not None else None
+
+
+def _evaluator(ev: dict[str, Any]) -> dict[str, Any]:
+    """Held-out accuracy with a Wilson interval, and accuracy by the evaluator's own confidence."""
+    correct, margin = ev.get("held_out_correct") or [], ev.get("held_out_margin") or []
+    acc, n = _num(ev.get("held_out_accuracy")), ev.get("held_out_pairs") or len(correct)
+    successes = sum(correct) if correct else (round(acc * n) if acc is not None and n else None)
+    n = len(correct) if correct else n
+    interval = wilson_interval(successes, int(n)) if successes is not None else (None, None)
+    by_confidence = accuracy_by_confidence(correct, margin) if correct and len(correct) == len(margin) else []
+    return {"held_out_accuracy": acc, "held_out_pairs": n or None, "held_out_prompts": ev.get("held_out_prompts"),
+            "interval": [_num(v) for v in interval], "layers": ev.get("layers"), "l2": _num(ev.get("l2")),
+            "cv_accuracy": _chosen_cv(ev), "train_pairs": ev.get("train_pairs"), "offset": _num(ev.get("offset")),
+            "by_confidence": by_confidence}
+
+
+def _evaluators(meta: dict | None) -> dict[str, Any]:
+    return {kind: _evaluator(ev) for kind, ev in ((meta or {}).get("evaluators") or {}).items()
+            if isinstance(ev, dict)}
+
+
+# ---------------------------------------------------------------- the computation
+
+
+def _prepared(grid: pd.DataFrame) -> pd.DataFrame:
+    grid = grid.reset_index(drop=True).copy()
+    grid["_grid_row"] = np.arange(len(grid))
+    grid["model_id"] = grid["model_id"].astype(str)
+    return grid
+
+
+def compute_fronts(grid: pd.DataFrame, answers: pd.DataFrame, *, n_boot: int, seed: int, max_loop_share: float,
+                   meta: dict | None = None, training: dict | None = None) -> dict[str, Any]:
+    """Everything fronts.json holds (see write_report)."""
+    grid = _prepared(grid)
+    model_ids = list(dict.fromkeys(grid["model_id"]))
+    dev = score_matrices(answers, "dev", model_ids, require_all=True)
+    test = score_matrices(answers, "test", model_ids, require_all=False)
+    ref = _reference(test)
+    fronts = {name: _front(grid, name, test, ref, max_loop_share, n_boot, seed)
+              for name, (method, _) in FRONTS.items() if (grid["method"] == method).any()}
+    both = all(m in fronts for m in FRONT_METHODS)
+    diff = {suffix: (_difference(test, fronts["peo" + suffix]["model_ids"], fronts["soup" + suffix]["model_ids"],
+                                 ref, n_boot, seed) if both else None) for suffix in ("", "_unfiltered")}
+    return {
+        "chosen_on": "dev", "scored_on": "test", "max_loop_share": float(max_loop_share),
+        "n_prompts": {"dev": len(dev.prompts), "test": len(test.prompts)},
+        "n_prompts_dropped": {"dev": dev.n_dropped, "test": test.n_dropped},
+        "n_models": {"dev": len(dev.model_ids), "test": len(test.model_ids)},
+        "n_boot": int(n_boot), "seed": int(seed), "ci": CI,
+        "reference_point": {"reward": ref[0], "cost": ref[1], "margin": MARGIN},
+        "fronts": fronts, "difference": diff[""], "difference_unfiltered": diff["_unfiltered"],
+        "in_sample_dev": _in_sample(grid, dev, max_loop_share, n_boot, seed),
+        "baselines": _baselines(grid, test, fronts),
+        "signals": _signals(grid, test, fronts),
+        "answers_differ": _answers_differ(grid, answers, test, fronts),
+        "policies": _policies(training), "evaluators": _evaluators(meta),
+        "test_means": {m: [_num(test.means(m)[1]), _num(test.means(m)[0]), _num(test.stats[m]["loop_share"])]
+                       for m in test.model_ids},  # cost, reward, loop share: what front.png draws
+    }
