@@ -194,7 +194,7 @@ def test_truncated_and_corrupted_outputs_are_redone(tmp_path, data_root, referen
         load_file(adapter)
 
     log = run_to_end(out, work, data_root, tmp_path / "rerun.log")
-    assert "stage train-aspects: starting" in log and "stage sweep-dev: starting" in log
+    assert "stage train-aspects: starting" in log and "stage sweep-test: starting" in log
     assert "stage train-evaluators: outputs present and valid, skipped" in log
     assert_same_adapters(out, reference[0])  # resumed from the final checkpoint: the same adapter
     assert_same_results(out, reference[0])
