@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from peo.scoring import BradleyTerryHead, Evaluator
-from peo.train.evaluator import choose_l2, fit_bradley_terry, pairwise_accuracy
+from peo.train.evaluator import choose_l2, fit_bradley_terry, grouped_folds, pairwise_accuracy
 
 
 def synthetic_pairs(n=200, dim=8, seed=0):
@@ -35,6 +35,18 @@ def test_choose_l2_prefers_regularization_on_noise():
     assert set(scores) == {1e-4, 10.0}
     assert all(0.0 <= s <= 1.0 for s in scores.values())
     assert l2 in scores and scores[l2] == max(scores.values())
+
+
+def test_grouped_folds_keep_each_prompts_pairs_together_and_cover_every_pair_once():
+    groups = ["a", "a", "b", "c", "c", "c", "d", "e", "f", "g", "a"]
+    folds = grouped_folds(groups, 5, seed=0)
+    rows = sorted(int(i) for fold in folds for i in fold)
+    assert rows == list(range(len(groups)))
+    fold_of = {int(i): f for f, fold in enumerate(folds) for i in fold}
+    for g in set(groups):
+        assert len({fold_of[i] for i, name in enumerate(groups) if name == g}) == 1
+    assert all(len(fold) > 0 for fold in folds)  # 7 groups dealt round-robin over 5 folds
+    assert [f.tolist() for f in grouped_folds(groups, 5, seed=0)] == [f.tolist() for f in folds]
 
 
 def test_reward_and_cost_signs_and_offset():

@@ -40,11 +40,22 @@ def pairwise_accuracy(head: BradleyTerryHead, chosen: torch.Tensor, rejected: to
     return float((head(chosen) > head(rejected)).float().mean())
 
 
-def choose_l2(chosen: torch.Tensor, rejected: torch.Tensor, grid: list[float], seed: int) -> tuple[float, dict]:
-    """Pick the L2 strength by 5-fold cross-validated accuracy on the training pairs only."""
+def grouped_folds(groups: list[str], k: int, seed: int) -> list[torch.Tensor]:
+    """Row indices of `k` folds that never split a group: pairs of one prompt share a fold, so CV accuracy
+    measures what held-out (prompt-disjoint) accuracy measures. Groups are dealt round-robin in a seeded order."""
+    names = sorted(set(groups))
+    order = torch.randperm(len(names), generator=torch.Generator().manual_seed(seed)).tolist()
+    fold_of = {names[i]: rank % k for rank, i in enumerate(order)}
+    return [torch.tensor([row for row, g in enumerate(groups) if fold_of[g] == f], dtype=torch.long)
+            for f in range(k)]
+
+
+def choose_l2(chosen: torch.Tensor, rejected: torch.Tensor, grid: list[float], seed: int,
+              groups: list[str] | None = None) -> tuple[float, dict]:
+    """Pick the L2 strength by 5-fold cross-validated accuracy on the training pairs only (folds by prompt
+    when `groups` names each pair's prompt)."""
     n = len(chosen)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    folds = [order[i::5] for i in range(5)]
+    folds = grouped_folds(groups if groups is not None else [str(i) for i in range(n)], 5, seed)
     scores = {}
     for l2 in grid:
         correct = 0
@@ -68,11 +79,11 @@ def pair_features(extractor: FeatureExtractor, pairs: list[PreferencePair], desc
 
 
 def choose_features(chosen: dict, rejected: dict, layer_sets: list[list[int]], l2_grid: list[float],
-                    seed: int) -> tuple[list[int], float, dict]:
+                    seed: int, groups: list[str] | None = None) -> tuple[list[int], float, dict]:
     """The layer set and L2 strength with the best 5-fold CV accuracy on the training pairs (fewer layers win ties)."""
     results = {}
     for layers in layer_sets:
-        l2, cv = choose_l2(feature_matrix(chosen, layers), feature_matrix(rejected, layers), l2_grid, seed)
+        l2, cv = choose_l2(feature_matrix(chosen, layers), feature_matrix(rejected, layers), l2_grid, seed, groups)
         results[tuple(layers)] = (l2, cv)
     best = max(results, key=lambda k: (results[k][1][results[k][0]], -len(k)))
     report = {",".join(map(str, k)): {str(l2): acc for l2, acc in cv.items()} for k, (_, cv) in results.items()}
@@ -95,7 +106,8 @@ def train_evaluator(extractor: FeatureExtractor, pairs: list[PreferencePair], te
     chosen, rejected = pair_features(extractor, pairs, f"{kind} evaluator: features (train)")
     (test_chosen, ref_chosen), (test_rejected, ref_rejected) = pair_features(
         extractor, test_pairs, f"{kind} evaluator: features (held out)", with_logps=True)
-    layers, l2, cv = choose_features(chosen, rejected, cfg.layer_sets, cfg.l2_grid, seed)
+    layers, l2, cv = choose_features(chosen, rejected, cfg.layer_sets, cfg.l2_grid, seed,
+                                     groups=[p.prompt_id for p in pairs])
     head = fit_bradley_terry(feature_matrix(chosen, layers), feature_matrix(rejected, layers), l2)
     train_mid = float(((head(feature_matrix(chosen, layers)) + head(feature_matrix(rejected, layers))) / 2).mean())
     chosen_scores = head(feature_matrix(test_chosen, layers))
@@ -111,6 +123,7 @@ def train_evaluator(extractor: FeatureExtractor, pairs: list[PreferencePair], te
         "max_length": extractor.max_length,
         "l2": l2,
         "cv_accuracy": cv,
+        "cv_folds": "5, by prompt",
         "train_pairs": len(pairs),
         "train_accuracy": pairwise_accuracy(head, feature_matrix(chosen, layers), feature_matrix(rejected, layers)),
         "held_out_pairs": len(test_pairs),
