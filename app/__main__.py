@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # imported here, not at the top: they load torch and gradio (slow), which --help and the tests of parse_args
+    # do not need; and TOKENIZERS_PARALLELISM is set before they load
     from app.callbacks import App
     from app.ui import build_demo, launch_kwargs
     from peo.assets import AssetsError

@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.data import AppData, AppInputError, over_loop_limit
-from app.engine import COLUMNS, Engine, column_scales
+from app.engine import Engine, column_scales
 from peo.answer_checks import loops
+from peo.export import ExportError, export_policy
 from peo.generation import GenerationSettings
+from peo.names import BASELINES, CHAT_COLUMNS, PEO, REFERENCE
 
 MAX_MESSAGE_CHARS = 2000
 MAX_MESSAGE_TOKENS = 512
@@ -28,6 +30,7 @@ WHOLE_NUMBERS = ("max_new_tokens", "seed")
 DEFAULT_SETTINGS = {"max_new_tokens": 64, "temperature": 0.0, "top_p": 1.0, "seed": 0, "repetition_penalty": 1.0,
                     "no_repeat_ngram_size": 0}
 SWEEP_SETTINGS = ("temperature", "top_p", "seed", "repetition_penalty", "no_repeat_ngram_size")
+EXPORTABLE = (PEO, *BASELINES)  # the picked point, or one of the fixed models
 
 
 def sweep_defaults(meta: dict) -> dict:
@@ -158,10 +161,10 @@ def check_columns(columns) -> list[str]:
         columns = [columns]
     columns = list(dict.fromkeys(columns or []))
     if not columns:
-        raise AppInputError(f"Choose at least one column: {', '.join(COLUMNS)}.")
-    unknown = [c for c in columns if c not in COLUMNS]
+        raise AppInputError(f"Choose at least one column: {', '.join(CHAT_COLUMNS)}.")
+    unknown = [c for c in columns if c not in CHAT_COLUMNS]
     if unknown:
-        raise AppInputError(f"Unknown column(s) {unknown}; choose from {', '.join(COLUMNS)}.")
+        raise AppInputError(f"Unknown column(s) {unknown}; choose from {', '.join(CHAT_COLUMNS)}.")
     return columns
 
 
@@ -234,7 +237,7 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
         prompts.append(messages)
         scales.append(column_scales(col, info["lambda_help"], info["c_help"], info["c_harm"]))
         if dropped:
-            notes.append(f"{COLUMNS[col]}: dropped the {dropped} oldest turn(s) to fit the context")
+            notes.append(f"{CHAT_COLUMNS[col]}: dropped the {dropped} oldest turn(s) to fit the context")
     timing: dict = {}
     start = time.perf_counter()
     final: list[str] = []
@@ -299,31 +302,15 @@ def export_root() -> Path:
     return _EXPORT_ROOT
 
 
-def export_available() -> bool:
-    try:
-        from peo.export import export_policy  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def export_zip(app: App, what: str, point, fmt: str = "adapter") -> Path:
     """Zip of the exported policy: what = 'peo' (the picked point) or 'ref' | 'help' | 'harm' | 'joint'."""
-    try:
-        from peo.export import export_policy
-    except ImportError:
-        raise AppInputError("Export is not available in this version of peo (peo.export is missing).") from None
     if fmt not in ("adapter", "merged"):
         raise AppInputError(f"export format must be 'adapter' or 'merged', got {fmt!r}")
-    if what not in ("peo", "ref", "help", "harm", "joint"):
-        raise AppInputError(f"export what must be peo, ref, help, harm or joint, got {what!r}")
-    try:
-        from peo.export import ExportError
-    except ImportError:
-        ExportError = ValueError  # noqa: N806
-    if what == "ref" and fmt == "adapter":
+    if what not in EXPORTABLE:
+        raise AppInputError(f"export what must be {', '.join(EXPORTABLE[:-1])} or {EXPORTABLE[-1]}, got {what!r}")
+    if what == REFERENCE and fmt == "adapter":
         raise AppInputError("The reference policy has no adapter: export it as a merged model.")
-    info = app.data.point_info(*point) if what == "peo" else None
+    info = app.data.point_info(*point) if what == PEO else None
     folder = Path(tempfile.mkdtemp(prefix="export-", dir=export_root()))
     try:
         if info is not None:
@@ -344,5 +331,5 @@ def export_zip(app: App, what: str, point, fmt: str = "adapter") -> Path:
 
 def columns_for(names: Sequence[str]) -> list[str]:
     """Column keys from keys or labels (the UI shows labels)."""
-    by_label = {v: k for k, v in COLUMNS.items()}
+    by_label = {v: k for k, v in CHAT_COLUMNS.items()}
     return [by_label.get(n, n) for n in names]

@@ -16,8 +16,10 @@ import pandas as pd
 from peo.assets import Assets, AssetsError, load_assets
 from peo.coefficients import coefficients, model_id
 from peo.grid_table import SPLITS, STATS
+from peo.names import ANSWERS_FILE, GRID_FILE, PEO, REPORT_DIR
 
 TOL = 1e-9
+FRONTS_FILE = f"{REPORT_DIR}/fronts.json"
 PROMPT_CHARS = 120  # the answers table shows this much of each prompt, so answer, reward and cost stay visible
 GRID_COLUMNS = ("split", "front_eligible", *STATS, *(f"{stat}_{split}" for split in SPLITS for stat in STATS))
 ANSWER_COLUMNS = ("model_id", "prompt_kind", "prompt", "split", "answer", "reward", "cost", "loops", "refuses",
@@ -40,9 +42,9 @@ def _require(have, need, where: str) -> None:
 
 
 def read_fronts(root: Path) -> dict:
-    path = root / "report" / "fronts.json"
+    path = root / FRONTS_FILE
     if not path.is_file():
-        raise AssetsError(f"{root}: missing report/fronts.json; run `python -m precompute run --stage report`")
+        raise AssetsError(f"{root}: missing {FRONTS_FILE}; run `python -m precompute run --stage report`")
     fronts = json.loads(path.read_text(encoding="utf-8"))
     _require(fronts, FRONTS_KEYS, str(path))
     return fronts
@@ -56,8 +58,8 @@ class AppData:
     @classmethod
     def load(cls, root: str | Path | None = None) -> "AppData":
         assets = load_assets(root)
-        _require(assets.grid.columns, GRID_COLUMNS, str(assets.root / "grid.csv"))
-        _require(assets.answers.columns, ANSWER_COLUMNS, str(assets.root / "answers.parquet"))
+        _require(assets.grid.columns, GRID_COLUMNS, str(assets.root / GRID_FILE))
+        _require(assets.answers.columns, ANSWER_COLUMNS, str(assets.root / ANSWERS_FILE))
         return cls(assets=assets, fronts=read_fronts(assets.root))
 
     @property
@@ -84,11 +86,11 @@ class AppData:
     def grid_axis(self, axis: str) -> list[float]:
         return sorted(float(v) for v in self.assets.grid_values[axis])
 
-    def front(self, name: str = "peo") -> dict:
+    def front(self, name: str = PEO) -> dict:
         """A front of fronts.json ('peo', 'soup', 'peo_unfiltered', 'soup_unfiltered'); {} when absent."""
         return self.fronts["fronts"].get(name) or {}
 
-    def front_model_ids(self, name: str = "peo") -> list[str]:
+    def front_model_ids(self, name: str = PEO) -> list[str]:
         return [str(m) for m in self.front(name).get("model_ids", [])]
 
     def hypervolume(self, name: str) -> tuple[float, list[float] | None] | None:
@@ -153,14 +155,14 @@ class AppData:
             "in_range": True,  # out-of-range points raise AppInputError instead
             "on_grid": self.on_grid(lam, ph, pa),
             "precomputed": stats,
-            "on_front": mid in self.front_model_ids("peo"),
+            "on_front": mid in self.front_model_ids(PEO),
         }
 
     def front_table(self) -> pd.DataFrame:
         """The PEO front (chosen on dev, test figures), one row per model: what the table lets you pick."""
         rows = [[p["lambda_help"], p["phi_help"], p["phi_harm"], p["c_help"], p["c_harm"],
                  round(float(p["reward_mean"]), 3), round(float(p["cost_mean"]), 3), f"{float(p['loop_share']):.0%}",
-                 p["model_id"]] for p in self.front("peo").get("points", [])]
+                 p["model_id"]] for p in self.front(PEO).get("points", [])]
         return pd.DataFrame(rows, columns=FRONT_TABLE_COLUMNS)
 
 

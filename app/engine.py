@@ -23,30 +23,27 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 
 from peo.assets import Assets, default_device, load_policy_mix
+from peo.chat_template import encode_chat
 from peo.generation import GenerationSettings, Row, stream_batch
 from peo.model_source import resolve_base_model
+from peo.names import ASPECTS, BASELINE_SCALES, JOINT, PEO, SOUP
+# re-exported under their old names: app/ui.py and app/callbacks.py still import them from here
+from peo.names import CHAT_COLUMNS as COLUMNS, DEFAULT_CHAT_COLUMNS as DEFAULT_COLUMNS  # noqa: F401
 
 log = logging.getLogger("app")
 
-COLUMNS = {"peo": "PEO (picked point)", "ref": "Reference", "help": "DPO-Help", "harm": "DPO-Harm",
-           "soup": "Soup (same λ)", "joint": "Joint DPO"}
-DEFAULT_COLUMNS = ["peo", "ref", "help", "harm", "soup"]
-
 
 def column_scales(column: str, lambda_help: float, c_help: float, c_harm: float) -> dict[str, float]:
-    """Adapter scales of a chat column for the picked point (λ, and its coefficients c_help, c_harm)."""
-    if column == "peo":
+    """Adapter scales of a chat column for the picked point (λ, and its coefficients c_help, c_harm).
+
+    The PEO and soup columns follow the picked point; every other column is a fixed model (BASELINE_SCALES).
+    """
+    if column == PEO:
         return {"help": c_help, "harm": c_harm}
-    if column == "ref":
-        return {}
-    if column == "help":
-        return {"help": 1.0}
-    if column == "harm":
-        return {"harm": 1.0}
-    if column == "soup":
+    if column == SOUP:
         return {"help": lambda_help, "harm": 1.0 - lambda_help}
-    if column == "joint":
-        return {"joint": 1.0}
+    if column in BASELINE_SCALES:
+        return dict(BASELINE_SCALES[column])  # a copy: callers may change it
     raise KeyError(f"unknown column {column!r}; known: {', '.join(COLUMNS)}")
 
 
@@ -130,7 +127,7 @@ class Engine:
         if self.form == "merged":
             from peo.task_vector import MergedPolicy, lora_task_vectors
 
-            aspects = {k: v for k, v in adapters.items() if k in ("help", "harm")}
+            aspects = {k: v for k, v in adapters.items() if k in ASPECTS}
             # the adapters sit on top of the base layers: merge into `...base_layer.weight`
             vectors = {aspect: {name.removesuffix(".weight") + ".base_layer.weight": d for name, d in deltas.items()}
                        for aspect, deltas in lora_task_vectors(aspects).items()}
@@ -170,8 +167,8 @@ class Engine:
         rows = []
         for s in scales:  # offsets from the merged point; the joint column removes the merge and adds its own
             row = {"help": s.get("help", 0.0) - c_help, "harm": s.get("harm", 0.0) - c_harm}
-            if "joint" in s:
-                row["joint"] = s["joint"]
+            if JOINT in s:
+                row[JOINT] = s[JOINT]
             rows.append(row)
         return rows
 
@@ -208,5 +205,4 @@ class Engine:
         return [float(r) for r in rewards], [float(c) for c in costs]
 
     def prompt_tokens(self, messages: list[dict]) -> int:
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return len(encode_chat(self.tokenizer, messages))

@@ -12,19 +12,18 @@ rest on degenerate text, and the front was chosen without it.
 from __future__ import annotations
 
 import json
-import math
 
 import pandas as pd
 import plotly.graph_objects as go
 
 from app.data import AppData, over_loop_limit
+from peo.evaluation_stats import finite_or_none
+from peo.names import BASELINE_LABELS, JOINT, PEO, REFERENCE, SOUP
+from peo.plot_style import COLORS
 
 X_TITLE = "cost (harmfulness) ← lower is better"
 Y_TITLE = "reward (helpfulness) ↑ higher is better"
-COLORS = {"peo": "#1f5fbf", "peo_light": "#9ab8e6", "soup": "#e07b00", "ref": "#222222", "help": "#2a9d3a",
-          "harm": "#c0262d", "joint": "#7b3fa0", "picked": "#f2c200", "loops": "#9a9a9a"}
-BASELINE_NAMES = {"ref": "reference", "help": "DPO-Help", "harm": "DPO-Harm", "joint": "joint DPO"}
-BASELINE_SYMBOLS = {"ref": "x", "help": "triangle-up", "harm": "triangle-down", "joint": "square"}
+BASELINE_SYMBOLS = {REFERENCE: "x", "help": "triangle-up", "harm": "triangle-down", JOINT: "square"}
 OPEN = "-open"  # plotly's suffix for the hollow version of a marker symbol
 FRONT_NAME = "PEO Pareto front"
 UNFILTERED_NAME = "PEO front without the loop filter"
@@ -48,18 +47,8 @@ HOVER = (f"<b>%{{meta}}</b> {_c('model_id')} ({_c('split')})"
          f"{_c('others')}<extra></extra>")
 
 
-def _num(x) -> float | None:
-    if x is None:
-        return None
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(x) else x
-
-
 def _fmt(x, spec: str = "g") -> str:
-    x = _num(x)
+    x = finite_or_none(x)
     return "–" if x is None else format(x, spec)
 
 
@@ -99,7 +88,7 @@ def _method_models(grid: pd.DataFrame, method: str) -> list[tuple[str, pd.DataFr
 def _marker(models: list[tuple[str, pd.DataFrame]], limit: float, color: str, symbol: str = "circle",
             **style) -> dict:
     """Per-point marker: points over the loop limit hollow and grey, the others `color` and `symbol`."""
-    loopy = [over_loop_limit(_num(rows.iloc[0]["loop_share"]), limit) for _, rows in models]
+    loopy = [over_loop_limit(finite_or_none(rows.iloc[0]["loop_share"]), limit) for _, rows in models]
     return {"color": [COLORS["loops"] if bad else color for bad in loopy],
             "symbol": [symbol + OPEN if bad else symbol for bad in loopy], **style}
 
@@ -137,7 +126,7 @@ def hypervolume_text(data: AppData) -> str:
     diff = data.fronts["difference"]
     head += f": {diff['value']:.3g}{_interval(diff.get('interval'))}" if diff else ": not computed"
     parts = []
-    for name, label in (("peo", "PEO"), ("soup", "soup")):
+    for name, label in ((PEO, "PEO"), (SOUP, "soup")):
         hv = data.hypervolume(name)
         if hv is not None:
             parts.append(f"{label} {hv[0]:.3g}{_interval(hv[1])}")
@@ -159,29 +148,29 @@ def front_figure(data: AppData, picked: dict | None = None) -> go.Figure:
     grid["model_id"] = grid["model_id"].astype(str)
     limit = data.max_loop_share
     fig = go.Figure()
-    peo = _method_models(grid, "peo")
+    peo = _method_models(grid, PEO)
     fig.add_trace(_trace("PEO grid point", peo, limit, COLORS["peo_light"], mode="markers",
                          marker_style={"size": 8, "line": {"width": 0.5, "color": "#5577aa"}}))
     unfiltered = _front_models(peo, data.front_model_ids("peo_unfiltered"))
     if unfiltered:
-        fig.add_trace(_trace(UNFILTERED_NAME, unfiltered, limit, COLORS["peo"], mode="lines+markers",
-                             line={"color": COLORS["peo"], "width": 1, "dash": "dot"}, marker_style={"size": 5}))
-    front = _front_models(peo, data.front_model_ids("peo"))
+        fig.add_trace(_trace(UNFILTERED_NAME, unfiltered, limit, COLORS[PEO], mode="lines+markers",
+                             line={"color": COLORS[PEO], "width": 1, "dash": "dot"}, marker_style={"size": 5}))
+    front = _front_models(peo, data.front_model_ids(PEO))
     if front:
-        fig.add_trace(_trace(FRONT_NAME, front, limit, COLORS["peo"], mode="lines+markers",
-                             line={"color": COLORS["peo"], "width": 2.5}, marker_style={"size": 9}))
-    soup = sorted(_method_models(grid, "soup"), key=lambda m: float(m[1].iloc[0]["lambda_help"]))
+        fig.add_trace(_trace(FRONT_NAME, front, limit, COLORS[PEO], mode="lines+markers",
+                             line={"color": COLORS[PEO], "width": 2.5}, marker_style={"size": 9}))
+    soup = sorted(_method_models(grid, SOUP), key=lambda m: float(m[1].iloc[0]["lambda_help"]))
     if soup:
-        fig.add_trace(_trace("weight soup (ϕ = 0), λ 0 → 1", soup, limit, COLORS["soup"], mode="lines+markers",
-                             line={"color": COLORS["soup"], "width": 2, "dash": "dash"}, marker_style={"size": 7}))
-    for method, label in BASELINE_NAMES.items():
+        fig.add_trace(_trace("weight soup (ϕ = 0), λ 0 → 1", soup, limit, COLORS[SOUP], mode="lines+markers",
+                             line={"color": COLORS[SOUP], "width": 2, "dash": "dash"}, marker_style={"size": 7}))
+    for method, label in BASELINE_LABELS.items():
         rows = grid[grid["method"] == method]
         if rows.empty:
             continue
         fig.add_trace(_trace(label, [(rows.iloc[0]["model_id"], rows.iloc[:1])], limit, COLORS[method],
                              BASELINE_SYMBOLS[method], mode="markers+text", text=[label], textposition="top center",
                              marker_style={"size": 13, "line": {"width": 1, "color": "white"}}))
-    if any(over_loop_limit(_num(share), limit) for share in grid["loop_share"]):
+    if any(over_loop_limit(finite_or_none(share), limit) for share in grid["loop_share"]):
         fig.add_trace(_loop_legend(limit))
     has_scores = bool(picked and picked.get("precomputed"))
     if has_scores:

@@ -23,11 +23,12 @@ from pathlib import Path
 from app.screenshots import free_port
 from peo.assets import Assets
 from peo.model_source import load_tokenizer, resolve_base_model
+from peo.names import DEFAULT_CHAT_COLUMNS, PEO
 
 from bench.common import REPO, Check, Plan, interleaved, summary
 from bench.fixtures import dev_prompts
 
-FIVE = ["peo", "ref", "help", "harm", "soup"]
+FIVE = list(DEFAULT_CHAT_COLUMNS)  # PEO, ref, help, harm, soup
 STARTUP_TIMEOUT_S = 600
 
 
@@ -71,7 +72,7 @@ def run(assets: Assets, plan: Plan) -> dict:
         page_up_s = time.monotonic() - start
         client = Client(url, verbose=False)
         prompt = dev_prompts(assets, 1)[0][-1]["content"]
-        client.predict(prompt, ["peo"], *chat_point, 1, 0.0, 1.0, 0, api_name="/chat")
+        client.predict(prompt, [PEO], *chat_point, 1, 0.0, 1.0, 0, api_name="/chat")
         first_answer_s = time.monotonic() - start
 
         picks = iter(pick_points * (plan.reps + plan.warmup + 1))
@@ -85,7 +86,7 @@ def run(assets: Assets, plan: Plan) -> dict:
                                                    api_name="/chat"))
             return go
 
-        times |= interleaved({"columns_1": chat(["peo"], "columns_1"), "columns_5": chat(FIVE, "columns_5")},
+        times |= interleaved({"columns_1": chat([PEO], "columns_1"), "columns_5": chat(FIVE, "columns_5")},
                              reps=plan.reps, warmup=plan.warmup)
     finally:
         process.terminate()

@@ -11,10 +11,12 @@ the floor under the 5/1 figure).
 
 from __future__ import annotations
 
+from app.engine import column_scales as app_column_scales
 from peo.assets import Assets, load_policy_mix
 from peo.coefficients import coefficients
 from peo.generation import Row, stream_batch
 from peo.model_source import load_causal_lm, resolve_base_model
+from peo.names import DEFAULT_CHAT_COLUMNS, PEO
 
 from bench.common import Check, Plan, interleaved, summary
 from bench.fixtures import PlainModel, dev_prompts, fixed
@@ -23,9 +25,8 @@ POINT = (0.4, 0.5, 0.5)  # (λ, ϕ_help, ϕ_harm)
 
 
 def column_scales(lambda_help: float, c_help: float, c_harm: float) -> dict[str, dict[str, float]]:
-    """The app's default columns (app/engine.py: column_scales)."""
-    return {"peo": {"help": c_help, "harm": c_harm}, "ref": {}, "help": {"help": 1.0}, "harm": {"harm": 1.0},
-            "soup": {"help": lambda_help, "harm": 1.0 - lambda_help}}
+    """The app's default columns, each with the adapter scales the app gives it (app/engine.py: column_scales)."""
+    return {column: app_column_scales(column, lambda_help, c_help, c_harm) for column in DEFAULT_CHAT_COLUMNS}
 
 
 def run(assets: Assets, plan: Plan) -> dict:
@@ -35,7 +36,7 @@ def run(assets: Assets, plan: Plan) -> dict:
     settings = fixed(plan.chat_tokens)
     columns = column_scales(POINT[0], *coefficients(*POINT))
     five = [Row(prompt, s) for s in columns.values()]
-    one = [Row(prompt, columns["peo"])]
+    one = [Row(prompt, columns[PEO])]
 
     plain = PlainModel(load_causal_lm(resolve_base_model(assets.base_model_spec)).to(plan.device))
 

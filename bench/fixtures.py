@@ -15,6 +15,7 @@ from peo.assets import Assets, load_assets
 from peo.coefficients import coefficients
 from peo.generation import GenerationSettings
 from peo.model_source import cache_dir, resolve_base_model
+from peo.names import ASPECTS
 
 from bench.common import REPO
 
@@ -62,7 +63,7 @@ def base_model(assets: Assets) -> str:
 def dev_prompts(assets: Assets, n: int) -> list[list[dict]]:
     """The first n distinct development prompts (chat messages) of the sweep, help and harm alternating."""
     frame = assets.answers.drop_duplicates("prompt_id")
-    by_kind = [list(frame[frame["prompt_kind"] == kind]["prompt"]) for kind in ("help", "harm")]
+    by_kind = [list(frame[frame["prompt_kind"] == kind]["prompt"]) for kind in ASPECTS]
     mixed = [p for pair in zip(*by_kind) for p in pair] + [p for group in by_kind for p in group]
     seen: list[str] = []
     for p in mixed:

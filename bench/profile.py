@@ -18,6 +18,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from peo.adapter_mix import AdapterMix
 from peo.model_source import load_causal_lm, load_tokenizer
+from peo.names import ADAPTERS
 
 from bench.common import BENCH, write_json
 from bench.fixtures import base_model, open_assets
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     assets = open_assets(args.assets, quick=False)
     base = base_model(assets)
     prompt = prompt_tensor(assets, load_tokenizer(base), "cpu")
-    adapters = {n: assets.adapter(n) for n in ("help", "harm", "joint")}
+    adapters = {n: assets.adapter(n) for n in ADAPTERS}
     models = {"plain": (load_causal_lm(base).eval(), None),
               "fused": (None, AdapterMix(load_causal_lm(base), adapters)),
               "peft_forward": (None, AdapterMix(load_causal_lm(base), adapters, fused=False))}

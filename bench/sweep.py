@@ -15,6 +15,7 @@ from peo.adapter_mix import AdapterMix, point_scales
 from peo.assets import Assets
 from peo.generation import Row, generate_rows
 from peo.model_source import load_causal_lm, load_tokenizer
+from peo.names import ADAPTERS, ASPECTS
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
 from bench.common import Check, Plan, interleaved, summary
@@ -30,11 +31,11 @@ def run(assets: Assets, plan: Plan) -> dict:
     settings = fixed(plan.sweep_tokens)
     G, P, T = len(points), len(prompts), plan.sweep_tokens
 
-    adapters = {n: assets.adapter(n) for n in ("help", "harm", "joint")}
+    adapters = {n: assets.adapter(n) for n in ADAPTERS}
     mix = AdapterMix(load_causal_lm(base).to(device), adapters)
     peft_mix = AdapterMix(load_causal_lm(base).to(device), adapters, fused=False)  # diagnostic
     merged_model = load_causal_lm(base).to(device)
-    merged = MergedPolicy(merged_model, lora_task_vectors({n: assets.adapter(n) for n in ("help", "harm")}))
+    merged = MergedPolicy(merged_model, lora_task_vectors({n: assets.adapter(n) for n in ASPECTS}))
     reference = PlainModel(load_causal_lm(base).to(device))
     naive_model = PlainModel(merged_model)
 

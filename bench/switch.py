@@ -27,6 +27,7 @@ from peo.adapter_mix import AdapterMix, point_scales
 from peo.assets import Assets
 from peo.export import export_policy
 from peo.model_source import load_causal_lm
+from peo.names import ADAPTERS, ASPECTS, REFERENCE
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
 from bench.common import BENCH, Check, Plan, interleaved, summary, sync
@@ -122,6 +123,15 @@ def max_weight_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
     return max(diffs) if diffs else float("nan")
 
 
+def _cycling(move, points: list[tuple[float, float]]):
+    """A call that moves `move` (set_scales or set_point) to the next of `points` (c_help, c_harm), round and round.
+
+    It holds the bound method, not a name of `run`'s, so `run` can `del` its model once the timing is done.
+    """
+    cycle = itertools.cycle(points)
+    return lambda: move(point_scales(*next(cycle)))
+
+
 def run(assets: Assets, plan: Plan, scratch: Path) -> dict:
     base = base_model(assets)
     device = plan.device
@@ -129,13 +139,12 @@ def run(assets: Assets, plan: Plan, scratch: Path) -> dict:
     result: dict = {"notes": [], "points_cycled": len(points)}
 
     # (a) and (b), side by side
-    mix = AdapterMix(load_causal_lm(base).to(device), {n: assets.adapter(n) for n in ("help", "harm", "joint")})
+    mix = AdapterMix(load_causal_lm(base).to(device), {n: assets.adapter(n) for n in ADAPTERS})
     plain = load_causal_lm(base).to(device)
-    merged = MergedPolicy(plain, lora_task_vectors({n: assets.adapter(n) for n in ("help", "harm")}))
-    a_points, b_points = itertools.cycle(points), itertools.cycle(points)
+    merged = MergedPolicy(plain, lora_task_vectors({n: assets.adapter(n) for n in ASPECTS}))
     times = interleaved({
-        "adapter_scaling": lambda: mix.set_scales(point_scales(*next(a_points))),
-        "fused_merge": lambda: merged.set_point(point_scales(*next(b_points))),
+        "adapter_scaling": _cycling(mix.set_scales, points),
+        "fused_merge": _cycling(merged.set_point, points),
     }, reps=plan.switch_reps, warmup=plan.warmup, device=device)
     result["adapter_scaling"] = summary(times["adapter_scaling"])
     result["fused_merge"] = summary(times["fused_merge"])
@@ -146,7 +155,7 @@ def run(assets: Assets, plan: Plan, scratch: Path) -> dict:
     # (c): the exported models, then merge + load per point
     exported = scratch / "exported"
     dirs = {}
-    for policy in ("ref", "help", "harm"):
+    for policy in (REFERENCE, *ASPECTS):
         dirs[policy] = exported / policy
         if not (dirs[policy] / "config.json").is_file():
             shutil.rmtree(dirs[policy], ignore_errors=True)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 
 import torch
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from peft import get_peft_model
 
 from peo.assets import Assets
-from peo.config import LoraConfig
+from peo.config import LoraSettings
 from peo.model_source import load_causal_lm, load_tokenizer
 from peo.scoring import FeatureExtractor
 from peo.train.dpo import peft_lora_config
@@ -28,12 +29,12 @@ from peo.train.dpo import peft_lora_config
 from bench.common import Plan, interleaved, summary
 
 
-def lora_config(assets: Assets) -> LoraConfig:
+def lora_config(assets: Assets) -> LoraSettings:
     raw = (assets.meta.get("config") or {}).get("lora") or {}
-    return LoraConfig(**{k: v for k, v in raw.items() if k in LoraConfig.__dataclass_fields__})
+    return LoraSettings(**{k: v for k, v in raw.items() if k in LoraSettings.__dataclass_fields__})
 
 
-def dpo_step_fn(base: str, lora: LoraConfig, pairs: int, length: int, device: str, beta: float = 0.1):
+def dpo_step_fn(base: str, lora: LoraSettings, pairs: int, length: int, device: str, beta: float = 0.1):
     model = get_peft_model(load_causal_lm(base), peft_lora_config(lora)).to(device)
     model.train()
     params = [p for p in model.parameters() if p.requires_grad]
@@ -83,7 +84,8 @@ def run(assets: Assets, plan: Plan) -> dict:
         extractor = FeatureExtractor(load_causal_lm(base).to(device), tokenizer, max_length=max_length,
                                      batch_size=plan.score_batch)
         score_tokens = sum(len(extractor._encode(p, a)[0]) for p, a in zip(prompts, answers))
-        times = interleaved({"dpo_step": step, "scoring": lambda: extractor.features(prompts, answers)},
+        # a partial, not a lambda: no closure over `extractor`, which is deleted below to free the model
+        times = interleaved({"dpo_step": step, "scoring": functools.partial(extractor.features, prompts, answers)},
                             reps=plan.reps, warmup=plan.warmup, device=device)
         dpo = summary(times["dpo_step"])
         dpo["tokens_per_s"] = 2 * plan.dpo_pairs * plan.dpo_length / dpo["median_s"]

@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from peo.data.sources import LOADERS
+from peo.names import ASPECTS, BASELINES
+
 
 def _export(args: argparse.Namespace) -> int:
     from peo.export import ExportError, export_policy
@@ -51,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     export = sub.add_parser("export", help="write one policy as a merged HF folder or a PEFT adapter")
     which = export.add_mutually_exclusive_group()
-    which.add_argument("--policy", choices=["ref", "help", "harm", "joint"])
+    which.add_argument("--policy", choices=list(BASELINES))
     which.add_argument("--lambda-help", type=float, help="λ in [0, 1]")
     export.add_argument("--phi-help", type=float, default=0.0)
     export.add_argument("--phi-harm", type=float, default=0.0)
@@ -62,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
     validate = sub.add_parser("validate-data", help="check a preference file and summarize what would be kept")
     validate.add_argument("path", type=Path)
-    validate.add_argument("--format", choices=["hh", "alpaca_eval", "pku", "pairs"], default=None,
+    validate.add_argument("--format", choices=list(LOADERS), default=None,
                           help="default: detected from the first record")
-    validate.add_argument("--aspect", choices=["help", "harm"], default=None)
+    validate.add_argument("--aspect", choices=list(ASPECTS), default=None)
     validate.add_argument("--strict", action="store_true",
                           help="stop at the first bad row (default: count them all, then exit 1 naming the first)")
     validate.set_defaults(run=_validate)

@@ -22,7 +22,7 @@ from peft import PeftModel
 from peft.tuners.lora import Linear as LoraLinear
 from peft.tuners.lora import LoraLayer
 
-from peo.adapter_files import check_adapter_folder
+from peo.adapter_files import check_adapter_folder, lora_scaling
 
 Scale = float | torch.Tensor
 
@@ -41,7 +41,9 @@ class FusedLora:
                 raise ValueError(f"adapter {name!r}: only plain LoRA can be fused (this one is "
                                  f"{type(layer.lora_variant[name]).__name__}); use AdapterMix(..., fused=False)")
         self.layer = layer
-        self.unit = {name: float(layer.scaling[name]) for name in names}  # alpha / r (or / √r): peft's scale 1
+        # each adapter's LoRA scaling (alpha / r, or / √r): its contribution at scale 1, as in the merged form
+        self.unit = {name: lora_scaling({"r": layer.r[name], "lora_alpha": layer.lora_alpha[name],
+                                         "use_rslora": layer.use_rslora.get(name, False)}) for name in names}
         self.rank = {name: int(layer.r[name]) for name in names}
         self.active: list[str] = []  # the adapters of this layer that take part, in AdapterMix's order
         self.signature: tuple = ()  # (rank, unit) per active adapter: layers alike share one scale tensor

@@ -9,11 +9,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from peo.adapter_files import ADAPTER_CONFIG
 from peo.adapter_mix import AdapterMix
 from peo.model_source import REPO_ROOT, load_causal_lm, load_tokenizer, resolve_base_model
+from peo.names import ADAPTERS, ADAPTERS_DIR, ANSWERS_FILE, EVALUATORS_DIR, GRID_FILE, META_FILE
 
 DEFAULT_ASSETS = REPO_ROOT / "assets"
-POLICY_ADAPTERS = ("help", "harm", "joint")
 
 
 class AssetsError(RuntimeError):
@@ -32,13 +33,14 @@ class Assets:
         return self.meta["base_model"]
 
     def adapter(self, name: str) -> Path:
-        return self.root / "adapters" / name
+        return self.root / ADAPTERS_DIR / name
 
     def adapters(self) -> dict[str, Path]:
-        return {name: self.adapter(name) for name in POLICY_ADAPTERS if (self.adapter(name) / "adapter_config.json").is_file()}
+        """The policy adapters present (help, harm, joint), in that order."""
+        return {name: self.adapter(name) for name in ADAPTERS if (self.adapter(name) / ADAPTER_CONFIG).is_file()}
 
     def evaluator(self, kind: str) -> Path:
-        return self.root / "evaluators" / kind
+        return self.root / EVALUATORS_DIR / kind
 
     @property
     def grid_values(self) -> dict[str, list[float]]:
@@ -47,12 +49,12 @@ class Assets:
 
 def load_assets(root: str | Path | None = None) -> Assets:
     root = Path(root) if root else DEFAULT_ASSETS
-    for part in ("meta.json", "grid.csv", "answers.parquet"):
+    for part in (META_FILE, GRID_FILE, ANSWERS_FILE):
         if not (root / part).is_file():
             raise AssetsError(f"{root}: missing {part}; run `python -m precompute run` to produce assets")
-    meta = json.loads((root / "meta.json").read_text(encoding="utf-8"))
-    grid = pd.read_csv(root / "grid.csv")
-    answers = pd.read_parquet(root / "answers.parquet")
+    meta = json.loads((root / META_FILE).read_text(encoding="utf-8"))
+    grid = pd.read_csv(root / GRID_FILE)
+    answers = pd.read_parquet(root / ANSWERS_FILE)
     return Assets(root=root, meta=meta, grid=grid, answers=answers)
 
 

@@ -14,6 +14,9 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import yaml
 
+from peo.data.sources import LOADERS
+from peo.names import ADAPTERS, ASPECTS
+
 
 class ConfigError(ValueError):
     """A config value that cannot be used; the message names the file and the dotted key."""
@@ -21,7 +24,7 @@ class ConfigError(ValueError):
 
 @dataclass
 class DataSource:
-    format: str = "hh"  # hh | alpaca_eval | pku | pairs
+    format: str = "hh"  # a key of peo.data.sources.LOADERS: hh | alpaca_eval | pku | pairs
     path: str | None = None  # file or folder; relative to `data.root`
     hub: str | None = None  # a hub dataset name instead of a path (where a hub is reachable)
     split: str | None = None  # with `hub`: the dataset split (default train)
@@ -60,7 +63,9 @@ class DataConfig:
 
 
 @dataclass
-class LoraConfig:
+class LoraSettings:
+    """The LoRA adapters' shape (peo.train.dpo.peft_lora_config turns it into PEFT's LoraConfig)."""
+
     r: int = 16
     alpha: int = 32
     dropout: float = 0.0
@@ -70,7 +75,9 @@ class LoraConfig:
 
 
 @dataclass
-class DPOConfig:
+class DPOSettings:
+    """DPO training of each policy (peo.train.dpo.train_dpo turns it into TRL's DPOConfig)."""
+
     beta: float = 0.1
     learning_rate: float = 5e-4
     epochs: float = 1.0
@@ -124,8 +131,8 @@ class RunConfig:
     out: str = "assets"  # relative to the repository root unless absolute
     work_dir: str = "runs/{name}"  # checkpoints and intermediate files (git-ignored)
     data: DataConfig = field(default_factory=DataConfig)
-    lora: LoraConfig = field(default_factory=LoraConfig)
-    dpo: DPOConfig = field(default_factory=DPOConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    dpo: DPOSettings = field(default_factory=DPOSettings)
     evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
@@ -205,18 +212,20 @@ def _check(cfg: RunConfig, source: str) -> None:
     for key, dtype in (("dpo.dtype", cfg.dpo.dtype), ("sweep.dtype", cfg.sweep.dtype)):
         if dtype not in ("float32", "bfloat16"):
             raise bad(key, f"must be float32 or bfloat16, got {dtype!r}")
-    for source_key, src in (("data.help", cfg.data.help), ("data.harm", cfg.data.harm)):
-        if src.format not in ("hh", "alpaca_eval", "pku", "pairs"):
-            raise bad(f"{source_key}.format", f"must be one of hh, alpaca_eval, pku, pairs; got {src.format!r}")
+    for aspect in ASPECTS:
+        source_key, src = f"data.{aspect}", getattr(cfg.data, aspect)
+        if src.format not in LOADERS:
+            raise bad(f"{source_key}.format", f"must be one of {', '.join(LOADERS)}; got {src.format!r}")
         if (src.path is None) == (src.hub is None):
             raise bad(source_key, "needs exactly one of 'path' or 'hub'")
     if not 0.0 <= cfg.sweep.max_loop_share <= 1.0:
         raise bad("sweep.max_loop_share", f"must be in [0, 1], got {cfg.sweep.max_loop_share}")
     if cfg.sweep.repetition_penalty <= 0 or cfg.sweep.no_repeat_ngram_size < 0:
         raise bad("sweep", "repetition_penalty must be > 0 and no_repeat_ngram_size >= 0")
-    unknown = set(cfg.dpo.epochs_per_policy) - {"help", "harm", "joint"}
+    unknown = set(cfg.dpo.epochs_per_policy) - set(ADAPTERS)
     if unknown or any(v <= 0 for v in cfg.dpo.epochs_per_policy.values()):
-        raise bad("dpo.epochs_per_policy", f"names help, harm or joint with epochs > 0, got {cfg.dpo.epochs_per_policy}")
+        names = f"{', '.join(ADAPTERS[:-1])} or {ADAPTERS[-1]}"
+        raise bad("dpo.epochs_per_policy", f"names {names} with epochs > 0, got {cfg.dpo.epochs_per_policy}")
     if not cfg.evaluator.layer_sets or any(not layers for layers in cfg.evaluator.layer_sets):
         raise bad("evaluator.layer_sets", f"must be a non-empty list of non-empty layer lists, got {cfg.evaluator.layer_sets}")
     if cfg.lora.r < 1 or cfg.lora.alpha <= 0:

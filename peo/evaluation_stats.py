@@ -13,6 +13,17 @@ import numpy as np
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
+def finite_or_none(x: object) -> float | None:
+    """A JSON-safe float: NaN / None / anything not a number → None (JSON has no NaN)."""
+    if x is None:
+        return None
+    try:
+        x = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(x) else x
+
+
 def wilson_interval(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval for a proportion successes/n: stays in [0, 1] and behaves at 0 % and 100 %,
     where the usual p ± z·se collapses to a point. (nan, nan) when n = 0."""

@@ -12,16 +12,17 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from peo.adapter_files import AdapterError, check_adapter_folder
+from peo.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, check_adapter_folder
 from peo.assets import AssetsError, load_assets
 from peo.atomic import write_json
 from peo.coefficients import coefficients
 from peo.model_source import ModelSourceError, load_causal_lm, load_tokenizer, resolve_base_model
+from peo.names import ASPECTS, BASELINE_SCALES, BASELINES, REFERENCE
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
-POLICIES = ("ref", "help", "harm", "joint")
+POLICIES = BASELINES  # the fixed policies: ref, help, harm, joint
 FORMATS = ("merged", "adapter")
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
 
 
 class ExportError(ValueError):
@@ -52,13 +53,13 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
         raise ExportError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    if policy == "ref" and fmt == "adapter":
+    if policy == REFERENCE and fmt == "adapter":
         raise ExportError("the reference policy has no adapter; export it with --format merged")
     if point is not None and not 0.0 <= point[0] <= 1.0:
         raise ExportError(f"lambda_help must be in [0, 1], got {point[0]}")
     # The folder as the OS resolves it: `new/../x` must not create `new` on the way.
     out_dir = Path(out_dir).expanduser().resolve()
-    needed = [policy] if policy not in (None, "ref") else (["help", "harm"] if point is not None else [])
+    needed = list(BASELINE_SCALES[policy]) if policy is not None else list(ASPECTS)  # the adapters it reads
     try:  # refuse (with a message) before anything is written: missing parts, pickle weights, remote code
         assets = load_assets(assets_root)
         for name in needed:
@@ -75,7 +76,7 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
                 for name in ADAPTER_FILES:
                     shutil.copy2(assets.adapter(policy) / name, tmp / name)
             else:
-                _write_merged(base, {policy: 1.0} if policy != "ref" else {}, assets, tmp)
+                _write_merged(base, dict(BASELINE_SCALES[policy]), assets, tmp)
         else:
             c_help, c_harm = coefficients(*point)
             provenance.update({"lambda_help": point[0], "phi_help": point[1], "phi_harm": point[2],
@@ -111,7 +112,7 @@ def _write_cat_adapter(base: str, assets, c_help: float, c_harm: float, folder: 
         saved = Path(scratch) / "point"
         for name in ADAPTER_FILES:
             shutil.copy2(saved / name, folder / name)
-    config_path = folder / "adapter_config.json"
+    config_path = folder / ADAPTER_CONFIG
     config = json.loads(config_path.read_text())
     config["base_model_name_or_path"] = assets.base_model_spec
     config_path.write_text(json.dumps(config, indent=2))

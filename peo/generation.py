@@ -15,6 +15,7 @@ import torch
 from transformers.generation.streamers import BaseStreamer
 
 from peo.adapter_mix import AdapterMix
+from peo.chat_template import chat_text, encode_chat
 
 Messages = list[dict[str, str]]
 
@@ -42,14 +43,10 @@ class Row:
     scales: Mapping[str, float]
 
 
-def prompt_ids(tokenizer, messages: Messages) -> list[int]:
-    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
 def encode_prompts(tokenizer, prompts: Sequence[Messages], device: torch.device) -> dict[str, torch.Tensor]:
+    """The prompts as one left-padded batch; each row's ids are `encode_chat`'s for its messages."""
     tokenizer.padding_side = "left"
-    texts = [tokenizer.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in prompts]
+    texts = [chat_text(tokenizer, m) for m in prompts]
     batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     return {k: v.to(device) for k, v in batch.items()}
 
@@ -92,7 +89,7 @@ def generate_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Ge
 def generate_rows(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
                   batch_size: int, progress: Callable[[int], None] | None = None) -> list[str]:
     """All rows, batched by prompt length; answers come back in the rows' order."""
-    lengths = [len(prompt_ids(tokenizer, r.messages)) for r in rows]
+    lengths = [len(encode_chat(tokenizer, r.messages)) for r in rows]
     order = sorted(range(len(rows)), key=lambda i: lengths[i])
     answers: list[str] = [""] * len(rows)
     for start in range(0, len(order), batch_size):

@@ -19,7 +19,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from peo.atomic import write_json, write_with
+from peo.chat_template import encode_chat, token_ids
 from peo.model_source import load_causal_lm, load_tokenizer
+from peo.names import EVALUATORS_DIR
 
 Messages = list[dict[str, str]]
 HEAD_WEIGHTS = "head.safetensors"
@@ -57,12 +59,11 @@ class FeatureExtractor:
         return 2 * self.model.config.hidden_size
 
     def _encode(self, prompt: Messages, answer: str) -> tuple[list[int], int]:
-        text = self.tokenizer.apply_chat_template(list(prompt), add_generation_prompt=True, tokenize=False)
-        prompt_ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        answer_ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        prompt_ids = encode_chat(self.tokenizer, prompt)
+        answer_ids = token_ids(self.tokenizer, answer)
         answer_ids = answer_ids[: max(1, self.max_length // 2)] + [self.tokenizer.eos_token_id]
         prompt_ids = prompt_ids[-(self.max_length - len(answer_ids)):]  # keep the end of a long prompt
-        return list(prompt_ids) + answer_ids, len(answer_ids)
+        return prompt_ids + answer_ids, len(answer_ids)
 
     @torch.inference_mode()
     def features(self, prompts: Sequence[Messages], answers: Sequence[str], progress=None,
@@ -194,9 +195,9 @@ class Evaluators:
 
 
 def _load_pair(assets: Path) -> tuple[Evaluator, Evaluator]:
-    return Evaluator.load(assets / "evaluators" / "reward"), Evaluator.load(assets / "evaluators" / "cost")
+    return Evaluator.load(assets / EVALUATORS_DIR / "reward"), Evaluator.load(assets / EVALUATORS_DIR / "cost")
 
 
 def _max_length(assets: Path) -> int:
-    meta = json.loads((assets / "evaluators" / "reward" / HEAD_META).read_text(encoding="utf-8"))
+    meta = json.loads((assets / EVALUATORS_DIR / "reward" / HEAD_META).read_text(encoding="utf-8"))
     return int(meta.get("max_length", 320))

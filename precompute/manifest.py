@@ -36,11 +36,9 @@ class Manifest:
         self.root = root  # recorded paths are relative to this
         self.stages: dict[str, dict] = json.loads(path.read_text()) if path.is_file() else {}
 
-    def is_done(self, stage: str, settings: str | None = None) -> bool:
+    def is_done(self, stage: str, settings: str) -> bool:
         entry = self.stages.get(stage)
-        if not entry:
-            return False
-        if settings is not None and entry.get("settings", settings) != settings:  # entries before settings: kept
+        if not entry or entry.get("settings") != settings:
             return False
         for rel, digest in entry["files"].items():
             file = self.root / rel
@@ -48,9 +46,7 @@ class Manifest:
                 return False
         return True
 
-    def record(self, stage: str, outputs: list[Path], seconds: float, settings: str | None = None) -> None:
+    def record(self, stage: str, outputs: list[Path], seconds: float, settings: str) -> None:
         files = {str(f.resolve().relative_to(self.root.resolve())): sha256(f) for f in files_under(outputs)}
-        self.stages[stage] = {"files": files, "seconds": round(seconds, 1)}
-        if settings is not None:
-            self.stages[stage]["settings"] = settings
+        self.stages[stage] = {"files": files, "seconds": round(seconds, 1), "settings": settings}
         write_json(self.path, self.stages)

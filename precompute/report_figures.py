@@ -9,12 +9,13 @@ import numpy as np
 import pandas as pd
 
 from peo.atomic import write_with
-from precompute.report_fronts import BASELINE_NAMES, CI, FRONT_NAMES, VERDICT_WORDS, _distinct, _num, fmt
+from peo.evaluation_stats import finite_or_none
+from peo.names import BASELINE_LABELS
+from peo.plot_style import COLORS
+from precompute.report_fronts import CI, FRONT_NAMES, VERDICT_WORDS, _distinct, fmt
 
 CURVES = (("loss", "DPO loss (train batches)"), ("rewards/accuracies", "implicit-reward accuracy (train batches)"),
           ("rewards/margins", "implicit-reward margin (train batches)"))
-COLORS = {"peo": "#1f5fbf", "peo_light": "#9ab8e6", "soup": "#e07b00", "other": "#b0b0b0",
-          "ref": "#222222", "help": "#2a9d3a", "harm": "#c0262d", "joint": "#7b3fa0"}
 MARKERS = {"ref": "X", "help": "^", "harm": "v", "joint": "s"}
 
 
@@ -81,7 +82,7 @@ def _plot_baselines(ax, result: dict[str, Any]) -> None:
     for method, base in result["baselines"].items():
         x, y = base["cost_mean"], base["reward_mean"]
         ax.scatter([x], [y], marker=MARKERS[method], s=90, color=COLORS[method], edgecolors="white", linewidths=0.8,
-                   zorder=6, label=f"baseline: {BASELINE_NAMES[method]}")
+                   zorder=6, label=f"baseline: {BASELINE_LABELS[method]}")
         ax.annotate(method, (x, y), xytext=(7, 5), textcoords="offset points", fontsize=10, fontweight="bold",
                     color=COLORS[method], zorder=7)
 
@@ -140,7 +141,7 @@ def plot_training(path: Path, training: dict | None) -> bool:
     for k, (key, title) in enumerate(CURVES, start=1):
         ax = fig.add_subplot(1, len(CURVES), k)
         for policy, curve in curves.items():
-            pts = [(h["step"], h[key]) for h in curve if _num(h.get(key)) is not None and "step" in h]
+            pts = [(h["step"], h[key]) for h in curve if finite_or_none(h.get(key)) is not None and "step" in h]
             if pts:
                 ax.plot(*zip(*pts), lw=1.2, color=COLORS.get(policy), label=policy)
         ax.set_title(title, fontsize=10)

@@ -5,7 +5,7 @@ the same prompts looks better than it is (PEO picks among many more models than 
 that optimism). Every reported figure is on the test prompts that every test-scored model answered, so means,
 hypervolumes and bootstrap draws all see the same prompts; the in-sample dev figure is kept, labelled as such.
 Also here: the baselines, the signals, the answers-differ guard, the policies' and evaluators' summaries, and the
-number helpers the figures and report.md share (`_num`, `fmt`). Reward: higher is better. Cost: lower is better.
+number formatting the figures and report.md share (`fmt`). Reward: higher is better. Cost: lower is better.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from peo.evaluation_stats import accuracy_by_confidence, differ_share, wilson_interval
+from peo.evaluation_stats import accuracy_by_confidence, differ_share, finite_or_none, wilson_interval
 from peo.grid_table import dev_front, split_stats
+from peo.names import ASPECTS, BASELINE_LABELS, BASELINES, PEO, REFERENCE, SOUP
 from peo.pareto import (
     bootstrap_hypervolume,
     bootstrap_hypervolume_difference,
@@ -27,13 +28,11 @@ from peo.pareto import (
     reference_point,
 )
 
-FRONT_METHODS = ("peo", "soup")
+FRONT_METHODS = (PEO, SOUP)
 FRONTS = {"peo": ("peo", True), "soup": ("soup", True),  # name → (method, loop filter)
           "peo_unfiltered": ("peo", False), "soup_unfiltered": ("soup", False)}
 FRONT_NAMES = {"peo": "PEO front", "soup": "soup front",
                "peo_unfiltered": "PEO front, no loop filter", "soup_unfiltered": "soup front, no loop filter"}
-BASELINES = ("ref", "help", "harm", "joint")
-BASELINE_NAMES = {"ref": "reference", "help": "DPO-Help", "harm": "DPO-Harm", "joint": "joint DPO"}
 STAT_KEYS = ("reward_mean", "reward_se", "cost_mean", "cost_se", "safe_share", "loop_share", "refusal_share",
              "over_refusal_share", "mean_words", "n")
 CI = 0.95
@@ -43,17 +42,6 @@ VERDICT_WORDS = {"peo_better": "PEO better", "soup_better": "soup better",
 
 
 # ---------------------------------------------------------------- numbers
-
-
-def _num(x: Any) -> float | None:
-    """A JSON-safe float: NaN / None / missing → None."""
-    if x is None:
-        return None
-    try:
-        x = float(x)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(x) else x
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
@@ -66,7 +54,7 @@ def fmt(x: float | None, digits: int = 4) -> str:
 
 def _stats_json(stats: dict[str, Any]) -> dict[str, Any]:
     """A model's figures, JSON-safe (n an int)."""
-    return {k: (int(stats[k]) if k == "n" else _num(stats.get(k))) for k in STAT_KEYS}
+    return {k: (int(stats[k]) if k == "n" else finite_or_none(stats.get(k))) for k in STAT_KEYS}
 
 
 # ---------------------------------------------------------------- scores per split
@@ -191,16 +179,16 @@ def _candidates(grid: pd.DataFrame, method: str, max_loop_share: float | None) -
 def _point_info(rows: pd.DataFrame) -> dict[str, Any]:
     """Coordinates of a model in one method: its first grid row, and every grid point that maps to it."""
     first = rows.iloc[0]
-    points = [{"lambda_help": _num(r.lambda_help), "phi_help": _num(r.phi_help), "phi_harm": _num(r.phi_harm)}
+    points = [{"lambda_help": finite_or_none(r.lambda_help), "phi_help": finite_or_none(r.phi_help), "phi_harm": finite_or_none(r.phi_harm)}
               for r in rows.itertuples()]
-    return {"grid_row": int(first["_grid_row"]), "lambda_help": _num(first.get("lambda_help")),
-            "phi_help": _num(first.get("phi_help")), "phi_harm": _num(first.get("phi_harm")),
-            "c_help": _num(first.get("c_help")), "c_harm": _num(first.get("c_harm")), "grid_points": points}
+    return {"grid_row": int(first["_grid_row"]), "lambda_help": finite_or_none(first.get("lambda_help")),
+            "phi_help": finite_or_none(first.get("phi_help")), "phi_harm": finite_or_none(first.get("phi_harm")),
+            "c_help": finite_or_none(first.get("c_help")), "c_harm": finite_or_none(first.get("c_harm")), "grid_points": points}
 
 
 def _dev_figures(row: pd.Series) -> dict[str, float | None]:
-    return {"reward_mean": _num(row.get("reward_mean_dev")), "cost_mean": _num(row.get("cost_mean_dev")),
-            "loop_share": _num(row.get("loop_share_dev"))}
+    return {"reward_mean": finite_or_none(row.get("reward_mean_dev")), "cost_mean": finite_or_none(row.get("cost_mean_dev")),
+            "loop_share": finite_or_none(row.get("loop_share_dev"))}
 
 
 def _front_points(grid: pd.DataFrame, method: str, mids: list[str], test: SplitScores) -> list[dict[str, Any]]:
@@ -284,7 +272,7 @@ def _roles(grid: pd.DataFrame, fronts: dict[str, Any]) -> dict[str, tuple[str, l
 
     for method in BASELINES:
         for mid in _distinct(grid, method)["model_id"]:
-            add(mid, method, BASELINE_NAMES[method])
+            add(mid, method, BASELINE_LABELS[method])
     for row in _distinct(grid, "soup").sort_values("lambda_help").itertuples():
         add(row.model_id, "soup", f"soup λ={fmt(row.lambda_help)}")
     for name, front in fronts.items():
@@ -313,7 +301,7 @@ def _differ(test_answers: pd.DataFrame, a: tuple[str, str], b: tuple[str, str]) 
     common = sorted(set(texts[0].index) & set(texts[1].index), key=str)
     n_differ, share = differ_share(texts[0].loc[common].tolist(), texts[1].loc[common].tolist())
     return {"a_label": a[0], "a": a[1], "b_label": b[0], "b": b[1], "n_prompts": len(common),
-            "n_differ": n_differ, "share": _num(share)}
+            "n_differ": n_differ, "share": finite_or_none(share)}
 
 
 def _soup_at(grid: pd.DataFrame, test: SplitScores, point: dict[str, Any]) -> tuple[float, str] | None:
@@ -332,19 +320,19 @@ def _answers_differ(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores
     """The guard against merges that do nothing: shares of test prompts whose answers differ, per pair."""
     sub = answers[answers["split"].astype(str) == "test"].copy()
     sub["model_id"] = sub["model_id"].astype(str)
-    ids = {m: str(_distinct(grid, m)["model_id"].iloc[0]) for m in ("ref", "help", "harm")
+    ids = {m: str(_distinct(grid, m)["model_id"].iloc[0]) for m in (REFERENCE, *ASPECTS)
            if not _distinct(grid, m).empty}
     pairs: dict[str, tuple[tuple[str, str], tuple[str, str]]] = {}
     for key, (x, y) in {"ref_vs_help": ("ref", "help"), "ref_vs_harm": ("ref", "harm"),
                         "help_vs_harm": ("help", "harm")}.items():
         if x in ids and y in ids:
-            pairs[key] = ((BASELINE_NAMES[x], ids[x]), (BASELINE_NAMES[y], ids[y]))
+            pairs[key] = ((BASELINE_LABELS[x], ids[x]), (BASELINE_LABELS[y], ids[y]))
     points = fronts.get("peo", {}).get("points", [])
     if points:
         middle = points[len(points) // 2]
         label = f"PEO front middle ({_coordinates(middle)})"
         if "ref" in ids:
-            pairs["ref_vs_peo_middle"] = ((BASELINE_NAMES["ref"], ids["ref"]), (label, middle["model_id"]))
+            pairs["ref_vs_peo_middle"] = ((BASELINE_LABELS["ref"], ids["ref"]), (label, middle["model_id"]))
         soup = _soup_at(grid, test, middle)
         if soup:
             pairs["peo_middle_vs_soup"] = ((label, middle["model_id"]), (f"soup λ={fmt(soup[0])}", soup[1]))
@@ -357,12 +345,12 @@ def _answers_differ(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores
 
 def _accuracy_entry(h: dict[str, Any]) -> dict[str, Any]:
     """One held-out implicit-reward check, with a Wilson interval next to the stored normal one."""
-    acc, pairs = _num(h.get("accuracy")), h.get("pairs")
+    acc, pairs = finite_or_none(h.get("accuracy")), h.get("pairs")
     wilson = wilson_interval(round(acc * pairs), int(pairs)) if acc is not None and pairs else (None, None)
     interval = h.get("interval") or [None, None]
     return {"aspect": h.get("aspect"), "pairs": pairs, "prompts": h.get("prompts"), "accuracy": acc,
-            "accuracy_se": _num(h.get("accuracy_se")), "interval": [_num(v) for v in interval],
-            "wilson_interval": [_num(v) for v in wilson], "mean_margin": _num(h.get("mean_margin"))}
+            "accuracy_se": finite_or_none(h.get("accuracy_se")), "interval": [finite_or_none(v) for v in interval],
+            "wilson_interval": [finite_or_none(v) for v in wilson], "mean_margin": finite_or_none(h.get("mean_margin"))}
 
 
 def _policies(training: dict | None) -> dict[str, Any]:
@@ -371,7 +359,7 @@ def _policies(training: dict | None) -> dict[str, Any]:
     for policy, m in (training or {}).items():
         if not isinstance(m, dict):
             continue
-        out[policy] = {key: _num(m.get(key)) for key in ("steps", "pairs", "final_loss", "final_reward_accuracy",
+        out[policy] = {key: finite_or_none(m.get(key)) for key in ("steps", "pairs", "final_loss", "final_reward_accuracy",
                                                          "final_reward_margin", "seconds")}
         out[policy]["curve_steps"] = len(m.get("curve") or [])
         out[policy]["heldout"] = {aspect: _accuracy_entry(h) for aspect, h in (m.get("heldout") or {}).items()
@@ -384,20 +372,20 @@ def _chosen_cv(ev: dict[str, Any]) -> float | None:
     cv, l2 = ev.get("cv_accuracy") or {}, ev.get("l2")
     layers = ",".join(map(str, ev.get("layers") or []))
     by_l2 = cv.get(layers) if isinstance(cv.get(layers), dict) else cv
-    return _num(by_l2.get(str(l2))) if isinstance(by_l2, dict) and l2 is not None else None
+    return finite_or_none(by_l2.get(str(l2))) if isinstance(by_l2, dict) and l2 is not None else None
 
 
 def _evaluator(ev: dict[str, Any]) -> dict[str, Any]:
     """Held-out accuracy with a Wilson interval, and accuracy by the evaluator's own confidence."""
     correct, margin = ev.get("held_out_correct") or [], ev.get("held_out_margin") or []
-    acc, n = _num(ev.get("held_out_accuracy")), ev.get("held_out_pairs") or len(correct)
+    acc, n = finite_or_none(ev.get("held_out_accuracy")), ev.get("held_out_pairs") or len(correct)
     successes = sum(correct) if correct else (round(acc * n) if acc is not None and n else None)
     n = len(correct) if correct else n
     interval = wilson_interval(successes, int(n)) if successes is not None else (None, None)
     by_confidence = accuracy_by_confidence(correct, margin) if correct and len(correct) == len(margin) else []
     return {"held_out_accuracy": acc, "held_out_pairs": n or None, "held_out_prompts": ev.get("held_out_prompts"),
-            "interval": [_num(v) for v in interval], "layers": ev.get("layers"), "l2": _num(ev.get("l2")),
-            "cv_accuracy": _chosen_cv(ev), "train_pairs": ev.get("train_pairs"), "offset": _num(ev.get("offset")),
+            "interval": [finite_or_none(v) for v in interval], "layers": ev.get("layers"), "l2": finite_or_none(ev.get("l2")),
+            "cv_accuracy": _chosen_cv(ev), "train_pairs": ev.get("train_pairs"), "offset": finite_or_none(ev.get("offset")),
             "by_confidence": by_confidence}
 
 
@@ -442,6 +430,6 @@ def compute_fronts(grid: pd.DataFrame, answers: pd.DataFrame, *, n_boot: int, se
         "signals": _signals(grid, test, fronts),
         "answers_differ": _answers_differ(grid, answers, test, fronts),
         "policies": _policies(training), "evaluators": _evaluators(meta),
-        "test_means": {m: [_num(test.means(m)[1]), _num(test.means(m)[0]), _num(test.stats[m]["loop_share"])]
+        "test_means": {m: [finite_or_none(x) for x in (test.means(m)[1], test.means(m)[0], test.stats[m]["loop_share"])]
                        for m in test.model_ids},  # cost, reward, loop share: what front.png draws
     }

@@ -5,20 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from peo import answer_checks
-from precompute.report_fronts import (
-    BASELINE_NAMES,
-    CI,
-    FRONT_METHODS,
-    FRONT_NAMES,
-    VERDICT_WORDS,
-    _num,
-    fmt,
-)
+from peo.evaluation_stats import finite_or_none
+from peo.names import BASELINE_LABELS
+from precompute.report_fronts import CI, FRONT_METHODS, FRONT_NAMES, VERDICT_WORDS, fmt
 
 
 def pct(x: float | None, digits: int = 0) -> str:
     """A share as a percentage, '–' when unknown."""
-    x = _num(x)
+    x = finite_or_none(x)
     return "–" if x is None else f"{x:.{digits}%}"
 
 
@@ -52,7 +46,7 @@ def _headline(result: dict[str, Any]) -> list[str]:
         return out + ["PEO and soup were not both in the grid: no difference to report."]
     out.append(f"**PEO − soup hypervolume on {n['test']} test prompts, for fronts chosen on {n['dev']} dev prompts "
                f"(loop filter ≤ {limit * 100:g}%):** " + _verdict(result["difference"], n["test"]))
-    out += ["", f"**The same without the loop filter:** " + _verdict(result["difference_unfiltered"], n["test"])]
+    out += ["", "**The same without the loop filter:** " + _verdict(result["difference_unfiltered"], n["test"])]
     return out
 
 
@@ -175,7 +169,7 @@ def _baselines_table(result: dict[str, Any]) -> list[str]:
            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---" for _ in methods) + " |"]
     for method, b in result["baselines"].items():
         dom = " | ".join("yes" if b["dominated_by_front"][m] else "no" for m in methods)
-        out.append(f"| {BASELINE_NAMES[method]} | `{b['model_id']}` | {fmt(b['c_help'])} | {fmt(b['c_harm'])} | "
+        out.append(f"| {BASELINE_LABELS[method]} | `{b['model_id']}` | {fmt(b['c_help'])} | {fmt(b['c_harm'])} | "
                    f"{_pm(b['reward_mean'], b['reward_se'])} | {_pm(b['cost_mean'], b['cost_se'])} | "
                    f"{pct(b['safe_share'])} | {pct(b['loop_share'])} | {dom} |")
     return out

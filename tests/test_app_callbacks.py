@@ -470,10 +470,6 @@ def test_merged_form_gives_the_same_answers(app_assets, random_app, tiny_base, t
 
 
 def test_export_zip(app):
-    if not cb.export_available():
-        with pytest.raises(AppInputError, match="not available"):
-            cb.export_zip(app, "peo", (0.5, 0.0, 0.0), "adapter")
-        pytest.skip("peo.export is not there yet")
     path = cb.export_zip(app, "peo", (0.5, 0.5, 0.0), "adapter")
     assert path.suffix == ".zip" and path.is_file() and cb.export_root() in path.parents
     with zipfile.ZipFile(path) as archive:

@@ -161,3 +161,20 @@ def test_pickle_only_adapter_is_refused(tmp_path, tiny_adapters):
     (folder / "adapter_model.safetensors").rename(folder / "adapter_model.bin")
     with pytest.raises(AdapterError, match="only pickle weights"):
         read_lora_deltas(folder)
+
+
+def test_lora_scaling_is_peft_s_definition():
+    """alpha / r, or alpha / √r with rsLoRA: the one factor both policy forms apply to B @ A, equal to what
+    peft itself sets on a layer."""
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import get_peft_model
+
+    from peo.adapter_files import lora_scaling
+
+    assert lora_scaling({"r": 4, "lora_alpha": 8}) == 2.0
+    assert lora_scaling({"r": 16, "lora_alpha": 32, "use_rslora": True}) == 8.0
+    for rslora in (False, True):
+        net = get_peft_model(torch.nn.Sequential(torch.nn.Linear(8, 8)),
+                             PeftLoraConfig(r=4, lora_alpha=12, target_modules=["0"], use_rslora=rslora))
+        layer = net.base_model.model[0]
+        assert layer.scaling["default"] == pytest.approx(lora_scaling({"r": 4, "lora_alpha": 12, "use_rslora": rslora}))

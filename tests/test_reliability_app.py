@@ -20,7 +20,6 @@ import urllib.error
 import urllib.request
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psutil
 import pytest

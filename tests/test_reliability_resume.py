@@ -30,9 +30,9 @@ import pytest
 from safetensors.torch import load_file
 
 from conftest import REPO, write_tiny_data
+from peo.names import ADAPTERS
 
 OVERRIDES = ["dpo.max_steps=6", "dpo.save_steps=2", "sweep.batch_size=4"]
-ASPECTS = ("help", "harm", "joint")
 N_CHUNKS = 5  # dev sweep: 12 models × 6 prompts = 72 rows, 16 rows (4 batches of 4) per chunk
 
 
@@ -95,7 +95,7 @@ def assert_same_results(out: Path, reference: Path) -> None:
 
 
 def assert_same_adapters(out: Path, reference: Path) -> None:
-    for aspect in ASPECTS:
+    for aspect in ADAPTERS:
         got = load_file(out / "adapters" / aspect / "adapter_model.safetensors")
         want = load_file(reference / "adapters" / aspect / "adapter_model.safetensors")
         assert got.keys() == want.keys()
@@ -148,7 +148,7 @@ def test_training_kill_resumes_bit_identically(tmp_path, data_root, reference):
     # What differs, and only that: the loss summaries of the resumed aspect (see the module docstring).
     got = json.loads((out / "adapters" / "training.json").read_text())
     want = json.loads((reference[0] / "adapters" / "training.json").read_text())
-    for aspect in ASPECTS:
+    for aspect in ADAPTERS:
         assert got[aspect]["steps"] == want[aspect]["steps"]
         assert got[aspect]["pairs"] == want[aspect]["pairs"]
     assert got["help"]["steps"] == 6
@@ -227,7 +227,8 @@ def test_forced_sweep_with_changed_settings_discards_old_chunks(tmp_path, data_r
     """Saved sweep chunks belong to one set of inputs: after a grid change, `--force` regenerates them instead of
     mixing the old grid's answers (other model ids) into the new table."""
     from peo.config import load_config
-    from precompute.stages import run_pipeline, sweep_models
+    from peo.sweep_plan import sweep_models
+    from precompute.stages import run_pipeline
 
     out, work = copy_run(reference, tmp_path)
     overrides = {"out": str(out), "work_dir": str(work), "data.root": str(data_root),
@@ -238,7 +239,7 @@ def test_forced_sweep_with_changed_settings_discards_old_chunks(tmp_path, data_r
     answers = pd.read_parquet(out / "answers.parquet")
     dev = answers[answers["split"] == "dev"]
     grid = pd.read_csv(out / "grid.csv")
-    _, models = sweep_models(cfg)
+    _, models = sweep_models(cfg.sweep)
     assert set(dev["model_id"]) == set(models) == set(grid["model_id"])
     assert 0.25 in set(grid["lambda_help"]) and 0.5 not in set(grid["lambda_help"])
     assert grid["n_dev"].eq(dev.groupby("model_id").size().iloc[0]).all()

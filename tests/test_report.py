@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from peo.coefficients import grid_points, model_id, soup_points
+from peo.coefficients import model_id
+from peo.config import SweepConfig
 from peo.evaluation_stats import accuracy_by_confidence, wilson_interval
 from peo.grid_table import dev_front, grid_table
 from peo.pareto import (
@@ -19,6 +20,7 @@ from peo.pareto import (
     mean_and_se,
     reference_point,
 )
+from peo.sweep_plan import sweep_models, test_models
 from precompute.report import write_report
 from precompute.report_fronts import _difference, fmt, score_matrices
 
@@ -32,18 +34,7 @@ LOOP_TEXT = "yes yes yes yes yes yes yes yes yes yes yes yes"
 
 def grid_rows() -> list[dict]:
     """The grid rows as the sweep builds them: every PEO point, the soup line, the baselines."""
-    rows = []
-    for method, points in (("peo", grid_points(LAMBDAS, PHIS, PHIS)), ("soup", soup_points(LAMBDAS))):
-        for p in points:
-            c_help, c_harm = p.coefficients
-            rows.append({"model_id": model_id(c_help, c_harm), "method": method, "lambda_help": p.lambda_help,
-                         "phi_help": p.phi_help, "phi_harm": p.phi_harm, "c_help": c_help, "c_harm": c_harm})
-    for method, (c_help, c_harm) in (("ref", (0.0, 0.0)), ("help", (1.0, 0.0)), ("harm", (0.0, 1.0))):
-        rows.append({"model_id": model_id(c_help, c_harm), "method": method, "lambda_help": None, "phi_help": None,
-                     "phi_harm": None, "c_help": c_help, "c_harm": c_harm})
-    rows.append({"model_id": "joint", "method": "joint", "lambda_help": None, "phi_help": None, "phi_harm": None,
-                 "c_help": None, "c_harm": None})
-    return rows
+    return sweep_models(SweepConfig(lambdas=LAMBDAS, phi_help=PHIS, phi_harm=PHIS))[0]
 
 
 def true_means(c_help, c_harm, peo_bonus: float) -> tuple[float, float]:
@@ -82,7 +73,7 @@ def split_answers(models: dict, split: str, rng, *, peo_bonus: float, noise: flo
 def synthetic(peo_bonus: float = 1.0, noise: float = 0.2, seed: int = 0, dev_shift: dict | None = None,
               looping: tuple[str, ...] = (), text=default_text):
     """(grid, answers) as the sweep writes them: every model on dev; on test the baselines, every soup point
-    and PEO's dev fronts with and without the loop filter (precompute.stages.test_models)."""
+    and PEO's dev fronts with and without the loop filter (peo.sweep_plan.test_models)."""
     rows = grid_rows()
     models: dict = {}
     for r in rows:
@@ -90,9 +81,7 @@ def synthetic(peo_bonus: float = 1.0, noise: float = 0.2, seed: int = 0, dev_shi
     rng = np.random.default_rng(seed)
     kw = {"peo_bonus": peo_bonus, "noise": noise, "dev_shift": dev_shift or {}, "looping": set(looping), "text": text}
     dev = pd.DataFrame(split_answers(models, "dev", rng, **kw))
-    grid_dev = grid_table(rows, dev, MAX_LOOP)
-    keep = set(grid_dev.loc[grid_dev["method"].isin(["ref", "help", "harm", "joint", "soup"]), "model_id"])
-    keep |= set(dev_front(grid_dev, "peo", MAX_LOOP)) | set(dev_front(grid_dev, "peo", None))
+    keep = test_models(grid_table(rows, dev, MAX_LOOP), models, MAX_LOOP)
     test = pd.DataFrame(split_answers({m: c for m, c in models.items() if m in keep}, "test", rng, **kw))
     answers = pd.concat([dev, test], ignore_index=True)
     return grid_table(rows, answers, MAX_LOOP), answers

@@ -16,7 +16,8 @@ from typing import Any
 from peo.data.errors import DataError, describe
 from peo.data.loading import (Drop, LoadResult, LoadSummary, PairCollector, check_aspect, make_pair, required,
                               required_text, response_text, EMPTY_RESPONSE)
-from peo.data.records import Aspect, Message, PreferencePair
+from peo.data.records import Message, PreferencePair
+from peo.names import Aspect
 
 SOURCE = "alpaca_eval"
 NO_PREFERENCE = "no preference"

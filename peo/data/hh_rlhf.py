@@ -12,7 +12,8 @@ from typing import Any
 
 from peo.data.errors import DataError
 from peo.data.loading import EMPTY_RESPONSE, Drop, LoadResult, check_aspect, load_rows_file, make_pair, required_text
-from peo.data.records import Aspect, Message, PreferencePair
+from peo.data.records import Message, PreferencePair
+from peo.names import Aspect
 
 SOURCE = "hh-rlhf"
 _TURN = re.compile(r"(?:\A\s*|\n\n)(Human|Assistant):")

@@ -13,7 +13,8 @@ from typing import Any
 
 from peo.data.errors import DataError, describe
 from peo.data.jsonl import iter_jsonl
-from peo.data.records import ASPECTS, Aspect, Message, PreferencePair, prompt_id_of
+from peo.data.records import Message, PreferencePair, prompt_id_of
+from peo.names import ASPECTS, Aspect
 
 DUPLICATE = "duplicate"
 SAME_TEXT = "chosen equals rejected"

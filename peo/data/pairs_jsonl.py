@@ -14,7 +14,8 @@ from typing import Any
 from peo.data.errors import DataError, describe
 from peo.data.loading import (EMPTY_RESPONSE, Drop, LoadResult, LoadSummary, PairCollector, check_aspect,
                               iter_hub_rows, load_rows_file, make_pair, required, text_value)
-from peo.data.records import Aspect, Message, PreferencePair
+from peo.data.records import Message, PreferencePair
+from peo.names import Aspect
 
 SOURCE = "pairs"
 ROLES = ("system", "user", "assistant")

@@ -12,7 +12,8 @@ from typing import Any
 from peo.data.errors import DataError, describe
 from peo.data.loading import (EMPTY_RESPONSE, Drop, LoadResult, LoadSummary, PairCollector, check_aspect,
                               iter_hub_rows, load_rows_file, make_pair, required, required_text, response_text)
-from peo.data.records import Aspect, Message, PreferencePair
+from peo.data.records import Message, PreferencePair
+from peo.names import Aspect
 
 SOURCE = "pku-saferlhf"
 HUB_NAME = "PKU-Alignment/PKU-SafeRLHF"

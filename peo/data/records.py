@@ -5,10 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Literal
 
-Aspect = Literal["help", "harm"]
-ASPECTS: tuple[Aspect, ...] = ("help", "harm")
+from peo.names import ASPECTS as ASPECTS  # re-exported for `from peo.data.records import ASPECTS` (precompute)
+from peo.names import Aspect
 
 
 @dataclass(frozen=True)

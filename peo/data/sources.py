@@ -6,6 +6,8 @@ because a typo in a config key would otherwise silently fall back to a default.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,32 @@ from peo.data.jsonl import first_record
 from peo.data.loading import LoadResult
 from peo.data.pairs_jsonl import load_pairs_hub, load_pairs_jsonl
 from peo.data.pku_saferlhf import load_pku_saferlhf, load_pku_saferlhf_hub
+from peo.names import ASPECTS
 
-FORMATS: tuple[str, ...] = ("hh", "alpaca_eval", "pku", "pairs")
-DEFAULT_ASPECT: dict[str, str] = {"hh": "harm", "alpaca_eval": "help"}
-HUB_FORMATS: tuple[str, ...] = ("pku", "pairs")
-SPEC_KEYS: tuple[str, ...] = ("format", "path", "aspect", "hub", "split", "derive_cross_model_pairs",
-                              "max_derived_per_prompt", "limit")
+
+@dataclass(frozen=True)
+class Loader:
+    """How one data format is read: everything that differs between formats, so no caller branches on one."""
+
+    read_file: Callable[..., LoadResult]  # (path, *, aspect, skip_bad, **options) -> LoadResult
+    read_hub: Callable[..., LoadResult] | None = None  # (dataset name, split, *, aspect, skip_bad); None: files only
+    default_aspect: str | None = None  # the aspect a spec gets when it names none; None: the spec must name one
+    options: tuple[str, ...] = ()  # spec keys only this format takes, passed on to `read_file` when given
+
+
+# The one table of data formats: load_source, validate_file, the config check and the CLI's --format read it.
+LOADERS: dict[str, Loader] = {
+    "hh": Loader(load_hh_rlhf, default_aspect="harm"),
+    "alpaca_eval": Loader(load_alpaca_eval, default_aspect="help",
+                          options=("derive_cross_model_pairs", "max_derived_per_prompt")),
+    "pku": Loader(load_pku_saferlhf, read_hub=load_pku_saferlhf_hub),
+    "pairs": Loader(load_pairs_jsonl, read_hub=load_pairs_hub),
+}
+FORMATS: tuple[str, ...] = tuple(LOADERS)
+DEFAULT_ASPECT: dict[str, str] = {fmt: ld.default_aspect for fmt, ld in LOADERS.items() if ld.default_aspect}
+HUB_FORMATS: tuple[str, ...] = tuple(fmt for fmt, ld in LOADERS.items() if ld.read_hub is not None)
+FORMAT_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(key for ld in LOADERS.values() for key in ld.options))
+SPEC_KEYS: tuple[str, ...] = ("format", "path", "aspect", "hub", "split", *FORMAT_OPTIONS, "limit")
 
 
 def _allowed(name: str, value: Any, allowed: tuple[str, ...]) -> ValueError:
@@ -38,10 +60,10 @@ def check_spec(spec: dict[str, Any]) -> None:
     fmt = spec.get("format")
     if fmt not in FORMATS:
         raise _allowed("format", fmt, FORMATS)
-    if "aspect" in spec and spec["aspect"] not in ("help", "harm"):
-        raise _allowed("aspect", spec["aspect"], ("help", "harm"))
+    if "aspect" in spec and spec["aspect"] not in ASPECTS:
+        raise _allowed("aspect", spec["aspect"], ASPECTS)
     if "aspect" not in spec and fmt not in DEFAULT_ASPECT:
-        raise ValueError(f"data spec 'aspect' is required for format {fmt!r}; allowed: help, harm")
+        raise ValueError(f"data spec 'aspect' is required for format {fmt!r}; allowed: {', '.join(ASPECTS)}")
     has_path, has_hub = spec.get("path") is not None, spec.get("hub") is not None
     if has_path == has_hub:
         raise ValueError("data spec needs exactly one of 'path' or 'hub'")
@@ -52,9 +74,10 @@ def check_spec(spec: dict[str, Any]) -> None:
                          f"got {spec['hub']!r} for format {fmt!r}")
     if "split" in spec and (not has_hub or not isinstance(spec["split"], str)):
         raise ValueError("data spec 'split': a string, only together with 'hub'")
-    for key in ("derive_cross_model_pairs", "max_derived_per_prompt"):
-        if key in spec and fmt != "alpaca_eval":
-            raise ValueError(f"data spec {key!r} applies only to format 'alpaca_eval'; got format {fmt!r}")
+    for key in FORMAT_OPTIONS:
+        if key in spec and key not in LOADERS[fmt].options:
+            takers = " or ".join(repr(name) for name, ld in LOADERS.items() if key in ld.options)
+            raise ValueError(f"data spec {key!r} applies only to format {takers}; got format {fmt!r}")
     if "derive_cross_model_pairs" in spec and not isinstance(spec["derive_cross_model_pairs"], bool):
         raise _allowed("derive_cross_model_pairs", spec["derive_cross_model_pairs"], ("true", "false"))
     for key in ("limit", "max_derived_per_prompt"):
@@ -70,28 +93,16 @@ def load_source(spec: dict[str, Any], *, base_dir: Path | None = None, skip_bad:
     `limit` keeps the first N pairs (in file order); the rest are counted as "over limit".
     """
     check_spec(spec)
-    fmt = spec["format"]
-    aspect = spec.get("aspect", DEFAULT_ASPECT.get(fmt))
-    if spec.get("hub") is not None:
-        split = spec.get("split", "train")
-        if fmt == "pku":
-            result = load_pku_saferlhf_hub(spec["hub"], split, aspect=aspect, skip_bad=skip_bad)
-        else:
-            result = load_pairs_hub(spec["hub"], split, aspect=aspect, skip_bad=skip_bad)
+    loader = LOADERS[spec["format"]]
+    aspect = spec.get("aspect", loader.default_aspect)
+    if spec.get("hub") is not None:  # check_spec allows a hub only where the loader has `read_hub`
+        result = loader.read_hub(spec["hub"], spec.get("split", "train"), aspect=aspect, skip_bad=skip_bad)
     else:
         path = Path(spec["path"]).expanduser()
         if not path.is_absolute() and base_dir is not None:
             path = Path(base_dir) / path
-        if fmt == "hh":
-            result = load_hh_rlhf(path, aspect=aspect, skip_bad=skip_bad)
-        elif fmt == "alpaca_eval":
-            result = load_alpaca_eval(path, aspect=aspect, skip_bad=skip_bad,
-                                      derive_cross_model_pairs=spec.get("derive_cross_model_pairs", False),
-                                      max_derived_per_prompt=spec.get("max_derived_per_prompt", 4))
-        elif fmt == "pku":
-            result = load_pku_saferlhf(path, aspect=aspect, skip_bad=skip_bad)
-        else:
-            result = load_pairs_jsonl(path, aspect=aspect, skip_bad=skip_bad)
+        options = {key: spec[key] for key in loader.options if key in spec}  # absent: the loader's defaults
+        result = loader.read_file(path, aspect=aspect, skip_bad=skip_bad, **options)
     limit = spec.get("limit")
     if limit is not None and len(result.pairs) > limit:
         result.summary.drop("over limit", len(result.pairs) - limit)

@@ -11,6 +11,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from peo.chat_template import chat_text, token_ids
 from peo.data.records import PreferencePair
 
 TokenCounter = Callable[[PreferencePair], tuple[int, int, int]]
@@ -91,18 +92,12 @@ def cap(pairs: Iterable[PreferencePair], n: int | None, per_prompt_max: int | No
     return taken
 
 
-def _ids(tokenizer: Any, text: str) -> list[int]:
-    encoded = tokenizer(text, add_special_tokens=False)
-    ids = encoded["input_ids"] if isinstance(encoded, Mapping) or hasattr(encoded, "keys") else encoded
-    return list(ids)
-
-
 def render_prompt(tokenizer: Any, pair: PreferencePair) -> str:
     """The prompt as the model will see it: the chat template with a generation prompt if the
     tokenizer has one, else plain `role: content` blocks."""
     messages = pair.prompt_messages()
     if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return chat_text(tokenizer, messages)
     return "".join(f"{m['role']}: {m['content']}\n\n" for m in messages)
 
 
@@ -110,8 +105,8 @@ def tokenizer_counter(tokenizer: Any) -> TokenCounter:
     """(prompt, chosen, rejected) token counts with a Hugging Face tokenizer."""
 
     def count(pair: PreferencePair) -> tuple[int, int, int]:
-        return (len(_ids(tokenizer, render_prompt(tokenizer, pair))),
-                len(_ids(tokenizer, pair.chosen)), len(_ids(tokenizer, pair.rejected)))
+        return (len(token_ids(tokenizer, render_prompt(tokenizer, pair))),
+                len(token_ids(tokenizer, pair.chosen)), len(token_ids(tokenizer, pair.rejected)))
 
     return count
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from peo.data.alpaca_eval import load_alpaca_eval
-from peo.data.hh_rlhf import load_hh_rlhf
 from peo.data.loading import LoadSummary
-from peo.data.pairs_jsonl import load_pairs_jsonl
-from peo.data.pku_saferlhf import load_pku_saferlhf
-from peo.data.sources import DEFAULT_ASPECT, FORMATS, detect_format
+from peo.data.sources import DEFAULT_ASPECT, FORMATS, LOADERS, detect_format
 
 
 def validate_file(path: str | Path, fmt: str | None = None, skip_bad: bool = True, aspect: str | None = None) -> LoadSummary:
@@ -23,13 +19,7 @@ def validate_file(path: str | Path, fmt: str | None = None, skip_bad: bool = Tru
     if fmt not in FORMATS:
         raise ValueError(f"format {fmt!r}; allowed: {', '.join(FORMATS)}")
     asp = aspect or DEFAULT_ASPECT.get(fmt, "harm")
-    if fmt == "hh":
-        return load_hh_rlhf(path, aspect=asp, skip_bad=skip_bad).summary
-    if fmt == "alpaca_eval":
-        return load_alpaca_eval(path, aspect=asp, skip_bad=skip_bad).summary
-    if fmt == "pku":
-        return load_pku_saferlhf(path, aspect=asp, skip_bad=skip_bad).summary
-    return load_pairs_jsonl(path, aspect=asp, skip_bad=skip_bad).summary
+    return LOADERS[fmt].read_file(path, aspect=asp, skip_bad=skip_bad).summary
 
 
 def format_summary(summary: LoadSummary) -> str:

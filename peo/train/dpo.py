@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 
 import torch
-from peft import LoraConfig as PeftLoraConfig
+from peft import LoraConfig
 from tqdm.auto import tqdm
-from trl import DPOConfig as TrlDPOConfig
-from trl import DPOTrainer
+from trl import DPOConfig, DPOTrainer
 
 from peo.atomic import write_json
-from peo.config import DPOConfig, LoraConfig
+from peo.config import DPOSettings, LoraSettings
 from peo.data.records import PreferencePair
 from peo.model_source import load_causal_lm, load_tokenizer
 from peo.train.common import ProgressCallback, last_checkpoint, preference_dataset, publish_folder, use_bf16
@@ -28,20 +27,20 @@ CURVE_KEYS = ("step", "epoch", "loss", "rewards/accuracies", "rewards/margins", 
               "learning_rate")
 
 
-def peft_lora_config(lora: LoraConfig, task_type: str = "CAUSAL_LM") -> PeftLoraConfig:
-    return PeftLoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
+def peft_lora_config(lora: LoraSettings, task_type: str = "CAUSAL_LM") -> LoraConfig:
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                           target_modules=list(lora.target_modules), task_type=task_type, bias="none")
 
 
-def train_dpo(base_model: str, pairs: list[PreferencePair], out_dir: Path, work_dir: Path, cfg: DPOConfig,
-              lora: LoraConfig, seed: int, max_length: int, name: str = "dpo") -> dict:
+def train_dpo(base_model: str, pairs: list[PreferencePair], out_dir: Path, work_dir: Path, cfg: DPOSettings,
+              lora: LoraSettings, seed: int, max_length: int, name: str = "dpo") -> dict:
     """Train, publish the adapter to `out_dir`, return training metrics (loss, reward accuracy, seconds)."""
     if not pairs:
         raise ValueError(f"{name}: no training pairs")
     work_dir.mkdir(parents=True, exist_ok=True)
     tokenizer = load_tokenizer(base_model)
     model = load_causal_lm(base_model, "bfloat16" if use_bf16(cfg.dtype) else "float32")
-    args = TrlDPOConfig(
+    args = DPOConfig(
         output_dir=str(work_dir),
         beta=cfg.beta,
         learning_rate=cfg.learning_rate,

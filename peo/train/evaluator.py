@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from peo.config import EvaluatorConfig
 from peo.data.records import PreferencePair
+from peo.names import EVALUATOR_KINDS
 from peo.scoring import BradleyTerryHead, FeatureExtractor, feature_matrix
 
 
@@ -97,8 +98,8 @@ def train_evaluator(extractor: FeatureExtractor, pairs: list[PreferencePair], te
     Returns (meta, reference log-probs of the held-out pairs: {"chosen": [...], "rejected": [...]}), the
     latter taken from the same forward pass for the aspect policies' implicit-reward check.
     """
-    if kind not in ("reward", "cost"):
-        raise ValueError(f"kind must be 'reward' or 'cost', got {kind!r}")
+    if kind not in EVALUATOR_KINDS:
+        raise ValueError(f"kind must be one of {EVALUATOR_KINDS}, got {kind!r}")
     if len(pairs) < 10 or not test_pairs:
         raise ValueError(f"{kind} evaluator: needs ≥ 10 training pairs and some held-out pairs, "
                          f"got {len(pairs)} and {len(test_pairs)}")

@@ -1,0 +1,55 @@
+"""The project's fixed names, each defined once: aspects, adapters, methods, chat columns, evaluators, files.
+
+Every other module reads them from here, so adding an aspect or a chat column starts in this file
+(ARCHITECTURE.md says what else to touch). `peo/__init__.py` says what each word means.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+# ---------------------------------------------------------------- aspects and the policies trained on them
+
+Aspect = Literal["help", "harm"]
+ASPECTS: tuple[Aspect, ...] = ("help", "harm")  # also the names of the aspect policies' adapters
+JOINT = "joint"  # the scalarized baseline: one DPO policy on a mix of both aspects' pairs
+ADAPTERS: tuple[str, ...] = (*ASPECTS, JOINT)  # the LoRA adapters precompute trains and the app loads
+
+# ---------------------------------------------------------------- evaluators
+
+EVALUATOR_OF_ASPECT: dict[str, str] = {"help": "reward", "harm": "cost"}  # higher reward / lower cost is better
+EVALUATOR_KINDS: tuple[str, ...] = tuple(EVALUATOR_OF_ASPECT.values())
+ASPECT_OF_EVALUATOR: dict[str, str] = {kind: aspect for aspect, kind in EVALUATOR_OF_ASPECT.items()}
+
+# ---------------------------------------------------------------- methods (how a grid row's model was made)
+
+REFERENCE = "ref"
+PEO, SOUP = "peo", "soup"  # extrapolated grid points; interpolation only (ϕ = 0)
+BASELINE_SCALES: dict[str, dict[str, float]] = {  # fixed models: adapter → scale
+    REFERENCE: {},
+    "help": {"help": 1.0},
+    "harm": {"harm": 1.0},
+    JOINT: {JOINT: 1.0},
+}
+BASELINES: tuple[str, ...] = tuple(BASELINE_SCALES)
+BASELINE_LABELS: dict[str, str] = {REFERENCE: "reference", "help": "DPO-Help", "harm": "DPO-Harm",
+                                   JOINT: "joint DPO"}
+METHODS: tuple[str, ...] = (PEO, SOUP, *BASELINES)
+REFERENCE_MODEL_ID = "c+0.000_+0.000"  # the reference's model_id in grid.csv (= peo.coefficients.model_id(0, 0))
+
+# ---------------------------------------------------------------- chat columns of the app (key → label)
+
+CHAT_COLUMNS: dict[str, str] = {PEO: "PEO (picked point)", REFERENCE: "Reference", "help": "DPO-Help",
+                                "harm": "DPO-Harm", SOUP: "Soup (same λ)", JOINT: "Joint DPO"}
+DEFAULT_CHAT_COLUMNS: list[str] = [PEO, REFERENCE, "help", "harm", SOUP]
+
+# ---------------------------------------------------------------- files in an assets folder (assets/FORMAT.md)
+
+GRID_FILE = "grid.csv"
+ANSWERS_FILE = "answers.parquet"
+META_FILE = "meta.json"
+MANIFEST_FILE = "manifest.json"
+ADAPTERS_DIR = "adapters"
+TRAINING_FILE = "adapters/training.json"
+EVALUATORS_DIR = "evaluators"
+REPORT_DIR = "report"

@@ -1,0 +1,54 @@
+"""What a sweep generates: the grid rows (a row per point and method) and the distinct models behind them.
+
+Pure: precompute's sweep stages and the tests read the same plan. Several rows can share a model (a PEO point
+with ϕ = 0 is the soup point of the same λ; λ = 1, ϕ = 0 is DPO-Help), and each model is generated once.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from peo.coefficients import grid_points, model_id, soup_points, unique_models
+from peo.config import SweepConfig
+from peo.grid_table import dev_front
+from peo.names import BASELINE_SCALES, BASELINES, JOINT, PEO, SOUP
+
+Scales = dict[str, float]  # adapter → scale
+
+
+def baseline_model_id(method: str) -> str:
+    """The joint policy has no coefficients on (Δ_help, Δ_harm); every other baseline is a coefficient pair."""
+    scales = BASELINE_SCALES[method]
+    return JOINT if JOINT in scales else model_id(scales.get("help", 0.0), scales.get("harm", 0.0))
+
+
+def sweep_models(sweep: SweepConfig) -> tuple[list[dict], dict[str, Scales]]:
+    """Grid rows and the models they need (model_id → adapter scales, first-seen order)."""
+    rows: list[dict] = []
+    models: dict[str, Scales] = {}
+    for method, points in ((PEO, grid_points(sweep.lambdas, sweep.phi_help, sweep.phi_harm)),
+                           (SOUP, soup_points(sweep.lambdas))):
+        for mid, (c_help, c_harm) in unique_models(points).items():
+            models.setdefault(mid, {"help": c_help, "harm": c_harm})
+        for p in points:
+            c_help, c_harm = p.coefficients
+            rows.append({"model_id": model_id(c_help, c_harm), "method": method, "lambda_help": p.lambda_help,
+                         "phi_help": p.phi_help, "phi_harm": p.phi_harm, "c_help": c_help, "c_harm": c_harm})
+    for method in BASELINES:
+        mid, scales = baseline_model_id(method), BASELINE_SCALES[method]
+        coefficients = (None, None) if mid == JOINT else (scales.get("help", 0.0), scales.get("harm", 0.0))
+        rows.append({"model_id": mid, "method": method, "lambda_help": None, "phi_help": None, "phi_harm": None,
+                     "c_help": coefficients[0], "c_harm": coefficients[1]})
+        models.setdefault(mid, dict(scales) if mid == JOINT else {"help": coefficients[0], "harm": coefficients[1]})
+    return rows, models
+
+
+def test_models(grid_dev: pd.DataFrame, models: dict[str, Scales], max_loop_share: float) -> dict[str, Scales]:
+    """What the test prompts are spent on: the baselines, every soup point, and PEO's dev fronts with and
+    without the loop filter."""
+    keep = set(grid_dev.loc[grid_dev["method"].isin([*BASELINES, SOUP]), "model_id"])
+    keep |= set(dev_front(grid_dev, PEO, max_loop_share)) | set(dev_front(grid_dev, PEO, None))
+    return {mid: scales for mid, scales in models.items() if mid in keep}
+
+
+test_models.__test__ = False  # a plan, not a pytest test

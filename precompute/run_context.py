@@ -1,0 +1,36 @@
+"""What every stage is handed: the profile, where the assets and the work dir are, the resolved base model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from peo.config import RunConfig
+from peo.model_source import REPO_ROOT
+from precompute.manifest import Manifest
+
+WORK_STAGES = ("prepare-data", "sweep-dev")  # their outputs live in the work dir, not in the assets
+
+
+@dataclass
+class RunContext:
+    cfg: RunConfig
+    out: Path   # the assets folder: what the app serves
+    work: Path  # pair files, checkpoints, sweep chunks: never shipped
+    base_model: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.out_manifest = Manifest(self.out / "manifest.json", self.out)
+        self.work_manifest = Manifest(self.work / "manifest.json", self.work)
+
+    def manifest_for(self, stage: str) -> Manifest:
+        return self.work_manifest if stage in WORK_STAGES else self.out_manifest
+
+
+def resolve_path(path: str, name: str = "") -> Path:
+    """A config path: `{name}` becomes the profile's name; relative paths are relative to the repository."""
+    path = Path(path.format(name=name))
+    return path if path.is_absolute() else REPO_ROOT / path

@@ -1,0 +1,59 @@
+"""meta.json: how the assets were made (profile, grid, decoding, per-stage times, versions, machine, data)."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import json
+import platform
+from dataclasses import asdict
+
+import torch
+
+from peo.atomic import write_json
+from peo.config import config_to_dict
+from peo.names import EVALUATOR_KINDS, META_FILE, TRAINING_FILE
+from precompute.run_context import RunContext
+from precompute.stage_sweep import sweep_settings
+
+VERSIONED = ("torch", "transformers", "peft", "trl", "safetensors", "datasets", "pandas", "gradio")
+
+
+def versions() -> dict[str, str]:
+    found = {}
+    for name in VERSIONED:
+        try:
+            found[name] = md.version(name)
+        except md.PackageNotFoundError:
+            pass
+    return {"python": platform.python_version(), **found}
+
+
+def write_meta(ctx: RunContext) -> None:
+    """Rewritten after every stage; earlier stages' timings are kept."""
+    meta_path = ctx.out / META_FILE
+    old = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    meta = {
+        "profile": ctx.cfg.name,
+        "base_model": ctx.cfg.base_model,
+        "seed": ctx.cfg.seed,
+        "grid": {"lambda_help": ctx.cfg.sweep.lambdas, "phi_help": ctx.cfg.sweep.phi_help,
+                 "phi_harm": ctx.cfg.sweep.phi_harm},
+        "generation": {**asdict(sweep_settings(ctx.cfg)), "greedy": True, "dtype": ctx.cfg.sweep.dtype},
+        "timings_seconds": {**old.get("timings_seconds", {}), **ctx.timings},
+        "versions": versions(),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "torch_threads": torch.get_num_threads(),
+                    "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"},
+        "config": config_to_dict(ctx.cfg),
+    }
+    summary = ctx.work / "data" / "summary.json"
+    if summary.is_file():
+        meta["data"] = json.loads(summary.read_text())
+    for kind in EVALUATOR_KINDS:
+        evaluator = ctx.out / "evaluators" / kind / "evaluator.json"
+        if evaluator.is_file():
+            meta.setdefault("evaluators", {})[kind] = json.loads(evaluator.read_text())
+    training = ctx.out / TRAINING_FILE
+    if training.is_file():
+        meta["training"] = json.loads(training.read_text())
+    write_json(meta_path, meta)

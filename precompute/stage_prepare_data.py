@@ -1,0 +1,64 @@
+"""Stage prepare-data: load each aspect's pairs, drop the too long, split by prompt, write the pair files.
+
+Splits (prompt-disjoint, by a hash of the prompt): evaluator (Bradley-Terry training pairs), policy (DPO pairs),
+dev (the prompts the front is chosen on), test (held-out pairs for the evaluators and the policy check, and the
+test prompts every reported figure is scored on).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from peo.atomic import write_json
+from peo.config import ConfigError
+from peo.data.sources import load_source
+from peo.data.splits import cap, filter_by_length, split_pairs
+from peo.model_source import load_tokenizer
+from peo.names import ASPECTS
+from precompute.pair_files import data_path, write_pairs
+from precompute.run_context import RunContext, resolve_path
+
+
+def prepare_data(ctx: RunContext) -> list[Path]:
+    cfg = ctx.cfg
+    tokenizer = load_tokenizer(ctx.base_model)
+    data_root = resolve_path(cfg.data.root)
+    sizes = cfg.data.splits
+    summary: dict = {}
+    outputs: list[Path] = []
+    for aspect in ASPECTS:
+        source = getattr(cfg.data, aspect)
+        spec = {k: v for k, v in asdict(source).items() if v is not None}
+        spec["aspect"] = aspect
+        result = load_source(spec, base_dir=data_root, skip_bad=cfg.data.skip_bad_rows)
+        kept, too_long = filter_by_length(result.pairs, tokenizer, cfg.data.max_prompt_tokens,
+                                          cfg.data.max_response_tokens)
+        parts = split_pairs(kept, sizes.fractions, cfg.seed)
+        chosen = {
+            "evaluator": cap(parts["evaluator"], sizes.evaluator_pairs, sizes.evaluator_pairs_per_prompt),
+            "policy": cap(parts["policy"], sizes.policy_pairs, sizes.pairs_per_prompt),
+            "test": cap(parts["test"], sizes.evaluator_test_pairs, sizes.test_pairs_per_prompt),
+            "dev": cap(parts["dev"], sizes.dev_prompts, 1),  # one pair per prompt: the prompt is what counts
+            "test_prompts": cap(parts["test"], sizes.test_prompts, 1),
+        }
+        for split, pairs in chosen.items():
+            if not pairs:
+                raise ConfigError(f"data.{aspect}: the '{split}' split is empty after filtering; "
+                                  f"give more data or change data.splits")
+            path = data_path(ctx.work, aspect, split)
+            write_pairs(path, pairs)
+            outputs.append(path)
+        summary[aspect] = {
+            "source": spec,
+            "load": asdict(result.summary),
+            "dropped_too_long": too_long,
+            "after_length_filter": len(kept),
+            "available_per_split": {k: len(v) for k, v in parts.items()},
+            "used_per_split": {k: len(v) for k, v in chosen.items()},
+            "distinct_prompts_used": {k: len({p.prompt_id for p in v}) for k, v in chosen.items()},
+        }
+    summary_path = ctx.work / "data" / "summary.json"
+    write_json(summary_path, summary)
+    outputs.append(summary_path)
+    return outputs

@@ -1,0 +1,122 @@
+"""Stage train-aspects: DPO-Help, DPO-Harm and the joint DPO baseline (LoRA on the reference), then a held-out
+check that each aspect policy learned its aspect.
+
+A policy whose training finished and whose published adapter is intact is not trained again; an interrupted
+one resumes from its last readable Trainer checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from peo.adapter_mix import AdapterMix
+from peo.assets import default_device
+from peo.atomic import write_json
+from peo.data.joint_pairs import joint_pairs
+from peo.model_source import load_causal_lm, load_tokenizer
+from peo.names import ADAPTERS, EVALUATOR_OF_ASPECT, JOINT
+from peo.pareto import mean_and_se
+from peo.scoring import FeatureExtractor
+from peo.train.common import last_checkpoint
+from peo.train.dpo import train_dpo
+from peo.train.evaluator import pair_features
+from precompute.manifest import sha256
+from precompute.pair_files import data_path, read_pairs
+from precompute.run_context import RunContext
+from precompute.stage_train_evaluators import REF_LOGPS
+
+log = logging.getLogger("precompute")
+
+
+def finished_policy(work_dir: Path, target: Path) -> dict | None:
+    """Metrics of a policy whose training finished and whose published adapter is intact, else None."""
+    final, published = work_dir / "final" / "adapter_model.safetensors", target / "adapter_model.safetensors"
+    metrics_file = work_dir / "final" / "metrics.json"
+    if not (final.is_file() and published.is_file() and metrics_file.is_file() and sha256(final) == sha256(published)):
+        return None
+    return json.loads(metrics_file.read_text())
+
+
+def drop_unreadable_checkpoints(work_dir: Path) -> None:
+    """Delete Trainer checkpoints whose trainer_state.json (written last) is cut short: never resume from them."""
+    for folder in work_dir.glob("checkpoint-*"):
+        state = folder / "trainer_state.json"
+        if not state.is_file():
+            continue  # incomplete, and already ignored by last_checkpoint
+        try:
+            json.loads(state.read_text(encoding="utf-8"))
+        except (ValueError, OSError):
+            log.info("train-aspects: %s was cut short (unreadable trainer_state.json); removed", folder.name)
+            shutil.rmtree(folder)
+
+
+def train_aspects(ctx: RunContext) -> list[Path]:
+    cfg = ctx.cfg
+    help_pairs = read_pairs(data_path(ctx.work, "help", "policy"))
+    harm_pairs = read_pairs(data_path(ctx.work, "harm", "policy"))
+    policies = {"help": help_pairs, "harm": harm_pairs,
+                JOINT: joint_pairs(help_pairs, harm_pairs, len(help_pairs), cfg.seed)}
+    max_length = cfg.data.max_prompt_tokens + cfg.data.max_response_tokens + 16
+    metrics = {}
+    outputs = []
+    for name, pairs in policies.items():
+        dpo_cfg = replace(cfg.dpo, epochs=cfg.dpo.epochs_per_policy.get(name, cfg.dpo.epochs))
+        target, work_dir = ctx.out / "adapters" / name, ctx.work / f"train-dpo-{name}"
+        done = finished_policy(work_dir, target)
+        if done is not None:
+            log.info("train-aspects: %s already trained, skipped", name)
+            metrics[name] = done
+        else:
+            drop_unreadable_checkpoints(work_dir)
+            checkpoint = last_checkpoint(work_dir)
+            if checkpoint:
+                log.info("train-aspects: %s resumes from %s", name, Path(checkpoint).name)
+            metrics[name] = train_dpo(ctx.base_model, pairs, target, work_dir, dpo_cfg, cfg.lora, cfg.seed,
+                                      max_length, name)
+        outputs.append(target)
+    for name, by_aspect in check_aspect_policies(ctx).items():
+        metrics[name]["heldout"] = by_aspect
+    metrics_path = ctx.out / "adapters" / "training.json"
+    write_json(metrics_path, metrics)
+    outputs.append(metrics_path)
+    return outputs
+
+
+def check_aspect_policies(ctx: RunContext) -> dict[str, dict]:
+    """Each aspect policy's implicit-reward accuracy on held-out pairs of its aspect: policy → aspect → figures.
+
+    implicit reward r(y) = β·(log π(y|x) − log π_ref(y|x)); a pair counts as right when r(chosen) > r(rejected).
+    The reference's log-probs come from the evaluator stage's pass over the same held-out pairs (same
+    truncation); only the policy's are computed here.
+    """
+    cfg = ctx.cfg
+    model = load_causal_lm(ctx.base_model, "float32").to(default_device())
+    mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ADAPTERS})
+    extractor = FeatureExtractor(mix.model.base_model.model, load_tokenizer(ctx.base_model),
+                                 max_length=cfg.evaluator.max_length, batch_size=cfg.evaluator.batch_size)
+    n = cfg.dpo.heldout_pairs
+    results = {}
+    for aspect, kind in EVALUATOR_OF_ASPECT.items():
+        pairs = read_pairs(data_path(ctx.work, aspect, "test"))[:n]
+        ref = json.loads((ctx.out / "evaluators" / kind / REF_LOGPS).read_text())
+        ref_chosen, ref_rejected = torch.tensor(ref["chosen"][:n]), torch.tensor(ref["rejected"][:n])
+        mix.set_scales({aspect: 1.0})  # the aspect policy is the adapter of the same name
+        (_, chosen), (_, rejected) = pair_features(extractor, pairs, f"check {aspect} on {aspect} pairs",
+                                                   with_logps=True)
+        margin = cfg.dpo.beta * ((chosen - ref_chosen) - (rejected - ref_rejected))
+        accuracy, se = mean_and_se((margin > 0).double().numpy())
+        results[aspect] = {aspect: {"aspect": aspect, "pairs": len(pairs),
+                                    "prompts": len({p.prompt_id for p in pairs}),
+                                    "accuracy": accuracy, "accuracy_se": se,
+                                    "interval": [accuracy - 1.96 * se, accuracy + 1.96 * se],
+                                    "mean_margin": float(margin.mean())}}
+        log.info("train-aspects: %s implicit-reward accuracy on %d held-out %s pairs: %.3f ± %.3f", aspect,
+                 len(pairs), aspect, accuracy, se)
+    mix.set_scales({})
+    return results
