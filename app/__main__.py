@@ -47,12 +47,12 @@ def main(argv: list[str] | None = None) -> int:
     # do not need; and TOKENIZERS_PARALLELISM is set before they load
     from app.callbacks import App
     from app.ui import build_demo, launch_kwargs
-    from peo.assets import AssetsError
+    from peo.errors import PeoError
 
     try:
         app = App.load(args.assets, device=args.device, form=args.policy_form,
                        max_context_tokens=args.max_context_tokens)
-    except AssetsError as err:
+    except PeoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     app.engine.start()

@@ -15,6 +15,7 @@ import pandas as pd
 
 from peo.assets import Assets, AssetsError, load_assets
 from peo.coefficients import coefficients, model_id
+from peo.errors import PeoError
 from peo.grid_table import SPLITS, STATS
 from peo.names import ANSWERS_FILE, GRID_FILE, PEO, REPORT_DIR
 
@@ -29,7 +30,7 @@ ANSWER_TABLE_COLUMNS = ["split", "kind", "prompt", "answer", "reward", "cost", "
 FRONT_TABLE_COLUMNS = ["λ", "ϕ_help", "ϕ_harm", "c_help", "c_harm", "reward", "cost", "loops", "model_id"]
 
 
-class AppInputError(ValueError):
+class AppInputError(PeoError, ValueError):
     """A user input the app refuses; the message says what is allowed."""
 
 

@@ -26,9 +26,7 @@ from peo.assets import Assets, default_device, load_policy_mix
 from peo.chat_template import encode_chat
 from peo.generation import GenerationSettings, Row, stream_batch
 from peo.model_source import resolve_base_model
-from peo.names import ASPECTS, BASELINE_SCALES, JOINT, PEO, SOUP
-# re-exported under their old names: app/ui.py and app/callbacks.py still import them from here
-from peo.names import CHAT_COLUMNS as COLUMNS, DEFAULT_CHAT_COLUMNS as DEFAULT_COLUMNS  # noqa: F401
+from peo.names import ASPECTS, BASELINE_SCALES, CHAT_COLUMNS, JOINT, PEO, SOUP
 
 log = logging.getLogger("app")
 
@@ -44,7 +42,7 @@ def column_scales(column: str, lambda_help: float, c_help: float, c_harm: float)
         return {"help": lambda_help, "harm": 1.0 - lambda_help}
     if column in BASELINE_SCALES:
         return dict(BASELINE_SCALES[column])  # a copy: callers may change it
-    raise KeyError(f"unknown column {column!r}; known: {', '.join(COLUMNS)}")
+    raise KeyError(f"unknown column {column!r}; known: {', '.join(CHAT_COLUMNS)}")
 
 
 class _FormThenHold:

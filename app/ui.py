@@ -30,7 +30,10 @@ PLOT_JS = r"""
 function draw() {
   const div = element.querySelector('.peo-front-plot');
   if (!div) return;
-  if (!window.Plotly) { div.textContent = 'plotly.js did not load; use the sliders and the table to pick a point.'; return; }
+  if (!window.Plotly) {
+    div.textContent = 'plotly.js did not load; use the sliders and the table to pick a point.';
+    return;
+  }
   if (!props.value) return;
   const fig = typeof props.value === 'string' ? JSON.parse(props.value) : props.value;
   window.Plotly.react(div, fig.data, fig.layout, {responsive: true, displaylogo: false});
@@ -232,9 +235,9 @@ def wire_pick(app: cb.App, picker: Picker, point_state: gr.State) -> None:
     data = app.data
     pick_outputs = [picker.plot, picker.summary, picker.answers, point_state]
 
-    def do_pick(l, ph, pa):
+    def do_pick(lam, ph, pa):
         try:
-            info = cb.pick(app, l, ph, pa)
+            info = cb.pick(app, lam, ph, pa)
         except AppInputError as err:
             raise _error(err) from None
         return figure_json(data, info), cb.pick_summary(info, data), data.sample_answers(info["model_id"]), info

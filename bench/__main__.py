@@ -71,7 +71,8 @@ def print_table(results: dict) -> None:
         for k in ("imports", "base1", "serve5", "serve5_own_evaluator_copy"):
             lines.append(("4 memory" if k == "imports" else "", f"peak RSS {k}", f"{mem[k]['peak_rss']:.0f} MiB"))
     for dev, d in s.get("training", {}).get("devices", {}).items():
-        lines += [("5 training", f"DPO step [{dev}]", f"{sec(d['dpo_step'])}, {d['dpo_step']['tokens_per_s']:.3g} tok/s"),
+        lines += [("5 training", f"DPO step [{dev}]",
+                   f"{sec(d['dpo_step'])}, {d['dpo_step']['tokens_per_s']:.3g} tok/s"),
                   ("", f"scoring [{dev}]", f"{d['scoring']['answers_per_s']:.3g} answers/s, "
                                            f"{d['scoring']['tokens_per_s']:.3g} tok/s")]
     if "columns_5" in s.get("app", {}):
@@ -91,7 +92,8 @@ def print_table(results: dict) -> None:
         for b in h["batches"] + [512]:
             r = m[f"rows_{b}"]
             lines.append(("", f"{m['shape'][0]}x{m['shape'][1]} matrix x {b} rows",
-                          f"{r['us_per_call']:.3g} us: {r['weight_GBps']:.3g} GB/s of weights, {r['GFLOPs']:.3g} GFLOP/s"))
+                          f"{r['us_per_call']:.3g} us: {r['weight_GBps']:.3g} GB/s of weights, "
+                          f"{r['GFLOPs']:.3g} GFLOP/s"))
         lines.append(("", "copy 256 MiB", f"{m['copy_256MiB']['GBps_read_plus_write']:.3g} GB/s (read + write)"))
     width = [max(len(r[i]) for r in lines) for i in range(3)]
     for r in lines:

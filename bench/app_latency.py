@@ -21,12 +21,11 @@ import urllib.request
 from pathlib import Path
 
 from app.screenshots import free_port
+from bench.common import REPO, Check, Plan, interleaved, summary
+from bench.fixtures import dev_prompts
 from peo.assets import Assets
 from peo.model_source import load_tokenizer, resolve_base_model
 from peo.names import DEFAULT_CHAT_COLUMNS, PEO
-
-from bench.common import REPO, Check, Plan, interleaved, summary
-from bench.fixtures import dev_prompts
 
 FIVE = list(DEFAULT_CHAT_COLUMNS)  # PEO, ref, help, harm, soup
 STARTUP_TIMEOUT_S = 600

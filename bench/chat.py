@@ -12,14 +12,13 @@ the floor under the 5/1 figure).
 from __future__ import annotations
 
 from app.engine import column_scales as app_column_scales
+from bench.common import Check, Plan, interleaved, summary
+from bench.fixtures import PlainModel, dev_prompts, fixed
 from peo.assets import Assets, load_policy_mix
 from peo.coefficients import coefficients
 from peo.generation import Row, stream_batch
 from peo.model_source import load_causal_lm, resolve_base_model
 from peo.names import DEFAULT_CHAT_COLUMNS, PEO
-
-from bench.common import Check, Plan, interleaved, summary
-from bench.fixtures import PlainModel, dev_prompts, fixed
 
 POINT = (0.4, 0.5, 0.5)  # (λ, ϕ_help, ϕ_harm)
 

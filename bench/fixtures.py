@@ -11,13 +11,12 @@ from pathlib import Path
 
 import torch
 
+from bench.common import REPO
 from peo.assets import Assets, load_assets
 from peo.coefficients import coefficients
 from peo.generation import GenerationSettings
 from peo.model_source import cache_dir, resolve_base_model
 from peo.names import ASPECTS
-
-from bench.common import REPO
 
 log = logging.getLogger("bench")
 

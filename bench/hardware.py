@@ -16,12 +16,11 @@ from collections.abc import Callable
 
 import torch
 
+from bench.common import Plan, interleaved, summary
+from bench.fixtures import base_model, dev_prompts
 from peo.assets import Assets
 from peo.generation import encode_prompts
 from peo.model_source import load_causal_lm, load_tokenizer
-
-from bench.common import Plan, interleaved, summary
-from bench.fixtures import base_model, dev_prompts
 
 DECODE_STEPS = 8
 
@@ -57,7 +56,8 @@ def run(assets: Assets, plan: Plan) -> dict:
         return lambda: model(input_ids=ids, use_cache=True)
 
     with torch.no_grad():
-        variants = {f"decode_{b}": decode_steps(model, prompt, b) for b in batches} | {f"prefill_{b}": prefill(b) for b in batches}
+        variants = ({f"decode_{b}": decode_steps(model, prompt, b) for b in batches}
+                    | {f"prefill_{b}": prefill(b) for b in batches})
         times = interleaved(variants, reps=plan.reps, warmup=plan.warmup, device=plan.device)
         result: dict = {"prompt_tokens": int(prompt.shape[1]), "decode_steps_per_rep": DECODE_STEPS, "batches": batches}
         for b in batches:
@@ -71,7 +71,8 @@ def run(assets: Assets, plan: Plan) -> dict:
                         "decode_per_row_8_over_50": (result["decode_8"]["ms_per_row_token"]
                                                      / result["decode_50"]["ms_per_row_token"])
                         if "decode_50" in result else None,
-                        "prefill_per_row_8_over_50": (result["prefill_8"]["ms_per_row"] / result["prefill_50"]["ms_per_row"])
+                        "prefill_per_row_8_over_50": (result["prefill_8"]["ms_per_row"]
+                                                      / result["prefill_50"]["ms_per_row"])
                         if "prefill_50" in result else None}
     result["checks"] = []
     return result

@@ -45,18 +45,17 @@ def _rss_bytes() -> int:
 
 
 def worker(mode: str, assets_dir: str, device: str, tokens: int) -> dict:
-    import torch  # noqa: F401
     import peft  # noqa: F401
+    import torch  # noqa: F401
     import transformers  # noqa: F401
 
+    from bench.chat import POINT, column_scales
+    from bench.fixtures import PlainModel, dev_prompts, fixed
     from peo.assets import load_assets, load_policy_mix
     from peo.coefficients import coefficients
     from peo.generation import Row, generate_batch, stream_batch
     from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
     from peo.scoring import Evaluators
-
-    from bench.chat import POINT, column_scales
-    from bench.fixtures import PlainModel, dev_prompts, fixed
 
     assets = load_assets(assets_dir)
     prompt = dev_prompts(assets, 1)[0]

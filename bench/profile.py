@@ -16,13 +16,13 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from bench.common import BENCH, write_json
+from bench.fixtures import base_model, open_assets
+from bench.hardware import DECODE_STEPS, decode_steps, prompt_tensor
 from peo.adapter_mix import AdapterMix
 from peo.model_source import load_causal_lm, load_tokenizer
 from peo.names import ADAPTERS
 
-from bench.common import BENCH, write_json
-from bench.fixtures import base_model, open_assets
-from bench.hardware import DECODE_STEPS, decode_steps, prompt_tensor
 
 def decode_profile(model: torch.nn.Module, prompt: torch.Tensor, rows: int):
     steps = decode_steps(model, prompt, rows)

@@ -11,15 +11,14 @@ Every row makes exactly `sweep_tokens` new tokens (greedy, min_new_tokens = max_
 
 from __future__ import annotations
 
+from bench.common import Check, Plan, interleaved, summary
+from bench.fixtures import PlainModel, base_model, dev_prompts, fixed, sweep_points
 from peo.adapter_mix import AdapterMix, point_scales
 from peo.assets import Assets
 from peo.generation import Row, generate_rows
 from peo.model_source import load_causal_lm, load_tokenizer
 from peo.names import ADAPTERS, ASPECTS
 from peo.task_vector import MergedPolicy, lora_task_vectors
-
-from bench.common import Check, Plan, interleaved, summary
-from bench.fixtures import PlainModel, base_model, dev_prompts, fixed, sweep_points
 
 
 def run(assets: Assets, plan: Plan) -> dict:

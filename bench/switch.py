@@ -23,15 +23,14 @@ from pathlib import Path
 
 import torch
 
+from bench.common import BENCH, Check, Plan, interleaved, summary, sync
+from bench.fixtures import base_model, sweep_points
 from peo.adapter_mix import AdapterMix, point_scales
 from peo.assets import Assets
 from peo.export import export_policy
 from peo.model_source import load_causal_lm
 from peo.names import ADAPTERS, ASPECTS, REFERENCE
 from peo.task_vector import MergedPolicy, lora_task_vectors
-
-from bench.common import BENCH, Check, Plan, interleaved, summary, sync
-from bench.fixtures import base_model, sweep_points
 
 log = logging.getLogger("bench")
 MERGEKIT_VENV = BENCH / ".venv-mergekit"

@@ -20,13 +20,12 @@ import torch
 import torch.nn.functional as F
 from peft import get_peft_model
 
+from bench.common import Plan, interleaved, summary
 from peo.assets import Assets
 from peo.config import LoraSettings
 from peo.model_source import load_causal_lm, load_tokenizer
 from peo.scoring import FeatureExtractor
 from peo.train.dpo import peft_lora_config
-
-from bench.common import Plan, interleaved, summary
 
 
 def lora_config(assets: Assets) -> LoraSettings:

@@ -7,11 +7,12 @@ import sys
 from pathlib import Path
 
 from peo.data.sources import LOADERS
+from peo.errors import PeoError
 from peo.names import ASPECTS, BASELINES
 
 
 def _export(args: argparse.Namespace) -> int:
-    from peo.export import ExportError, export_policy
+    from peo.export import export_policy
 
     point = None
     if args.policy is None:
@@ -21,7 +22,7 @@ def _export(args: argparse.Namespace) -> int:
         point = (args.lambda_help, args.phi_help, args.phi_harm)
     try:
         folder = export_policy(args.assets, args.out, policy=args.policy, point=point, fmt=args.format)
-    except ExportError as err:
+    except PeoError as err:  # export, assets, adapter or model-source problems: one line each
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {folder}")
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     validate.set_defaults(run=_validate)
 
     args = parser.parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except PeoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

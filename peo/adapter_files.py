@@ -12,11 +12,13 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
+from peo.errors import PeoError
+
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_CONFIG = "adapter_config.json"
 
 
-class AdapterError(ValueError):
+class AdapterError(PeoError, ValueError):
     """An adapter folder that peo will not load."""
 
 

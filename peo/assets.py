@@ -11,13 +11,14 @@ import torch
 
 from peo.adapter_files import ADAPTER_CONFIG
 from peo.adapter_mix import AdapterMix
+from peo.errors import PeoError
 from peo.model_source import REPO_ROOT, load_causal_lm, load_tokenizer, resolve_base_model
 from peo.names import ADAPTERS, ADAPTERS_DIR, ANSWERS_FILE, EVALUATORS_DIR, GRID_FILE, META_FILE
 
 DEFAULT_ASSETS = REPO_ROOT / "assets"
 
 
-class AssetsError(RuntimeError):
+class AssetsError(PeoError, RuntimeError):
     """The assets folder is missing a part or was not produced by precompute."""
 
 

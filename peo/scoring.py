@@ -189,7 +189,8 @@ class Evaluators:
                                      as_reference=policy.disable_adapter, layers=reward.layers + cost.layers)
         return cls(extractor, reward, cost)
 
-    def score(self, prompts: Sequence[Messages], answers: Sequence[str], progress=None) -> tuple[list[float], list[float]]:
+    def score(self, prompts: Sequence[Messages], answers: Sequence[str],
+              progress=None) -> tuple[list[float], list[float]]:
         features = self.extractor.features(prompts, answers, progress)
         return self.reward.scores(features), self.cost.scores(features)
 

@@ -7,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from peo.config import ConfigError, load_config
-from peo.data.errors import DataError
+from peo.config import load_config
+from peo.errors import PeoError
 from precompute.stages import STAGES, run_pipeline
 
 
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = load_config(args.config, overrides)
         run_pipeline(cfg, out=args.out, only=args.stage, force=args.force)
-    except (ConfigError, DataError) as err:
+    except PeoError as err:  # config, data, model source, adapters: one line naming what to fix
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

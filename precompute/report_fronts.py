@@ -17,9 +17,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from peo.evaluation_stats import accuracy_by_confidence, differ_share, finite_or_none, wilson_interval
+from peo.errors import PeoError
+from peo.evaluation_stats import (
+    accuracy_by_confidence,
+    differ_share,
+    finite_or_none,
+    paired_bootstrap_difference,
+    wilson_interval,
+)
 from peo.grid_table import dev_front, split_stats
-from peo.names import ASPECTS, BASELINE_LABELS, BASELINES, PEO, REFERENCE, SOUP
+from peo.names import ASPECTS, BASELINE_LABELS, BASELINES, EVALUATOR_OF_ASPECT, PEO, REFERENCE, SOUP
 from peo.pareto import (
     bootstrap_hypervolume,
     bootstrap_hypervolume_difference,
@@ -27,6 +34,11 @@ from peo.pareto import (
     pareto_front,
     reference_point,
 )
+
+
+class ReportInputError(PeoError, ValueError):
+    """grid.csv / answers.parquet are not what the sweep writes (see assets/FORMAT.md)."""
+
 
 FRONT_METHODS = (PEO, SOUP)
 FRONTS = {"peo": ("peo", True), "soup": ("soup", True),  # name → (method, loop filter)
@@ -79,8 +91,8 @@ class SplitScores:
         """Rows of `mids`; a clear error when one of them was not scored on this split."""
         missing = [m for m in mids if not self.has(m)]
         if missing:
-            raise ValueError(f"{what} have no {self.split} scores: {missing}; the {self.split} sweep must "
-                             f"answer every model a reported figure needs")
+            raise ReportInputError(f"{what} have no {self.split} scores: {missing}; the {self.split} sweep must "
+                                   f"answer every model a reported figure needs")
         idx = [self.model_ids.index(m) for m in mids]
         return self.rewards[idx], self.costs[idx]
 
@@ -90,14 +102,15 @@ class SplitScores:
 
 def _split_rows(answers: pd.DataFrame, split: str, model_ids: list[str]) -> pd.DataFrame:
     if "split" not in answers.columns:
-        raise ValueError("answers has no 'split' column: the report needs dev and test answers (see FORMAT.md)")
+        raise ReportInputError("answers has no 'split' column: the report needs dev and test answers (see FORMAT.md)")
     sub = answers[answers["split"].astype(str) == split].copy()
     sub["model_id"] = sub["model_id"].astype(str)
     sub = sub[sub["model_id"].isin(model_ids)]
     dup = sub.duplicated(["model_id", "prompt_id"])
     if dup.any():
         first = sub.loc[dup, ["model_id", "prompt_id"]].iloc[0].tolist()
-        raise ValueError(f"answers has {int(dup.sum())} repeated {split} (model_id, prompt_id) rows, e.g. {first}")
+        raise ReportInputError(f"answers has {int(dup.sum())} repeated {split} (model_id, prompt_id) rows, "
+                               f"e.g. {first}")
     return sub
 
 
@@ -108,16 +121,16 @@ def score_matrices(answers: pd.DataFrame, split: str, model_ids: list[str], *,
     present = set(sub["model_id"])
     missing = [m for m in model_ids if m not in present]
     if missing and require_all:
-        raise ValueError(f"answers has no {split} rows for grid models: {missing}")
+        raise ReportInputError(f"answers has no {split} rows for grid models: {missing}")
     model_ids = [m for m in model_ids if m in present]
     if not model_ids:
-        raise ValueError(f"no grid model has {split} answers")
+        raise ReportInputError(f"no grid model has {split} answers")
     n_answered = sub["prompt_id"].nunique()
     sub = sub.dropna(subset=["reward", "cost"])
     per_prompt = sub.groupby("prompt_id")["model_id"].nunique()
     prompts = sorted(per_prompt.index[per_prompt == len(model_ids)].tolist(), key=str)
     if not prompts:
-        raise ValueError(f"no {split} prompt was answered (and scored) by every {split}-scored model")
+        raise ReportInputError(f"no {split} prompt was answered (and scored) by every {split}-scored model")
     sub = sub[sub["prompt_id"].isin(prompts)]
     rewards = sub.pivot(index="model_id", columns="prompt_id", values="reward").loc[model_ids, prompts]
     costs = sub.pivot(index="model_id", columns="prompt_id", values="cost").loc[model_ids, prompts]
@@ -179,15 +192,18 @@ def _candidates(grid: pd.DataFrame, method: str, max_loop_share: float | None) -
 def _point_info(rows: pd.DataFrame) -> dict[str, Any]:
     """Coordinates of a model in one method: its first grid row, and every grid point that maps to it."""
     first = rows.iloc[0]
-    points = [{"lambda_help": finite_or_none(r.lambda_help), "phi_help": finite_or_none(r.phi_help), "phi_harm": finite_or_none(r.phi_harm)}
+    points = [{"lambda_help": finite_or_none(r.lambda_help), "phi_help": finite_or_none(r.phi_help),
+               "phi_harm": finite_or_none(r.phi_harm)}
               for r in rows.itertuples()]
     return {"grid_row": int(first["_grid_row"]), "lambda_help": finite_or_none(first.get("lambda_help")),
             "phi_help": finite_or_none(first.get("phi_help")), "phi_harm": finite_or_none(first.get("phi_harm")),
-            "c_help": finite_or_none(first.get("c_help")), "c_harm": finite_or_none(first.get("c_harm")), "grid_points": points}
+            "c_help": finite_or_none(first.get("c_help")), "c_harm": finite_or_none(first.get("c_harm")),
+            "grid_points": points}
 
 
 def _dev_figures(row: pd.Series) -> dict[str, float | None]:
-    return {"reward_mean": finite_or_none(row.get("reward_mean_dev")), "cost_mean": finite_or_none(row.get("cost_mean_dev")),
+    return {"reward_mean": finite_or_none(row.get("reward_mean_dev")),
+            "cost_mean": finite_or_none(row.get("cost_mean_dev")),
             "loop_share": finite_or_none(row.get("loop_share_dev"))}
 
 
@@ -359,11 +375,35 @@ def _policies(training: dict | None) -> dict[str, Any]:
     for policy, m in (training or {}).items():
         if not isinstance(m, dict):
             continue
-        out[policy] = {key: finite_or_none(m.get(key)) for key in ("steps", "pairs", "final_loss", "final_reward_accuracy",
-                                                         "final_reward_margin", "seconds")}
+        out[policy] = {key: finite_or_none(m.get(key))
+                       for key in ("steps", "pairs", "final_loss", "final_reward_accuracy",
+                                   "final_reward_margin", "seconds")}
         out[policy]["curve_steps"] = len(m.get("curve") or [])
         out[policy]["heldout"] = {aspect: _accuracy_entry(h) for aspect, h in (m.get("heldout") or {}).items()
                                   if isinstance(h, dict)}
+    return out
+
+
+def _policy_gains(grid: pd.DataFrame, test: SplitScores, n_boot: int, seed: int) -> dict[str, Any]:
+    """Each aspect policy against the reference on its own evaluator, paired over the test prompts: reward
+    gained by DPO-Help, cost removed by DPO-Harm (positive = the policy learned its aspect, as scored)."""
+    ref = _distinct(grid, REFERENCE)
+    if ref.empty or not test.has(str(ref["model_id"].iloc[0])):
+        return {}
+    ref_id = str(ref["model_id"].iloc[0])
+    out = {}
+    for aspect, kind in EVALUATOR_OF_ASPECT.items():
+        rows = _distinct(grid, aspect)
+        if rows.empty or not test.has(str(rows["model_id"].iloc[0])):
+            continue
+        mid = str(rows["model_id"].iloc[0])
+        (r_pol, c_pol), (r_ref, c_ref) = test.matrices([mid]), test.matrices([ref_id])
+        policy, reference = (r_pol[0], r_ref[0]) if kind == "reward" else (-c_pol[0], -c_ref[0])
+        gain, lo, hi = paired_bootstrap_difference(policy, reference, n_boot, seed, CI)
+        out[aspect] = {"evaluator": kind, "model_id": mid, "n_prompts": len(test.prompts),
+                       "policy_mean": float(r_pol[0].mean() if kind == "reward" else c_pol[0].mean()),
+                       "reference_mean": float(r_ref[0].mean() if kind == "reward" else c_ref[0].mean()),
+                       "gain": gain, "interval": [lo, hi], "excludes_zero": bool(lo > 0 or hi < 0)}
     return out
 
 
@@ -384,9 +424,9 @@ def _evaluator(ev: dict[str, Any]) -> dict[str, Any]:
     interval = wilson_interval(successes, int(n)) if successes is not None else (None, None)
     by_confidence = accuracy_by_confidence(correct, margin) if correct and len(correct) == len(margin) else []
     return {"held_out_accuracy": acc, "held_out_pairs": n or None, "held_out_prompts": ev.get("held_out_prompts"),
-            "interval": [finite_or_none(v) for v in interval], "layers": ev.get("layers"), "l2": finite_or_none(ev.get("l2")),
-            "cv_accuracy": _chosen_cv(ev), "train_pairs": ev.get("train_pairs"), "offset": finite_or_none(ev.get("offset")),
-            "by_confidence": by_confidence}
+            "interval": [finite_or_none(v) for v in interval], "layers": ev.get("layers"),
+            "l2": finite_or_none(ev.get("l2")), "cv_accuracy": _chosen_cv(ev), "train_pairs": ev.get("train_pairs"),
+            "offset": finite_or_none(ev.get("offset")), "by_confidence": by_confidence}
 
 
 def _evaluators(meta: dict | None) -> dict[str, Any]:
@@ -429,7 +469,8 @@ def compute_fronts(grid: pd.DataFrame, answers: pd.DataFrame, *, n_boot: int, se
         "baselines": _baselines(grid, test, fronts),
         "signals": _signals(grid, test, fronts),
         "answers_differ": _answers_differ(grid, answers, test, fronts),
-        "policies": _policies(training), "evaluators": _evaluators(meta),
+        "policies": _policies(training), "policy_gains": _policy_gains(grid, test, n_boot, seed),
+        "evaluators": _evaluators(meta),
         "test_means": {m: [finite_or_none(x) for x in (test.means(m)[1], test.means(m)[0], test.stats[m]["loop_share"])]
                        for m in test.model_ids},  # cost, reward, loop share: what front.png draws
     }

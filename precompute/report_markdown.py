@@ -175,10 +175,24 @@ def _baselines_table(result: dict[str, Any]) -> list[str]:
     return out
 
 
-def _policies_tables(policies: dict[str, Any], with_figure: bool) -> list[str]:
-    if not policies:
+def _gains_table(gains: dict[str, Any]) -> list[str]:
+    if not gains:
         return []
-    out = ["", "## Aspect policies"]
+    out = ["", "Each aspect policy against the reference on its own evaluator, on the test prompts (paired "
+               "bootstrap, 95%): reward gained by DPO-Help, cost removed by DPO-Harm.", "",
+           "| policy | evaluator | prompts | policy mean | reference mean | gain | 95% interval | interval clear of 0 |",
+           "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    for aspect, g in gains.items():
+        out.append(f"| {BASELINE_LABELS[aspect]} | {g['evaluator']} | {g['n_prompts']} | {fmt(g['policy_mean'])} | "
+                   f"{fmt(g['reference_mean'])} | {fmt(g['gain'])} | {_interval(g['interval'])} | "
+                   f"{'yes' if g['excludes_zero'] else 'no'} |")
+    return out
+
+
+def _policies_tables(policies: dict[str, Any], with_figure: bool, gains: dict[str, Any]) -> list[str]:
+    if not policies and not gains:
+        return []
+    out = ["", "## Aspect policies"] + _gains_table(gains)
     rows = [f"| {policy} | {aspect} | {h['pairs'] or '–'} | {h['prompts'] or '–'} | {pct(h['accuracy'], 1)} | "
             f"[{pct(h['wilson_interval'][0], 1)}, {pct(h['wilson_interval'][1], 1)}] | {fmt(h['mean_margin'])} |"
             for policy, p in policies.items() for aspect, h in p["heldout"].items()]
@@ -245,7 +259,8 @@ def markdown(result: dict[str, Any], meta: dict | None, with_training_figure: bo
         out += _front_table(name, front)
     out += _signals_table(result["signals"]) + _differ_table(result["answers_differ"])
     out += _baselines_table(result)
-    out += _policies_tables(result["policies"], with_training_figure) + _evaluators_tables(result["evaluators"])
+    out += _policies_tables(result["policies"], with_training_figure, result["policy_gains"])
+    out += _evaluators_tables(result["evaluators"])
     out += _meta_sections(meta or {})
     out += ["", "![Pareto fronts on test prompts](front.png)", ""]
     return "\n".join(out)

@@ -37,7 +37,8 @@ def prepare_data(ctx: RunContext) -> list[Path]:
         parts = split_pairs(kept, sizes.fractions, cfg.seed)
         chosen = {
             "evaluator": cap(parts["evaluator"], sizes.evaluator_pairs, sizes.evaluator_pairs_per_prompt),
-            "policy": cap(parts["policy"], sizes.policy_pairs, sizes.pairs_per_prompt),
+            "policy": cap(parts["policy"], sizes.policy_pairs_per_aspect.get(aspect, sizes.policy_pairs),
+                          sizes.pairs_per_prompt),
             "test": cap(parts["test"], sizes.evaluator_test_pairs, sizes.test_pairs_per_prompt),
             "dev": cap(parts["dev"], sizes.dev_prompts, 1),  # one pair per prompt: the prompt is what counts
             "test_prompts": cap(parts["test"], sizes.test_prompts, 1),

@@ -7,10 +7,11 @@ one resumes from its last readable Trainer checkpoint.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import shutil
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -18,6 +19,7 @@ import torch
 from peo.adapter_mix import AdapterMix
 from peo.assets import default_device
 from peo.atomic import write_json
+from peo.config import DPOSettings, LoraSettings
 from peo.data.joint_pairs import joint_pairs
 from peo.model_source import load_causal_lm, load_tokenizer
 from peo.names import ADAPTERS, EVALUATOR_OF_ASPECT, JOINT
@@ -27,11 +29,35 @@ from peo.train.common import last_checkpoint
 from peo.train.dpo import train_dpo
 from peo.train.evaluator import pair_features
 from precompute.manifest import sha256
-from precompute.pair_files import data_path, read_pairs
+from precompute.pair_files import data_path, pair_to_json, read_pairs
 from precompute.run_context import RunContext
 from precompute.stage_train_evaluators import REF_LOGPS
 
 log = logging.getLogger("precompute")
+
+
+SETTINGS_FILE = "settings.json"  # in each policy's work dir: what its checkpoints and final adapter were made with
+
+
+def policy_settings(pairs: list, dpo: DPOSettings, lora: LoraSettings, seed: int, max_length: int) -> dict:
+    """What one policy's training depends on (as JSON): its pairs, its effective DPO settings (this policy's
+    epochs; not the other policies' or the held-out check's), LoRA, seed and sequence length."""
+    digest = hashlib.sha256(json.dumps([pair_to_json(p) for p in pairs], sort_keys=True).encode()).hexdigest()
+    training = {k: v for k, v in asdict(dpo).items() if k not in ("epochs_per_policy", "heldout_pairs")}
+    settings = {"pairs": digest, "n_pairs": len(pairs), "dpo": training, "lora": asdict(lora), "seed": seed,
+                "max_length": max_length}
+    return json.loads(json.dumps(settings))  # tuples become lists: compared with what was read back
+
+
+def forget_other_settings(work_dir: Path, settings: dict) -> None:
+    """A policy's work dir made with other settings (pairs, epochs, β, …), or with none recorded, is removed,
+    so neither its final adapter nor its checkpoints are reused; then this training's settings are recorded."""
+    recorded = work_dir / SETTINGS_FILE
+    if work_dir.exists() and (not recorded.is_file() or json.loads(recorded.read_text()) != settings):
+        log.info("train-aspects: %s was made with other settings; starting over", work_dir.name)
+        shutil.rmtree(work_dir)
+    if not recorded.is_file():
+        write_json(recorded, settings)
 
 
 def finished_policy(work_dir: Path, target: Path) -> dict | None:
@@ -68,6 +94,7 @@ def train_aspects(ctx: RunContext) -> list[Path]:
     for name, pairs in policies.items():
         dpo_cfg = replace(cfg.dpo, epochs=cfg.dpo.epochs_per_policy.get(name, cfg.dpo.epochs))
         target, work_dir = ctx.out / "adapters" / name, ctx.work / f"train-dpo-{name}"
+        forget_other_settings(work_dir, policy_settings(pairs, dpo_cfg, cfg.lora, cfg.seed, max_length))
         done = finished_policy(work_dir, target)
         if done is not None:
             log.info("train-aspects: %s already trained, skipped", name)

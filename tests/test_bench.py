@@ -76,7 +76,8 @@ def test_quick_bench_writes_every_section(tiny_assets, tmp_path):
 
     hardware = sections["hardware"]
     for b in hardware["batches"]:
-        assert _positive(hardware[f"decode_{b}"]["ms_per_row_token"]) and _positive(hardware[f"prefill_{b}"]["ms_per_row"])
+        assert (_positive(hardware[f"decode_{b}"]["ms_per_row_token"])
+                and _positive(hardware[f"prefill_{b}"]["ms_per_row"]))
         assert _positive(hardware["matrix"][f"rows_{b}"]["GFLOPs"])
     assert _positive(hardware["matrix"]["copy_256MiB"]["GBps_read_plus_write"])
 

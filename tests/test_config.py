@@ -27,6 +27,8 @@ def test_shipped_profiles_load(profile):
      "more than sweep.max_models"),
     ({"dpo.learning_rate": "fast"}, "'dpo.learning_rate' must be a finite number"),
     ({"data.help.format": "csv"}, "'data.help.format' must be one of"),
+    ({"data.splits.policy_pairs_per_aspect": {"joint": 8}}, "'data.splits.policy_pairs_per_aspect' names help or harm"),
+    ({"data.splits.policy_pairs_per_aspect": {"harm": 0}}, "with at least 1 pair"),
 ])
 def test_bad_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError) as err:

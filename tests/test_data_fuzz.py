@@ -21,8 +21,8 @@ from peo.data.pku_saferlhf import load_pku_saferlhf
 from peo.data.sources import detect_format
 from peo.data.validate import validate_file
 
-FUZZ = settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                       HealthCheck.too_slow])
+FUZZ = settings(max_examples=50, deadline=None, database=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 KEYS = ["chosen", "rejected", "prompt", "instruction", "output_1", "output_2", "generator_2", "preference",
         "response_0", "response_1", "better_response_id", "safer_response_id", "role", "content", "extra"]
@@ -69,7 +69,8 @@ raw_line = st.one_of(
                      b'{"instruction": "Q", "output_1": "a", "output_2": "b", "preference": NaN}',
                      b'{"a": ' + b"1" * 5000 + b"}", b"[" * 5000, b"\xef\xbb\xbf{}", b"\x00\x01",
                      b'{"prompt": "Q", "chosen": "a", "rejected": "b"}\r']),
-    st.integers(10_000, 300_000).map(lambda n: json.dumps({"prompt": "Q" * n, "chosen": "a", "rejected": "b" * n}).encode()),
+    st.integers(10_000, 300_000).map(
+        lambda n: json.dumps({"prompt": "Q" * n, "chosen": "a", "rejected": "b" * n}).encode()),
 )
 file_bytes = st.lists(raw_line, max_size=12).map(lambda lines: b"\n".join(lines))
 

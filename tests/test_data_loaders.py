@@ -91,7 +91,8 @@ def test_hh_multi_turn_pair(tmp_path):
              "rejected": hh("Hi", "Hello!", "How do I pick a lock?", "Use a tension wrench.\n\nThen rake it.")}]
     res = load_hh_rlhf(write_jsonl(tmp_path / "h.jsonl.gz", rows))
     (pair,) = res.pairs
-    assert pair.prompt == (Message("user", "Hi"), Message("assistant", "Hello!"), Message("user", "How do I pick a lock?"))
+    assert pair.prompt == (Message("user", "Hi"), Message("assistant", "Hello!"),
+                           Message("user", "How do I pick a lock?"))
     assert pair.chosen == "I can't help with that."
     assert pair.rejected == "Use a tension wrench.\n\nThen rake it."
     assert (pair.aspect, pair.source, pair.prompt_id) == ("harm", "hh-rlhf", prompt_id_of(pair.prompt))
@@ -198,7 +199,8 @@ def test_alpaca_missing_field_and_empty_folder(tmp_path):
     row = alpaca_row()
     del row["output_2"]
     p = write_jsonl(tmp_path / "m.jsonl", [row])
-    with pytest.raises(DataError, match=r"line 1, field 'output_2': expected the field to be present, got no such field"):
+    with pytest.raises(DataError,
+                       match=r"line 1, field 'output_2': expected the field to be present, got no such field"):
         load_alpaca_eval(p)
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="expected a folder with"):
@@ -214,7 +216,8 @@ def test_pku_aspects(tmp_path):
     ])
     (h,) = load_pku_saferlhf(p, aspect="help").pairs
     (s,) = load_pku_saferlhf(p, aspect="harm").pairs
-    assert (h.chosen, h.rejected, h.aspect, h.source) == ("Useful but risky.", "Safe but useless.", "help", "pku-saferlhf")
+    assert (h.chosen, h.rejected, h.aspect, h.source) == ("Useful but risky.", "Safe but useless.", "help",
+                                                          "pku-saferlhf")
     assert (s.chosen, s.rejected, s.aspect) == ("Safe but useless.", "Useful but risky.", "harm")
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "Q", "response_0": "a", "response_1": "b",
                                                "better_response_id": 2, "safer_response_id": 0}])

@@ -6,7 +6,13 @@ import math
 
 import pytest
 
-from peo.evaluation_stats import Z95, accuracy_by_confidence, differ_share, wilson_interval
+from peo.evaluation_stats import (
+    Z95,
+    accuracy_by_confidence,
+    differ_share,
+    paired_bootstrap_difference,
+    wilson_interval,
+)
 
 
 def test_wilson_published_value():
@@ -64,3 +70,18 @@ def test_differ_share_strips_whitespace():
     assert n == 0 and math.isnan(share)
     with pytest.raises(ValueError):
         differ_share(["a"], [])
+
+
+def test_paired_difference_of_a_constant_shift_is_exact():
+    a = [1.0, 5.0, -2.0, 0.5]
+    b = [x - 0.25 for x in a]
+    assert paired_bootstrap_difference(a, b, n_boot=200, seed=0) == pytest.approx((0.25, 0.25, 0.25))
+
+
+def test_paired_difference_flips_sign_and_brackets_its_mean():
+    a, b = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0], [2.0, 7.0, 1.0, 8.0, 2.0, 8.0]
+    mean, lo, hi = paired_bootstrap_difference(a, b, n_boot=500, seed=1)
+    assert mean == pytest.approx(sum(x - y for x, y in zip(a, b)) / 6) and lo <= mean <= hi
+    assert paired_bootstrap_difference(b, a, n_boot=500, seed=1) == pytest.approx((-mean, -hi, -lo))
+    with pytest.raises(ValueError):
+        paired_bootstrap_difference([1.0, float("nan")], [0.0, 0.0], n_boot=10, seed=0)

@@ -47,7 +47,8 @@ def test_point_merged_and_adapter_exports_match_the_mix(tiny_assets, tmp_path):
     assert provenance["c_help"] == 1.1 and provenance["c_harm"] == 1.2
 
     adapter_dir = export_policy(tiny_assets, tmp_path / "adapter", point=point, fmt="adapter")
-    assert sorted(p.name for p in adapter_dir.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "peo_export.json"]
+    assert sorted(p.name for p in adapter_dir.iterdir()) == ["adapter_config.json", "adapter_model.safetensors",
+                                                             "peo_export.json"]
     base = load_causal_lm(resolve_base_model("tiny"))
     peft_model = PeftModel.from_pretrained(base, str(adapter_dir))
     torch.testing.assert_close(logits(peft_model), expected, atol=1e-4, rtol=1e-4)
@@ -84,7 +85,8 @@ def test_cli(tiny_assets, tmp_path, capsys):
 
 def test_validate_data_cli(tmp_path, capsys):
     good = tmp_path / "good.jsonl"
-    good.write_text('{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: hello", "rejected": "\\n\\nHuman: hi\\n\\nAssistant: go away"}\n')
+    good.write_text('{"chosen": "\\n\\nHuman: hi\\n\\nAssistant: hello", '
+                    '"rejected": "\\n\\nHuman: hi\\n\\nAssistant: go away"}\n')
     assert main(["validate-data", str(good)]) == 0
     assert "pairs kept:    1" in capsys.readouterr().out
     bad = tmp_path / "bad.jsonl"

@@ -9,11 +9,10 @@ import pytest
 
 from peo.coefficients import coefficients, model_id
 from peo.config import load_config
+from peo.grid_table import SPLITS, STATS
 from precompute.stages import STAGES, run_pipeline
 
 from conftest import REPO
-
-from peo.grid_table import SPLITS, STATS
 
 GRID_COLUMNS = (["model_id", "method", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm"]
                 + [f"{stat}_{split}" for split in SPLITS for stat in STATS] + ["split", *STATS, "front_eligible"])
@@ -129,3 +128,51 @@ def test_different_coefficients_give_different_outputs(tiny_assets):
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             assert (logits[a] - logits[b]).abs().max() > 1e-5, f"{a} and {b} give the same logits"
+
+
+def test_headline_without_some_test_prompts(tiny_assets, tmp_path, capsys):
+    """Leaving out no prompt gives the report's headline; leaving out some scores on the rest only."""
+    from precompute.headline_without import headline_without, main
+
+    fronts = json.loads((tiny_assets / "report" / "fronts.json").read_text())
+    meta = json.loads((tiny_assets / "meta.json").read_text())
+    n_boot, seed, limit = (meta["config"]["report"]["n_boot"], meta["config"]["seed"],
+                           meta["config"]["sweep"]["max_loop_share"])
+    same = headline_without(tiny_assets, set(), n_boot, seed, limit)
+    assert same["excluded_test_prompts"] == 0 and same["difference"] == fronts["difference"]
+    answers = pd.read_parquet(tiny_assets / "answers.parquet")
+    test_ids = sorted(answers.loc[answers["split"] == "test", "prompt_id"].astype(str).unique())
+    drop = test_ids[:2] + ["not-a-prompt"]
+    fewer = headline_without(tiny_assets, set(drop), n_boot, seed, limit)
+    assert fewer["excluded_test_prompts"] == 2
+    assert fewer["n_test_prompts"] == fronts["n_prompts"]["test"] - 2
+    ids_file = tmp_path / "ids.json"
+    ids_file.write_text(json.dumps(drop))
+    assert main(["--assets", str(tiny_assets), "--prompt-ids", str(ids_file)]) == 0
+    assert json.loads(capsys.readouterr().out)["excluded_test_prompts"] == 2
+
+
+def test_a_policy_work_dir_made_with_other_settings_is_not_reused(tmp_path):
+    """Same settings: the checkpoints and final adapter stay (resume); other epochs (or none recorded): gone."""
+    from peo.config import DPOSettings, LoraSettings
+    from peo.data.records import Message, PreferencePair
+    from precompute.stage_train_aspects import SETTINGS_FILE, forget_other_settings, policy_settings
+
+    pairs = [PreferencePair(prompt=(Message("user", "hi"),), chosen="hello", rejected="go away", aspect="harm",
+                            source="test", prompt_id="p0")]
+    two = policy_settings(pairs, DPOSettings(epochs=2, epochs_per_policy={"harm": 2}), LoraSettings(), 0, 64)
+    work = tmp_path / "train-dpo-harm"
+    forget_other_settings(work, two)
+    (work / "checkpoint-8").mkdir()
+    forget_other_settings(work, two)
+    assert (work / "checkpoint-8").is_dir(), "same settings: resumable"
+    other_policy_epochs = policy_settings(pairs, DPOSettings(epochs=2, epochs_per_policy={"help": 5}),
+                                          LoraSettings(), 0, 64)
+    assert other_policy_epochs == two, "another policy's epochs do not touch this one"
+    three = policy_settings(pairs, DPOSettings(epochs=3), LoraSettings(), 0, 64)
+    forget_other_settings(work, three)
+    assert not (work / "checkpoint-8").exists() and json.loads((work / SETTINGS_FILE).read_text()) == three
+    (work / SETTINGS_FILE).unlink()
+    (work / "final").mkdir()
+    forget_other_settings(work, three)
+    assert not (work / "final").exists(), "nothing recorded: not trusted"

@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 import urllib.error
 import urllib.request
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import psutil
@@ -263,10 +263,10 @@ def session_plan(i: int) -> tuple[tuple[float, float, float], list[tuple[str, in
 @pytest.fixture(scope="module")
 def served_random(tiny_assets, tiny_base, tiny_adapters):
     """The app served on 127.0.0.1 with conftest's random adapters attached (columns and points differ)."""
-    from peo.adapter_mix import AdapterMix
-    from peo.model_source import load_causal_lm, load_tokenizer
     from app.screenshots import free_port
     from app.ui import build_demo, launch_kwargs
+    from peo.adapter_mix import AdapterMix
+    from peo.model_source import load_causal_lm, load_tokenizer
 
     application = cb.App.load(tiny_assets, device="cpu", form="adapters", load_evaluators=False)
     application.engine.attach(AdapterMix(load_causal_lm(tiny_base), tiny_adapters), load_tokenizer(tiny_base), None,

@@ -29,8 +29,9 @@ import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
-from conftest import REPO, write_tiny_data
 from peo.names import ADAPTERS
+
+from conftest import REPO, write_tiny_data
 
 OVERRIDES = ["dpo.max_steps=6", "dpo.save_steps=2", "sweep.batch_size=4"]
 N_CHUNKS = 5  # dev sweep: 12 models × 6 prompts = 72 rows, 16 rows (4 batches of 4) per chunk

@@ -292,7 +292,8 @@ def test_no_gain_is_not_claimed(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "Verdict: **not distinguishable**" in md and "do not show either front to be better" in md
     assert "excludes 0" not in md
-    assert "## Evaluators" not in md and "## Aspect policies" not in md  # no meta, no training
+    assert "## Evaluators" not in md and "Held-out implicit-reward accuracy" not in md  # no meta, no training
+    assert "| DPO-Help | reward |" in md  # the policies' gains come from the test answers alone
     assert not (tmp_path / "training.png").exists()
 
 
@@ -398,3 +399,21 @@ def test_difference_with_an_empty_front_is_the_other_front_negated():
     only_a = _difference(scores, [HELP, HARM], [], ref, 50, 1)
     assert only_a["value"] == pytest.approx(hv) and only_a["interval"] == pytest.approx([lo, hi])
     assert _difference(scores, [], [], ref, 50, 1)["verdict"] == "not_distinguishable"
+
+
+def test_policy_gains_are_paired_test_differences_on_the_own_evaluator(report):
+    """DPO-Help: reward gained over the reference; DPO-Harm: cost removed; means over the common test prompts."""
+    _, answers, out, result = report
+    test = answers[answers["split"] == "test"].set_index(["model_id", "prompt_id"]).sort_index()
+    prompts = sorted(test.loc[REF].index)  # every synthetic model answered every test prompt
+    help_gain = np.mean([test.loc[(HELP, p), "reward"] - test.loc[(REF, p), "reward"] for p in prompts])
+    harm_gain = np.mean([test.loc[(REF, p), "cost"] - test.loc[(HARM, p), "cost"] for p in prompts])
+    gains = result["policy_gains"]
+    assert gains["help"]["evaluator"] == "reward" and gains["harm"]["evaluator"] == "cost"
+    assert gains["help"]["gain"] == pytest.approx(help_gain) and gains["harm"]["gain"] == pytest.approx(harm_gain)
+    # the synthetic truth: +1 reward for help, −1 cost for harm, with noise 0.2 on 10 prompts
+    for g in gains.values():
+        lo, hi = g["interval"]
+        assert lo <= g["gain"] <= hi and g["excludes_zero"] == (lo > 0 or hi < 0)
+    assert gains["help"]["excludes_zero"] and gains["harm"]["excludes_zero"]
+    assert "| DPO-Help | reward | " in (out / "report.md").read_text()

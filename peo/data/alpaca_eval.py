@@ -13,9 +13,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from peo.data.errors import DataError, describe
-from peo.data.loading import (Drop, LoadResult, LoadSummary, PairCollector, check_aspect, make_pair, required,
-                              required_text, response_text, EMPTY_RESPONSE)
+from peo.data.errors import DataError, DataSpecError, describe
+from peo.data.loading import (
+    EMPTY_RESPONSE,
+    Drop,
+    LoadResult,
+    LoadSummary,
+    PairCollector,
+    check_aspect,
+    make_pair,
+    required,
+    required_text,
+    response_text,
+)
 from peo.data.records import Message, PreferencePair
 from peo.names import Aspect
 
@@ -29,7 +39,8 @@ def parse_preference(value: Any) -> int | None:
     """1 or 2 (ints or floats like 2.0); None for no decision (0, null, or AlpacaEval's 1.5 tie)."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (isinstance(value, float) and not math.isfinite(value)):
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not math.isfinite(value))):
         raise DataError(None, field="preference", expected=PREFERENCE_EXPECTED, got=describe(value))
     if value in (1, 2):
         return int(value)
@@ -45,7 +56,8 @@ def alpaca_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.is_file() and (f.name.endswith(".jsonl") or f.name.endswith(".jsonl.gz")))
+            found = sorted(f for f in p.iterdir()
+                           if f.is_file() and (f.name.endswith(".jsonl") or f.name.endswith(".jsonl.gz")))
             if not found:
                 raise DataError(p, expected="a folder with *.jsonl or *.jsonl.gz files", got="none")
             files.extend(found)
@@ -87,7 +99,7 @@ def load_alpaca_eval(paths: str | Path | Sequence[str | Path], *, aspect: str = 
     """
     asp = check_aspect(aspect)
     if max_derived_per_prompt < 0:
-        raise ValueError(f"max_derived_per_prompt must be >= 0; got {max_derived_per_prompt}")
+        raise DataSpecError(f"max_derived_per_prompt must be >= 0; got {max_derived_per_prompt}")
     files = alpaca_files(paths)
     label = str(paths) if isinstance(paths, (str, Path)) else ", ".join(str(f) for f in files)
     collector = PairCollector(LoadSummary(label, "alpaca_eval", asp), skip_bad)
@@ -110,13 +122,13 @@ def load_alpaca_eval(paths: str | Path | Sequence[str | Path], *, aspect: str = 
     if derive_cross_model_pairs and max_derived_per_prompt > 0:
         for prompt_id in sorted(prompts):
             candidates = sorted(
-                ((_order_key(prompt_id, w, l), w, l)
-                 for w in winners.get(prompt_id, ()) for l in losers.get(prompt_id, ()) if w != l),
+                ((_order_key(prompt_id, w, loser), w, loser)
+                 for w in winners.get(prompt_id, ()) for loser in losers.get(prompt_id, ()) if w != loser),
             )
             taken = 0
-            for _, w, l in candidates:
+            for _, w, loser in candidates:
                 if taken >= max_derived_per_prompt:
                     break
-                if collector.add(make_pair(prompts[prompt_id], w, l, asp, f"{SOURCE}:derived"), derived=True):
+                if collector.add(make_pair(prompts[prompt_id], w, loser, asp, f"{SOURCE}:derived"), derived=True):
                     taken += 1
     return collector.result()

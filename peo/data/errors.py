@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from peo.errors import PeoError
+
 
 def describe(value: Any) -> str:
     """A short, safe description of a value for an error message (its type, never its whole text)."""
@@ -31,7 +33,7 @@ def describe(value: Any) -> str:
     return type(value).__name__
 
 
-class DataError(Exception):
+class DataError(PeoError):
     """A data file (or one of its rows) is not what its format requires.
 
     `line` is 1-based (None for file-level problems); `field` is the JSON key at fault (or None).
@@ -67,3 +69,8 @@ class DataError(Exception):
         """A line-independent reason, so a summary can count rows dropped for the same cause."""
         field = f"field '{self.field}': " if self.field else ""
         return f"bad row: {field}expected {self.expected}"
+
+
+class DataSpecError(PeoError, ValueError):
+    """A data spec (a profile's `data.*` section, or a command's flags) that cannot be used: the key and what
+    it allows."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from peo.data.errors import DataError, describe
+from peo.data.errors import DataError, DataSpecError, describe
 from peo.data.jsonl import iter_jsonl
 from peo.data.records import Message, PreferencePair, prompt_id_of
 from peo.names import ASPECTS, Aspect
@@ -61,7 +61,7 @@ RowParser = Callable[[dict[str, Any]], "list[PreferencePair] | Drop"]
 
 def check_aspect(aspect: str) -> Aspect:
     if aspect not in ASPECTS:
-        raise ValueError(f"aspect must be one of {', '.join(ASPECTS)}; got {aspect!r}")
+        raise DataSpecError(f"aspect must be one of {', '.join(ASPECTS)}; got {aspect!r}")
     return aspect  # type: ignore[return-value]
 
 

@@ -12,8 +12,19 @@ from pathlib import Path
 from typing import Any
 
 from peo.data.errors import DataError, describe
-from peo.data.loading import (EMPTY_RESPONSE, Drop, LoadResult, LoadSummary, PairCollector, check_aspect,
-                              iter_hub_rows, load_rows_file, make_pair, required, text_value)
+from peo.data.loading import (
+    EMPTY_RESPONSE,
+    Drop,
+    LoadResult,
+    LoadSummary,
+    PairCollector,
+    check_aspect,
+    iter_hub_rows,
+    load_rows_file,
+    make_pair,
+    required,
+    text_value,
+)
 from peo.data.records import Message, PreferencePair
 from peo.names import Aspect
 
@@ -38,7 +49,8 @@ def parse_prompt(value: Any) -> tuple[Message, ...]:
                             got=repr(role)[:40] if isinstance(role, str) else describe(role))
         messages.append(Message(role, text_value(m.get("content"), f"prompt[{i}].content")))
     if messages[-1].role != "user":
-        raise DataError(None, field="prompt", expected=expected, got=f"a list ending with a '{messages[-1].role}' message")
+        raise DataError(None, field="prompt", expected=expected,
+                        got=f"a list ending with a '{messages[-1].role}' message")
     return tuple(messages)
 
 
@@ -47,7 +59,8 @@ def parse_response(value: Any, field: str) -> str:
     if isinstance(value, list):
         if len(value) != 1 or not isinstance(value[0], dict) or value[0].get("role") != "assistant":
             raise DataError(None, field=field, expected=_RESPONSE_EXPECTED,
-                            got=f"a list of {len(value)} items" if len(value) != 1 else "a list without one assistant message")
+                            got=(f"a list of {len(value)} items" if len(value) != 1
+                                 else "a list without one assistant message"))
         value = value[0].get("content")
         field = f"{field}[0].content"
     if isinstance(value, str):

@@ -10,8 +10,20 @@ from pathlib import Path
 from typing import Any
 
 from peo.data.errors import DataError, describe
-from peo.data.loading import (EMPTY_RESPONSE, Drop, LoadResult, LoadSummary, PairCollector, check_aspect,
-                              iter_hub_rows, load_rows_file, make_pair, required, required_text, response_text)
+from peo.data.loading import (
+    EMPTY_RESPONSE,
+    Drop,
+    LoadResult,
+    LoadSummary,
+    PairCollector,
+    check_aspect,
+    iter_hub_rows,
+    load_rows_file,
+    make_pair,
+    required,
+    required_text,
+    response_text,
+)
 from peo.data.records import Message, PreferencePair
 from peo.names import Aspect
 
@@ -42,7 +54,8 @@ def load_pku_saferlhf(path: str | Path, *, aspect: str, skip_bad: bool = False) 
     return load_rows_file(path, "pku", asp, lambda obj: parse_pku_row(obj, asp), skip_bad)
 
 
-def load_rows(rows: Iterable[tuple[int, dict[str, Any]]], label: str, *, aspect: str, skip_bad: bool = False) -> LoadResult:
+def load_rows(rows: Iterable[tuple[int, dict[str, Any]]], label: str, *, aspect: str,
+              skip_bad: bool = False) -> LoadResult:
     """Same as `load_pku_saferlhf`, from already-read (row number, object) pairs."""
     asp = check_aspect(aspect)
     collector = PairCollector(LoadSummary(label, "pku", asp), skip_bad)
@@ -50,6 +63,7 @@ def load_rows(rows: Iterable[tuple[int, dict[str, Any]]], label: str, *, aspect:
     return collector.result()
 
 
-def load_pku_saferlhf_hub(name: str = HUB_NAME, split: str = "train", *, aspect: str, skip_bad: bool = False) -> LoadResult:
+def load_pku_saferlhf_hub(name: str = HUB_NAME, split: str = "train", *, aspect: str,
+                          skip_bad: bool = False) -> LoadResult:
     """Load PKU-SafeRLHF from the Hugging Face hub (needs network access or a local datasets cache)."""
     return load_rows(iter_hub_rows(name, split), f"hub:{name}[{split}]", aspect=aspect, skip_bad=skip_bad)

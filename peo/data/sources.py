@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from peo.data.alpaca_eval import alpaca_files, load_alpaca_eval
-from peo.data.errors import DataError
+from peo.data.errors import DataError, DataSpecError
 from peo.data.hh_rlhf import load_hh_rlhf
 from peo.data.jsonl import first_record
 from peo.data.loading import LoadResult
@@ -46,14 +46,14 @@ FORMAT_OPTIONS: tuple[str, ...] = tuple(dict.fromkeys(key for ld in LOADERS.valu
 SPEC_KEYS: tuple[str, ...] = ("format", "path", "aspect", "hub", "split", *FORMAT_OPTIONS, "limit")
 
 
-def _allowed(name: str, value: Any, allowed: tuple[str, ...]) -> ValueError:
-    return ValueError(f"data spec {name!r}: got {value!r}; allowed: {', '.join(allowed)}")
+def _allowed(name: str, value: Any, allowed: tuple[str, ...]) -> DataSpecError:
+    return DataSpecError(f"data spec {name!r}: got {value!r}; allowed: {', '.join(allowed)}")
 
 
 def check_spec(spec: dict[str, Any]) -> None:
     """ValueError naming the offending key (and what is allowed) for a malformed spec."""
     if not isinstance(spec, dict):
-        raise ValueError(f"data spec must be a mapping with keys {', '.join(SPEC_KEYS)}; got {type(spec).__name__}")
+        raise DataSpecError(f"data spec must be a mapping with keys {', '.join(SPEC_KEYS)}; got {type(spec).__name__}")
     for key in spec:
         if key not in SPEC_KEYS:
             raise _allowed("key", key, SPEC_KEYS)
@@ -63,26 +63,26 @@ def check_spec(spec: dict[str, Any]) -> None:
     if "aspect" in spec and spec["aspect"] not in ASPECTS:
         raise _allowed("aspect", spec["aspect"], ASPECTS)
     if "aspect" not in spec and fmt not in DEFAULT_ASPECT:
-        raise ValueError(f"data spec 'aspect' is required for format {fmt!r}; allowed: {', '.join(ASPECTS)}")
+        raise DataSpecError(f"data spec 'aspect' is required for format {fmt!r}; allowed: {', '.join(ASPECTS)}")
     has_path, has_hub = spec.get("path") is not None, spec.get("hub") is not None
     if has_path == has_hub:
-        raise ValueError("data spec needs exactly one of 'path' or 'hub'")
+        raise DataSpecError("data spec needs exactly one of 'path' or 'hub'")
     if has_path and not isinstance(spec["path"], (str, Path)):
-        raise ValueError(f"data spec 'path': expected a string, got {type(spec['path']).__name__}")
+        raise DataSpecError(f"data spec 'path': expected a string, got {type(spec['path']).__name__}")
     if has_hub and (fmt not in HUB_FORMATS or not isinstance(spec["hub"], str)):
-        raise ValueError(f"data spec 'hub': a dataset name, supported for formats {', '.join(HUB_FORMATS)}; "
+        raise DataSpecError(f"data spec 'hub': a dataset name, supported for formats {', '.join(HUB_FORMATS)}; "
                          f"got {spec['hub']!r} for format {fmt!r}")
     if "split" in spec and (not has_hub or not isinstance(spec["split"], str)):
-        raise ValueError("data spec 'split': a string, only together with 'hub'")
+        raise DataSpecError("data spec 'split': a string, only together with 'hub'")
     for key in FORMAT_OPTIONS:
         if key in spec and key not in LOADERS[fmt].options:
             takers = " or ".join(repr(name) for name, ld in LOADERS.items() if key in ld.options)
-            raise ValueError(f"data spec {key!r} applies only to format {takers}; got format {fmt!r}")
+            raise DataSpecError(f"data spec {key!r} applies only to format {takers}; got format {fmt!r}")
     if "derive_cross_model_pairs" in spec and not isinstance(spec["derive_cross_model_pairs"], bool):
         raise _allowed("derive_cross_model_pairs", spec["derive_cross_model_pairs"], ("true", "false"))
     for key in ("limit", "max_derived_per_prompt"):
         if key in spec and (isinstance(spec[key], bool) or not isinstance(spec[key], int) or spec[key] < 0):
-            raise ValueError(f"data spec {key!r}: expected a non-negative integer, got {spec[key]!r}")
+            raise DataSpecError(f"data spec {key!r}: expected a non-negative integer, got {spec[key]!r}")
 
 
 def load_source(spec: dict[str, Any], *, base_dir: Path | None = None, skip_bad: bool = False) -> LoadResult:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from peo.chat_template import chat_text, token_ids
+from peo.data.errors import DataSpecError
 from peo.data.records import PreferencePair
 
 TokenCounter = Callable[[PreferencePair], tuple[int, int, int]]
@@ -25,12 +26,12 @@ def _unit(*parts: object) -> float:
 def check_fractions(fractions: Mapping[str, float]) -> None:
     """ValueError unless the fractions are non-negative, finite and sum to 1 (within 1e-9)."""
     if not fractions:
-        raise ValueError("split fractions are empty; give e.g. {'train': 0.9, 'eval': 0.1}")
+        raise DataSpecError("split fractions are empty; give e.g. {'train': 0.9, 'eval': 0.1}")
     values = list(fractions.values())
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 for v in values):
-        raise ValueError(f"split fractions must be non-negative numbers; got {dict(fractions)}")
+        raise DataSpecError(f"split fractions must be non-negative numbers; got {dict(fractions)}")
     if abs(math.fsum(values) - 1.0) > 1e-9:
-        raise ValueError(f"split fractions must sum to 1; got {dict(fractions)} (sum {math.fsum(values)!r})")
+        raise DataSpecError(f"split fractions must sum to 1; got {dict(fractions)} (sum {math.fsum(values)!r})")
 
 
 def assign_split(prompt_id: str, seed: int, fractions: Mapping[str, float]) -> str:
@@ -78,7 +79,7 @@ def cap(pairs: Iterable[PreferencePair], n: int | None, per_prompt_max: int | No
     """
     for name, value in (("n", n), ("per_prompt_max", per_prompt_max)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-            raise ValueError(f"cap: {name} must be a non-negative integer or None; got {value!r}")
+            raise DataSpecError(f"cap: {name} must be a non-negative integer or None; got {value!r}")
     taken: list[PreferencePair] = []
     per_prompt: dict[str, int] = {}
     for pair in pairs:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from peo.data.errors import DataSpecError
 from peo.data.loading import LoadSummary
 from peo.data.sources import DEFAULT_ASPECT, FORMATS, LOADERS, detect_format
 
 
-def validate_file(path: str | Path, fmt: str | None = None, skip_bad: bool = True, aspect: str | None = None) -> LoadSummary:
+def validate_file(path: str | Path, fmt: str | None = None, skip_bad: bool = True,
+                  aspect: str | None = None) -> LoadSummary:
     """Load `path` as `fmt` (sniffed when None) and return its summary.
 
     With skip_bad=True bad rows are counted; with False the first one raises DataError. PKU files
@@ -17,7 +19,7 @@ def validate_file(path: str | Path, fmt: str | None = None, skip_bad: bool = Tru
     """
     fmt = fmt or detect_format(path)
     if fmt not in FORMATS:
-        raise ValueError(f"format {fmt!r}; allowed: {', '.join(FORMATS)}")
+        raise DataSpecError(f"format {fmt!r}; allowed: {', '.join(FORMATS)}")
     asp = aspect or DEFAULT_ASPECT.get(fmt, "harm")
     return LOADERS[fmt].read_file(path, aspect=asp, skip_bad=skip_bad).summary
 

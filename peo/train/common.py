@@ -67,4 +67,5 @@ class ProgressCallback(TrainerCallback):
         self.bar.update(1)
         if state.log_history:
             last = state.log_history[-1]
-            self.bar.set_postfix({k: round(v, 4) for k, v in last.items() if k in ("loss", "rewards/accuracies", "accuracy")})
+            self.bar.set_postfix({k: round(v, 4) for k, v in last.items()
+                                  if k in ("loss", "rewards/accuracies", "accuracy")})
