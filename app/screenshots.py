@@ -106,7 +106,10 @@ def take_screenshots(url: str, out: Path, message: str, executable: str = CHROMI
             rows = page.locator("#front-table .virtual-row[role=row]")
             if rows.count() > 1:
                 before = picked_model(page)
-                rows.nth(rows.count() // 2).locator("[role=gridcell]").first.click()
+                # the row nearest the middle whose point is not already picked (the start point may be on the front)
+                order = sorted(range(1, rows.count()), key=lambda k: abs(k - rows.count() // 2))
+                row = next((k for k in order if before not in rows.nth(k).inner_text()), order[0])
+                rows.nth(row).locator("[role=gridcell]").first.click()
                 page.wait_for_function(
                     "b => document.querySelector('#front-plot .peo-front-plot').dataset.picked !== b", arg=before,
                     timeout=30_000)

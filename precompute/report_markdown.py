@@ -180,7 +180,8 @@ def _gains_table(gains: dict[str, Any]) -> list[str]:
         return []
     out = ["", "Each aspect policy against the reference on its own evaluator, on the test prompts (paired "
                "bootstrap, 95%): reward gained by DPO-Help, cost removed by DPO-Harm.", "",
-           "| policy | evaluator | prompts | policy mean | reference mean | gain | 95% interval | interval clear of 0 |",
+           "| policy | evaluator | prompts | policy mean | reference mean | gain | 95% interval "
+           "| interval clear of 0 |",
            "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for aspect, g in gains.items():
         out.append(f"| {BASELINE_LABELS[aspect]} | {g['evaluator']} | {g['n_prompts']} | {fmt(g['policy_mean'])} | "

@@ -11,8 +11,10 @@ Slow (a venv from pip's cache, the model converted once); CI runs it (.ci/run). 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -73,8 +75,6 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"no answer within {args.timeout:.0f} s; last error: {done.stderr[-1500:]}\n"
                                  f"app log:\n{(work / 'app.log').read_text()[-3000:]}")
             time.sleep(10)
-        import json
-
         result = json.loads(done.stdout.strip().splitlines()[-1])
         answers = result.get("answers", result)
         scored = {c: a for c, a in answers.items()
@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             app.wait(30)
         except subprocess.TimeoutExpired:
             app.kill()
+        log.close()
+        shutil.rmtree(work, ignore_errors=True)  # the venv (unless --venv), model cache and log: several GB
 
 
 if __name__ == "__main__":
