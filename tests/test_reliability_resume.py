@@ -200,7 +200,7 @@ def test_truncated_and_corrupted_outputs_are_redone(tmp_path, data_root, referen
     assert_same_adapters(out, reference[0])  # resumed from the final checkpoint: the same adapter
     assert_same_results(out, reference[0])
     manifest = json.loads((out / "manifest.json").read_text())
-    from precompute.manifest import sha256
+    from peo.atomic import sha256
 
     assert manifest["train-aspects"]["files"]["adapters/help/adapter_model.safetensors"] == sha256(adapter)
     assert manifest["sweep-test"]["files"]["answers.parquet"] == sha256(answers)
