@@ -82,6 +82,9 @@ def print_table(results: dict) -> None:
                   ("", "/pick round trip", ms(a["pick"])),
                   ("", f"/chat 1 column, <= {a['max_new_tokens']} tokens", sec(a["columns_1"])),
                   ("", f"/chat 5 columns, <= {a['max_new_tokens']} tokens", sec(a["columns_5"]))]
+        if "columns_5_new_point" in a:
+            lines.append(("", f"/chat 5 columns at a new point ({a.get('policy_form', '?')} form)",
+                          sec(a["columns_5_new_point"])))
     if "decode_1" in s.get("hardware", {}):
         h = s["hardware"]
         for i, b in enumerate(h["batches"]):

@@ -8,7 +8,10 @@
   costs before the next message can be answered;
 - chat: the `/chat` round trip with 1 column (the PEO point) and with 5 (PEO, ref, help, harm, soup), greedy,
   up to `chat_tokens` new tokens, answers scored by both evaluators, interleaved; unlike section 3, answers end at
-  EOS, so the 5-column turn lasts as long as its longest answer (token counts are recorded).
+  EOS, so the 5-column turn lasts as long as its longest answer (token counts are recorded);
+- chat at a new point: the same 5-column turn, each time at another of the pick points, so the policy is formed
+  first (on a GPU the app's merged form: a fused merge into the live weights). Answers differ from the fixed
+  point's, so compare its median with columns_5 as an estimate, not an exact difference.
 """
 
 from __future__ import annotations
@@ -85,7 +88,15 @@ def run(assets: Assets, plan: Plan) -> dict:
                                                    api_name="/chat"))
             return go
 
-        times |= interleaved({"columns_1": chat([PEO], "columns_1"), "columns_5": chat(FIVE, "columns_5")},
+        new_points = iter(pick_points * (plan.reps + plan.warmup + 1))
+
+        def chat_new_point() -> None:  # a turn at another point: forming the policy (merged form: a fused merge)
+            answers["columns_5_new_point"].append(client.predict(prompt, FIVE, *next(new_points), plan.chat_tokens,
+                                                                 0.0, 1.0, 0, api_name="/chat"))
+
+        answers["columns_5_new_point"] = []
+        times |= interleaved({"columns_1": chat([PEO], "columns_1"), "columns_5": chat(FIVE, "columns_5"),
+                              "columns_5_new_point": chat_new_point},
                              reps=plan.reps, warmup=plan.warmup)
     finally:
         process.terminate()
@@ -105,6 +116,9 @@ def run(assets: Assets, plan: Plan) -> dict:
         result[name] = summary(seconds)
     ratio = result["columns_5"]["median_s"] / result["columns_1"]["median_s"]
     result["ratios"] = {"five_over_one": ratio}
+    # what a turn at a newly picked point costs on top of one at the same point: forming that point's policy
+    result["new_point_extra_s"] = result["columns_5_new_point"]["median_s"] - result["columns_5"]["median_s"]
+    result["policy_form"] = "merged" if plan.device.startswith("cuda") else "adapters"
     result["checks"] = [Check("app start-up to first answer", first_answer_s, "<=", 30, unit="s"),
                         Check("app /chat 5 columns / 1 column", ratio, "<=", 1.6)]
     return result
