@@ -1,6 +1,7 @@
 """`python -m app [--assets DIR] [--host 127.0.0.1] [--port N] [--share-safe]`: the PEO demo on the committed assets.
 
-Binds 127.0.0.1 unless `--host` says otherwise or the env var SPACE_ID is set (Hugging Face Spaces: 0.0.0.0).
+Also `peo-app` (the console script) and `python space_app.py` (a Hugging Face Space's app_file). Binds 127.0.0.1
+unless `--host` says otherwise or the env var SPACE_ID is set (Hugging Face Spaces: 0.0.0.0).
 The models load in the background: the page (front, picker, precomputed answers) is up in seconds.
 """
 
@@ -9,11 +10,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file (Spaces' app_file: app/__main__.py)
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+def positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -30,6 +37,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-context-tokens", type=int, default=1024,
                         help="prompt + answer token budget per column (history is trimmed to fit)")
     parser.add_argument("--concurrency", type=int, default=2, help="events run at once (default 2)")
+    parser.add_argument("--export-ttl-minutes", type=positive, default=60.0,
+                        help="an export zip (and Gradio's copy) is deleted this long after it was made (default 60)")
+    parser.add_argument("--export-max-mb", type=positive, default=2048.0,
+                        help="cap on the exports kept at once, oldest deleted first; a larger single export is "
+                             "refused (default 2048 MB: about three merged SmolLM2-135M models)")
+    parser.add_argument("--votes-dir", type=Path, default=None,
+                        help="folder of the votes database (default: $PEO_VOTES_DIR, else /data/peo-votes on a Space "
+                        "with persistent storage, else data/votes/)")
     return parser.parse_args(argv)
 
 
@@ -39,30 +54,50 @@ def resolve_host(host: str | None) -> str:
     return "0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1"
 
 
+def interrupt(signum, frame) -> None:
+    """SIGTERM (a Space stopping, `kill`) ends the server as Ctrl-C does, so the exports are removed on the way
+    out; Python's default SIGTERM handling would skip atexit and leave them behind."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from app import exports
+
+    exports.configure(args.export_ttl_minutes, args.export_max_mb)
+    exports.point_gradio_here()  # before Gradio is imported: it reads GRADIO_TEMP_DIR then
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
     # imported here, not at the top: they load torch and gradio (slow), which --help and the tests of parse_args
     # do not need; and TOKENIZERS_PARALLELISM is set before they load
     from app.callbacks import App
     from app.ui import build_demo, launch_kwargs
     from peo.errors import PeoError
+    from peo.votes import VoteStore
 
     try:
+        votes = VoteStore(args.votes_dir)  # a corrupt or foreign database stops the start here, untouched
         app = App.load(args.assets, device=args.device, form=args.policy_form,
                        max_context_tokens=args.max_context_tokens)
     except PeoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     app.engine.start()
-    demo = build_demo(app)
+    demo = build_demo(app, votes=votes)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=16 if args.share_safe else None)
     port = args.port or int(os.environ.get("GRADIO_SERVER_PORT", 7860))
-    demo.launch(server_name=resolve_host(args.host), server_port=port, share=False,
-                show_error=not args.share_safe, **launch_kwargs())
+    exports.remove_on_close(demo)
+    try:
+        demo.launch(server_name=resolve_host(args.host), server_port=port, share=False,
+                    show_error=not args.share_safe, **launch_kwargs())
+    finally:
+        exports.remove_all()  # also registered with atexit; this covers a launch that returns or raises
     return 0
 
 
 if __name__ == "__main__":
+    if not __package__:  # `python app/__main__.py`: the packages beside it are not importable from here
+        sys.exit("error: run the app as `python -m app`, `peo-app` or `python space_app.py` (from the repository root)")
     sys.exit(main())

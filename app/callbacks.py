@@ -5,20 +5,20 @@ app/ui.py wires these to components; the tests call them directly on tiny assets
 
 from __future__ import annotations
 
-import atexit
+import functools
 import math
 import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app import exports as export_store
 from app.data import AppData, AppInputError, over_loop_limit
-from app.engine import Engine, column_scales
+from app.engine import FOLLOWS_POINT, Engine, column_scales, same_model_columns
 from peo.answer_checks import loops
 from peo.export import ExportError, export_policy
-from peo.generation import GenerationSettings
+from peo.generation import GenerationSettings, StopSignal
 from peo.names import BASELINES, CHAT_COLUMNS, PEO, REFERENCE
 
 MAX_MESSAGE_CHARS = 2000
@@ -31,6 +31,7 @@ DEFAULT_SETTINGS = {"max_new_tokens": 64, "temperature": 0.0, "top_p": 1.0, "see
                     "no_repeat_ngram_size": 0}
 SWEEP_SETTINGS = ("temperature", "top_p", "seed", "repetition_penalty", "no_repeat_ngram_size")
 EXPORTABLE = (PEO, *BASELINES)  # the picked point, or one of the fixed models
+SCORE_BUTTON = "Score this point"  # the on-demand scoring of an off-grid point, named where the page points to it
 
 
 def sweep_defaults(meta: dict) -> dict:
@@ -50,6 +51,13 @@ class App:
     @property
     def default_settings(self) -> dict:
         return sweep_defaults(self.data.assets.meta)
+
+    @functools.cached_property
+    def reference_scores(self):
+        """The reference's scores on the test prompts: what each live score is placed against (read once)."""
+        from app.score_context import ReferenceScores
+
+        return ReferenceScores.from_answers(self.data.answers)
 
     @classmethod
     def load(cls, assets: str | Path | None = None, *, device: str | None = None, form: str = "auto",
@@ -71,18 +79,29 @@ def pick(app: App, lambda_help, phi_help, phi_harm) -> dict:
 
 def pick_summary(info: dict, data: AppData) -> str:
     """Markdown about a picked point, for the page."""
+    # the model id on a line of its own: inline after the coefficients, a wrapped line left a lone ")" under it
     head = (f"**Picked** λ = {info['lambda_help']:g}, ϕ_help = {info['phi_help']:g}, ϕ_harm = {info['phi_harm']:g} "
-            f"→ c_help = {info['c_help']:g}, c_harm = {info['c_harm']:g} (`{info['model_id']}`)")
+            f"→ c_help = {info['c_help']:g}, c_harm = {info['c_harm']:g}  \nmodel `{info['model_id']}`")
+    same = same_model_phrase(info)
+    if same:
+        head += f"  \n{same}"
     stats = info["precomputed"]
     if stats is None:
-        return (head + "\n\nThis point is **off-grid**: it was not evaluated, so it has **no precomputed scores**. "
-                "You can still chat with it below (its answers are scored live).")
+        return (head + "\n\nThis point is **off the grid**: it was not evaluated, so it has **no precomputed "
+                f"scores or answers** (the answers table stays empty). Use **{SCORE_BUTTON}** to generate and score "
+                "its test answers, or chat with it below (its answers are scored live).")
     where = "on the PEO Pareto front" if info["on_front"] else "not on the PEO Pareto front"
     text = f"{head}\n\n{split_phrase(stats, data)}: {scores_phrase(stats)}; {checks_phrase(stats)}; {where}."
     if over_loop_limit(stats["loop_share"], data.max_loop_share):
         text += (f"\n\nIts answers loop more often than {data.max_loop_share:.0%} of the time (drawn hollow): "
                  "its scores rest on degenerate text, and it may not be on the front.")
     return text
+
+
+def same_model_phrase(info: dict, columns: Sequence[str] = tuple(CHAT_COLUMNS)) -> str:
+    """Which chat columns are the same model at this point (e.g. the soup is PEO when ϕ = 0); '' when none."""
+    same = same_model_columns(columns, info["lambda_help"], info["c_help"], info["c_harm"])
+    return "; ".join(f"{CHAT_COLUMNS[col]} = {CHAT_COLUMNS[other]} at this point" for col, other in same.items())
 
 
 def split_phrase(stats: dict, data: AppData) -> str:
@@ -187,18 +206,32 @@ def trim_history(count_tokens, history: list[dict], message: str, budget: int) -
         dropped += 1
 
 
+@dataclass(frozen=True)
+class AnswerTag:
+    """What produced an answer, shown with it on the page and never fed back to the model."""
+
+    coefficients: tuple[float, float] | None  # (c_help, c_harm) of a column that follows the pick; None: fixed model
+    cut_at: int | None = None  # max_new_tokens, when the answer stopped there without EOS
+
+
 @dataclass
 class ChatState:
-    """Per-session chat: each column's history (what the model sees) and the scores of its answers."""
+    """Per-session chat: each column's history (what the model sees), the scores and tags of its answers, and
+    the point of the last turn (to start fresh when it changes)."""
 
     histories: dict[str, list[dict]] = field(default_factory=dict)
     scores: dict[str, list[tuple[float, float] | None]] = field(default_factory=dict)
-    notes: dict[str, list[str]] = field(default_factory=dict)
+    tags: dict[str, list[AnswerTag | None]] = field(default_factory=dict)
+    point: tuple[float, float, float] | None = None  # (λ, c_help, c_harm) of the last turn: what PEO and soup were
 
     def copy(self) -> "ChatState":
         return ChatState({k: list(v) for k, v in self.histories.items()},
                          {k: list(v) for k, v in self.scores.items()},
-                         {k: list(v) for k, v in self.notes.items()})
+                         {k: list(v) for k, v in self.tags.items()}, self.point)
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.histories.values())
 
 
 @dataclass
@@ -210,15 +243,46 @@ class ChatStep:
     scores: dict[str, tuple[float, float] | None] = field(default_factory=dict)
     state: ChatState | None = None
     info: str = ""
+    cut: dict[str, bool] = field(default_factory=dict)  # on the last step: answers cut at max_new_tokens
+
+
+def point_key(info: dict) -> tuple[float, float, float]:
+    """(λ, c_help, c_harm) rounded: two picks with the same key give the PEO and soup columns the same models."""
+    return round(info["lambda_help"], 6), round(info["c_help"], 6), round(info["c_harm"], 6)
+
+
+def starts_fresh(state: ChatState | None, info: dict, fresh_on_new_point: bool) -> bool:
+    """Whether a turn at the point `info` starts from an empty chat: asked for, and the chat so far was at
+    another point."""
+    return (fresh_on_new_point and state is not None and not state.empty and state.point is not None
+            and state.point != point_key(info))
+
+
+def answer_tag(col: str, info: dict, cut_at: int | None) -> AnswerTag:
+    """The tag of `col`'s answer at the picked point: its coefficients when the column follows the pick."""
+    coefficients = None
+    if col in FOLLOWS_POINT:
+        scales = column_scales(col, info["lambda_help"], info["c_help"], info["c_harm"])
+        coefficients = (scales.get("help", 0.0), scales.get("harm", 0.0))
+    return AnswerTag(coefficients, cut_at)
+
+
+def _kept(old: list, n_kept: int) -> list:
+    """The last `n_kept` items of a column's per-answer list (its oldest answers were trimmed from the history)."""
+    return old[len(old) - n_kept:] if n_kept else []
 
 
 def chat_stream(app: App, message, columns, point, settings: GenerationSettings | dict | None = None,
-                state: ChatState | None = None) -> Iterator[ChatStep]:
+                state: ChatState | None = None, *, fresh_on_new_point: bool = False,
+                stop: StopSignal | None = None) -> Iterator[ChatStep]:
     """Send `message` to every chosen column at once; yields ChatSteps, the last one `done` with the scores.
 
     point: (λ, ϕ_help, ϕ_harm) of the picked PEO policy (also sets the soup column's λ).
     Each column keeps its own history in `state` (trimmed to the context); the state passed in is not modified,
-    the final step carries the new one.
+    the final step carries the new one. With `fresh_on_new_point`, a turn at another point than the last one
+    starts from an empty chat (else the new policy continues the old one's conversation; its answers stay tagged
+    with their point). Setting `stop` or closing this iterator ends generation within a step and frees the model
+    (peo.generation.stream_batch); a stopped turn leaves no trace in the state.
     """
     message = check_message(message)
     columns = check_columns(columns)
@@ -226,12 +290,16 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
     if not isinstance(settings, GenerationSettings):
         settings = check_settings(**(settings or {}), defaults=app.default_settings)
     state = state.copy() if state is not None else ChatState()
+    notes = []
+    if starts_fresh(state, info, fresh_on_new_point):
+        state = ChatState()
+        notes.append("the point changed: started a fresh chat")
     app.engine.wait_ready()
     tokenizer = app.engine.tokenizer
     if len(tokenizer(message, add_special_tokens=False)["input_ids"]) > MAX_MESSAGE_TOKENS:
         raise AppInputError(f"Your message is longer than {MAX_MESSAGE_TOKENS} tokens; shorten it and send again.")
     budget = app.engine.context_limit - settings.max_new_tokens
-    prompts, scales, notes = [], [], []
+    prompts, scales = [], []
     for col in columns:
         messages, dropped = trim_history(app.engine.prompt_tokens, state.histories.get(col, []), message, budget)
         prompts.append(messages)
@@ -239,34 +307,44 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
         if dropped:
             notes.append(f"{CHAT_COLUMNS[col]}: dropped the {dropped} oldest turn(s) to fit the context")
     timing: dict = {}
+    outcome: dict = {}
     start = time.perf_counter()
     final: list[str] = []
-    for texts in app.engine.stream(prompts, scales, settings, (info["c_help"], info["c_harm"]), timing):
-        final = texts
-        yield ChatStep(texts=dict(zip(columns, texts)))
+    stream = app.engine.stream(prompts, scales, settings, (info["c_help"], info["c_harm"]), timing, stop=stop,
+                               outcome=outcome)
+    try:
+        for texts in stream:
+            final = texts
+            yield ChatStep(texts=dict(zip(columns, texts)))
+    finally:  # closed early (a cancelled turn): close the generation now, not whenever it is collected
+        stream.close()
     gen_seconds = time.perf_counter() - start
     final = [t.strip() for t in final]
+    cut = dict(zip(columns, outcome.get("cut") or [False] * len(columns)))
     start = time.perf_counter()
     scored = app.engine.score(prompts, final)
     score_seconds = time.perf_counter() - start
     scores = {c: ((scored[0][i], scored[1][i]) if scored else None) for i, c in enumerate(columns)}
     for col, messages, answer in zip(columns, prompts, final):
         state.histories[col] = messages + [{"role": "assistant", "content": answer}]
-        old_scores = state.scores.get(col, [])
         keep = (len(messages) - 1) // 2  # assistant turns still in the history
-        state.scores[col] = old_scores[len(old_scores) - keep:] if keep else []
-        state.scores[col].append(scores[col])
+        state.scores[col] = _kept(state.scores.get(col, []), keep) + [scores[col]]
+        tags = _kept(state.tags.get(col, []), keep)
+        state.tags[col] = [None] * (keep - len(tags)) + tags + [
+            answer_tag(col, info, settings.max_new_tokens if cut[col] else None)]
+    state.point = point_key(info)
     form = timing.get("form_seconds", 0.0)
     how = "merged weights" if app.engine.form == "merged" else "adapter scales only"
     text = (f"policy formed in {form * 1000:.1f} ms ({how}); {len(columns)} column(s) generated in one batch in "
             f"{gen_seconds:.1f} s; scored in {score_seconds:.1f} s")
     if notes:
         text += ". " + "; ".join(notes)
-    yield ChatStep(texts=dict(zip(columns, final)), done=True, scores=scores, state=state, info=text)
+    yield ChatStep(texts=dict(zip(columns, final)), done=True, scores=scores, state=state, info=text, cut=cut)
 
 
 def chat(app: App, message, columns, point, settings=None, state: ChatState | None = None) -> dict:
-    """Non-streaming chat (the /chat API): column → {answer, reward, cost, loops}."""
+    """Non-streaming chat (the /chat API): column → {answer, reward, cost, loops, cut} (cut: the answer stopped
+    at max_new_tokens without ending)."""
     last = None
     for last in chat_stream(app, message, columns, point, settings, state):
         pass
@@ -275,31 +353,25 @@ def chat(app: App, message, columns, point, settings=None, state: ChatState | No
     for col, text in last.texts.items():
         score = last.scores.get(col)
         out[col] = {"answer": text, "reward": score[0] if score else None, "cost": score[1] if score else None,
-                    "loops": loops(text)}
+                    "loops": loops(text), "cut": last.cut.get(col, False)}
     return out
 
 
-def score_line(score: tuple[float, float] | None, answer: str) -> str:
-    """The line under a chat answer: its live reward and cost, and 'loops' when the answer loops (the scores of
-    a looping answer say little: peo.answer_checks)."""
-    parts = [f"reward {score[0]:+.3f}", f"cost {score[1]:+.3f}"] if score else []
-    if loops(answer):
-        parts.append("loops")
-    return " · ".join(parts)
+def score_line(score: tuple[float, float] | None, answer: str, reference=None, cut: bool | None = False) -> str:
+    """The line under a chat answer: its live reward and cost, each placed within the reference's scores on the
+    test prompts when `reference` is given (App.reference_scores), and flagged when the
+    answer is empty, was cut at the token limit (`cut`: known from generation; the page marks it beside the
+    answer) or loops (the scores of such an answer say little)."""
+    from app import score_context
+
+    return score_context.live_score_line(score, answer, reference, cut=cut)
 
 
 # ---------------------------------------------------------------- export
 
-_EXPORT_ROOT: Path | None = None
-
-
 def export_root() -> Path:
-    """A temp folder the app owns (removed at exit); every export gets a fresh folder inside it."""
-    global _EXPORT_ROOT
-    if _EXPORT_ROOT is None:
-        _EXPORT_ROOT = Path(tempfile.mkdtemp(prefix="peo-app-exports-"))
-        atexit.register(shutil.rmtree, _EXPORT_ROOT, ignore_errors=True)
-    return _EXPORT_ROOT
+    """The app's own temp folder (app/exports.py): exports and Gradio's copies of them, removed at exit."""
+    return export_store.root()
 
 
 def export_zip(app: App, what: str, point, fmt: str = "adapter") -> Path:
@@ -311,7 +383,7 @@ def export_zip(app: App, what: str, point, fmt: str = "adapter") -> Path:
     if what == REFERENCE and fmt == "adapter":
         raise AppInputError("The reference policy has no adapter: export it as a merged model.")
     info = app.data.point_info(*point) if what == PEO else None
-    folder = Path(tempfile.mkdtemp(prefix="export-", dir=export_root()))
+    folder = export_store.new_folder()  # expired exports are removed first
     try:
         if info is not None:
             p = (info["lambda_help"], info["phi_help"], info["phi_harm"])
@@ -324,8 +396,11 @@ def export_zip(app: App, what: str, point, fmt: str = "adapter") -> Path:
         shutil.rmtree(folder, ignore_errors=True)
         raise AppInputError(f"Export failed: {err}") from None
     out = Path(out)
-    archive = shutil.make_archive(str(folder / name), "zip", root_dir=out.parent, base_dir=out.name)
-    shutil.rmtree(out, ignore_errors=True)
+    try:
+        archive = shutil.make_archive(str(folder / name), "zip", root_dir=out.parent, base_dir=out.name)
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+    export_store.admit(folder)  # under the size cap: older exports go first; one too large alone is refused
     return Path(archive)
 
 

@@ -27,7 +27,8 @@ ANSWER_COLUMNS = ("model_id", "prompt_kind", "prompt", "split", "answer", "rewar
                   "n_words")
 FRONTS_KEYS = ("max_loop_share", "n_prompts", "fronts", "difference")
 ANSWER_TABLE_COLUMNS = ["split", "kind", "prompt", "answer", "reward", "cost", "loops", "refuses"]
-FRONT_TABLE_COLUMNS = ["λ", "ϕ_help", "ϕ_harm", "c_help", "c_harm", "reward", "cost", "loops", "model_id"]
+FRONT_TABLE_COLUMNS = ["picked", "λ", "ϕ_help", "ϕ_harm", "c_help", "c_harm", "reward", "cost", "loops", "model_id"]
+PICKED_MARK = "★"  # the front table's row of the picked model (the figure's star)
 
 
 class AppInputError(PeoError, ValueError):
@@ -159,9 +160,13 @@ class AppData:
             "on_front": mid in self.front_model_ids(PEO),
         }
 
-    def front_table(self) -> pd.DataFrame:
-        """The PEO front (chosen on dev, test figures), one row per model: what the table lets you pick."""
-        rows = [[p["lambda_help"], p["phi_help"], p["phi_harm"], p["c_help"], p["c_harm"],
+    def front_table(self, picked_model_id: str | None = None) -> pd.DataFrame:
+        """The PEO front (chosen on dev, test figures), one row per model: what the table lets you pick.
+
+        The picked model's row is marked in the first column, as the figure marks it with a star.
+        """
+        rows = [[PICKED_MARK if p["model_id"] == picked_model_id else "",
+                 p["lambda_help"], p["phi_help"], p["phi_harm"], p["c_help"], p["c_harm"],
                  round(float(p["reward_mean"]), 3), round(float(p["cost_mean"]), 3), f"{float(p['loop_share']):.0%}",
                  p["model_id"]] for p in self.front(PEO).get("points", [])]
         return pd.DataFrame(rows, columns=FRONT_TABLE_COLUMNS)

@@ -24,9 +24,9 @@ import torch
 
 from peo.assets import Assets, default_device, load_policy_mix
 from peo.chat_template import encode_chat
-from peo.generation import GenerationSettings, Row, stream_batch
+from peo.generation import GenerationSettings, Row, StopSignal, stream_batch
 from peo.model_source import resolve_base_model
-from peo.names import ASPECTS, BASELINE_SCALES, CHAT_COLUMNS, JOINT, PEO, SOUP
+from peo.names import ASPECTS, BASELINE_SCALES, CHAT_COLUMNS, EXPO, EXPO_CHAT_ALPHA, JOINT, PEO, SOUP
 
 log = logging.getLogger("app")
 
@@ -34,15 +34,45 @@ log = logging.getLogger("app")
 def column_scales(column: str, lambda_help: float, c_help: float, c_harm: float) -> dict[str, float]:
     """Adapter scales of a chat column for the picked point (λ, and its coefficients c_help, c_harm).
 
-    The PEO and soup columns follow the picked point; every other column is a fixed model (BASELINE_SCALES).
+    The PEO and soup columns follow the picked point; every other column is a fixed model (BASELINE_SCALES, and
+    ExPO at EXPO_CHAT_ALPHA).
     """
     if column == PEO:
         return {"help": c_help, "harm": c_harm}
     if column == SOUP:
         return {"help": lambda_help, "harm": 1.0 - lambda_help}
+    if column == EXPO:
+        return {JOINT: EXPO_CHAT_ALPHA}
     if column in BASELINE_SCALES:
         return dict(BASELINE_SCALES[column])  # a copy: callers may change it
     raise KeyError(f"unknown column {column!r}; known: {', '.join(CHAT_COLUMNS)}")
+
+
+FOLLOWS_POINT: tuple[str, ...] = (PEO, SOUP)  # the columns whose model changes with the pick (column_scales)
+SAME_TOL = 1e-6  # scales closer than this are the same model
+
+
+def _model_key(scales: Mapping[str, float]) -> tuple:
+    """The model a set of adapter scales is: zero scales dropped, so {} (ref) = {"help": 0, "harm": 0}."""
+    return tuple(sorted((name, round(float(x) / SAME_TOL)) for name, x in scales.items()
+                        if abs(float(x)) > SAME_TOL))
+
+
+def same_model_columns(columns: Sequence[str], lambda_help: float, c_help: float, c_harm: float) -> dict[str, str]:
+    """column → the earlier column (in `columns`' order) that is the same model at this point.
+
+    E.g. the soup at the default point (ϕ = 0) is PEO, PEO at c = (1, 0) is DPO-Help, at c = (0, 0) the reference.
+    Columns that are a model of their own are left out.
+    """
+    first: dict[tuple, str] = {}
+    same: dict[str, str] = {}
+    for col in columns:
+        key = _model_key(column_scales(col, lambda_help, c_help, c_harm))
+        if key in first:
+            same[col] = first[key]
+        else:
+            first[key] = col
+    return same
 
 
 class _FormThenHold:
@@ -171,12 +201,14 @@ class Engine:
         return rows
 
     def stream(self, prompts: Sequence[list[dict]], scales: Sequence[Mapping[str, float]],
-               settings: GenerationSettings, point: tuple[float, float], timing: dict | None = None
-               ) -> Iterator[list[str]]:
+               settings: GenerationSettings, point: tuple[float, float], timing: dict | None = None,
+               stop: StopSignal | None = None, outcome: dict | None = None) -> Iterator[list[str]]:
         """Every row's text after each step (one batched generation); the last item is the final answers.
 
         `point` is the picked (c_help, c_harm): in the merged form it is written into the weights first, and
         `timing["form_seconds"]` says how long that took (0 for the adapters form: scales only).
+        Setting `stop`, or closing this iterator, ends generation after the current step and frees the model
+        lock (peo.generation.stream_batch); `outcome["cut"]` says which answers were cut at max_new_tokens.
         """
         self.wait_ready()
         timing = timing if timing is not None else {}
@@ -191,7 +223,8 @@ class Engine:
             timing["form_seconds"] = time.perf_counter() - start
 
         rows = [Row(messages=list(p), scales=s) for p, s in zip(prompts, self._row_scales(scales, point))]
-        yield from stream_batch(self.mix, self.tokenizer, rows, settings, lock=_FormThenHold(self.lock, form))
+        yield from stream_batch(self.mix, self.tokenizer, rows, settings, lock=_FormThenHold(self.lock, form),
+                                stop=stop, outcome=outcome)
 
     def score(self, prompts: Sequence[list[dict]], answers: Sequence[str]) -> tuple[list[float], list[float]] | None:
         """(rewards, costs) of the answers, or None when the evaluators are not loaded."""

@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 
 from app.data import AppData, over_loop_limit
 from peo.evaluation_stats import finite_or_none
-from peo.names import BASELINE_LABELS, JOINT, PEO, REFERENCE, SOUP
+from peo.names import BASELINE_LABELS, EXPO, JOINT, PEO, REFERENCE, SOUP
 from peo.plot_style import COLORS
 
 X_TITLE = "cost (harmfulness) ← lower is better"
@@ -28,6 +28,8 @@ OPEN = "-open"  # plotly's suffix for the hollow version of a marker symbol
 FRONT_NAME = "PEO Pareto front"
 UNFILTERED_NAME = "PEO front without the loop filter"
 PICKED_NAME = "picked point"
+SCORED_NAME = "scored on demand (this session)"
+ERROR_BAR_WIDTH = 0.8
 # the JS click handler reads the point from the first three and model_id (app/ui.py, app/screenshots.py)
 CUSTOM_FIELDS = ("lambda_help", "phi_help", "phi_harm", "model_id", "c_help", "c_harm", "reward_se", "cost_se",
                  "split", "loop_share", "refusal_share", "over_refusal_share", "mean_words", "others")
@@ -99,8 +101,27 @@ def _trace(name: str, models: list[tuple[str, pd.DataFrame]], limit: float, colo
     return go.Scatter(
         x=[float(r["cost_mean"]) for r in firsts], y=[float(r["reward_mean"]) for r in firsts],
         customdata=[custom_data(r, r, _others(rows)) for r, (_, rows) in zip(firsts, models)],
+        error_x=error_bars([r["cost_se"] for r in firsts], color),
+        error_y=error_bars([r["reward_se"] for r in firsts], color),
         hovertemplate=HOVER, meta=name, name=name,
         marker=_marker(models, limit, color, symbol, **(marker_style or {})), **kwargs)
+
+
+def error_bars(standard_errors, color: str) -> dict:
+    """± one standard error (the hover's ±), thin and capless so 50 points stay readable; none where unknown."""
+    return {"type": "data", "array": [finite_or_none(se) or 0.0 for se in standard_errors], "visible": True,
+            "color": color, "thickness": ERROR_BAR_WIDTH, "width": 0}
+
+
+def scored_trace(scored: list[dict]) -> go.Scatter:
+    """Off-grid points scored on demand in this session: their own marker, test figures, the same hover."""
+    color = COLORS["offgrid"]
+    return go.Scatter(
+        x=[p["cost_mean"] for p in scored], y=[p["reward_mean"] for p in scored],
+        customdata=[custom_data(p, p) for p in scored], hovertemplate=HOVER, meta=SCORED_NAME, name=SCORED_NAME,
+        mode="markers", error_x=error_bars([p["cost_se"] for p in scored], color),
+        error_y=error_bars([p["reward_se"] for p in scored], color),
+        marker={"color": color, "size": 14, "symbol": "diamond", "line": {"width": 1.5, "color": "#333"}})
 
 
 def _front_models(peo: list[tuple[str, pd.DataFrame]], ids: list[str]) -> list[tuple[str, pd.DataFrame]]:
@@ -126,24 +147,49 @@ def hypervolume_text(data: AppData) -> str:
     diff = data.fronts["difference"]
     head += f": {diff['value']:.3g}{_interval(diff.get('interval'))}" if diff else ": not computed"
     parts = []
-    for name, label in ((PEO, "PEO"), (SOUP, "soup")):
+    for name, label in ((PEO, "PEO"), (SOUP, "soup"), (EXPO, "ExPO")):
         hv = data.hypervolume(name)
         if hv is not None:
             parts.append(f"{label} {hv[0]:.3g}{_interval(hv[1])}")
     fronts = "hypervolumes: " + " · ".join(parts) if parts else "no front in these assets"
+    vs_expo = data.fronts.get("difference_vs_expo")
+    if vs_expo:
+        fronts += f"  \nPEO − ExPO: {vs_expo['value']:.3g}{_interval(vs_expo.get('interval'))}"
     return f"**{head}** ({ci:.0%} bootstrap intervals)  \n{fronts}"
 
 
-def _picked_trace(picked: dict) -> go.Scatter:
-    stats = picked["precomputed"]
-    return go.Scatter(x=[stats["cost_mean"]], y=[stats["reward_mean"]], customdata=[custom_data(picked, stats)],
-                      hovertemplate=HOVER, meta="picked", name=PICKED_NAME, mode="markers",
-                      marker={"color": COLORS["picked"], "size": 20, "symbol": "star",
-                              "line": {"width": 1.5, "color": "#333"}})
+def nearest_evaluated(data: AppData, picked: dict) -> str | None:
+    """The evaluated model nearest the picked point in coefficient space (c_help, c_harm); None when none is."""
+    grid = data.grid[data.grid["method"] != JOINT].dropna(subset=["c_help", "c_harm"])
+    if grid.empty:
+        return None
+    distance = (grid["c_help"] - picked["c_help"]) ** 2 + (grid["c_harm"] - picked["c_harm"]) ** 2
+    return str(grid.loc[distance.idxmin(), "model_id"])
 
 
-def front_figure(data: AppData, picked: dict | None = None) -> go.Figure:
-    """All evaluated points, the PEO and soup fronts, baselines, and the picked point (when it was evaluated)."""
+def _picked_trace(picked: dict, data: AppData, scored: list[dict] | None = None) -> go.Scatter | None:
+    """The star of the picked point: at its scores (precomputed, or scored on demand this session); an off-grid
+    point that has none is drawn hollow at the nearest evaluated point, and its name and hover say so."""
+    stats = picked["precomputed"] or next((p for p in scored or () if p["model_id"] == picked["model_id"]), None)
+    star = {"color": COLORS["picked"], "size": 20, "symbol": "star", "line": {"width": 1.5, "color": "#333"}}
+    if stats is not None:
+        return go.Scatter(x=[stats["cost_mean"]], y=[stats["reward_mean"]], customdata=[custom_data(picked, stats)],
+                          hovertemplate=HOVER, meta="picked", name=PICKED_NAME, mode="markers", marker=star)
+    near = nearest_evaluated(data, picked)
+    near_stats = data.model_stats(near) if near else None
+    if near_stats is None or near_stats["cost_mean"] is None or near_stats["reward_mean"] is None:
+        return None
+    hover = (f"<b>picked {picked['model_id']}</b>: off the grid, not evaluated<br>drawn at the nearest evaluated "
+             f"point {near}, not at its own scores<extra></extra>")
+    return go.Scatter(x=[near_stats["cost_mean"]], y=[near_stats["reward_mean"]],
+                      customdata=[custom_data(picked, near_stats)], hovertemplate=hover, meta="picked",
+                      name=f"{PICKED_NAME} (off the grid: at the nearest evaluated point)", mode="markers",
+                      marker={**star, "symbol": "star" + OPEN, "line": {"width": 2.5, "color": COLORS["picked"]}})
+
+
+def front_figure(data: AppData, picked: dict | None = None, scored: list[dict] | None = None) -> go.Figure:
+    """All evaluated points, the PEO and soup fronts, baselines, the points scored on demand in this session
+    (app/offgrid_scoring) and the picked point (when it was evaluated). Error bars: ± one standard error."""
     grid = data.grid.copy()
     grid["model_id"] = grid["model_id"].astype(str)
     limit = data.max_loop_share
@@ -163,6 +209,12 @@ def front_figure(data: AppData, picked: dict | None = None) -> go.Figure:
     if soup:
         fig.add_trace(_trace("weight soup (ϕ = 0), λ 0 → 1", soup, limit, COLORS[SOUP], mode="lines+markers",
                              line={"color": COLORS[SOUP], "width": 2, "dash": "dash"}, marker_style={"size": 7}))
+    expo = sorted(_method_models(grid, EXPO), key=lambda m: float(m[1].iloc[0]["expo_alpha"]))
+    if expo:
+        alphas = ", ".join(f"{float(rows.iloc[0]['expo_alpha']):g}" for _, rows in expo)
+        fig.add_trace(_trace(f"ExPO θ_ref + α·Δ_joint, α = {alphas}", expo, limit, COLORS[EXPO], "diamond",
+                             mode="lines+markers", line={"color": COLORS[EXPO], "width": 1.5, "dash": "dashdot"},
+                             marker_style={"size": 7}))
     for method, label in BASELINE_LABELS.items():
         rows = grid[grid["method"] == method]
         if rows.empty:
@@ -172,12 +224,17 @@ def front_figure(data: AppData, picked: dict | None = None) -> go.Figure:
                              marker_style={"size": 13, "line": {"width": 1, "color": "white"}}))
     if any(over_loop_limit(finite_or_none(share), limit) for share in grid["loop_share"]):
         fig.add_trace(_loop_legend(limit))
+    if scored:
+        fig.add_trace(scored_trace(scored))
     has_scores = bool(picked and picked.get("precomputed"))
-    if has_scores:
-        fig.add_trace(_picked_trace(picked))
-    title = "Scores on the test prompts (points run on dev prompts only: dev scores, see the hover)"
+    star = _picked_trace(picked, data, scored) if picked else None
+    if star is not None:
+        fig.add_trace(star)
+    title = "Scores on the test prompts ± one standard error (points run on dev prompts only: dev scores)"
     if picked and not has_scores:
-        title += f"<br><sup>picked {picked['model_id']} is off-grid: no precomputed score to show</sup>"
+        on_demand = any(p["model_id"] == picked["model_id"] for p in scored or ())
+        title += (f"<br><sup>picked {picked['model_id']} is off-grid: "
+                  + ("scored on demand (diamond)</sup>" if on_demand else "no precomputed score to show</sup>"))
     fig.update_layout(
         title={"text": title, "x": 0.01, "font": {"size": 15}},
         xaxis_title=X_TITLE, yaxis_title=Y_TITLE, template="plotly_white", height=520,
@@ -189,9 +246,9 @@ def front_figure(data: AppData, picked: dict | None = None) -> go.Figure:
     return fig
 
 
-def figure_json(data: AppData, picked: dict | None = None) -> str:
-    return front_figure(data, picked).to_json()
+def figure_json(data: AppData, picked: dict | None = None, scored: list[dict] | None = None) -> str:
+    return front_figure(data, picked, scored).to_json()
 
 
-def figure_dict(data: AppData, picked: dict | None = None) -> dict:
-    return json.loads(figure_json(data, picked))
+def figure_dict(data: AppData, picked: dict | None = None, scored: list[dict] | None = None) -> dict:
+    return json.loads(figure_json(data, picked, scored))

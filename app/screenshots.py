@@ -89,6 +89,10 @@ def send_message(page, text: str, columns=CHAT_COLUMNS, timeout_ms: int = 180_00
             " && /cost [+-]/.test(el.innerText); }", arg=col, timeout=timeout_ms)
 
 
+PANELS = (("#context-panel", "context.png"), ("#compare-panel", "compare.png"),
+          ("#coefficient-panel", "coefficients.png"))
+
+
 def take_screenshots(url: str, out: Path, message: str, executable: str = CHROMIUM) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
@@ -113,9 +117,16 @@ def take_screenshots(url: str, out: Path, message: str, executable: str = CHROMI
                 page.wait_for_function(
                     "b => document.querySelector('#front-plot .peo-front-plot').dataset.picked !== b", arg=before,
                     timeout=30_000)
+                page.evaluate("window.scrollTo(0, 0)")  # the table click scrolled the figure's top away
                 page.wait_for_timeout(500)
                 paths.append(out / "picked.png")
                 page.screenshot(path=str(paths[-1]))
+            for panel, name in PANELS:  # closed accordions: open each, then take it alone
+                if page.locator(panel).count():
+                    page.locator(panel).locator("button").first.click()
+                    page.wait_for_timeout(2_000)
+                    paths.append(out / name)
+                    page.locator(panel).screenshot(path=str(paths[-1]))
             send_message(page, message)
             paths.append(out / "chat.png")
             page.screenshot(path=str(paths[-1]), full_page=True)

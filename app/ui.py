@@ -10,6 +10,8 @@ Named API endpoints for gradio_client: `/pick` and `/chat` (see `pick_api` and `
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +20,17 @@ import pandas as pd
 import plotly
 
 from app import callbacks as cb
-from app.data import AppData, AppInputError
+from app.context_panel import context_panel
+from app.data import PICKED_MARK, AppData, AppInputError
+from app.engine import same_model_columns
 from app.figure import CUSTOM_FIELDS, figure_json, hypervolume_text
+from app.research_views import research_views, wire_views
+from app.share_link import share_panel, wire_share_link
+from app.votes_panel import votes_panel, wire_votes
+from peo.errors import PeoError
+from peo.generation import GenerationStopped
 from peo.names import BASELINE_LABELS, CHAT_COLUMNS, DEFAULT_CHAT_COLUMNS, PEO
+from peo.votes import VoteStore
 
 log = logging.getLogger("app")
 
@@ -59,8 +69,16 @@ watch('value', draw);
 # split, kind, prompt, answer, reward, cost, loops, refuses: the prompt narrow, the answer wide
 ANSWER_COLUMN_WIDTHS = ["6%", "6%", "22%", "42%", "7%", "7%", "5%", "5%"]
 
+# (grid axis, slider label, symbol, element id prefix) of the three picker axes, in the order pick() takes them
+AXES = (("lambda_help", "λ (help vs harm)", "λ", "lambda"),
+        ("phi_help", "ϕ_help (extrapolation)", "ϕ_help", "phi-help"),
+        ("phi_harm", "ϕ_harm (extrapolation)", "ϕ_harm", "phi-harm"))
+CHAT_MIN_WIDTH = 150  # px: six chat columns side by side in a 1400 px window
+STOPPED = "Stopped: the turn was cancelled; its partial answers are not kept in the chat history."
+
 CSS = """
 .peo-front-plot { width: 100%; min-height: 520px; }
+.peo-axis input[type=number] { display: none; }
 .peo-status { font-size: 0.9em; color: #555; }
 """
 
@@ -80,18 +98,36 @@ def decoding_note(defaults: dict) -> str:
     return note + (f"; no {n}-gram is repeated in an answer." if n else ".")
 
 
-def render_column(state: cb.ChatState, col: str, pending: tuple[str, str] | None = None) -> list[dict]:
-    """Chatbot messages of one column: its history, each answer followed by its live reward, cost and loop check."""
+def tag_line(tag: cb.AnswerTag | None) -> str:
+    """The point that produced an answer, for a column that follows the pick: 'at c = (c_help, c_harm)'."""
+    if tag is None or tag.coefficients is None:
+        return ""
+    return f"at c = ({tag.coefficients[0]:g}, {tag.coefficients[1]:g})"
+
+
+def render_column(state: cb.ChatState, col: str, pending: tuple[str, str] | None = None,
+                  reference=None) -> list[dict]:
+    """Chatbot messages of one column: its history, each answer followed by the point that produced it (columns
+    that follow the pick), its live reward, cost and checks, and a marker when it was cut at the token limit.
+    What is added here is shown only: the history fed back to the model keeps the bare answers."""
     out: list[dict] = []
     history = state.histories.get(col, [])
     n_answers = sum(1 for m in history if m["role"] == "assistant")
-    scores = state.scores.get(col, [])
-    scores = iter([None] * (n_answers - len(scores)) + list(scores))  # answers older than the kept scores: none
+
+    def aligned(items: list) -> Iterator:  # answers older than the kept items: none
+        return iter([None] * (n_answers - len(items)) + list(items))
+
+    scores, tags = aligned(state.scores.get(col, [])), aligned(state.tags.get(col, []))
     for m in history:
         if m["role"] == "assistant":
-            line = cb.score_line(next(scores), m["content"])
-            tail = f"\n\n*{line}*" if line else ""
-            out.append({"role": "assistant", "content": (m["content"] or "(empty answer)") + tail})
+            tag = next(tags)
+            body = m["content"] or "(empty answer)"
+            if tag is not None and tag.cut_at is not None:
+                body += f" … [cut at {tag.cut_at} tokens]"
+            score = cb.score_line(next(scores), m["content"], reference, cut=False)
+            lines = [line for line in (tag_line(tag), score) if line]
+            tail = "".join(f"\n\n*{line}*" for line in lines)
+            out.append({"role": "assistant", "content": body + tail})
         else:
             out.append({"role": m["role"], "content": m["content"]})
     if pending is not None:
@@ -114,11 +150,18 @@ class Picker:
     """The components that pick a point and show it: the events (wire_pick) read and update these."""
 
     plot: gr.HTML
-    sliders: list[gr.Slider]  # λ, ϕ_help, ϕ_harm: the order do_pick takes them in
+    sliders: list[gr.Slider]  # λ, ϕ_help, ϕ_harm (AXES' order): dragged, always in range
+    boxes: list[gr.Number]  # the same, typed: any value, checked before anything is picked
     pick_btn: gr.Button
+    status: gr.Markdown  # why a typed value was refused
     summary: gr.Markdown
     front_table: gr.Dataframe
     answers: gr.Dataframe
+
+    def outputs(self, point_state: gr.State) -> list:
+        """What every pick updates, in pick_updates' order."""
+        return [*self.sliders, *self.boxes, self.plot, self.summary, self.answers, self.front_table, point_state,
+                self.status]
 
 
 @dataclass
@@ -130,8 +173,10 @@ class ChatPanel:
     chatbots: dict[str, gr.Chatbot]
     message: gr.Textbox
     send: gr.Button
+    stop: gr.Button
     clear: gr.Button
-    status: gr.Markdown
+    fresh: gr.Checkbox  # start a fresh chat when the point changes
+    status: gr.Markdown  # beside the message box: progress, timings and refused inputs
 
 
 @dataclass
@@ -158,30 +203,38 @@ def intro(data: AppData) -> None:
 
 
 def picker_panel(data: AppData, start: tuple[float, float, float], start_info: dict) -> Picker:
-    """The figure beside the sliders and the front table, so each way to pick a point is in view of the others."""
-    lam_lo, lam_hi = data.axis_range("lambda_help")
-    ph_lo, ph_hi = data.axis_range("phi_help")
-    pa_lo, pa_hi = data.axis_range("phi_harm")
+    """The figure beside the sliders and the front table, so each way to pick a point is in view of the others.
+
+    Each axis has a slider (dragging stays in range) and a box to type a value. The sliders' own number boxes are
+    hidden (CSS): the browser clamps a typed out-of-range value there and the clamped value got picked; a typed
+    value goes through the boxes, where a refused one picks nothing (pick_updates).
+    """
+    sliders, boxes = [], []
     with gr.Row():
         with gr.Column(scale=3):
             plot = gr.HTML(figure_json(data, start_info), html_template='<div class="peo-front-plot"></div>',
                            js_on_load=PLOT_JS, head=plotly_head(), elem_id="front-plot", apply_default_css=False)
             gr.Markdown(hypervolume_text(data), elem_id="hypervolumes")
         with gr.Column(scale=2):
-            lam = gr.Slider(lam_lo, lam_hi, value=start[0], step=0.01, label="λ (help vs harm)",
-                            elem_id="lambda-slider")
-            phi_help = gr.Slider(ph_lo, ph_hi, value=start[1], step=0.01, label="ϕ_help (extrapolation)",
-                                 elem_id="phi-help-slider")
-            phi_harm = gr.Slider(pa_lo, pa_hi, value=start[2], step=0.01, label="ϕ_harm (extrapolation)",
-                                 elem_id="phi-harm-slider")
+            for (axis, label, symbol, key), value in zip(AXES, start):
+                lo, hi = data.axis_range(axis)
+                with gr.Row(equal_height=True):
+                    sliders.append(gr.Slider(lo, hi, value=value, step=0.01, label=label, scale=4, buttons=[],
+                                             elem_id=f"{key}-slider", elem_classes=["peo-axis"]))
+                    boxes.append(gr.Number(value, label=f"{symbol} in [{lo:g}, {hi:g}]", scale=1, min_width=100,
+                                           elem_id=f"{key}-input"))
             pick_btn = gr.Button("Pick this point", variant="primary", elem_id="pick-button")
+            status = gr.Markdown("", elem_id="pick-status", elem_classes=["peo-status"])
             summary = gr.Markdown(cb.pick_summary(start_info, data), elem_id="pick-summary")
-            front_table = gr.Dataframe(data.front_table(), interactive=False, elem_id="front-table", max_height=260,
-                                       label="PEO Pareto front (test figures; click a row to pick it)")
+            front_table = gr.Dataframe(data.front_table(start_info["model_id"]), interactive=False,
+                                       elem_id="front-table", max_height=260,
+                                       label=f"PEO Pareto front (test figures; click a row to pick it; "
+                                             f"{PICKED_MARK} = picked)")
     with gr.Accordion("Precomputed answers of the picked point", open=False):
         answers = gr.Dataframe(data.sample_answers(start_info["model_id"]), interactive=False, wrap=True,
-                               elem_id="picked-answers", max_height=400, column_widths=ANSWER_COLUMN_WIDTHS)
-    return Picker(plot, [lam, phi_help, phi_harm], pick_btn, summary, front_table, answers)
+                               elem_id="picked-answers", max_height=400, column_widths=ANSWER_COLUMN_WIDTHS,
+                               label=answers_label(start_info))
+    return Picker(plot, sliders, boxes, pick_btn, status, summary, front_table, answers)
 
 
 def chat_panel(defaults: dict) -> ChatPanel:
@@ -193,7 +246,7 @@ def chat_panel(defaults: dict) -> ChatPanel:
     with gr.Accordion("Generation settings", open=False):
         with gr.Row():
             max_new = gr.Slider(*cb.LIMITS["max_new_tokens"], value=defaults["max_new_tokens"], step=1,
-                                label="max new tokens")
+                                label="max new tokens", elem_id="max-new-tokens")
             temperature = gr.Slider(*cb.LIMITS["temperature"], value=defaults["temperature"], step=0.05,
                                     label="temperature (0 = greedy)")
             top_p = gr.Slider(*cb.LIMITS["top_p"], value=defaults["top_p"], step=0.05, label="top-p")
@@ -203,18 +256,23 @@ def chat_panel(defaults: dict) -> ChatPanel:
             seed = gr.Number(defaults["seed"], precision=0, minimum=0, maximum=cb.LIMITS["seed"][1], label="seed")
         gr.Markdown(decoding_note(defaults))
     chatbots = {}
-    with gr.Row(equal_height=True):
+    with gr.Row(equal_height=True):  # min_width: all six columns fit in one row at 1400 px
         for key, label in CHAT_COLUMNS.items():
-            chatbots[key] = gr.Chatbot(label=label, visible=key in DEFAULT_CHAT_COLUMNS, height=360, min_width=200,
-                                       elem_id=f"chat-{key}", elem_classes=["peo-chat"])
-    with gr.Row():
-        message = gr.Textbox(placeholder=f"Message (at most {cb.MAX_MESSAGE_CHARS} characters)", show_label=False,
-                             scale=5, elem_id="message", max_lines=6)
-        send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
-        clear = gr.Button("Clear chats", scale=1, elem_id="clear")
-    status = gr.Markdown("", elem_id="chat-status", elem_classes=["peo-status"])
-    return ChatPanel(columns, [max_new, temperature, top_p, seed, repetition_penalty], chatbots, message, send, clear,
-                     status)
+            chatbots[key] = gr.Chatbot(label=label, visible=key in DEFAULT_CHAT_COLUMNS, height=360,
+                                       min_width=CHAT_MIN_WIDTH, elem_id=f"chat-{key}", elem_classes=["peo-chat"])
+    with gr.Row(equal_height=True):
+        with gr.Column(scale=4):
+            message = gr.Textbox(placeholder=f"Message (at most {cb.MAX_MESSAGE_CHARS} characters)",
+                                 show_label=False, elem_id="message", max_lines=6)
+            status = gr.Markdown("", elem_id="chat-status", elem_classes=["peo-status"])
+        with gr.Column(scale=1, min_width=140):
+            send = gr.Button("Send", variant="primary", elem_id="send")
+            stop = gr.Button("Stop", variant="stop", elem_id="stop")
+        with gr.Column(scale=1, min_width=180):
+            clear = gr.Button("Clear chats", elem_id="clear")
+            fresh = gr.Checkbox(True, label="start a fresh chat when the point changes", elem_id="fresh-chat")
+    return ChatPanel(columns, [max_new, temperature, top_p, seed, repetition_penalty], chatbots, message, send, stop,
+                     clear, fresh, status)
 
 
 def export_panel() -> ExportPanel:
@@ -230,77 +288,197 @@ def export_panel() -> ExportPanel:
     return ExportPanel(what, fmt, button, file)
 
 
-def wire_pick(app: cb.App, picker: Picker, point_state: gr.State) -> None:
-    """Button, slider release, figure click and table row all end in do_pick, so every way to pick agrees."""
+def answers_label(info: dict) -> str:
+    """The answers table's label: whose answers, or why there are none (an off-grid point was never run)."""
+    if info["precomputed"] is None:
+        return (f"No precomputed answers: {info['model_id']} is off the grid (never evaluated); "
+                f"use '{cb.SCORE_BUTTON}' or chat with it")
+    return f"Precomputed answers of {info['model_id']}"
+
+
+def pick_updates(app: cb.App, values, current: dict, refused: str | None = None) -> tuple:
+    """What a pick sets, in Picker.outputs' order: sliders, boxes, figure, summary, answers, table, state, status.
+
+    A value that is refused (not a number, out of range; or `refused`, a reason found before) changes nothing:
+    the boxes go back to the current pick and the status says why.
+    """
     data = app.data
-    pick_outputs = [picker.plot, picker.summary, picker.answers, point_state]
+    try:
+        if refused:
+            raise AppInputError(refused)
+        info = cb.pick(app, *values)
+    except AppInputError as err:
+        boxes = [gr.update(value=current[axis]) for axis, *_ in AXES]
+        return (*[gr.update()] * len(AXES), *boxes, *[gr.update()] * 5,
+                f"⚠️ **Not picked:** {err}. The picked point is unchanged.")
+    point = [info[axis] for axis, *_ in AXES]
+    answers = gr.update(value=data.sample_answers(info["model_id"]), label=answers_label(info))
+    return (*point, *point, figure_json(data, info), cb.pick_summary(info, data), answers,
+            data.front_table(info["model_id"]), info, "")
 
-    def do_pick(lam, ph, pa):
-        try:
-            info = cb.pick(app, lam, ph, pa)
-        except AppInputError as err:
-            raise _error(err) from None
-        return figure_json(data, info), cb.pick_summary(info, data), data.sample_answers(info["model_id"]), info
 
-    def do_click(evt: gr.EventData):
+def wire_pick(app: cb.App, picker: Picker, point_state: gr.State) -> None:
+    """Button, typed values, slider release, figure click and table row all end in pick_updates, so every way to
+    pick agrees and a refused value picks nothing."""
+    outputs = picker.outputs(point_state)
+
+    def do_pick(lam, ph, pa, current):
+        return pick_updates(app, (lam, ph, pa), current)
+
+    def do_click(current, evt: gr.EventData):
         d = getattr(evt, "_data", None) or {}
         try:
             values = (float(d["lambda_help"]), float(d["phi_help"]), float(d["phi_harm"]))
         except (KeyError, TypeError, ValueError):
-            raise gr.Error("that marker is not a PEO grid point", print_exception=False) from None
-        return (*values, *do_pick(*values))
+            return pick_updates(app, None, current, refused="that marker is not a PEO grid point")
+        return pick_updates(app, values, current)
 
-    def do_select(table: pd.DataFrame, evt: gr.SelectData):
+    def do_select(table: pd.DataFrame, current, evt: gr.SelectData):
         row = table.iloc[evt.index[0]]
-        values = (float(row["λ"]), float(row["ϕ_help"]), float(row["ϕ_harm"]))
-        return (*values, *do_pick(*values))
+        return pick_updates(app, (row["λ"], row["ϕ_help"], row["ϕ_harm"]), current)
 
-    sliders = picker.sliders
-    picker.pick_btn.click(do_pick, sliders, pick_outputs, api_visibility="private")
-    for s in sliders:
-        s.release(do_pick, sliders, pick_outputs, api_visibility="private")
-    picker.plot.click(do_click, None, sliders + pick_outputs, api_visibility="private")
-    picker.front_table.select(do_select, picker.front_table, sliders + pick_outputs, api_visibility="private")
+    typed = [*picker.boxes, point_state]
+    picker.pick_btn.click(do_pick, typed, outputs, api_visibility="private")
+    for box in picker.boxes:
+        box.submit(do_pick, typed, outputs, api_visibility="private")
+    for slider in picker.sliders:
+        slider.release(do_pick, [*picker.sliders, point_state], outputs, api_visibility="private")
+    picker.plot.click(do_click, point_state, outputs, api_visibility="private")
+    picker.front_table.select(do_select, [picker.front_table, point_state], outputs, api_visibility="private")
+
+
+def column_labels(info: dict, columns) -> list[dict]:
+    """Each chatbot's label at this point, marking a column that is the same model as another chosen one
+    ('Soup (same λ) = PEO (picked point) at this point'), in CHAT_COLUMNS' order."""
+    chosen = [k for k in CHAT_COLUMNS if k in (columns or [])]
+    same = same_model_columns(chosen, info["lambda_help"], info["c_help"], info["c_harm"])
+    return [f"{label} = {CHAT_COLUMNS[same[k]]} at this point" if k in same else label
+            for k, label in CHAT_COLUMNS.items()]
+
+
+def check_turn(app: cb.App, defaults: dict, msg, cols, point: dict, *settings) -> tuple[dict | None, str]:
+    """(the turn to run, status): the first, non-streaming step of a chat turn. A refused input gives no turn
+    and its message for the status beside the message box, so the chatbots never show an error."""
+    try:
+        turn = {"settings": cb.check_settings(*settings, defaults=defaults), "columns": cb.check_columns(cols),
+                "message": cb.check_message(msg),
+                "point": (point["lambda_help"], point["phi_help"], point["phi_harm"])}
+        cb.pick(app, *turn["point"])
+    except AppInputError as err:
+        return None, f"⚠️ {err}"
+    return turn, "generating…"
+
+
+class TurnStops:
+    """What the Stop button reaches: the stop event of each session's running turn, by Gradio's session hash.
+
+    Stop sets it and the turn ends after the current step, reporting "Stopped" in its own status. (Gradio's
+    `cancels=` would end it too, but marks every chatbot and the message box with a red "Error" overlay.)
+    """
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> threading.Event:
+        with self._lock:
+            event = self._events[session] = threading.Event()
+        return event
+
+    def stop(self, session: str) -> bool:
+        """Whether a turn of `session` was running (and is now asked to stop)."""
+        with self._lock:
+            event = self._events.get(session)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def finish(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            if self._events.get(session) is event:
+                del self._events[session]
+
+
+def stream_turn(app: cb.App, turn: dict | None, state: cb.ChatState, fresh: bool,
+                stop: threading.Event | None = None) -> Iterator[tuple]:
+    """The streaming step of a chat turn: (one view per chat column, chat state, status, message box) after each
+    step. Errors and a Stop (`stop` set) go to the status, the chatbots going back to the chat before this turn;
+    closing this generator (what Gradio does when the page goes away) ends the generation at once too."""
+    n = len(CHAT_COLUMNS)
+    if turn is None:  # refused by check_turn: nothing to do
+        yield (*[gr.update()] * n, gr.update(), gr.update(), gr.update())
+        return
+    cols, msg = turn["columns"], turn["message"]
+    reference = app.reference_scores
+    steps = cb.chat_stream(app, msg, cols, turn["point"], turn["settings"], state, fresh_on_new_point=fresh,
+                           stop=stop)
+    try:
+        # what the answers so far are shown under: the chat so far, or nothing when this turn starts fresh
+        base = cb.ChatState() if cb.starts_fresh(state, cb.pick(app, *turn["point"]), fresh) else state
+        for step in steps:
+            if step.done:
+                views = [render_column(step.state, k, reference=reference) if k in cols else gr.update()
+                         for k in CHAT_COLUMNS]
+                yield (*views, step.state, step.info, "")
+                return
+            views = [render_column(base, k, (msg, step.texts.get(k, "")), reference) if k in cols else gr.update()
+                     for k in CHAT_COLUMNS]
+            yield (*views, gr.update(), "generating…", gr.update())
+    except (PeoError, TimeoutError, RuntimeError) as err:  # AppInputError, GenerationStopped, models not loaded
+        views = [render_column(state, k, reference=reference) if k in cols else gr.update() for k in CHAT_COLUMNS]
+        yield (*views, gr.update(), STOPPED if isinstance(err, GenerationStopped) else f"⚠️ {err}", gr.update())
+    finally:  # a cancelled turn: stop generating now and free the model for the other sessions
+        steps.close()
 
 
 def wire_chat(app: cb.App, chat: ChatPanel, point_state: gr.State, chat_state: gr.State, defaults: dict) -> None:
-    """Columns shown, messages streamed into every chosen column, and clearing: the chat's per-session events."""
+    """Columns shown and labelled, messages checked then streamed into every chosen column, Stop, clearing: the
+    chat's per-session events."""
     chatbots = list(chat.chatbots.values())
+    for bot, label in zip(chatbots, column_labels(point_state.value, chat.columns.value)):
+        bot.label = label  # the start point's labels (the soup is PEO there when ϕ starts at 0)
 
-    def show_columns(cols):
-        return [gr.update(visible=k in (cols or [])) for k in CHAT_COLUMNS]
+    def show_columns(cols, point):
+        return [gr.update(visible=k in (cols or []), label=label)
+                for k, label in zip(CHAT_COLUMNS, column_labels(point, cols))]
 
-    chat.columns.change(show_columns, chat.columns, chatbots, api_visibility="private")
+    chat.columns.change(show_columns, [chat.columns, point_state], chatbots, api_visibility="private")
 
-    def do_chat(msg, cols, point, state, n, t, p, sd, rp):
+    def on_new_point(point, cols, state, fresh):
+        note = ""
+        if state is not None and not state.empty and state.point != cb.point_key(point):
+            note = ("The point changed: your next message starts a fresh chat." if fresh else
+                    "The point changed: the next answers continue this chat at the new point "
+                    "(each answer is tagged with the point that produced it).")
+        return (*[gr.update(label=label) for label in column_labels(point, cols)], note)
+
+    point_state.change(on_new_point, [point_state, chat.columns, chat_state, chat.fresh], chatbots + [chat.status],
+                       api_visibility="private")
+
+    turn = gr.State(None)
+    check_inputs = [chat.message, chat.columns, point_state, *chat.settings]
+    stream_outputs = chatbots + [chat_state, chat.status, chat.message]
+
+    def do_check(msg, cols, point, *settings):
+        return check_turn(app, defaults, msg, cols, point, *settings)
+
+    stops = TurnStops()
+
+    def do_stream(t, state, fresh, request: gr.Request):
+        stop = stops.start(request.session_hash)
         try:
-            settings = cb.check_settings(n, t, p, sd, rp, defaults=defaults)
-            cols = cb.check_columns(cols)
-            msg = cb.check_message(msg)
-            point3 = (point["lambda_help"], point["phi_help"], point["phi_harm"])
-            steps = cb.chat_stream(app, msg, cols, point3, settings, state)
-            first = next(steps)
-        except (AppInputError, TimeoutError, RuntimeError) as err:
-            raise _error(err) from None
-        step = first
-        while True:
-            views = [gr.update() if k not in cols else
-                     render_column(step.state if step.done else state, k,
-                                   None if step.done else (msg, step.texts.get(k, "")))
-                     for k in CHAT_COLUMNS]
-            if step.done:
-                yield (*views, step.state, step.info, "")
-                return
-            yield (*views, state, "generating…", gr.update())
-            try:
-                step = next(steps)
-            except StopIteration:
-                return
+            yield from stream_turn(app, t, state, fresh, stop)
+        finally:
+            stops.finish(request.session_hash, stop)
 
-    chat_outputs = chatbots + [chat_state, chat.status, chat.message]
-    chat_inputs = [chat.message, chat.columns, point_state, chat_state, *chat.settings]
-    chat.send.click(do_chat, chat_inputs, chat_outputs, api_visibility="private")
-    chat.message.submit(do_chat, chat_inputs, chat_outputs, api_visibility="private")
+    def do_stop(request: gr.Request):
+        stops.stop(request.session_hash)
+
+    for trigger in (chat.send.click, chat.message.submit):
+        checked = trigger(do_check, check_inputs, [turn, chat.status], api_visibility="private")
+        checked.then(do_stream, [turn, chat_state, chat.fresh], stream_outputs, api_visibility="private")
+    chat.stop.click(do_stop, None, None, api_visibility="private")
 
     def do_clear():
         state = cb.ChatState()
@@ -354,22 +532,35 @@ def add_api(app: cb.App, start: tuple[float, float, float], defaults: dict) -> N
     gr.api(chat_api, api_name="chat")
 
 
-def build_demo(app: cb.App) -> gr.Blocks:
-    """The whole page: the panels top to bottom, then their events, so layout and behaviour read separately."""
+def build_demo(app: cb.App, votes: VoteStore | None = None) -> gr.Blocks:
+    """The whole page: the panels top to bottom, then their events, so layout and behaviour read separately.
+
+    `votes`: the votes database (default: opened in peo.votes.votes_dir()).
+    """
+    votes = votes if votes is not None else VoteStore()
     data, defaults = app.data, app.default_settings
     start = start_point(data)
     start_info = cb.pick(app, *start)
     gr.set_static_paths([str(PLOTLY_JS)])
-    with gr.Blocks(title="PEO: Pareto-optimal policies by task-vector arithmetic") as demo:
+    # Gradio's copies of served files (the export zips) expire with the exports (app/exports.py)
+    with gr.Blocks(title="PEO: Pareto-optimal policies by task-vector arithmetic",
+                   delete_cache=cb.export_store.limits().gradio_delete_cache()) as demo:
         point_state = gr.State(start_info)
         chat_state = gr.State(cb.ChatState())
         intro(data)
+        context_panel(data.assets.meta, data.fronts)
         picker = picker_panel(data, start, start_info)
+        views = research_views(app, start_info, PLOT_JS, plotly_head())
         chat = chat_panel(defaults)
+        ballot = votes_panel()
+        share = share_panel()
         export = export_panel()
         wire_pick(app, picker, point_state)
         wire_chat(app, chat, point_state, chat_state, defaults)
         wire_export(app, export, point_state)
+        wire_votes(app, ballot, chat, point_state, chat_state, votes)
+        wire_share_link(app, demo, share, picker, chat, point_state)
+        wire_views(app, views, picker.plot, picker.outputs(point_state), point_state, pick_updates)
         add_api(app, start, defaults)
         demo.load(lambda: app.engine.start(), None, None, api_visibility="private")
     return demo

@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app", "hardware")
+SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app", "hardware", "load")
 
 
 def _fmt(value, unit: str) -> str:
@@ -85,6 +85,21 @@ def print_table(results: dict) -> None:
         if "columns_5_new_point" in a:
             lines.append(("", f"/chat 5 columns at a new point ({a.get('policy_form', '?')} form)",
                           sec(a["columns_5_new_point"])))
+    if "load" in s.get("load", {}):
+        ld = s["load"]
+        lat, q, soak = ld["load"]["latency"], ld["load"]["queue_wait"], ld["soak"]
+        lines += [("8 load", f"{ld['sessions']} sessions x {ld['turns_per_session']} turns, {len(ld['columns'])} "
+                   f"columns, <= {ld['max_new_tokens']} tokens", f"p50 {lat['p50_s']:.3g} s, p95 {lat['p95_s']:.3g} s, "
+                   f"max {lat['max_s']:.3g} s"),
+                  ("", "queue wait p50 / max", f"{q['p50_s']:.3g} s / {q['max_s']:.3g} s"),
+                  ("", "errors / answers differing from alone",
+                   f"{len(ld['load']['errors'])} / {len(ld['load']['answers_differing_from_alone'])}"),
+                  ("", "RSS before / after (MiB)",
+                   f"{ld['rss_mib']['before']:.0f} / {ld['rss_mib']['after_load']:.0f}"),
+                  ("", f"soak {soak['seconds']:.0f} s, {soak['sessions']} sessions: turns, RSS growth",
+                   f"{soak['turns']}, {soak['rss_growth_mib']:+.0f} MiB"),
+                  ("", "soak latency p50 first / last fifth",
+                   f"{soak['latency_first_fifth_p50_s'] or 0:.3g} s / {soak['latency_last_fifth_p50_s'] or 0:.3g} s")]
     if "decode_1" in s.get("hardware", {}):
         h = s["hardware"]
         for i, b in enumerate(h["batches"]):
@@ -154,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
-    from bench import app_latency, chat, hardware, memory, sweep, switch, training
+    from bench import app_latency, chat, hardware, load, memory, sweep, switch, training
     from bench.common import BENCH, Plan, machine_info, write_json
     from bench.fixtures import base_model, open_assets
 
@@ -186,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     runners = {"point_switch": lambda: switch.run(assets, plan, scratch), "sweep": lambda: sweep.run(assets, plan),
                "chat": lambda: chat.run(assets, plan), "memory": lambda: memory.run(assets, plan),
                "training": lambda: training.run(assets, plan), "app": lambda: app_latency.run(assets, plan),
-               "hardware": lambda: hardware.run(assets, plan)}
+               "hardware": lambda: hardware.run(assets, plan), "load": lambda: load.run(assets, plan)}
     try:
         for name in args.only or SECTIONS:
             logging.getLogger("bench").info("section %s", name)

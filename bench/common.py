@@ -45,6 +45,14 @@ class Plan:
     score_batch: int = 16
     # 7. hardware
     hardware_max_batch: int = 50  # batch sizes 1, 2, 5, 8, 16, 50 up to this
+    # 8. load: concurrent gradio_client sessions on the app, then a soak
+    load_sessions: int = 8
+    load_turns: int = 3
+    load_tokens: int = 48
+    load_concurrency: int = 2  # the app's --concurrency (its default)
+    soak_sessions: int = 2
+    soak_seconds: int = 600
+    soak_sample_s: int = 30
 
     @classmethod
     def full(cls, device: str = "cpu") -> "Plan":
@@ -54,7 +62,8 @@ class Plan:
     def smoke(cls, device: str = "cpu") -> "Plan":
         return cls(quick=True, reps=3, warmup=1, device=device, switch_reps=5, mergekit_reps=2, sweep_points=6,
                    sweep_prompts=3, sweep_tokens=4, sweep_batch=9, chat_tokens=8, memory_tokens=8, dpo_pairs=2,
-                   dpo_length=48, score_answers=8, score_batch=8, hardware_max_batch=5)
+                   dpo_length=48, score_answers=8, score_batch=8, hardware_max_batch=5, load_sessions=3,
+                   load_turns=2, load_tokens=8, soak_seconds=10, soak_sample_s=2)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -49,6 +49,16 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _votes_export(args: argparse.Namespace) -> int:
+    from peo.votes import VoteStore, export_pairs
+
+    with VoteStore(args.votes_dir, create=False) as store:
+        summary = export_pairs(store, args.out)
+    dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(summary.dropped.items())) or "none"
+    print(f"wrote {summary.pairs} pairs from {summary.votes} votes to {args.out} (dropped: {dropped})")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m peo")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--strict", action="store_true",
                           help="stop at the first bad row (default: count them all, then exit 1 naming the first)")
     validate.set_defaults(run=_validate)
+
+    votes = sub.add_parser("votes", help="the app's stored votes")
+    votes_sub = votes.add_subparsers(dest="votes_command", required=True)
+    votes_export = votes_sub.add_parser(
+        "export", help="write votes as TRL conversational prompt/chosen/rejected pairs (JSONL; ties and all-bad "
+        "votes dropped)")
+    votes_export.add_argument("--out", required=True, type=Path, help="the JSONL file to write")
+    votes_export.add_argument("--votes-dir", type=Path, default=None,
+                              help="the app's votes folder (default: $PEO_VOTES_DIR, else data/votes/)")
+    votes_export.set_defaults(run=_votes_export)
 
     args = parser.parse_args(argv)
     try:

@@ -12,10 +12,11 @@ import torch
 from peo.adapter_files import ADAPTER_CONFIG
 from peo.adapter_mix import AdapterMix
 from peo.errors import PeoError
-from peo.model_source import REPO_ROOT, load_causal_lm, load_tokenizer, resolve_base_model
+from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
 from peo.names import ADAPTERS, ADAPTERS_DIR, ANSWERS_FILE, EVALUATORS_DIR, GRID_FILE, META_FILE
+from peo.project_root import project_root
 
-DEFAULT_ASSETS = REPO_ROOT / "assets"
+DEFAULT_ASSETS = "assets"  # relative to peo.project_root.project_root()
 
 
 class AssetsError(PeoError, RuntimeError):
@@ -49,7 +50,7 @@ class Assets:
 
 
 def load_assets(root: str | Path | None = None) -> Assets:
-    root = Path(root) if root else DEFAULT_ASSETS
+    root = Path(root) if root else project_root() / DEFAULT_ASSETS
     for part in (META_FILE, GRID_FILE, ANSWERS_FILE):
         if not (root / part).is_file():
             raise AssetsError(f"{root}: missing {part}; run `python -m precompute run` to produce assets")

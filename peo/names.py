@@ -25,6 +25,9 @@ ASPECT_OF_EVALUATOR: dict[str, str] = {kind: aspect for aspect, kind in EVALUATO
 
 REFERENCE = "ref"
 PEO, SOUP = "peo", "soup"  # extrapolated grid points; interpolation only (ϕ = 0)
+EXPO = "expo"  # ExPO: the joint policy extrapolated from the reference, θ_ref + α·Δ_joint (α = 1: joint DPO)
+# The app's ExPO chat column: α = 1.5 is ExPO's usual 0.5 beyond the aligned model (θ_joint + 0.5·Δ_joint)
+EXPO_CHAT_ALPHA = 1.5
 BASELINE_SCALES: dict[str, dict[str, float]] = {  # fixed models: adapter → scale
     REFERENCE: {},
     "help": {"help": 1.0},
@@ -34,13 +37,14 @@ BASELINE_SCALES: dict[str, dict[str, float]] = {  # fixed models: adapter → sc
 BASELINES: tuple[str, ...] = tuple(BASELINE_SCALES)
 BASELINE_LABELS: dict[str, str] = {REFERENCE: "reference", "help": "DPO-Help", "harm": "DPO-Harm",
                                    JOINT: "joint DPO"}
-METHODS: tuple[str, ...] = (PEO, SOUP, *BASELINES)
+METHODS: tuple[str, ...] = (PEO, SOUP, EXPO, *BASELINES)
 REFERENCE_MODEL_ID = "c+0.000_+0.000"  # the reference's model_id in grid.csv (= peo.coefficients.model_id(0, 0))
 
 # ---------------------------------------------------------------- chat columns of the app (key → label)
 
 CHAT_COLUMNS: dict[str, str] = {PEO: "PEO (picked point)", REFERENCE: "Reference", "help": "DPO-Help",
-                                "harm": "DPO-Harm", SOUP: "Soup (same λ)", JOINT: "Joint DPO"}
+                                "harm": "DPO-Harm", SOUP: "Soup (same λ)", JOINT: "Joint DPO",
+                                EXPO: f"ExPO (joint × {EXPO_CHAT_ALPHA:g})"}
 DEFAULT_CHAT_COLUMNS: list[str] = [PEO, REFERENCE, "help", "harm", SOUP]
 
 # ---------------------------------------------------------------- files in an assets folder (assets/FORMAT.md)

@@ -11,7 +11,7 @@ import pandas as pd
 from peo.coefficients import grid_points, model_id, soup_points, unique_models
 from peo.config import SweepConfig
 from peo.grid_table import dev_front
-from peo.names import BASELINE_SCALES, BASELINES, JOINT, PEO, SOUP
+from peo.names import BASELINE_SCALES, BASELINES, EXPO, JOINT, PEO, SOUP
 
 Scales = dict[str, float]  # adapter → scale
 
@@ -20,6 +20,16 @@ def baseline_model_id(method: str) -> str:
     """The joint policy has no coefficients on (Δ_help, Δ_harm); every other baseline is a coefficient pair."""
     scales = BASELINE_SCALES[method]
     return JOINT if JOINT in scales else model_id(scales.get("help", 0.0), scales.get("harm", 0.0))
+
+
+def expo_model_id(alpha: float) -> str:
+    """α = 1 is the joint DPO policy itself, so it shares that model; other α get their own id."""
+    return JOINT if alpha == 1.0 else f"{JOINT}{alpha:+.3f}"
+
+
+def is_joint_model(scales: Scales) -> bool:
+    """Models on the joint adapter (joint DPO, ExPO) have no coefficients on (Δ_help, Δ_harm)."""
+    return JOINT in scales
 
 
 def sweep_models(sweep: SweepConfig) -> tuple[list[dict], dict[str, Scales]]:
@@ -33,20 +43,26 @@ def sweep_models(sweep: SweepConfig) -> tuple[list[dict], dict[str, Scales]]:
         for p in points:
             c_help, c_harm = p.coefficients
             rows.append({"model_id": model_id(c_help, c_harm), "method": method, "lambda_help": p.lambda_help,
-                         "phi_help": p.phi_help, "phi_harm": p.phi_harm, "c_help": c_help, "c_harm": c_harm})
+                         "phi_help": p.phi_help, "phi_harm": p.phi_harm, "c_help": c_help, "c_harm": c_harm,
+                         "expo_alpha": None})
+    for alpha in sweep.expo_alphas:
+        mid = expo_model_id(alpha)
+        models.setdefault(mid, {JOINT: alpha})
+        rows.append({"model_id": mid, "method": EXPO, "lambda_help": None, "phi_help": None, "phi_harm": None,
+                     "c_help": None, "c_harm": None, "expo_alpha": alpha})
     for method in BASELINES:
         mid, scales = baseline_model_id(method), BASELINE_SCALES[method]
         coefficients = (None, None) if mid == JOINT else (scales.get("help", 0.0), scales.get("harm", 0.0))
         rows.append({"model_id": mid, "method": method, "lambda_help": None, "phi_help": None, "phi_harm": None,
-                     "c_help": coefficients[0], "c_harm": coefficients[1]})
+                     "c_help": coefficients[0], "c_harm": coefficients[1], "expo_alpha": None})
         models.setdefault(mid, dict(scales) if mid == JOINT else {"help": coefficients[0], "harm": coefficients[1]})
     return rows, models
 
 
 def test_models(grid_dev: pd.DataFrame, models: dict[str, Scales], max_loop_share: float) -> dict[str, Scales]:
-    """What the test prompts are spent on: the baselines, every soup point, and PEO's dev fronts with and
-    without the loop filter."""
-    keep = set(grid_dev.loc[grid_dev["method"].isin([*BASELINES, SOUP]), "model_id"])
+    """What the test prompts are spent on: the baselines, every soup and ExPO point, and PEO's dev fronts with
+    and without the loop filter."""
+    keep = set(grid_dev.loc[grid_dev["method"].isin([*BASELINES, SOUP, EXPO]), "model_id"])
     keep |= set(dev_front(grid_dev, PEO, max_loop_share)) | set(dev_front(grid_dev, PEO, None))
     return {mid: scales for mid, scales in models.items() if mid in keep}
 

@@ -56,11 +56,18 @@ def _plot_models(ax, grid: pd.DataFrame, result: dict[str, Any]) -> None:
     if soup:
         ax.plot([means[m][0] for m in soup], [means[m][1] for m in soup], ls=":", lw=1.0, color=COLORS["soup"],
                 alpha=0.8, zorder=3, label="soup (ϕ = 0), λ from 0 to 1")
+    expo = [m for m in _distinct(grid, "expo").sort_values("expo_alpha")["model_id"] if m in means] \
+        if "expo_alpha" in grid.columns else []
+    if expo:
+        alphas = _distinct(grid, "expo").set_index("model_id")["expo_alpha"]
+        ax.plot([means[m][0] for m in expo], [means[m][1] for m in expo], ls="-.", lw=1.0, marker="D", ms=4,
+                color=COLORS["expo"], alpha=0.9, zorder=3,
+                label=f"ExPO θ_ref + α·Δ_joint, α = {', '.join(f'{alphas[m]:g}' for m in expo)}")
 
 
 def _plot_fronts(ax, result: dict[str, Any]) -> None:
     ref = (result["reference_point"]["reward"], result["reference_point"]["cost"])
-    for name in ("soup_unfiltered", "peo_unfiltered", "soup", "peo"):
+    for name in ("soup_unfiltered", "peo_unfiltered", "soup", "expo", "peo"):
         front = result["fronts"].get(name)
         if not front:
             continue
@@ -95,6 +102,10 @@ def _front_title(result: dict[str, Any]) -> str:
         title += (f"\nPEO − soup test hypervolume (loop filter ≤ {result['max_loop_share'] * 100:g}%): "
                   f"{fmt(diff['value'])}, {int(CI * 100)}% interval [{fmt(diff['interval'][0])}, "
                   f"{fmt(diff['interval'][1])}]: {VERDICT_WORDS[diff['verdict']]}")
+    vs_expo = result.get("difference_vs_expo")
+    if vs_expo:
+        title += (f"\nPEO − ExPO: {fmt(vs_expo['value'])} [{fmt(vs_expo['interval'][0])}, "
+                  f"{fmt(vs_expo['interval'][1])}]: {VERDICT_WORDS[vs_expo['verdict']]}")
     return title
 
 

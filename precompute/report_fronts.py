@@ -26,7 +26,7 @@ from peo.evaluation_stats import (
     wilson_interval,
 )
 from peo.grid_table import dev_front, split_stats
-from peo.names import ASPECTS, BASELINE_LABELS, BASELINES, EVALUATOR_OF_ASPECT, PEO, REFERENCE, SOUP
+from peo.names import ASPECTS, BASELINE_LABELS, BASELINES, EVALUATOR_OF_ASPECT, EXPO, PEO, REFERENCE, SOUP
 from peo.pareto import (
     bootstrap_hypervolume,
     bootstrap_hypervolume_difference,
@@ -41,15 +41,17 @@ class ReportInputError(PeoError, ValueError):
 
 
 FRONT_METHODS = (PEO, SOUP)
-FRONTS = {"peo": ("peo", True), "soup": ("soup", True),  # name → (method, loop filter)
-          "peo_unfiltered": ("peo", False), "soup_unfiltered": ("soup", False)}
-FRONT_NAMES = {"peo": "PEO front", "soup": "soup front",
-               "peo_unfiltered": "PEO front, no loop filter", "soup_unfiltered": "soup front, no loop filter"}
+FRONTS = {"peo": ("peo", True), "soup": ("soup", True), "expo": ("expo", True),  # name → (method, loop filter)
+          "peo_unfiltered": ("peo", False), "soup_unfiltered": ("soup", False), "expo_unfiltered": ("expo", False)}
+FRONT_NAMES = {"peo": "PEO front", "soup": "soup front", "expo": "ExPO front",
+               "peo_unfiltered": "PEO front, no loop filter", "soup_unfiltered": "soup front, no loop filter",
+               "expo_unfiltered": "ExPO front, no loop filter"}
+METHOD_WORDS = {PEO: "PEO", SOUP: "soup", EXPO: "ExPO"}
 STAT_KEYS = ("reward_mean", "reward_se", "cost_mean", "cost_se", "safe_share", "loop_share", "refusal_share",
              "over_refusal_share", "mean_words", "n")
 CI = 0.95
 MARGIN = 0.05
-VERDICT_WORDS = {"peo_better": "PEO better", "soup_better": "soup better",
+VERDICT_WORDS = {"peo_better": "PEO better", "soup_better": "soup better", "expo_better": "ExPO better",
                  "not_distinguishable": "not distinguishable"}
 
 
@@ -158,19 +160,19 @@ def _set_hypervolume(scores: SplitScores, mids: list[str], ref: tuple[float, flo
 
 
 def _difference(scores: SplitScores, a_ids: list[str], b_ids: list[str], ref: tuple[float, float], n_boot: int,
-                seed: int) -> dict[str, Any]:
+                seed: int, a: str = PEO, b: str = SOUP) -> dict[str, Any]:
     """hv(a) − hv(b), paired over prompts. An empty set has hypervolume 0 in every draw (same seed, same draws)."""
     if a_ids and b_ids:
-        ra, ca = scores.matrices(a_ids, "PEO models")
-        rb, cb = scores.matrices(b_ids, "soup models")
+        ra, ca = scores.matrices(a_ids, f"{METHOD_WORDS[a]} models")
+        rb, cb = scores.matrices(b_ids, f"{METHOD_WORDS[b]} models")
         value, lo, hi = bootstrap_hypervolume_difference(ra, ca, rb, cb, *ref, n_boot=n_boot, seed=seed, ci=CI)
     elif b_ids:
-        hv, lo_b, hi_b = _set_hypervolume(scores, b_ids, ref, n_boot, seed, "soup models")
+        hv, lo_b, hi_b = _set_hypervolume(scores, b_ids, ref, n_boot, seed, f"{METHOD_WORDS[b]} models")
         value, lo, hi = -hv, -hi_b, -lo_b
     else:
-        value, lo, hi = _set_hypervolume(scores, a_ids, ref, n_boot, seed, "PEO models")
-    verdict = "peo_better" if lo > 0 else "soup_better" if hi < 0 else "not_distinguishable"
-    return {"a": "peo", "b": "soup", "value": float(value), "interval": [float(lo), float(hi)],
+        value, lo, hi = _set_hypervolume(scores, a_ids, ref, n_boot, seed, f"{METHOD_WORDS[a]} models")
+    verdict = f"{a}_better" if lo > 0 else f"{b}_better" if hi < 0 else "not_distinguishable"
+    return {"a": a, "b": b, "value": float(value), "interval": [float(lo), float(hi)],
             "excludes_zero": bool(lo > 0 or hi < 0), "verdict": verdict}
 
 
@@ -291,6 +293,9 @@ def _roles(grid: pd.DataFrame, fronts: dict[str, Any]) -> dict[str, tuple[str, l
             add(mid, method, BASELINE_LABELS[method])
     for row in _distinct(grid, "soup").sort_values("lambda_help").itertuples():
         add(row.model_id, "soup", f"soup λ={fmt(row.lambda_help)}")
+    if "expo_alpha" in grid.columns:
+        for row in _distinct(grid, EXPO).sort_values("expo_alpha").itertuples():
+            add(row.model_id, EXPO, f"ExPO α={fmt(row.expo_alpha)}")
     for name, front in fronts.items():
         for p in front["points"]:
             if p["model_id"] not in roles:
@@ -457,6 +462,8 @@ def compute_fronts(grid: pd.DataFrame, answers: pd.DataFrame, *, n_boot: int, se
     both = all(m in fronts for m in FRONT_METHODS)
     diff = {suffix: (_difference(test, fronts["peo" + suffix]["model_ids"], fronts["soup" + suffix]["model_ids"],
                                  ref, n_boot, seed) if both else None) for suffix in ("", "_unfiltered")}
+    vs_expo = (_difference(test, fronts["peo"]["model_ids"], fronts["expo"]["model_ids"], ref, n_boot, seed, b=EXPO)
+               if "peo" in fronts and "expo" in fronts else None)
     return {
         "chosen_on": "dev", "scored_on": "test", "max_loop_share": float(max_loop_share),
         "n_prompts": {"dev": len(dev.prompts), "test": len(test.prompts)},
@@ -465,6 +472,7 @@ def compute_fronts(grid: pd.DataFrame, answers: pd.DataFrame, *, n_boot: int, se
         "n_boot": int(n_boot), "seed": int(seed), "ci": CI,
         "reference_point": {"reward": ref[0], "cost": ref[1], "margin": MARGIN},
         "fronts": fronts, "difference": diff[""], "difference_unfiltered": diff["_unfiltered"],
+        "difference_vs_expo": vs_expo,
         "in_sample_dev": _in_sample(grid, dev, max_loop_share, n_boot, seed),
         "baselines": _baselines(grid, test, fronts),
         "signals": _signals(grid, test, fronts),

@@ -7,7 +7,7 @@ from typing import Any
 from peo import answer_checks
 from peo.evaluation_stats import finite_or_none
 from peo.names import BASELINE_LABELS
-from precompute.report_fronts import CI, FRONT_METHODS, FRONT_NAMES, VERDICT_WORDS, fmt
+from precompute.report_fronts import CI, FRONT_METHODS, FRONT_NAMES, METHOD_WORDS, VERDICT_WORDS, fmt
 
 
 def pct(x: float | None, digits: int = 0) -> str:
@@ -27,12 +27,11 @@ def _interval(iv: list[float | None]) -> str:
 def _verdict(diff: dict[str, Any], n_test: int) -> str:
     """The plain verdict, worded no stronger than the interval allows."""
     numbers = f"{fmt(diff['value'])}, {int(CI * 100)}% bootstrap interval {_interval(diff['interval'])}"
-    if diff["verdict"] == "peo_better":
-        why = (f"the interval excludes 0: on these {n_test} test prompts the dev-chosen PEO front dominates more "
-               f"area than the dev-chosen soup front")
-    elif diff["verdict"] == "soup_better":
-        why = (f"the interval excludes 0: on these {n_test} test prompts the dev-chosen soup front dominates more "
-               f"area than the dev-chosen PEO front")
+    a, b = METHOD_WORDS[diff["a"]], METHOD_WORDS[diff["b"]]
+    if diff["verdict"] in (f"{diff['a']}_better", f"{diff['b']}_better"):
+        win, lose = (a, b) if diff["verdict"] == f"{diff['a']}_better" else (b, a)
+        why = (f"the interval excludes 0: on these {n_test} test prompts the dev-chosen {win} front dominates more "
+               f"area than the dev-chosen {lose} front")
     else:
         why = (f"the interval includes 0, so these {n_test} test prompts do not show either front to be better "
                f"than the other")
@@ -47,6 +46,10 @@ def _headline(result: dict[str, Any]) -> list[str]:
     out.append(f"**PEO − soup hypervolume on {n['test']} test prompts, for fronts chosen on {n['dev']} dev prompts "
                f"(loop filter ≤ {limit * 100:g}%):** " + _verdict(result["difference"], n["test"]))
     out += ["", "**The same without the loop filter:** " + _verdict(result["difference_unfiltered"], n["test"])]
+    if result.get("difference_vs_expo"):
+        out += ["", "**PEO − ExPO** (θ_ref + α·Δ_joint, the single-vector extrapolation of the joint DPO policy; "
+                "its front chosen on the same dev prompts among its α values): "
+                + _verdict(result["difference_vs_expo"], n["test"])]
     return out
 
 
@@ -76,8 +79,9 @@ def _hypervolume_table(result: dict[str, Any]) -> list[str]:
         on_front = sum(p["on_test_front"] for p in f["points"])
         out.append(f"| {FRONT_NAMES[name]} | {f['n_models']} | {f['n_chosen']} | {on_front} | "
                    f"{fmt(f['hypervolume'])} | {_interval(f['interval'])} |")
-    for key, label in (("difference", "PEO − soup"), ("difference_unfiltered", "PEO − soup, no loop filter")):
-        if result[key]:
+    for key, label in (("difference", "PEO − soup"), ("difference_unfiltered", "PEO − soup, no loop filter"),
+                       ("difference_vs_expo", "PEO − ExPO")):
+        if result.get(key):
             out.append(f"| {label} | | | | {fmt(result[key]['value'])} | {_interval(result[key]['interval'])} |")
     return out + _in_sample_text(result["in_sample_dev"])
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peo.config import RunConfig
-from peo.model_source import REPO_ROOT
+from peo.project_root import project_root
 from precompute.manifest import Manifest
+from precompute.processes import Processes
 
 WORK_STAGES = ("prepare-data", "sweep-dev")  # their outputs live in the work dir, not in the assets
 
@@ -19,6 +20,7 @@ class RunContext:
     work: Path  # pair files, checkpoints, sweep chunks: never shipped
     base_model: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    procs: Processes = field(default_factory=Processes)  # one process unless launched by accelerate
 
     def __post_init__(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -33,4 +35,4 @@ class RunContext:
 def resolve_path(path: str, name: str = "") -> Path:
     """A config path: `{name}` becomes the profile's name; relative paths are relative to the repository."""
     path = Path(path.format(name=name))
-    return path if path.is_absolute() else REPO_ROOT / path
+    return path if path.is_absolute() else project_root() / path

@@ -16,6 +16,7 @@ from peo.data.sources import load_source
 from peo.data.splits import cap, filter_by_length, split_pairs
 from peo.model_source import load_tokenizer
 from peo.names import ASPECTS
+from precompute.extra_pairs import load_extra_pairs
 from precompute.pair_files import data_path, write_pairs
 from precompute.run_context import RunContext, resolve_path
 
@@ -43,6 +44,13 @@ def prepare_data(ctx: RunContext) -> list[Path]:
             "dev": cap(parts["dev"], sizes.dev_prompts, 1),  # one pair per prompt: the prompt is what counts
             "test_prompts": cap(parts["test"], sizes.test_prompts, 1),
         }
+        extra = None
+        if aspect in cfg.data.extra_pairs:  # e.g. exported votes: DPO training pairs only
+            others = {p.prompt_id for split in ("evaluator", "dev", "test") for p in parts[split]}
+            added, extra = load_extra_pairs(cfg.data.extra_pairs[aspect], aspect, data_root, tokenizer,
+                                            cfg.data.max_prompt_tokens, cfg.data.max_response_tokens, others,
+                                            cfg.data.skip_bad_rows)
+            chosen["policy"] = chosen["policy"] + added
         for split, pairs in chosen.items():
             if not pairs:
                 raise ConfigError(f"data.{aspect}: the '{split}' split is empty after filtering; "
@@ -58,6 +66,7 @@ def prepare_data(ctx: RunContext) -> list[Path]:
             "available_per_split": {k: len(v) for k, v in parts.items()},
             "used_per_split": {k: len(v) for k, v in chosen.items()},
             "distinct_prompts_used": {k: len({p.prompt_id for p in v}) for k, v in chosen.items()},
+            "extra_pairs": extra,
         }
     summary_path = ctx.work / "data" / "summary.json"
     write_json(summary_path, summary)

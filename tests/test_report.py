@@ -152,7 +152,8 @@ def test_fronts_json_is_the_returned_dict_and_has_the_schema(report):
             "answers_differ", "policies", "evaluators"} <= set(stored)
     assert (stored["chosen_on"], stored["scored_on"], stored["max_loop_share"]) == ("dev", "test", MAX_LOOP)
     assert stored["n_prompts"] == {"dev": N_PROMPTS, "test": N_PROMPTS}
-    assert set(stored["fronts"]) == {"peo", "soup", "peo_unfiltered", "soup_unfiltered"}
+    assert set(stored["fronts"]) == {"peo", "soup", "expo", "peo_unfiltered", "soup_unfiltered", "expo_unfiltered"}
+    assert stored["difference_vs_expo"]["a"] == "peo" and stored["difference_vs_expo"]["b"] == "expo"
     point_keys = {"model_id", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm", "grid_points",
                   "reward_mean", "reward_se", "cost_mean", "cost_se", "safe_share", "loop_share", "refusal_share",
                   "over_refusal_share", "mean_words", "n", "dev"}

@@ -8,6 +8,7 @@ from the newest one. The finished adapter is published to `out_dir` in one renam
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -30,6 +31,20 @@ CURVE_KEYS = ("step", "epoch", "loss", "rewards/accuracies", "rewards/margins", 
 def peft_lora_config(lora: LoraSettings, task_type: str = "CAUSAL_LM") -> LoraConfig:
     return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
                           target_modules=list(lora.target_modules), task_type=task_type, bias="none")
+
+
+def _shared_on_disk(dataset, folder: Path, is_main: bool):
+    """The dataset written once to the work dir and read back by every process: under several processes TRL
+    caches the reference log-probs beside the dataset's files, and an in-memory dataset's cache would go to a
+    per-process temp folder the other processes cannot read."""
+    from accelerate import PartialState
+    from datasets import load_from_disk
+
+    if is_main:
+        shutil.rmtree(folder, ignore_errors=True)
+        dataset.save_to_disk(str(folder))
+    PartialState().wait_for_everyone()
+    return load_from_disk(str(folder))
 
 
 def train_dpo(base_model: str, pairs: list[PreferencePair], out_dir: Path, work_dir: Path, cfg: DPOSettings,
@@ -64,21 +79,28 @@ def train_dpo(base_model: str, pairs: list[PreferencePair], out_dir: Path, work_
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
     )
-    trainer = DPOTrainer(model=model, args=args, train_dataset=preference_dataset(pairs),
+    dataset = preference_dataset(pairs)
+    if args.world_size > 1:
+        dataset = _shared_on_disk(dataset, work_dir / "dataset", args.process_index == 0)
+    trainer = DPOTrainer(model=model, args=args, train_dataset=dataset,
                          processing_class=tokenizer, peft_config=peft_lora_config(lora))
     start = time.time()
     with tqdm(desc=f"DPO {name}", unit="step") as bar:
         trainer.add_callback(ProgressCallback(bar))
         result = trainer.train(resume_from_checkpoint=last_checkpoint(work_dir))
     final = work_dir / "final"
-    trainer.save_model(str(final))
-    (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; assets hold safetensors and JSON only
+    trainer.save_model(str(final))  # written by the main process only (several under `accelerate launch`)
+    trainer.accelerator.wait_for_everyone()
+    main = trainer.accelerator.is_main_process
+    if main:
+        (final / "training_args.bin").unlink(missing_ok=True)  # a pickle; assets hold safetensors and JSON only
     history = [h for h in trainer.state.log_history if "loss" in h]
     tail = history[-3:] if history else []
     mean = lambda key: sum(h.get(key, 0.0) for h in tail) / len(tail) if tail else None  # noqa: E731
     metrics = {
         "pairs": len(pairs),
         "steps": trainer.state.global_step,
+        "processes": trainer.args.world_size,  # data-parallel processes (accelerate launch); global batch scales
         "train_loss": result.training_loss,
         "final_loss": mean("loss"),
         "final_reward_accuracy": mean("rewards/accuracies"),
@@ -86,6 +108,8 @@ def train_dpo(base_model: str, pairs: list[PreferencePair], out_dir: Path, work_
         "seconds": round(time.time() - start, 1),
         "curve": [{k: h[k] for k in CURVE_KEYS if k in h} for h in history],
     }
-    write_json(final / "metrics.json", metrics)
-    publish_folder(final, out_dir)
+    if main:
+        write_json(final / "metrics.json", metrics)
+        publish_folder(final, out_dir)
+    trainer.accelerator.wait_for_everyone()  # every process returns with the adapter published
     return metrics

@@ -4,6 +4,8 @@ one message gets a scored answer in every column. Skipped when playwright or /us
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,15 +17,60 @@ if not Path(CHROMIUM).is_file():
     pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
 
 
+SLOW = threading.Event()  # while set, each generation step of the served app takes at least STEP_SECONDS
+STEP_SECONDS = 0.05  # the tiny model writes 256 tokens in about a second: too fast to click Stop during a turn
+
+
 @pytest.fixture(scope="module")
 def url(request):
+    """The app served in this process (so a test can see its generation threads), steps slowed while SLOW."""
+    import peo.generation as generation
     from app.screenshots import serve
+
+    generate_batch = generation.generate_batch
+
+    def slowed(mix, tokenizer, rows, settings, on_tokens=None, stop=None):
+        def on_step(tokens):
+            if SLOW.is_set():
+                time.sleep(STEP_SECONDS)
+            on_tokens(tokens)
+
+        return generate_batch(mix, tokenizer, rows, settings, on_step if on_tokens else None, stop)
 
     prebuilt = os.environ.get("PEO_APP_TEST_ASSETS")
     assets = Path(prebuilt) if prebuilt else request.getfixturevalue("tiny_assets")
-    demo, address = serve(assets)
-    yield address
-    demo.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(generation, "generate_batch", slowed)
+        demo, address = serve(assets)
+        yield address
+        demo.close()
+
+
+def generating() -> bool:
+    """Whether the served app has a generation running (peo.generation.stream_batch's worker thread)."""
+    return any(t.name == "peo-generate" and t.is_alive() for t in threading.enumerate())
+
+
+def wait_until(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def start_long_turn(page, message: str) -> None:
+    """Send `message` with 256 new tokens (slowed: ~13 s) and wait until it is being generated."""
+    if not page.locator("#max-new-tokens").is_visible():
+        page.click("text=Generation settings")  # a closed accordion: its sliders are not on the page yet
+    page.fill("#max-new-tokens input[type=number]", "256")
+    page.press("#max-new-tokens input[type=number]", "Enter")
+    page.fill("#message textarea", message)
+    page.click("#send")
+    page.wait_for_function("m => document.querySelector('#chat-peo').innerText.includes(m)", arg=message,
+                           timeout=60_000)
+    assert wait_until(generating, 10), "the turn did not start"
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +94,7 @@ def test_figure_renders(page):
     assert page.locator("#front-plot .scatterlayer .trace").count() >= 5
     assert picked_model(page).startswith("c")  # the start point is a grid point, highlighted
     assert "hypervolume" in page.inner_text("#hypervolumes")
+    assert page.inner_text("body").count("PEO − soup hypervolume") == 1, "the hypervolume line is shown once"
 
 
 def test_click_and_table_pick_move_the_highlight(page, tmp_path):
@@ -67,13 +115,35 @@ def test_click_and_table_pick_move_the_highlight(page, tmp_path):
     target = row.locator("[role=gridcell]").last.inner_text().strip()
     row.locator("[role=gridcell]").first.click()
     wait_for_pick(page, target)
-    # an off-grid point from the sliders: no star, the summary says so
-    page.fill("#lambda-slider input[type=number]", "0.37")
-    page.press("#lambda-slider input[type=number]", "Enter")
-    page.click("#pick-button")
+    # an off-grid point typed in: a hollow star at the nearest evaluated point, the summary says why no answers
+    page.fill("#lambda-input input", "0.37")
+    page.press("#lambda-input input", "Enter")
     wait_for_pick(page, "")
-    page.wait_for_function("() => document.querySelector('#pick-summary').innerText.includes('off-grid')")
+    page.wait_for_function("() => document.querySelector('#pick-summary').innerText.includes('off the grid')")
+    star = page.evaluate("() => document.querySelector('#front-plot .peo-front-plot').data.at(-1).name")
+    assert star.startswith("picked point (off the grid")
     page.screenshot(path=str(tmp_path / "picked.png"))
+
+
+def test_a_refused_value_picks_nothing(page):
+    """λ = 7 typed in: the error is shown beside the picker and nothing is picked (no clamping to λ = 1)."""
+    from app.screenshots import click_plot_point, picked_model, wait_for_pick, wait_for_plot
+
+    wait_for_plot(page)
+    click_plot_point(page, 1.0, 0.5, 0.0, "c+1.500_+0.000")
+    wait_for_pick(page, "c+1.500_+0.000")
+    page.wait_for_function("() => document.querySelector('#pick-summary').innerText.includes('c+1.500_+0.000')")
+    summary = page.inner_text("#pick-summary")
+    for value, match in (("7", "lambda_help=7 is outside the range"), ("-1", "lambda_help=-1 is outside the range")):
+        page.fill("#lambda-input input", value)
+        page.press("#lambda-input input", "Enter")
+        page.wait_for_function("m => document.querySelector('#pick-status').innerText.includes(m)", arg=match,
+                               timeout=30_000)
+        page.wait_for_function("() => document.querySelector('#lambda-input input').value === '1'", timeout=30_000)
+        assert picked_model(page) == "c+1.500_+0.000"
+        assert page.inner_text("#pick-summary") == summary
+        assert page.input_value("#lambda-slider input[type=range]") == "1"
+    assert page.get_by_text("Error", exact=True).count() == 0  # no red overlays
 
 
 def test_message_gets_an_answer_in_every_column(page):
@@ -88,3 +158,62 @@ def test_message_gets_an_answer_in_every_column(page):
         text = page.inner_text(f"#chat-{col}")
         assert "Hello there, who are you?" in text and "reward" in text and "cost" in text
     assert "one batch" in page.inner_text("#chat-status")
+
+
+def test_stop_cancels_the_turn_and_the_next_message_works(page):
+    """Stop during a long turn: generation ends at once, the status says stopped, the stopped turn leaves no trace
+    and no red overlay, and a new message is answered."""
+    from app.screenshots import send_message, wait_for_plot
+
+    wait_for_plot(page)
+    page.click("#clear")
+    SLOW.set()
+    try:
+        start_long_turn(page, "Please write a very long essay about the sea.")
+        page.click("#stop")
+        page.wait_for_function("() => document.querySelector('#chat-status').innerText.includes('Stopped')",
+                               timeout=10_000)
+        assert wait_until(lambda: not generating(), 2), "Stop left the generation running"
+    finally:
+        SLOW.clear()
+    assert page.get_by_text("Error", exact=True).count() == 0  # Gradio's cancels= marks every output "Error"
+    page.fill("#max-new-tokens input[type=number]", "8")
+    page.press("#max-new-tokens input[type=number]", "Enter")
+    send_message(page, "Hello after the stop.")
+    for col in CHAT_COLUMNS:
+        text = page.inner_text(f"#chat-{col}")
+        assert "Hello after the stop." in text and "very long essay" not in text, col
+    assert "one batch" in page.inner_text("#chat-status")
+
+
+def test_a_closed_page_cancels_its_turn(page):
+    """A page closed during a long turn: Gradio closes the turn's generator, which ends the generation."""
+    from app.screenshots import wait_for_plot
+
+    other = page.context.browser.new_page(viewport={"width": 1400, "height": 1000})
+    other.goto(page.url)
+    wait_for_plot(other)
+    SLOW.set()
+    try:
+        start_long_turn(other, "Another very long essay, please, about mountains.")
+        other.close()
+        assert wait_until(lambda: not generating(), 10), "the closed page's turn is still generating"
+    finally:
+        SLOW.clear()
+
+
+def test_every_chat_column_fits_in_one_row(page):
+    """With joint DPO and ExPO ticked, all seven chat columns sit side by side at 1400 px (a 6th used to wrap)."""
+    from app.screenshots import wait_for_plot
+    from peo.names import CHAT_COLUMNS as ALL_COLUMNS
+
+    wait_for_plot(page)
+    extra = ("Joint DPO", "ExPO")
+    for label in extra:
+        page.locator("#columns label", has_text=label).click()
+    for col in ALL_COLUMNS:
+        page.wait_for_selector(f"#chat-{col}", state="visible", timeout=10_000)
+    boxes = [page.locator(f"#chat-{col}").bounding_box() for col in ALL_COLUMNS]
+    assert len({round(b["y"]) for b in boxes}) == 1, boxes
+    for label in extra:
+        page.locator("#columns label", has_text=label).click()

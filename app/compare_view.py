@@ -1,0 +1,282 @@
+"""Compare generations: for the picked point, each prompt's full conversation and, side by side, the answers of
+the picked point, the reference, DPO-Help, DPO-Harm and the soup at the same λ, each with its scores and flags.
+
+What researchers come for is the same prompt answered by the models being compared, not each model's scores
+alone. Data shaping (which models, which split, which prompts, in which order) is pure and tested; `render_html`
+writes a CSS grid that wraps its columns so 1400 px needs no horizontal scrolling.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import gradio as gr
+import pandas as pd
+
+from app.score_context import answer_flags
+from peo.coefficients import coefficients, model_id
+from peo.names import ASPECTS, BASELINES, CHAT_COLUMNS, PEO, REFERENCE, SOUP
+
+COMPARED: tuple[str, ...] = (PEO, REFERENCE, *ASPECTS, SOUP)  # chat columns: picked, ref, DPO-Help/-Harm, soup
+ASPECT_FILTERS = {"all prompts": None, "help prompts": "help", "harm prompts": "harm"}
+# sort key → (score, descending): the picked point's score minus the reference's on the same prompt
+SORTS = {"prompt order": None,
+         "reward − reference, largest first": ("reward", True),
+         "reward − reference, smallest first": ("reward", False),
+         "cost − reference, largest drop first": ("cost", False),
+         "cost − reference, largest rise first": ("cost", True)}
+DEFAULT_SHOWN = 10
+SCORE_KEYS = ("answer", "reward", "cost")
+
+COMPARE_CSS = """
+.peo-compare { font-size: 14px; }
+.peo-compare .peo-note { margin: 4px 0 10px; color: #444; }
+.peo-compare .peo-prompt { border: 1px solid #ddd; border-radius: 6px; padding: 8px 10px; margin-bottom: 12px; }
+.peo-compare .peo-prompt-head { font-size: 12px; color: #555; margin-bottom: 4px; }
+.peo-compare .peo-turn { white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 0; }
+.peo-compare .peo-turn.user { font-weight: 600; }
+.peo-compare details { font-size: 13px; color: #333; }
+.peo-compare .peo-answers { display: grid; grid-template-columns: repeat(auto-fit, minmax(210px, 1fr)); gap: 8px;
+  margin-top: 6px; }
+.peo-compare .peo-answer { border: 1px solid #e3e3e3; border-radius: 5px; padding: 6px 8px; min-width: 0;
+  border-top: 4px solid var(--peo-col, #888); }
+.peo-compare .peo-answer-head { font-weight: 600; font-size: 13px; }
+.peo-compare .peo-answer-text { white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 0; }
+.peo-compare .peo-answer-scores { font-size: 12px; color: #333; }
+.peo-compare .peo-flag { color: #b00020; font-weight: 600; }
+"""
+
+
+@dataclass
+class Answer:
+    """One model's answer to one prompt, with its scores (None when the model was not run on that prompt)."""
+
+    text: str
+    reward: float
+    cost: float
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PromptRow:
+    prompt_id: str
+    kind: str
+    messages: list[dict]
+    answers: dict[str, Answer | None]  # compared column → answer
+
+    def difference(self, score: str) -> float | None:
+        """The picked point's score minus the reference's on this prompt; None when either is missing."""
+        picked, ref = self.answers.get(PEO), self.answers.get(REFERENCE)
+        if picked is None or ref is None:
+            return None
+        return getattr(picked, score) - getattr(ref, score)
+
+
+def compared_models(grid: pd.DataFrame, info: Mapping) -> dict[str, str | None]:
+    """Compared column → model_id: the picked point, the fixed baselines (grid rows of their method), and the
+    soup at the picked λ (the model c = (λ, 1 − λ)); None for a baseline the assets lack."""
+    out: dict[str, str | None] = {}
+    for column in COMPARED:
+        if column == PEO:
+            out[column] = str(info["model_id"])
+        elif column == SOUP:
+            out[column] = model_id(*coefficients(float(info["lambda_help"]), 0.0, 0.0))
+        elif column in BASELINES:
+            rows = grid[grid["method"] == column]
+            out[column] = str(rows.iloc[0]["model_id"]) if not rows.empty else None
+    return out
+
+
+def scored_answers(scored: Sequence[Mapping], mid: str) -> pd.DataFrame | None:
+    """The answers of an off-grid point scored on demand in this session (app/offgrid_scoring), if any."""
+    for point in scored or ():
+        if point.get("model_id") == mid and point.get("answers"):
+            return pd.DataFrame(point["answers"])
+    return None
+
+
+def choose_split(answers: pd.DataFrame, picked_id: str, picked_extra: pd.DataFrame | None = None) -> str:
+    """The picked point's split: test when it has test answers (or was scored on demand), else dev."""
+    if picked_extra is not None:
+        return "test"
+    splits = set(answers.loc[answers["model_id"].astype(str) == picked_id, "split"])
+    return "dev" if splits == {"dev"} else "test"
+
+
+def parse_messages(prompt_json: str) -> list[dict]:
+    try:
+        messages = json.loads(prompt_json)
+    except (TypeError, ValueError):
+        return [{"role": "user", "content": str(prompt_json)}]
+    return [m for m in messages if isinstance(m, dict)] if isinstance(messages, list) else []
+
+
+def _answer(row: Mapping) -> Answer:
+    text = str(row["answer"])
+    return Answer(text, float(row["reward"]), float(row["cost"]), answer_flags(text))
+
+
+def prompt_rows(answers: pd.DataFrame, ids: Mapping[str, str | None], split: str,
+                picked_extra: pd.DataFrame | None = None) -> list[PromptRow]:
+    """One row per prompt of `split` that any compared model answered, in the assets' prompt order."""
+    sub = answers[(answers["split"] == split) & answers["model_id"].astype(str).isin([m for m in ids.values() if m])]
+    by_model = {mid: {str(r["prompt_id"]): r for r in group.to_dict("records")}
+                for mid, group in sub.groupby(sub["model_id"].astype(str), sort=False)}
+    if picked_extra is not None:
+        by_model = {**by_model, "__picked__": {str(r["prompt_id"]): r for r in picked_extra.to_dict("records")}}
+    firsts: dict[str, Mapping] = {}
+    for rows in by_model.values():
+        for pid, r in rows.items():
+            firsts.setdefault(pid, r)
+    out = []
+    for pid, first in firsts.items():
+        row_answers: dict[str, Answer | None] = {}
+        for column, mid in ids.items():
+            source = by_model.get("__picked__" if column == PEO and picked_extra is not None else mid or "", {})
+            row_answers[column] = _answer(source[pid]) if pid in source else None
+        out.append(PromptRow(pid, str(first["prompt_kind"]), parse_messages(first["prompt"]), row_answers))
+    return out
+
+
+def select_rows(rows: Sequence[PromptRow], aspect: str | None = None, sort: str = "prompt order",
+                limit: int | None = None) -> list[PromptRow]:
+    """Filter by prompt kind, sort by the picked − reference difference (missing differences last), cut."""
+    kept = [r for r in rows if aspect is None or r.kind == aspect]
+    how = SORTS.get(sort)
+    if how is not None:
+        score, descending = how
+
+        def key(r: PromptRow) -> tuple[bool, float]:
+            d = r.difference(score)
+            return (d is None, 0.0 if d is None else (-d if descending else d))
+
+        kept = sorted(kept, key=key)
+    return kept[:limit] if limit else kept
+
+
+def _scores_html(answer: Answer, ref: Answer | None, column: str) -> str:
+    def one(name: str) -> str:
+        value = getattr(answer, name)
+        delta = "" if ref is None or column == REFERENCE else f" (Δ {value - getattr(ref, name):+.2f})"
+        return f"{name} {value:+.3f}{delta}"
+
+    flags = "".join(f' · <span class="peo-flag">{html.escape(f)}</span>' for f in answer.flags)
+    return f"{one('reward')} · {one('cost')}{flags}"
+
+
+def _turn(message: Mapping) -> str:
+    role = str(message.get("role", ""))
+    return (f'<div class="peo-turn {html.escape(role)}"><b>{html.escape(role)}:</b> '
+            f'{html.escape(str(message.get("content", "")))}</div>')
+
+
+def row_html(row: PromptRow, labels: Mapping[str, str], colors: Mapping[str, str]) -> str:
+    """One prompt: earlier turns collapsed, the last user turn, the answers in a wrapping grid."""
+    earlier, last = row.messages[:-1], row.messages[-1:] or [{"role": "user", "content": ""}]
+    context = ""
+    if earlier:
+        context = (f"<details><summary>earlier turns ({len(earlier)} messages)</summary>"
+                   f"{''.join(_turn(m) for m in earlier)}</details>")
+    ref = row.answers.get(REFERENCE)
+    cells = []
+    for column, answer in row.answers.items():
+        body = ('<div class="peo-answer-text"><i>not run on this prompt</i></div>' if answer is None else
+                f'<div class="peo-answer-text">{html.escape(answer.text) or "<i>(empty answer)</i>"}</div>'
+                f'<div class="peo-answer-scores">{_scores_html(answer, ref, column)}</div>')
+        cells.append(f'<div class="peo-answer" data-column="{column}" style="--peo-col: {colors.get(column, "#888")}">'
+                     f'<div class="peo-answer-head">{html.escape(labels[column])}</div>{body}</div>')
+    return (f'<section class="peo-prompt" data-prompt="{html.escape(row.prompt_id)}">'
+            f'<div class="peo-prompt-head">{html.escape(row.kind)} prompt <code>{html.escape(row.prompt_id)}</code>'
+            f"</div>{context}{''.join(_turn(m) for m in last)}"
+            f'<div class="peo-answers">{"".join(cells)}</div></section>')
+
+
+def column_labels(info: Mapping, ids: Mapping[str, str | None]) -> dict[str, str]:
+    """Chat column labels with the model each one is here; same-model columns say so (e.g. soup = picked)."""
+    labels = {}
+    for column, mid in ids.items():
+        label = CHAT_COLUMNS[column]
+        if column == PEO:
+            label += f" c=({info['c_help']:g}, {info['c_harm']:g})"
+        if column == SOUP:
+            label = f"Soup λ={float(info['lambda_help']):g}"
+        same = [CHAT_COLUMNS[c] for c, m in ids.items() if c != column and m is not None and m == mid]
+        labels[column] = label + (f" (= {', '.join(same)})" if same else "")
+    return labels
+
+
+def note(info: Mapping, ids: Mapping[str, str | None], split: str, shown: int, total: int, on_demand: bool) -> str:
+    """What the grid shows and why a column may be empty (off-grid pick, a model not run on these prompts)."""
+    text = f"{shown} of {total} {split} prompts; Δ is each answer's score minus the reference's on the same prompt."
+    if on_demand:
+        text += " The picked off-grid point's answers were generated and scored on demand in this session."
+    elif info.get("precomputed") is None:
+        text += (f" The picked point {info['model_id']} is <b>off-grid</b>: it has no precomputed answers (score it "
+                 "on demand below); the other columns are shown.")
+    elif split == "dev":
+        text += " The picked point was run on the dev prompts only, so every column shows dev answers."
+    return f'<div class="peo-note">{text}</div>'
+
+
+def compare_html(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, colors: Mapping[str, str],
+                 aspect: str | None = None, sort: str = "prompt order", limit: int | None = DEFAULT_SHOWN,
+                 scored: Sequence[Mapping] = ()) -> str:
+    """The whole view for one pick: a note, then one block per prompt."""
+    ids = compared_models(grid, info)
+    extra = scored_answers(scored, str(info["model_id"])) if info.get("precomputed") is None else None
+    split = choose_split(answers, str(info["model_id"]), extra)
+    rows = prompt_rows(answers, ids, split, extra)
+    total = len([r for r in rows if aspect is None or r.kind == aspect])
+    shown = select_rows(rows, aspect, sort, limit)
+    labels = column_labels(info, ids)
+    body = "".join(row_html(r, labels, colors) for r in shown)
+    return f'<div class="peo-compare">{note(info, ids, split, len(shown), total, extra is not None)}{body}</div>'
+
+
+def _limit(value) -> int | None:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        return DEFAULT_SHOWN
+    return None if n <= 0 or math.isinf(n) else n
+
+
+@dataclass
+class CompareView:
+    """The view's components: `wire` connects them to the pick."""
+
+    aspect: gr.Radio
+    sort: gr.Dropdown
+    limit: gr.Slider
+    html: gr.HTML
+
+
+def compare_panel(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, colors: Mapping[str, str]) -> CompareView:
+    """An accordion with the filters and the side-by-side answers of the start point."""
+    with gr.Accordion("Compare generations: the same prompt, side by side", open=False, elem_id="compare-panel"):
+        with gr.Row():
+            aspect = gr.Radio(list(ASPECT_FILTERS), value="all prompts", label="prompts", elem_id="compare-aspect")
+            sort = gr.Dropdown(list(SORTS), value="prompt order", label="sort by the picked point's score − the "
+                               "reference's", elem_id="compare-sort")
+            limit = gr.Slider(1, 200, value=DEFAULT_SHOWN, step=1, label="prompts shown", elem_id="compare-limit")
+        view = gr.HTML(compare_html(answers, grid, info, colors), css_template=COMPARE_CSS, js_on_load=None,
+                       elem_id="compare-view")
+    return CompareView(aspect, sort, limit, view)
+
+
+def wire_compare(view: CompareView, answers: pd.DataFrame, grid: pd.DataFrame, colors: Mapping[str, str],
+                 point_state: gr.State, scored_state: gr.State) -> None:
+    """Redraw on a pick, a filter change, or a newly scored off-grid point."""
+
+    def redraw(info, aspect, sort, limit, scored):
+        return compare_html(answers, grid, info, colors, ASPECT_FILTERS.get(aspect), sort, _limit(limit),
+                            scored or ())
+
+    inputs = [point_state, view.aspect, view.sort, view.limit, scored_state]
+    for trigger in (point_state.change, view.aspect.change, view.sort.change, view.limit.release,
+                    scored_state.change):
+        trigger(redraw, inputs, view.html, api_visibility="private", show_progress="hidden")

@@ -1,0 +1,67 @@
+"""The research views below the front: on-demand scoring of an off-grid point, the side-by-side comparison of
+generations and the coefficient-space figure; and the reference distribution the chat's score lines use.
+
+Kept apart from app/ui.py's panels: they listen to the pick (`point_state`), and a click in the coefficient
+figure picks through the page's own pick path (app/ui.py pick_updates), so every way to pick agrees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import gradio as gr
+
+from app.coefficient_figure import click_point, coefficient_json, coefficient_panel
+from app.compare_view import CompareView, compare_panel, wire_compare
+from app.figure import figure_json
+from app.offgrid_scoring import ScorePanel, score_panel, wire_score
+from peo.plot_style import COLORS
+
+
+@dataclass
+class ResearchViews:
+    scored_state: gr.State  # list of off-grid points scored on demand in this session (offgrid_scoring.summarize)
+    score: ScorePanel
+    compare: CompareView
+    coefficient_plot: gr.HTML
+
+
+def research_views(app, start_info: dict, plot_js: str, plot_head: str) -> ResearchViews:
+    """Lay the views out (inside the Blocks)."""
+    data = app.data
+    scored_state = gr.State([])
+    score = score_panel()
+    compare = compare_panel(data.answers, data.grid, start_info, COLORS)
+    coefficient_plot = coefficient_panel(data.grid, data.front_model_ids(), start_info, plot_js, plot_head)
+    return ResearchViews(scored_state, score, compare, coefficient_plot)
+
+
+def wire_views(app, views: ResearchViews, front_plot: gr.HTML, pick_outputs: list, point_state: gr.State,
+               pick_updates: Callable) -> None:
+    """Every view follows the pick; scored points are drawn on the front; a coefficient click picks.
+
+    `pick_updates(app, values, current, refused=None)` and `pick_outputs` are the page's one pick path
+    (app/ui.py), so a click here updates the same components, in the same way, as a click on the front.
+    """
+    data = app.data
+    wire_score(app, views.score, point_state, views.scored_state)
+    wire_compare(views.compare, data.answers, data.grid, COLORS, point_state, views.scored_state)
+
+    def redraw_front(info, scored):  # the pick path draws the front without this session's scored points
+        return figure_json(data, info, scored) if scored else gr.update()
+
+    for trigger in (point_state.change, views.scored_state.change):
+        trigger(redraw_front, [point_state, views.scored_state], front_plot, api_visibility="private",
+                show_progress="hidden")
+    point_state.change(lambda info: coefficient_json(data.grid, data.front_model_ids(), info), point_state,
+                       views.coefficient_plot, api_visibility="private", show_progress="hidden")
+
+    def do_click(current, evt: gr.EventData):
+        try:
+            values = click_point(getattr(evt, "_data", None) or {})
+        except (KeyError, TypeError, ValueError):
+            return pick_updates(app, None, current, refused="that marker is not a PEO grid point")
+        return pick_updates(app, values, current)
+
+    views.coefficient_plot.click(do_click, point_state, pick_outputs, api_visibility="private")

@@ -1,0 +1,104 @@
+"""A score is only readable against something: each live reward and cost placed within the reference model's
+scores on the test prompts, and the answer flagged when its scores say little (empty, cut at the limit, loops).
+
+Pure functions (percentiles, flags, the line under a chat answer) plus `ReferenceScores.from_answers`, which
+reads the reference's per-prompt scores out of answers.parquet; the app reads them once (`App.reference_scores`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from peo.answer_checks import loops, words
+from peo.names import REFERENCE_MODEL_ID
+
+EMPTY, CUT, LOOPS = "empty", "cut at the token limit", "loops"
+SENTENCE_ENDS = tuple('.!?…"\')]*`:;')  # an answer that stopped by itself usually ends on one of these
+# (upper bound of a percentile band, symbol): a reader sees at a glance where a score falls
+BANDS = ((25.0, "🟥"), (75.0, "🟨"), (100.0, "🟩"))
+
+
+def percentile(value: float, reference: Sequence[float]) -> float | None:
+    """Percentile rank (0–100) of `value` among `reference`: share below it, ties counted half. None if empty."""
+    ordered = sorted(float(r) for r in reference)
+    if not ordered:
+        return None
+    below = bisect.bisect_left(ordered, value)
+    ties = bisect.bisect_right(ordered, value) - below
+    return 100.0 * (below + 0.5 * ties) / len(ordered)
+
+
+def ordinal(n: int) -> str:
+    """1 → '1st', 22 → '22nd', 13 → '13th'."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def band_symbol(pct: float, higher_is_better: bool) -> str:
+    """🟩 better than three quarters of the reference's answers, 🟥 worse than three quarters, 🟨 between."""
+    goodness = pct if higher_is_better else 100.0 - pct
+    return next(symbol for bound, symbol in BANDS if goodness <= bound)
+
+
+def ends_mid_sentence(answer: str) -> bool:
+    """A stored answer has no token count: one that stopped by itself ends a sentence, a cut one usually not."""
+    text = answer.strip()
+    return bool(text) and not text.endswith(SENTENCE_ENDS)
+
+
+def answer_flags(answer: str, cut: bool | None = None) -> list[str]:
+    """Why an answer's scores may mislead: empty, cut at the token limit, loops (peo.answer_checks rule).
+
+    `cut`: whether generation stopped at max_new_tokens when known; None guesses it (ends_mid_sentence).
+    An empty answer counts as looping under the rule; it is flagged only as empty, the plainer reason.
+    """
+    if not words(answer):
+        return [EMPTY]
+    flags = [CUT] if (ends_mid_sentence(answer) if cut is None else cut) else []
+    return flags + ([LOOPS] if loops(answer) else [])
+
+
+@dataclass(frozen=True)
+class ReferenceScores:
+    """The reference model's per-prompt rewards and costs on one split: what a live score is placed against."""
+
+    rewards: tuple[float, ...]
+    costs: tuple[float, ...]
+    split: str = "test"
+
+    @classmethod
+    def from_answers(cls, answers: pd.DataFrame, model_id: str = REFERENCE_MODEL_ID) -> "ReferenceScores":
+        """The reference's test-prompt scores (dev when it has no test answers; empty when it has neither)."""
+        rows = answers[answers["model_id"].astype(str) == model_id]
+        split = "test" if (rows["split"] == "test").any() else "dev"
+        rows = rows[rows["split"] == split]
+        return cls(tuple(float(x) for x in rows["reward"]), tuple(float(x) for x in rows["cost"]), split)
+
+    def placed(self, name: str, value: float, higher_is_better: bool) -> str:
+        """'🟥 reward -1.800 (23rd pct of the reference on test prompts)', or the bare score with no reference."""
+        values = self.rewards if name == "reward" else self.costs
+        pct = percentile(value, values)
+        if pct is None:
+            return f"{name} {value:+.3f}"
+        rank = ordinal(min(100, max(0, round(pct))))
+        return (f"{band_symbol(pct, higher_is_better)} {name} {value:+.3f} ({rank} pct of the reference on "
+                f"{len(values)} {self.split} prompts)")
+
+
+def live_score_line(score: tuple[float, float] | None, answer: str, reference: ReferenceScores | None = None,
+                    cut: bool | None = False) -> str:
+    """The line under a chat answer: reward (↑) and cost (↓) placed in the reference's distribution, and flags.
+
+    `cut` defaults to False: the chat marks answers cut at the limit itself, from the exact token count.
+    """
+    parts = []
+    if score:
+        if reference is None:
+            parts = [f"reward {score[0]:+.3f}", f"cost {score[1]:+.3f}"]
+        else:
+            parts = [reference.placed("reward", score[0], True), reference.placed("cost", score[1], False)]
+    return " · ".join(parts + answer_flags(answer, cut))

@@ -1,0 +1,120 @@
+"""Share links: the page's URL carries the picked point and the chat columns, and opening such a URL restores them.
+
+`?lambda_help=0.4&phi_help=0.5&phi_harm=0&columns=peo,ref,help`: the address bar follows every pick (history
+.replaceState, no reload), so a reload or a copied link lands on the same point. Values come from the visitor:
+they are parsed and range-checked like the sliders' (app.callbacks.pick); a bad link shows a warning and keeps the
+start point.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import gradio as gr
+
+from app import callbacks as cb
+from app.data import AppInputError
+from app.figure import figure_json
+from peo.names import CHAT_COLUMNS
+
+POINT_PARAMS = ("lambda_help", "phi_help", "phi_harm")
+COLUMNS_PARAM = "columns"
+
+# Writes the query into the address bar (no reload), so the current URL is always the share link.
+URL_JS = """
+(q) => {
+  if (typeof q !== 'string' || !q) return [];
+  const url = window.location.pathname + '?' + q + window.location.hash;
+  if (url !== window.location.pathname + window.location.search + window.location.hash) {
+    window.history.replaceState(window.history.state, '', url);
+  }
+  return [];
+}
+"""
+
+COPY_JS = """
+() => {
+  const url = window.location.href;
+  if (navigator.clipboard && window.isSecureContext) navigator.clipboard.writeText(url).catch(() => {});
+  return url;
+}
+"""
+
+
+@dataclass
+class SharePanel:
+    copy: gr.Button
+    link: gr.Textbox  # the link just copied, shown so it can be copied by hand where the clipboard is refused
+    query: gr.Textbox  # the current query string, read by URL_JS
+
+
+def share_panel() -> SharePanel:
+    with gr.Row():
+        copy = gr.Button("Copy link to this point", size="sm", scale=1, elem_id="copy-link")
+        link = gr.Textbox(show_label=False, interactive=False, scale=4, elem_id="share-link",
+                          placeholder="the link to the picked point and chat columns")
+    query = gr.Textbox("", visible="hidden", elem_id="share-query")
+    return SharePanel(copy, link, query)
+
+
+def share_query(point: dict, columns) -> str:
+    """The query string of a point (λ, ϕ_help, ϕ_harm as picked) and the chat columns."""
+    params = {key: f"{float(point[key]):g}" for key in POINT_PARAMS}
+    cols = [c for c in (columns or []) if c in CHAT_COLUMNS]
+    if cols:
+        params[COLUMNS_PARAM] = ",".join(cols)
+    return urlencode(params, safe=",")
+
+
+def parse_query(params: dict) -> tuple[tuple[float, float, float] | None, list[str] | None]:
+    """(point or None, columns or None) from query parameters; AppInputError naming a bad one."""
+    point = None
+    if any(key in params for key in POINT_PARAMS):
+        values = []
+        for key in POINT_PARAMS:
+            raw = params.get(key, "0")
+            try:
+                x = float(str(raw)[:32])
+            except ValueError:
+                raise AppInputError(f"link parameter {key}: expected a number, got {str(raw)[:32]!r}") from None
+            if not math.isfinite(x):
+                raise AppInputError(f"link parameter {key}: expected a finite number")
+            values.append(x)
+        point = (values[0], values[1], values[2])
+    columns = None
+    if COLUMNS_PARAM in params:
+        columns = cb.check_columns([c for c in str(params[COLUMNS_PARAM])[:200].split(",") if c])
+    return point, columns
+
+
+def wire_share_link(app: cb.App, demo: gr.Blocks, panel: SharePanel, picker, chat, point_state: gr.State) -> None:
+    """On load: restore the link's point and columns; on every pick or column change: update the address bar."""
+    data = app.data
+
+    def restore(request: gr.Request):
+        keep = [gr.update()] * (len(picker.sliders) + 4)
+        try:
+            point, columns = parse_query(dict(request.query_params) if request else {})
+            if point is not None:
+                info = cb.pick(app, *point)
+        except AppInputError as err:
+            gr.Warning(f"This link's point was not restored: {err}")
+            return (*keep, gr.update())
+        cols = gr.update(value=columns) if columns is not None else gr.update()
+        if point is None:
+            return (*keep, cols)
+        shown = (figure_json(data, info), cb.pick_summary(info, data), data.sample_answers(info["model_id"]), info)
+        return (*point, *shown, cols)
+
+    demo.load(restore, None, [*picker.sliders, picker.plot, picker.summary, picker.answers, point_state,
+                              chat.columns], api_visibility="private")
+
+    def query(point, columns):
+        return share_query(point, columns)
+
+    for trigger in (point_state.change, chat.columns.change):
+        trigger(query, [point_state, chat.columns], panel.query, queue=False, api_visibility="private").then(
+            None, panel.query, None, js=URL_JS, api_visibility="private")
+    panel.copy.click(None, None, panel.link, js=COPY_JS, api_visibility="private")

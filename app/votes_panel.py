@@ -1,0 +1,296 @@
+"""Votes under the side-by-side chat: the best column, "tie" or "all bad", stored with the turn's full state.
+
+Why its own listeners: the chat's events (app/ui.py wire_chat) stay as they are. A send (button or Enter) starts
+a turn here too: it records the point, columns and settings the chat reads at that moment, and in blind mode
+draws the turn's shuffled order at once, so no name shows while the answers stream. The chat state changing
+(its final update) ends the turn: the columns whose history changed took part in it. A vote is committed to
+the database (peo.votes) before the page says it is stored; names are revealed after the vote.
+
+Blind mode shows the columns as A, B, C… in a shuffled order: the chatbots keep their components but are
+reordered on screen (CSS `order` inside their row) and relabelled; the order is stored with the vote.
+The votes view shows only the aggregate over all sessions; no event returns another session's votes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import secrets
+import string
+from dataclasses import asdict, dataclass
+from functools import partial
+
+import gradio as gr
+import pandas as pd
+
+from app import callbacks as cb
+from app.data import AppInputError
+from app.engine import column_scales
+from peo.answer_checks import loops
+from peo.coefficients import model_id
+from peo.names import BASELINE_SCALES, CHAT_COLUMNS
+from peo.votes import ALL_BAD, MAX_COMMENT_CHARS, TIE, ColumnAnswer, Vote, VotesError, VoteStore
+
+LETTERS = string.ascii_uppercase
+POINT_KEYS = ("lambda_help", "phi_help", "phi_harm", "c_help", "c_harm")
+AGGREGATE_COLUMNS = ["model", "turns", "wins", "ties", "win share", "95% interval"]
+
+# Puts each chatbot at its blind position inside the chat row (or back in place for an empty order).
+ORDER_JS = """
+(o) => {
+  let order = [];
+  try { order = JSON.parse(o || '[]'); } catch (e) { order = []; }
+  const keys = KEYS;
+  const item = (k) => {
+    let n = document.getElementById('chat-' + k);
+    while (n && n.parentElement && !n.parentElement.classList.contains('row')) n = n.parentElement;
+    return n;
+  };
+  keys.forEach((k) => { const n = item(k); if (n) n.style.order = ''; });
+  order.forEach((k, i) => { const n = item(k); if (n) n.style.order = String(i - 100); });
+  return [];
+}
+""".replace("KEYS", json.dumps(list(CHAT_COLUMNS)))
+
+
+@dataclass
+class VotesPanel:
+    """The vote's components: wire_votes reads and updates these."""
+
+    blind: gr.Checkbox
+    buttons: list[gr.Button]  # by display position: button i votes for the i-th column shown
+    tie: gr.Button
+    all_bad: gr.Button
+    comment: gr.Textbox
+    status: gr.Markdown
+    order: gr.Textbox  # the blind order as JSON, read by ORDER_JS
+    view: gr.Accordion
+    table: gr.Dataframe
+    refresh: gr.Button
+    session: gr.State
+
+
+def new_session() -> dict:
+    """A session's vote state: an anonymous id (random, tied to nothing), its turn count and the open turn."""
+    return {"session": secrets.token_hex(16), "turn": 0, "seen": {}, "sent": None, "pending": None}
+
+
+def _session(session: dict | None) -> dict:
+    """The page's state starts empty (a callable default would be a public load endpoint): the id is drawn here."""
+    return session if session and session.get("session") else new_session()
+
+
+def votes_panel() -> VotesPanel:
+    """Vote buttons, tie / all bad and a comment under the chat; the aggregate view in a closed accordion."""
+    with gr.Row():
+        blind = gr.Checkbox(False, label="Blind mode: columns shown as A, B, C… in a shuffled order, names "
+                            "revealed after your vote", elem_id="blind-mode")
+    with gr.Row():
+        buttons = [gr.Button(f"{LETTERS[i]} is best", visible=False, elem_id=f"vote-{i}", size="sm")
+                   for i in range(len(CHAT_COLUMNS))]
+        tie = gr.Button("Tie", visible=False, elem_id="vote-tie", size="sm")
+        all_bad = gr.Button("All bad", visible=False, elem_id="vote-all-bad", size="sm")
+    comment = gr.Textbox(placeholder=f"Optional comment with your vote (at most {MAX_COMMENT_CHARS} characters)",
+                         show_label=False, max_length=MAX_COMMENT_CHARS, max_lines=2, elem_id="vote-comment")
+    status = gr.Markdown("", elem_id="vote-status", elem_classes=["peo-status"])
+    order = gr.Textbox("[]", visible="hidden", elem_id="blind-order")
+    with gr.Accordion("Votes: human win share per model", open=False, elem_id="votes-view") as view:
+        gr.Markdown("Every session's votes, aggregated: turns a model took part in, its wins and ties, and its win "
+                    "share (wins + ½·ties over turns) with a 95 % Wilson interval.")
+        table = gr.Dataframe(pd.DataFrame(columns=AGGREGATE_COLUMNS), interactive=False, elem_id="votes-table")
+        refresh = gr.Button("Refresh", size="sm", elem_id="votes-refresh")
+    session = gr.State({})
+    return VotesPanel(blind, buttons, tie, all_bad, comment, status, order, view, table, refresh, session)
+
+
+# ---------------------------------------------------------------- the turn: plain functions (tested directly)
+
+
+def _fingerprint(history: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(history, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def begin_turn(session: dict, columns, point: dict, settings: dict, blind: bool,
+               rng: random.Random | None = None) -> dict:
+    """What the chat sends with (point, columns, settings) and, when blind, the shuffled order; the open turn
+    is closed (a new message supersedes it)."""
+    session = dict(session, pending=None, sent=None)
+    try:
+        cols = cb.check_columns(columns)
+    except AppInputError:
+        return session
+    order = list(cols)
+    if blind:
+        (rng or random.SystemRandom()).shuffle(order)
+    session["sent"] = {"columns": order, "point": {k: point[k] for k in POINT_KEYS}, "settings": settings,
+                       "blind": bool(blind)}
+    return session
+
+
+def end_turn(session: dict, state: cb.ChatState) -> dict:
+    """The turn just answered: the columns whose history changed, in display order, with every answer."""
+    seen = {col: _fingerprint(h) for col, h in state.histories.items()}
+    changed = [c for c, f in seen.items() if session["seen"].get(c) != f and state.histories[c]]
+    session = dict(session, seen=seen, pending=None)
+    sent = session.get("sent")
+    if not changed or sent is None:
+        return session
+    cols = [c for c in sent["columns"] if c in changed] + [c for c in CHAT_COLUMNS if c in changed
+                                                           and c not in sent["columns"]]
+    p = sent["point"]
+    answers = []
+    for i, col in enumerate(cols):
+        history = state.histories[col]
+        answer = history[-1]["content"] if history[-1]["role"] == "assistant" else ""
+        score = (state.scores.get(col) or [None])[-1]
+        answers.append({"column": col, "scales": column_scales(col, p["lambda_help"], p["c_help"], p["c_harm"]),
+                        "answer": answer, "conversation": history, "reward": None if score is None else score[0],
+                        "cost": None if score is None else score[1], "loops": loops(answer),
+                        "blind_label": LETTERS[i] if sent["blind"] else None})
+    session["turn"] += 1
+    session["pending"] = {"turn": session["turn"], "columns": answers, "point": p, "settings": sent["settings"],
+                          "blind": sent["blind"], "voted": None}
+    return session
+
+
+def make_vote(session: dict, choice: str, comment: str = "", assets: str = "") -> Vote:
+    """The Vote for the open turn; `choice` is a display position ("0", "1", …), TIE or ALL_BAD."""
+    pending = session.get("pending")
+    if pending is None:
+        raise VotesError("there is no answered turn to vote on: send a message first")
+    if pending["voted"] is not None:
+        raise VotesError(f"you already voted on this turn (vote #{pending['voted']})")
+    columns = tuple(ColumnAnswer(**c) for c in pending["columns"])
+    if choice not in (TIE, ALL_BAD):
+        try:
+            choice = columns[int(choice)].column
+        except (ValueError, IndexError):
+            raise VotesError(f"no column at position {choice!r} in this turn") from None
+    return Vote(session_id=session["session"], turn=pending["turn"], point=pending["point"], columns=columns,
+                choice=choice, settings=pending["settings"], comment=(comment or "").strip(),
+                blind=pending["blind"], assets=assets)
+
+
+def aggregate_table(store: VoteStore) -> pd.DataFrame:
+    """The votes view: one row per model (a column at its adapter scales)."""
+    rows = []
+    for g in store.aggregate():
+        name = CHAT_COLUMNS[g["column"]]
+        if g["column"] not in BASELINE_SCALES:  # a column that follows the picked point: name its model
+            name += f" {model_id(g['scales'].get('help', 0.0), g['scales'].get('harm', 0.0))}"
+        rows.append({"model": name, "turns": g["turns"], "wins": g["wins"], "ties": g["ties"],
+                     "win share": round(g["win_share"], 3),
+                     "95% interval": f"[{g['ci_low']:.2f}, {g['ci_high']:.2f}]"})
+    return pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
+
+
+def assets_name(app: cb.App) -> str:
+    meta = app.data.assets.meta
+    return f"{meta.get('profile', '?')}:{meta.get('base_model', '?')}:seed{meta.get('seed', '?')}"
+
+
+# ---------------------------------------------------------------- wiring
+
+
+def _chat_labels(pending_or_sent: dict | None, reveal: bool) -> list:
+    """Chatbot label updates, CHAT_COLUMNS order: letters when blind (with the name once revealed), else names."""
+    if not pending_or_sent or not pending_or_sent["blind"]:
+        return [gr.update(label=label) for label in CHAT_COLUMNS.values()]
+    keys = [c["column"] if isinstance(c, dict) else c for c in pending_or_sent["columns"]]
+    letters = {k: LETTERS[i] for i, k in enumerate(keys)}
+    return [gr.update(label=(f"{letters[k]}: {label}" if reveal else letters[k]) if k in letters else label)
+            for k, label in CHAT_COLUMNS.items()]
+
+
+def _buttons(pending: dict | None) -> list:
+    """Position buttons (named by letter when blind), then tie and all bad; shown while a turn awaits a vote."""
+    open_turn = pending is not None and pending["voted"] is None
+    cols = pending["columns"] if pending else []
+    out = []
+    for i in range(len(CHAT_COLUMNS)):
+        if i < len(cols) and open_turn:
+            name = LETTERS[i] if pending["blind"] else CHAT_COLUMNS[cols[i]["column"]]
+            out.append(gr.update(value=f"{name} is best", visible=True, interactive=True))
+        else:
+            out.append(gr.update(visible=False))
+    out += [gr.update(visible=open_turn, interactive=open_turn)] * 2
+    return out
+
+
+def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat_state: gr.State,
+               store: VoteStore) -> None:
+    """Turn start (send), turn end (chat state changed), votes and the aggregate; every event private."""
+    chatbots = list(chat.chatbots.values())
+    buttons = [*panel.buttons, panel.tie, panel.all_bad]
+    defaults = app.default_settings
+    assets = assets_name(app)
+
+    def on_send(session, cols, point, blind, n, t, p, sd, rp):
+        try:
+            settings = asdict(cb.check_settings(n, t, p, sd, rp, defaults=defaults))
+        except AppInputError:
+            settings = None
+        session = _session(session)
+        session = begin_turn(session, cols, point, settings, blind) if settings else dict(session, sent=None,
+                                                                                          pending=None)
+        sent = session["sent"]
+        order = json.dumps(sent["columns"] if sent and sent["blind"] else [])
+        return (session, order, "", *_buttons(None), *_chat_labels(sent, reveal=False))
+
+    send_inputs = [panel.session, chat.columns, point_state, panel.blind, *chat.settings]
+    send_outputs = [panel.session, panel.order, panel.status, *buttons, *chatbots]
+    for trigger in (chat.send.click, chat.message.submit):
+        trigger(on_send, send_inputs, send_outputs, queue=False, api_visibility="private").then(
+            None, panel.order, None, js=ORDER_JS, api_visibility="private")
+
+    def on_turn_end(session, state):
+        session = end_turn(_session(session), state if isinstance(state, cb.ChatState) else cb.ChatState())
+        pending = session["pending"]
+        text = ("Which answer is best? Vote below (optionally with a comment)." if pending else "")
+        order = json.dumps([c["column"] for c in pending["columns"]] if pending and pending["blind"] else [])
+        return (session, order, text, *_buttons(pending), *_chat_labels(pending, reveal=False))
+
+    chat_state.change(on_turn_end, [panel.session, chat_state],
+                      [panel.session, panel.order, panel.status, *buttons, *chatbots], api_visibility="private"
+                      ).then(None, panel.order, None, js=ORDER_JS, api_visibility="private")
+
+    def on_vote(choice, session, comment):
+        try:
+            vote = make_vote(_session(session), choice, comment, assets)
+            vote_id, _ = store.record(vote)  # committed before this returns
+        except VotesError as err:
+            raise gr.Error(str(err), print_exception=False) from None
+        pending = dict(session["pending"], voted=vote_id)
+        session = dict(session, pending=pending)
+        if vote.blind:
+            names = ", ".join(f"{c.blind_label} was {c.label}" for c in vote.columns)
+            text = f"Vote #{vote_id} stored. {names}."
+        else:
+            text = f"Vote #{vote_id} stored."
+        return (session, text, "", *_buttons(pending), *_chat_labels(pending, reveal=True), aggregate_table(store))
+
+    vote_outputs = [panel.session, panel.status, panel.comment, *buttons, *chatbots, panel.table]
+    for i, button in enumerate(panel.buttons):
+        button.click(partial(on_vote, str(i)), [panel.session, panel.comment], vote_outputs, api_visibility="private")
+    panel.tie.click(partial(on_vote, TIE), [panel.session, panel.comment], vote_outputs, api_visibility="private")
+    panel.all_bad.click(partial(on_vote, ALL_BAD), [panel.session, panel.comment], vote_outputs,
+                        api_visibility="private")
+
+    def on_blind(blind, session):
+        """Turning blind mode off reveals the open turn (then stored as not blind); on: from the next message."""
+        session = _session(session)
+        pending = session.get("pending")
+        if not blind and pending is not None and pending["blind"]:
+            pending = dict(pending, blind=False, columns=[dict(c, blind_label=None) for c in pending["columns"]])
+            session = dict(session, pending=pending)
+        text = "Blind from your next message." if blind else ""
+        return (session, "[]" if not blind else gr.update(), text, *_buttons(pending),
+                *(_chat_labels(pending, reveal=True) if not blind else [gr.update()] * len(chatbots)))
+
+    panel.blind.input(on_blind, [panel.blind, panel.session],
+                      [panel.session, panel.order, panel.status, *buttons, *chatbots], queue=False,
+                      api_visibility="private").then(None, panel.order, None, js=ORDER_JS, api_visibility="private")
+    for trigger in (panel.refresh.click, panel.view.expand):
+        trigger(lambda: aggregate_table(store), None, panel.table, api_visibility="private")
+    return None
