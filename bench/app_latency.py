@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from app.screenshots import free_port
@@ -56,21 +57,35 @@ def _wait_for_page(url: str, process: subprocess.Popen, deadline: float) -> None
     raise TimeoutError(f"the app did not serve {url} within {STARTUP_TIMEOUT_S} s")
 
 
-def run(assets: Assets, plan: Plan) -> dict:
-    from gradio_client import Client
-
-    chat_point, pick_points = points(assets)
+@contextmanager
+def served_app(assets: Assets, plan: Plan, *extra_args: str, log_name: str = "app"):
+    """`python -m app` in a subprocess as a user launches it: yields (url, process, log path, start time) once
+    the page is served, and stops the process on the way out."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/"
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", GRADIO_ANALYTICS_ENABLED="False")
     command = [sys.executable, "-m", "app", "--assets", str(assets.root), "--port", str(port),
-               "--device", plan.device]
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"peo-bench-app-{port}.log"
+               "--device", plan.device, *extra_args]
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"peo-bench-{log_name}-{port}.log"
     start = time.monotonic()
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_page(url, process, start + STARTUP_TIMEOUT_S)
+        yield url, process, log_path, start
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def run(assets: Assets, plan: Plan) -> dict:
+    from gradio_client import Client
+
+    chat_point, pick_points = points(assets)
+    with served_app(assets, plan) as (url, _, log_path, start):
         page_up_s = time.monotonic() - start
         client = Client(url, verbose=False)
         prompt = dev_prompts(assets, 1)[0][-1]["content"]
@@ -98,12 +113,6 @@ def run(assets: Assets, plan: Plan) -> dict:
         times |= interleaved({"columns_1": chat([PEO], "columns_1"), "columns_5": chat(FIVE, "columns_5"),
                               "columns_5_new_point": chat_new_point},
                              reps=plan.reps, warmup=plan.warmup)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
     tokenizer = load_tokenizer(resolve_base_model(assets.base_model_spec))
     last = {key: runs[-1] for key, runs in answers.items()}

@@ -14,17 +14,13 @@
 
 from __future__ import annotations
 
-import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
-from app.screenshots import free_port
-from bench.app_latency import STARTUP_TIMEOUT_S, _wait_for_page
-from bench.common import REPO, Check, Plan
+from bench.app_latency import served_app
+from bench.common import Check, Plan
 from bench.fixtures import dev_prompts
 from peo.assets import Assets
 from peo.names import PEO, REFERENCE, SOUP
@@ -89,20 +85,12 @@ def _percentiles(values: list[float]) -> dict:
 def run(assets: Assets, plan: Plan) -> dict:
     from gradio_client import Client
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    env = dict(os.environ, TOKENIZERS_PARALLELISM="false", GRADIO_ANALYTICS_ENABLED="False")
-    command = [sys.executable, "-m", "app", "--assets", str(assets.root), "--port", str(port), "--device",
-               plan.device, "--concurrency", str(plan.load_concurrency)]
-    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"peo-bench-load-{port}.log"
     prompts = [m[-1]["content"] for m in dev_prompts(assets, plan.load_sessions * plan.load_turns)]
     points = session_points(assets, plan.load_sessions)
     requests = {(s, t): (prompts[s * plan.load_turns + t], points[s])
                 for s in range(plan.load_sessions) for t in range(plan.load_turns)}
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        _wait_for_page(url, process, time.monotonic() + STARTUP_TIMEOUT_S)
+    with served_app(assets, plan, "--concurrency", str(plan.load_concurrency), log_name="load") as (
+            url, process, log_path, _):
         warm = Client(url, verbose=False)
         warm.predict("Hello", [PEO], *points[0], 1, 0.0, 1.0, 0, api_name="/chat")  # models loaded
         rss_before = tree_rss_mib(process.pid)
@@ -141,12 +129,6 @@ def run(assets: Assets, plan: Plan) -> dict:
         rss_after = tree_rss_mib(process.pid)
 
         soak = _soak(url, requests, plan, process.pid)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
     mismatched = [f"session {r['session']} turn {r['turn']}" for r in records if not r["same_as_alone"]]
     result = {
