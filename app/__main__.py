@@ -8,7 +8,6 @@ The models load in the background: the page (front, picker, precomputed answers)
 from __future__ import annotations
 
 import argparse
-import ctypes
 import logging
 import os
 import signal
@@ -61,28 +60,11 @@ def interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter behind the MALLOC_ARENA_MAX variable
-MALLOC_ARENAS = 2
-
-
-def limit_malloc_arenas(n: int = MALLOC_ARENAS) -> bool:
-    """Two malloc arenas instead of glibc's default (8 per core), set before any thread starts.
-
-    Gradio runs events on a thread pool and glibc gives threads their own arenas, whose freed memory is rarely
-    returned: measured under 8 sessions and a 10-minute soak (bench/README.md, "Results under load"), RSS grew
-    327 + 158 MiB with the default and 165 + 20 MiB with MALLOC_ARENA_MAX=2. The variable wins when it is set.
-    """
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return False
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, n))
-    except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to set
-        return False
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    limit_malloc_arenas()
+    from app.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from app import exports

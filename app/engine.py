@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 
+from app.memory import ModelLock
 from peo.assets import Assets, default_device, load_policy_mix
 from peo.chat_template import encode_chat
 from peo.generation import GenerationSettings, Row, StopSignal, stream_batch
@@ -78,7 +79,7 @@ def same_model_columns(columns: Sequence[str], lambda_help: float, c_help: float
 class _FormThenHold:
     """The lock given to stream_batch: taking it also forms the policy, so forming and generating are atomic."""
 
-    def __init__(self, lock: threading.Lock, form):
+    def __init__(self, lock: ModelLock, form):
         self._lock, self._form = lock, form
 
     def __enter__(self):
@@ -106,7 +107,7 @@ class Engine:
         self.form = form
         self.max_context_tokens = max_context_tokens
         self.want_evaluators = load_evaluators
-        self.lock = threading.Lock()
+        self.lock = ModelLock()  # returns each turn's freed memory to the OS on release
         self.mix = None
         self.tokenizer = None
         self.evaluators = None

@@ -27,10 +27,9 @@ class ResearchViews:
     coefficient_plot: gr.HTML
 
 
-def research_views(app, start_info: dict, plot_js: str, plot_head: str) -> ResearchViews:
-    """Lay the views out (inside the Blocks)."""
+def research_views(app, start_info: dict, scored_state: gr.State, plot_js: str, plot_head: str) -> ResearchViews:
+    """Lay the views out (inside the Blocks). `scored_state` is the page's: the pick path draws its points too."""
     data = app.data
-    scored_state = gr.State([])
     score = score_panel()
     compare = compare_panel(data.answers, data.grid, start_info, COLORS)
     coefficient_plot = coefficient_panel(data.grid, data.front_model_ids(), start_info, plot_js, plot_head)
@@ -41,27 +40,24 @@ def wire_views(app, views: ResearchViews, front_plot: gr.HTML, pick_outputs: lis
                pick_updates: Callable) -> None:
     """Every view follows the pick; scored points are drawn on the front; a coefficient click picks.
 
-    `pick_updates(app, values, current, refused=None)` and `pick_outputs` are the page's one pick path
+    `pick_updates(app, values, current, refused=None, scored=None)` and `pick_outputs` are the page's one pick path
     (app/ui.py), so a click here updates the same components, in the same way, as a click on the front.
     """
     data = app.data
     wire_score(app, views.score, point_state, views.scored_state)
     wire_compare(views.compare, data.answers, data.grid, COLORS, point_state, views.scored_state)
 
-    def redraw_front(info, scored):  # the pick path draws the front without this session's scored points
-        return figure_json(data, info, scored) if scored else gr.update()
-
-    for trigger in (point_state.change, views.scored_state.change):
-        trigger(redraw_front, [point_state, views.scored_state], front_plot, api_visibility="private",
-                show_progress="hidden")
+    # a pick draws the front with the scored points itself (pick_updates); a newly scored point redraws it here
+    views.scored_state.change(lambda info, scored: figure_json(data, info, scored), [point_state, views.scored_state],
+                              front_plot, api_visibility="private", show_progress="hidden")
     point_state.change(lambda info: coefficient_json(data.grid, data.front_model_ids(), info), point_state,
                        views.coefficient_plot, api_visibility="private", show_progress="hidden")
 
-    def do_click(current, evt: gr.EventData):
+    def do_click(current, scored, evt: gr.EventData):
         try:
             values = click_point(getattr(evt, "_data", None) or {})
         except (KeyError, TypeError, ValueError):
             return pick_updates(app, None, current, refused="that marker is not a PEO grid point")
-        return pick_updates(app, values, current)
+        return pick_updates(app, values, current, scored=scored)
 
-    views.coefficient_plot.click(do_click, point_state, pick_outputs, api_visibility="private")
+    views.coefficient_plot.click(do_click, [point_state, views.scored_state], pick_outputs, api_visibility="private")

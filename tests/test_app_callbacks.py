@@ -476,7 +476,7 @@ def test_chat_settings_default_to_the_sweep_decoding_in_meta(app, monkeypatch):
 
 
 def test_score_line_says_when_an_answer_loops(app):
-    from app.ui import render_column
+    from app.chat_panel import render_column
     from peo.answer_checks import loops
 
     looping = "I am not sure I am ready. " * 4
@@ -585,7 +585,7 @@ def test_an_accepted_typed_value_picks_everything(app):
 def test_answers_are_tagged_with_their_point_and_marked_when_cut(random_app):
     """PEO and soup answers carry the (c_help, c_harm) that produced them, shown on the page only; an answer cut at
     max_new_tokens gets a marker; the history fed back to the model keeps the bare answers."""
-    from app.ui import render_column
+    from app.chat_panel import render_column
 
     settings = {**GREEDY, "max_new_tokens": 3}
     *_, last = cb.chat_stream(random_app, "Tell me a long story.", ["peo", "ref", "soup"], (0.5, 0.5, 0.0), settings)
@@ -622,7 +622,7 @@ def test_a_new_point_starts_a_fresh_chat_when_asked(random_app, fresh):
 
 
 def test_column_labels_mark_same_models(app):
-    from app.ui import column_labels
+    from app.chat_panel import column_labels
 
     labels = dict(zip(CHAT_COLUMNS, column_labels(cb.pick(app, 0.5, 0.0, 0.0), list(CHAT_COLUMNS))))
     assert labels["soup"] == "Soup (same λ) = PEO (picked point) at this point"
@@ -634,7 +634,7 @@ def test_column_labels_mark_same_models(app):
 def test_refused_chat_inputs_go_to_the_status_not_the_chatbots(app):
     """check_turn, the first step of a turn, refuses bad inputs with the message for the status beside the box;
     the streaming step then changes nothing."""
-    from app.ui import check_turn, stream_turn
+    from app.chat_panel import check_turn, stream_turn
 
     point = cb.pick(app, 0.5, 0.0, 0.0)
     settings = (4, 0.0, 1.0, 0, 1.0)
@@ -716,7 +716,7 @@ def test_a_closed_turn_frees_the_model_within_a_second(app, monkeypatch):
     import threading
     import time
 
-    from app.ui import check_turn, stream_turn
+    from app.chat_panel import check_turn, stream_turn
 
     engine = app.engine
     _steer(monkeypatch, engine.mix, _ForceTokens(engine.tokenizer.eos_token_id, [], delay=0.04))

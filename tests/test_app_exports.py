@@ -88,16 +88,3 @@ def test_gradio_copies_go_inside_the_app_folder_and_everything_goes_at_exit(stor
     root = exports.root()
     exports.remove_all()
     assert not root.exists() and list(store.iterdir()) == []
-
-
-def test_the_app_limits_malloc_arenas_unless_the_variable_is_set(monkeypatch):
-    """Two arenas bound the RSS growth measured under load; an explicit MALLOC_ARENA_MAX is left to glibc."""
-    import platform
-
-    from app.__main__ import limit_malloc_arenas
-
-    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert limit_malloc_arenas() is False
-    monkeypatch.delenv("MALLOC_ARENA_MAX")
-    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
-        assert limit_malloc_arenas() is True

@@ -228,6 +228,15 @@ def test_offgrid_point_is_scored_on_the_test_prompts(app):
     fig = figure_dict(data, info, [point])
     trace = next(t for t in fig["data"] if t.get("name") == SCORED_NAME)
     assert trace["y"] == [pytest.approx(point["reward_mean"])] and "scored on demand" in fig["layout"]["title"]["text"]
+    # the page's pick path draws the session's scored points too: re-picking (even the same point) keeps them
+    from app.ui import AXES, pick_updates
+
+    for values in ((0.25, 0.0, 0.25), (0.5, 0.0, 0.0)):
+        figure = json.loads(pick_updates(app, values, info, scored=[point])[2 * len(AXES)])
+        drawn = [t["y"] for t in figure["data"] if t.get("name") == SCORED_NAME]
+        assert drawn == [[pytest.approx(point["reward_mean"])]]
+    figure = json.loads(pick_updates(app, (0.5, 0.0, 0.0), info)[2 * len(AXES)])
+    assert not [t for t in figure["data"] if t.get("name") == SCORED_NAME]
     page = compare_html(data.answers, data.grid, info, COLORS, scored=[point])
     n = data.n_prompts("test")
     assert "scored on demand" in page and page.count('class="peo-prompt"') == n
