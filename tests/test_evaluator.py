@@ -105,3 +105,26 @@ def test_evaluators_on_the_policy_score_exactly_like_their_own_reference_copy(ti
         assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-5), (got, want)
     with torch.no_grad():
         assert torch.equal(mix.model(input_ids=ids).logits, policy_before)  # adapters back on, same scales
+
+
+def test_top_layers_on_cached_states_continue_the_reference_exactly(tiny_base):
+    """The top-layers experiment (precompute/evaluator_experiments.py) runs layers K.. by hand on cached layer-K
+    states of right-padded batches: before any training it must reproduce the model's own final states, so what
+    it learns starts from the reference and not from a mis-wired copy (rotary positions, causal mask)."""
+    from peo.model_source import load_causal_lm
+    from precompute.evaluator_experiments import TopLayers
+
+    model = load_causal_lm(tiny_base, "float32").eval()
+    k = model.config.num_hidden_layers // 2
+    ids = torch.randint(3, model.config.vocab_size, (2, 9), generator=torch.Generator().manual_seed(0))
+    lengths = [9, 6]  # the second row is right-padded
+    with torch.no_grad():
+        out = model.model(input_ids=ids, output_hidden_states=True)
+        states = [out.hidden_states[k][i, :n] for i, n in enumerate(lengths)]
+        top = TopLayers(model, k)
+        torch.nn.init.normal_(top.head.weight, generator=torch.Generator().manual_seed(1))
+        scores = top(states, [3, 2])
+        final = out.last_hidden_state
+        expected = [top.head(torch.cat([final[i, n - 1], final[i, n - a:n].mean(0)]))
+                    for i, (n, a) in enumerate(zip(lengths, [3, 2]))]
+    assert torch.allclose(scores, torch.cat(expected), atol=1e-5)
