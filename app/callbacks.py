@@ -98,10 +98,15 @@ def pick_summary(info: dict, data: AppData) -> str:
     return text
 
 
+def same_model_label(col: str, other: str) -> str:
+    """'Soup (same λ) = PEO (picked point) at this point': `col` is the same model as `other` at the pick."""
+    return f"{CHAT_COLUMNS[col]} = {CHAT_COLUMNS[other]} at this point"
+
+
 def same_model_phrase(info: dict, columns: Sequence[str] = tuple(CHAT_COLUMNS)) -> str:
     """Which chat columns are the same model at this point (e.g. the soup is PEO when ϕ = 0); '' when none."""
     same = same_model_columns(columns, info["lambda_help"], info["c_help"], info["c_harm"])
-    return "; ".join(f"{CHAT_COLUMNS[col]} = {CHAT_COLUMNS[other]} at this point" for col, other in same.items())
+    return "; ".join(same_model_label(col, other) for col, other in same.items())
 
 
 def split_phrase(stats: dict, data: AppData) -> str:
@@ -355,16 +360,6 @@ def chat(app: App, message, columns, point, settings=None, state: ChatState | No
         out[col] = {"answer": text, "reward": score[0] if score else None, "cost": score[1] if score else None,
                     "loops": loops(text), "cut": last.cut.get(col, False)}
     return out
-
-
-def score_line(score: tuple[float, float] | None, answer: str, reference=None, cut: bool | None = False) -> str:
-    """The line under a chat answer: its live reward and cost, each placed within the reference's scores on the
-    test prompts when `reference` is given (App.reference_scores), and flagged when the
-    answer is empty, was cut at the token limit (`cut`: known from generation; the page marks it beside the
-    answer) or loops (the scores of such an answer say little)."""
-    from app import score_context
-
-    return score_context.live_score_line(score, answer, reference, cut=cut)
 
 
 # ---------------------------------------------------------------- export

@@ -16,6 +16,7 @@ import gradio as gr
 from app import callbacks as cb
 from app.data import AppInputError
 from app.engine import same_model_columns
+from app.score_context import live_score_line
 from peo.errors import PeoError
 from peo.generation import GenerationStopped
 from peo.names import CHAT_COLUMNS, DEFAULT_CHAT_COLUMNS
@@ -56,7 +57,7 @@ def render_column(state: cb.ChatState, col: str, pending: tuple[str, str] | None
             body = m["content"] or "(empty answer)"
             if tag is not None and tag.cut_at is not None:
                 body += f" … [cut at {tag.cut_at} tokens]"
-            score = cb.score_line(next(scores), m["content"], reference, cut=False)
+            score = live_score_line(next(scores), m["content"], reference, cut=False)
             lines = [line for line in (tag_line(tag), score) if line]
             tail = "".join(f"\n\n*{line}*" for line in lines)
             out.append({"role": "assistant", "content": body + tail})
@@ -127,8 +128,7 @@ def column_labels(info: dict, columns) -> list[dict]:
     ('Soup (same λ) = PEO (picked point) at this point'), in CHAT_COLUMNS' order."""
     chosen = [k for k in CHAT_COLUMNS if k in (columns or [])]
     same = same_model_columns(chosen, info["lambda_help"], info["c_help"], info["c_harm"])
-    return [f"{label} = {CHAT_COLUMNS[same[k]]} at this point" if k in same else label
-            for k, label in CHAT_COLUMNS.items()]
+    return [cb.same_model_label(k, same[k]) if k in same else label for k, label in CHAT_COLUMNS.items()]
 
 
 def check_turn(app: cb.App, defaults: dict, msg, cols, point: dict, *settings) -> tuple[dict | None, str]:

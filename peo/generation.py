@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -142,7 +142,7 @@ def generate_rows(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Gen
 
 
 def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
-                 lock: threading.Lock | None = None, stop: StopSignal | None = None,
+                 lock: AbstractContextManager | None = None, stop: StopSignal | None = None,
                  outcome: dict | None = None) -> Iterator[list[str]]:
     """Yield every row's text so far after each step; the last item is the final answers.
 

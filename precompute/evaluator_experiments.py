@@ -19,35 +19,31 @@ import copy
 import json
 import random
 import time
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from peo.config import load_config
 from peo.data.records import PreferencePair
-from peo.data.sources import load_source
-from peo.data.splits import cap, filter_by_length, split_pairs
+from peo.data.splits import filter_by_length, split_pairs
 from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
 from peo.scoring import FeatureExtractor, feature_matrix
 from peo.train.evaluator import choose_l2, fit_bradley_terry, pair_features
-from precompute.run_context import resolve_path
+from precompute.stage_prepare_data import aspect_source, capped_splits
 
 PROBE_LAYER_SETS = [[-1], [10], [15], [20], [24], [-1, 20, 10], [-1, 24, 18, 12, 6], [4, 8, 12, 16, 20, 24, 28]]
 
 
 def harm_splits(cfg) -> tuple[list[PreferencePair], list[PreferencePair], list[PreferencePair]]:
-    """(evaluator pairs within the length limits as shipped, the whole evaluator split, the held-out test pairs)."""
+    """(evaluator pairs within the length limits as shipped, the whole evaluator split, the held-out test pairs),
+    taken as prepare-data takes them."""
     tokenizer = load_tokenizer(resolve_base_model(cfg.base_model))
-    spec = {k: v for k, v in asdict(cfg.data.harm).items() if v is not None}
-    pairs = load_source({**spec, "aspect": "harm"}, base_dir=resolve_path(cfg.data.root)).pairs
+    pairs = aspect_source(cfg, "harm").pairs
     kept, _ = filter_by_length(pairs, tokenizer, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens)
     sizes = cfg.data.splits
-    within, every = (cap(split_pairs(p, sizes.fractions, cfg.seed)["evaluator"], sizes.evaluator_pairs,
-                         sizes.evaluator_pairs_per_prompt) for p in (kept, pairs))
-    test = cap(split_pairs(kept, sizes.fractions, cfg.seed)["test"], sizes.evaluator_test_pairs,
-               sizes.test_pairs_per_prompt)
-    return within, every, test
+    shipped = capped_splits(split_pairs(kept, sizes.fractions, cfg.seed), sizes, "harm")
+    every = capped_splits(split_pairs(pairs, sizes.fractions, cfg.seed), sizes, "harm")
+    return shipped["evaluator"], every["evaluator"], shipped["test"]
 
 
 def probes(cfg, extractor: FeatureExtractor) -> dict:

@@ -11,7 +11,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from peo.atomic import write_json
-from peo.config import ConfigError
+from peo.config import ConfigError, RunConfig, SplitSizes
+from peo.data.loading import LoadResult
+from peo.data.records import PreferencePair
 from peo.data.sources import load_source
 from peo.data.splits import cap, filter_by_length, split_pairs
 from peo.model_source import load_tokenizer
@@ -19,6 +21,30 @@ from peo.names import ASPECTS
 from precompute.extra_pairs import load_extra_pairs
 from precompute.pair_files import data_path, write_pairs
 from precompute.run_context import RunContext, resolve_path
+
+
+def source_spec(cfg: RunConfig, aspect: str) -> dict:
+    """An aspect's data source as the profile names it (peo.data.sources.load_source's spec)."""
+    spec = {k: v for k, v in asdict(getattr(cfg.data, aspect)).items() if v is not None}
+    return {**spec, "aspect": aspect}
+
+
+def aspect_source(cfg: RunConfig, aspect: str) -> LoadResult:
+    """Every pair of an aspect's data source."""
+    return load_source(source_spec(cfg, aspect), base_dir=resolve_path(cfg.data.root), skip_bad=cfg.data.skip_bad_rows)
+
+
+def capped_splits(parts: dict[str, list[PreferencePair]], sizes: SplitSizes, aspect: str
+                  ) -> dict[str, list[PreferencePair]]:
+    """The pairs each use takes from the prompt-disjoint splits (split_pairs), within the profile's caps."""
+    return {
+        "evaluator": cap(parts["evaluator"], sizes.evaluator_pairs, sizes.evaluator_pairs_per_prompt),
+        "policy": cap(parts["policy"], sizes.policy_pairs_per_aspect.get(aspect, sizes.policy_pairs),
+                      sizes.pairs_per_prompt),
+        "test": cap(parts["test"], sizes.evaluator_test_pairs, sizes.test_pairs_per_prompt),
+        "dev": cap(parts["dev"], sizes.dev_prompts, 1),  # one pair per prompt: the prompt is what counts
+        "test_prompts": cap(parts["test"], sizes.test_prompts, 1),
+    }
 
 
 def prepare_data(ctx: RunContext) -> list[Path]:
@@ -29,21 +55,11 @@ def prepare_data(ctx: RunContext) -> list[Path]:
     summary: dict = {}
     outputs: list[Path] = []
     for aspect in ASPECTS:
-        source = getattr(cfg.data, aspect)
-        spec = {k: v for k, v in asdict(source).items() if v is not None}
-        spec["aspect"] = aspect
-        result = load_source(spec, base_dir=data_root, skip_bad=cfg.data.skip_bad_rows)
+        result = aspect_source(cfg, aspect)
         kept, too_long = filter_by_length(result.pairs, tokenizer, cfg.data.max_prompt_tokens,
                                           cfg.data.max_response_tokens)
         parts = split_pairs(kept, sizes.fractions, cfg.seed)
-        chosen = {
-            "evaluator": cap(parts["evaluator"], sizes.evaluator_pairs, sizes.evaluator_pairs_per_prompt),
-            "policy": cap(parts["policy"], sizes.policy_pairs_per_aspect.get(aspect, sizes.policy_pairs),
-                          sizes.pairs_per_prompt),
-            "test": cap(parts["test"], sizes.evaluator_test_pairs, sizes.test_pairs_per_prompt),
-            "dev": cap(parts["dev"], sizes.dev_prompts, 1),  # one pair per prompt: the prompt is what counts
-            "test_prompts": cap(parts["test"], sizes.test_prompts, 1),
-        }
+        chosen = capped_splits(parts, sizes, aspect)
         extra = None
         if aspect in cfg.data.extra_pairs:  # e.g. exported votes: DPO training pairs only
             others = {p.prompt_id for split in ("evaluator", "dev", "test") for p in parts[split]}
@@ -59,7 +75,7 @@ def prepare_data(ctx: RunContext) -> list[Path]:
             write_pairs(path, pairs)
             outputs.append(path)
         summary[aspect] = {
-            "source": spec,
+            "source": source_spec(cfg, aspect),
             "load": asdict(result.summary),
             "dropped_too_long": too_long,
             "after_length_filter": len(kept),

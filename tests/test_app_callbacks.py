@@ -477,13 +477,14 @@ def test_chat_settings_default_to_the_sweep_decoding_in_meta(app, monkeypatch):
 
 def test_score_line_says_when_an_answer_loops(app):
     from app.chat_panel import render_column
+    from app.score_context import live_score_line
     from peo.answer_checks import loops
 
     looping = "I am not sure I am ready. " * 4
     assert loops(looping) and not loops("Paris is the capital of France.")
-    assert cb.score_line((0.31, -0.52), looping) == "reward +0.310 · cost -0.520 · loops"
-    assert cb.score_line((0.31, -0.52), "Paris is the capital of France.") == "reward +0.310 · cost -0.520"
-    assert cb.score_line(None, looping) == "loops"
+    assert live_score_line((0.31, -0.52), looping) == "reward +0.310 · cost -0.520 · loops"
+    assert live_score_line((0.31, -0.52), "Paris is the capital of France.") == "reward +0.310 · cost -0.520"
+    assert live_score_line(None, looping) == "loops"
     state = cb.ChatState(histories={"peo": [{"role": "user", "content": "hi"},
                                             {"role": "assistant", "content": looping}]},
                          scores={"peo": [(0.31, -0.52)]})

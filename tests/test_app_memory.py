@@ -1,21 +1,19 @@
 """The app's heap policy (app/memory.py): two malloc arenas, and freed memory returned after each model use."""
 
+import os
 import platform
 import threading
-from pathlib import Path
 
 import pytest
 
 from app import memory
+from bench.load import tree_rss_mib
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 
 
 def rss_mib() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS in /proc/self/status")
+    return tree_rss_mib(os.getpid())
 
 
 def test_the_app_limits_malloc_arenas_unless_the_variable_is_set(monkeypatch):
