@@ -82,7 +82,7 @@ def run(assets: Assets, plan: Plan) -> dict:
         step, trainable = dpo_step_fn(base, lora, plan.dpo_pairs, plan.dpo_length, device)
         extractor = FeatureExtractor(load_causal_lm(base).to(device), tokenizer, max_length=max_length,
                                      batch_size=plan.score_batch)
-        score_tokens = sum(len(extractor._encode(p, a)[0]) for p, a in zip(prompts, answers))
+        score_tokens = sum(len(extractor.encode(p, a)[0]) for p, a in zip(prompts, answers))
         # a partial, not a lambda: no closure over `extractor`, which is deleted below to free the model
         times = interleaved({"dpo_step": step, "scoring": functools.partial(extractor.features, prompts, answers)},
                             reps=plan.reps, warmup=plan.warmup, device=device)

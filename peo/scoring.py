@@ -10,7 +10,7 @@ answer" and the safe share (cost ≤ 0) has a meaning.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,22 +58,21 @@ class FeatureExtractor:
     def layer_dim(self) -> int:
         return 2 * self.model.config.hidden_size
 
-    def _encode(self, prompt: Messages, answer: str) -> tuple[list[int], int]:
+    def encode(self, prompt: Messages, answer: str) -> tuple[list[int], int]:
+        """(token ids, answer token count) as every evaluator reads an answer: its head (at most half of
+        `max_length`) and EOS, after as much of the prompt's end as fits."""
         prompt_ids = encode_chat(self.tokenizer, prompt)
         answer_ids = token_ids(self.tokenizer, answer)
         answer_ids = answer_ids[: max(1, self.max_length // 2)] + [self.tokenizer.eos_token_id]
         prompt_ids = prompt_ids[-(self.max_length - len(answer_ids)):]  # keep the end of a long prompt
         return prompt_ids + answer_ids, len(answer_ids)
 
-    @torch.inference_mode()
-    def features(self, prompts: Sequence[Messages], answers: Sequence[str], progress=None,
-                 with_logps: bool = False) -> dict[int, torch.Tensor] | tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """layer → (n, 2·hidden) features; with `with_logps`, also each answer's summed token log-probs."""
-        encoded = [self._encode(p, a) for p, a in zip(prompts, answers)]
+    def _forward(self, encoded: list[tuple[list[int], int]], hidden_states: bool) -> Iterator[tuple]:
+        """The reference model over `encoded` in batches of similar length, right-padded (a row's last real token
+        is at its length − 1; causal attention never lets a real token see padding). Yields each batch's
+        (indices into `encoded`, ids, mask, answer mask, model output), inside `as_reference`."""
         order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
         device = next(self.model.parameters()).device
-        out = {layer: torch.zeros(len(encoded), self.layer_dim) for layer in self.layers}
-        logps = torch.zeros(len(encoded), dtype=torch.float64)
         pad = self.tokenizer.pad_token_id
         for start in range(0, len(order), self.batch_size):
             chunk = order[start:start + self.batch_size]
@@ -81,16 +80,26 @@ class FeatureExtractor:
             ids = torch.full((len(chunk), width), pad, dtype=torch.long)
             mask = torch.zeros((len(chunk), width), dtype=torch.long)
             answer_mask = torch.zeros((len(chunk), width))
-            for row, i in enumerate(chunk):  # right padding: the last real token is at len-1
+            for row, i in enumerate(chunk):
                 tokens, n_answer = encoded[i]
                 ids[row, : len(tokens)] = torch.tensor(tokens)
                 mask[row, : len(tokens)] = 1
                 answer_mask[row, len(tokens) - n_answer: len(tokens)] = 1
             with self.as_reference():
-                result = self.model.model(input_ids=ids.to(device), attention_mask=mask.to(device),
-                                          output_hidden_states=len(self.layers) > 1 or self.layers != (-1,))
-                if with_logps:
-                    logps[chunk] = self._answer_logps(result.last_hidden_state, ids, encoded, chunk)
+                yield chunk, ids, mask, answer_mask, self.model.model(
+                    input_ids=ids.to(device), attention_mask=mask.to(device), output_hidden_states=hidden_states)
+
+    @torch.inference_mode()
+    def features(self, prompts: Sequence[Messages], answers: Sequence[str], progress=None,
+                 with_logps: bool = False) -> dict[int, torch.Tensor] | tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """layer → (n, 2·hidden) features; with `with_logps`, also each answer's summed token log-probs."""
+        encoded = [self.encode(p, a) for p, a in zip(prompts, answers)]
+        out = {layer: torch.zeros(len(encoded), self.layer_dim) for layer in self.layers}
+        logps = torch.zeros(len(encoded), dtype=torch.float64)
+        every_layer = len(self.layers) > 1 or self.layers != (-1,)
+        for chunk, ids, mask, answer_mask, result in self._forward(encoded, every_layer):
+            if with_logps:
+                logps[chunk] = self._answer_logps(result.last_hidden_state, ids, encoded, chunk)
             states = result.hidden_states if result.hidden_states is not None else (result.last_hidden_state,)
             rows = torch.arange(len(chunk))
             for layer in self.layers:
@@ -101,6 +110,19 @@ class FeatureExtractor:
             if progress:
                 progress(len(chunk))
         return (out, logps) if with_logps else out
+
+    @torch.inference_mode()
+    def token_states(self, prompts: Sequence[Messages], answers: Sequence[str],
+                     layer: int) -> list[tuple[torch.Tensor, int]]:
+        """Per answer: layer `layer`'s hidden state at each of its tokens, and the answer's token count: the input
+        of a head that reads more than the pooled features (precompute/evaluator_experiments.py)."""
+        encoded = [self.encode(p, a) for p, a in zip(prompts, answers)]
+        out: list[tuple[torch.Tensor, int]] = [(torch.empty(0), 0)] * len(encoded)
+        for chunk, _, mask, _, result in self._forward(encoded, hidden_states=True):
+            hidden = result.hidden_states[layer].float().cpu()
+            for row, i in enumerate(chunk):
+                out[i] = (hidden[row, : int(mask[row].sum())].clone(), encoded[i][1])
+        return out
 
     def _answer_logps(self, hidden: torch.Tensor, ids: torch.Tensor, encoded, chunk) -> torch.Tensor:
         """Σ log p(answer token | everything before it), row by row (the vocabulary is large)."""

@@ -1,4 +1,4 @@
-"""`python -m precompute.evaluator_experiments {probes,top-layers} [--config precompute/configs/cpu.yaml]`:
+"""`python -m precompute.evaluator_experiments {probes,top-layers,lora} [--config precompute/configs/cpu.yaml]`:
 the cost-evaluator experiments behind assets/RUN_NOTES.md ("What is still short").
 
 The shipped cost evaluator (a linear Bradley-Terry head on frozen reference features, 521 HH pairs) reaches
@@ -8,7 +8,10 @@ The shipped cost evaluator (a linear Bradley-Terry head on frozen reference feat
   evaluator split within the length limits (as shipped) and on the whole evaluator split, long pairs included
   (858 pairs; the extractor keeps a long prompt's tail and an answer's head);
 - `top-layers`: the top layers of the reference model fine-tuned with a scalar head (last token ‖ answer mean)
-  on cached states of layer K, the epoch chosen on a prompt-disjoint 15 % of the evaluator split.
+  on cached states of layer K, the epoch chosen on a prompt-disjoint 15 % of the evaluator split;
+- `lora`: a LoRA reward model on every layer (TRL's RewardTrainer, a scalar head on the last token), on the same
+  fit / validation slices and the extractor's encoding (a long prompt's tail, an answer's head), the epoch chosen on
+  the validation slice; checkpoints and finished epochs in runs/evaluator-lora, so a killed run resumes.
 Nothing here writes assets; results are printed and written as JSON.
 """
 
@@ -98,21 +101,15 @@ class TopLayers(torch.nn.Module):
         return self.head(torch.stack(pooled)).squeeze(-1)
 
 
-@torch.inference_mode()
 def layer_states(extractor: FeatureExtractor, pairs: list[PreferencePair], k: int) -> list[tuple]:
     """Per pair: (chosen states, rejected states, chosen answer length, rejected answer length) at layer k."""
-    encoded = [extractor._encode(p.prompt_messages(), answer) for p in pairs for answer in (p.chosen, p.rejected)]
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
-    states: list[torch.Tensor | None] = [None] * len(encoded)
-    for start in range(0, len(order), 16):
-        chunk = order[start:start + 16]
-        ids = torch.full((len(chunk), max(len(encoded[i][0]) for i in chunk)), extractor.tokenizer.pad_token_id)
-        for row, i in enumerate(chunk):
-            ids[row, : len(encoded[i][0])] = torch.tensor(encoded[i][0])
-        hidden = extractor.model.model(input_ids=ids, output_hidden_states=True).hidden_states[k]
-        for row, i in enumerate(chunk):
-            states[i] = hidden[row, : len(encoded[i][0])].clone()
-    return [(states[2 * j], states[2 * j + 1], encoded[2 * j][1], encoded[2 * j + 1][1]) for j in range(len(pairs))]
+    states = extractor.token_states([p.prompt_messages() for p in pairs for _ in (0, 1)],
+                                    [answer for p in pairs for answer in (p.chosen, p.rejected)], k)
+    out = []
+    for j in range(len(pairs)):
+        (chosen, n_chosen), (rejected, n_rejected) = states[2 * j], states[2 * j + 1]
+        out.append((chosen, rejected, n_chosen, n_rejected))
+    return out
 
 
 def top_layers(cfg, extractor: FeatureExtractor, k: int, epochs: int, lr: float) -> dict:
@@ -120,11 +117,8 @@ def top_layers(cfg, extractor: FeatureExtractor, k: int, epochs: int, lr: float)
     torch.manual_seed(cfg.seed)
     start = time.time()
     train_states, test_states = layer_states(extractor, every, k), layer_states(extractor, test, k)
-    prompts = sorted({p.prompt_id for p in every})
-    random.Random(cfg.seed).shuffle(prompts)
-    val_prompts = set(prompts[: int(0.15 * len(prompts))])
-    fit = [s for s, p in zip(train_states, every) if p.prompt_id not in val_prompts]
-    val = [s for s, p in zip(train_states, every) if p.prompt_id in val_prompts]
+    fit_rows, val_rows = validation_slices(cfg, every)
+    fit, val = [train_states[i] for i in fit_rows], [train_states[i] for i in val_rows]
     model = TopLayers(extractor.model, k)
     optimizer = torch.optim.AdamW([{"params": [p for n, p in model.named_parameters() if not n.startswith("head")],
                                     "lr": lr}, {"params": model.head.parameters(), "lr": 1e-3}], weight_decay=0.01)
@@ -158,14 +152,98 @@ def top_layers(cfg, extractor: FeatureExtractor, k: int, epochs: int, lr: float)
             "held_out_pairs": len(test), "curve": curve, "chosen_by_val": best}
 
 
+def validation_slices(cfg, pairs: list[PreferencePair]) -> tuple[list[int], list[int]]:
+    """Indices of (fit, validation) pairs: a prompt-disjoint 15 % of the evaluator split chooses the epoch."""
+    prompts = sorted({p.prompt_id for p in pairs})
+    random.Random(cfg.seed).shuffle(prompts)
+    val_prompts = set(prompts[: int(0.15 * len(prompts))])
+    return ([i for i, p in enumerate(pairs) if p.prompt_id not in val_prompts],
+            [i for i, p in enumerate(pairs) if p.prompt_id in val_prompts])
+
+
+def lora_reward_model(cfg, extractor: FeatureExtractor, epochs: int, lr: float, work_dir: Path) -> dict:
+    """Does training the whole model (through LoRA) beat a linear head on frozen features, on these few pairs?
+    Per epoch: accuracy on the validation slice (which chooses the epoch) and on the held-out pairs."""
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification, TrainerCallback
+    from trl import RewardConfig, RewardTrainer
+
+    from peo.train.common import last_checkpoint
+    from peo.train.dpo import peft_lora_config
+
+    _, every, test = harm_splits(cfg)
+    fit_rows, val_rows = validation_slices(cfg, every)
+
+    def encoded(pairs):
+        return [{"chosen_ids": extractor.encode(p.prompt_messages(), p.chosen)[0],
+                 "rejected_ids": extractor.encode(p.prompt_messages(), p.rejected)[0]} for p in pairs]
+
+    train_rows, test_set = encoded(every), encoded(test)
+    val_set = [train_rows[i] for i in val_rows]
+    fit = Dataset.from_list([train_rows[i] for i in fit_rows])
+    tokenizer = extractor.tokenizer
+    base = resolve_base_model(cfg.base_model)
+    torch.manual_seed(cfg.seed)  # the scalar head's initial weights
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, dtype=torch.float32,
+                                                               use_safetensors=True, trust_remote_code=False)
+    pad = "<|endoftext|>"  # not <|im_end|> (the EOS): the head must read the answer's closing token
+    tokenizer.pad_token = pad
+    model.config.pad_token_id = tokenizer.pad_token_id
+    args = RewardConfig(output_dir=str(work_dir), num_train_epochs=epochs, learning_rate=lr,
+                        per_device_train_batch_size=8, lr_scheduler_type="linear", warmup_steps=0.05,
+                        save_strategy="epoch", logging_steps=10, seed=cfg.seed, data_seed=cfg.seed, report_to=[],
+                        use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, max_length=None)
+    start = time.time()
+    curve_file = work_dir / "epoch_accuracy.jsonl"  # epochs a killed run already finished
+    curve = [json.loads(line) for line in curve_file.read_text().splitlines()] if curve_file.is_file() else []
+
+    @torch.no_grad()
+    def accuracy(net, rows) -> float:
+        net.eval()
+        right = 0
+        for i in range(0, len(rows), 16):
+            chunk = rows[i:i + 16]
+            seqs = [r["chosen_ids"] for r in chunk] + [r["rejected_ids"] for r in chunk]
+            ids = torch.full((len(seqs), max(map(len, seqs))), model.config.pad_token_id)
+            mask = torch.zeros_like(ids)
+            for row, seq in enumerate(seqs):
+                ids[row, : len(seq)], mask[row, : len(seq)] = torch.tensor(seq), 1
+            rewards = net(input_ids=ids.to(net.device), attention_mask=mask.to(net.device)).logits.squeeze(-1)
+            right += int((rewards[: len(chunk)] > rewards[len(chunk):]).sum())
+        net.train()
+        return right / len(rows)
+
+    class EpochAccuracy(TrainerCallback):
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            losses = [h["loss"] for h in state.log_history if "loss" in h]
+            curve.append({"epoch": round(state.epoch), "step": state.global_step,
+                          "recent_loss": sum(losses[-5:]) / max(1, len(losses[-5:])),
+                          "val_accuracy": accuracy(model, val_set), "held_out_accuracy": accuracy(model, test_set),
+                          "seconds": round(time.time() - start)})
+            print(json.dumps(curve[-1]), flush=True)
+            with curve_file.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(curve[-1]) + "\n")
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    trainer = RewardTrainer(model=model, args=args, train_dataset=fit, processing_class=tokenizer,
+                            peft_config=peft_lora_config(cfg.lora, task_type="SEQ_CLS"), callbacks=[EpochAccuracy()])
+    trainer.train(resume_from_checkpoint=last_checkpoint(work_dir))
+    best = max(curve, key=lambda row: (row["val_accuracy"], -row["epoch"])) if curve else None
+    return {"lr": lr, "lora_r": cfg.lora.r, "lora_alpha": cfg.lora.alpha, "epochs": epochs,
+            "fit_pairs": len(fit_rows), "val_pairs": len(val_rows), "held_out_pairs": len(test),
+            "curve": curve, "log": [h for h in trainer.state.log_history if "loss" in h],
+            "chosen_by_val": best}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m precompute.evaluator_experiments",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("experiment", choices=("probes", "top-layers"))
+    parser.add_argument("experiment", choices=("probes", "top-layers", "lora"))
     parser.add_argument("--config", type=Path, default=Path("precompute/configs/cpu.yaml"))
     parser.add_argument("--k", type=int, default=24, help="top-layers: the first fine-tuned layer (30 in SmolLM2)")
     parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--lr", type=float, default=2e-5, help="top-layers: learning rate of the layers")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate of the layers (top-layers: 2e-5) or of the adapter (lora: 1e-4)")
     parser.add_argument("--out", type=Path, default=None, help="JSON results (default: print only)")
     args = parser.parse_args()
     cfg = load_config(args.config)
@@ -173,8 +251,12 @@ def main() -> None:
     base = resolve_base_model(cfg.base_model)
     extractor = FeatureExtractor(load_causal_lm(base, "float32"), load_tokenizer(base),
                                  max_length=cfg.evaluator.max_length, batch_size=cfg.evaluator.batch_size)
-    result = probes(cfg, extractor) if args.experiment == "probes" else top_layers(
-        cfg, extractor, args.k, args.epochs, args.lr)
+    if args.experiment == "probes":
+        result = probes(cfg, extractor)
+    elif args.experiment == "top-layers":
+        result = top_layers(cfg, extractor, args.k, args.epochs, args.lr or 2e-5)
+    else:
+        result = lora_reward_model(cfg, extractor, args.epochs, args.lr or 1e-4, Path("runs/evaluator-lora"))
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 

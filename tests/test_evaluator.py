@@ -128,3 +128,21 @@ def test_top_layers_on_cached_states_continue_the_reference_exactly(tiny_base):
         expected = [top.head(torch.cat([final[i, n - 1], final[i, n - a:n].mean(0)]))
                     for i, (n, a) in enumerate(zip(lengths, [3, 2]))]
     assert torch.allclose(scores, torch.cat(expected), atol=1e-5)
+
+
+def test_token_states_pool_to_the_features(tiny_base):
+    """token_states (the experiments' input) and features (what the evaluators read) share one encoding and one
+    batching: pooling the per-token states gives the features, with padding and truncation in play."""
+    from peo.model_source import load_causal_lm, load_tokenizer
+    from peo.scoring import FeatureExtractor
+
+    extractor = FeatureExtractor(load_causal_lm(tiny_base), load_tokenizer(tiny_base), max_length=64, batch_size=2,
+                                 layers=(-1, 1))
+    prompts = [[{"role": "user", "content": f"question {i} " * (i + 1)}] for i in range(5)]
+    answers = ["yes", "no, never", "maybe so " * 40, "", "an answer"]  # the third is cut to 32 tokens
+    features = extractor.features(prompts, answers)
+    for layer in (-1, 1):
+        states = extractor.token_states(prompts, answers, layer)
+        assert max(len(x) for x, _ in states) == 64 and len({len(x) for x, _ in states}) > 2
+        pooled = torch.stack([torch.cat([x[-1], x[-n:].mean(0)]) for x, n in states])
+        assert torch.allclose(pooled, features[layer], atol=1e-5), layer
