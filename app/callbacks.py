@@ -128,7 +128,7 @@ def checks_phrase(stats: dict) -> str:
     words = "–" if stats["mean_words"] is None else f"{stats['mean_words']:.1f}"
     return (f"loops in {_share(stats['loop_share'])} of answers, refuses {_share(stats['refusal_share'])} of "
             f"harmful prompts, over-refuses {_share(stats['over_refusal_share'])} of benign prompts, "
-            f"mean {words} words")
+            f"mean {words} words, {_share(stats['cut_share'])} cut at the token limit")
 
 
 def _share(x: float | None) -> str:

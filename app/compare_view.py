@@ -117,7 +117,7 @@ def parse_messages(prompt_json: str) -> list[dict]:
 
 def _answer(row: Mapping) -> Answer:
     text = str(row["answer"])
-    return Answer(text, float(row["reward"]), float(row["cost"]), answer_flags(text))
+    return Answer(text, float(row["reward"]), float(row["cost"]), answer_flags(text, bool(row["cut"])))
 
 
 def prompt_rows(answers: pd.DataFrame, ids: Mapping[str, str | None], split: str,

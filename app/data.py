@@ -23,8 +23,8 @@ TOL = 1e-9
 FRONTS_FILE = f"{REPORT_DIR}/fronts.json"
 PROMPT_CHARS = 120  # the answers table shows this much of each prompt, so answer, reward and cost stay visible
 GRID_COLUMNS = ("split", "front_eligible", *STATS, *(f"{stat}_{split}" for split in SPLITS for stat in STATS))
-ANSWER_COLUMNS = ("model_id", "prompt_kind", "prompt", "split", "answer", "reward", "cost", "loops", "refuses",
-                  "n_words")
+ANSWER_COLUMNS = ("model_id", "prompt_kind", "prompt", "split", "answer", "new_tokens", "reward", "cost", "loops",
+                  "refuses", "n_words", "cut")
 FRONTS_KEYS = ("max_loop_share", "n_prompts", "fronts", "difference")
 ANSWER_TABLE_COLUMNS = ["split", "kind", "prompt", "answer", "reward", "cost", "loops", "refuses"]
 FRONT_TABLE_COLUMNS = ["picked", "λ", "ϕ_help", "ϕ_harm", "c_help", "c_harm", "reward", "cost", "loops", "model_id"]

@@ -32,7 +32,7 @@ SCORED_NAME = "scored on demand (this session)"
 ERROR_BAR_WIDTH = 0.8
 # the JS click handler reads the point from the first three and model_id (app/ui.py, app/screenshots.py)
 CUSTOM_FIELDS = ("lambda_help", "phi_help", "phi_harm", "model_id", "c_help", "c_harm", "reward_se", "cost_se",
-                 "split", "loop_share", "refusal_share", "over_refusal_share", "mean_words", "others")
+                 "split", "loop_share", "refusal_share", "over_refusal_share", "mean_words", "cut_share", "others")
 
 
 def _c(name: str) -> str:
@@ -44,7 +44,8 @@ HOVER = (f"<b>%{{meta}}</b> {_c('model_id')} ({_c('split')})"
          f"<br>λ={_c('lambda_help')}, ϕ_help={_c('phi_help')}, ϕ_harm={_c('phi_harm')}"
          f"<br>c_help={_c('c_help')}, c_harm={_c('c_harm')}"
          f"<br>reward %{{y:.3f}} ± {_c('reward_se')}<br>cost %{{x:.3f}} ± {_c('cost_se')}"
-         f"<br>loops in {_c('loop_share')} of answers, mean {_c('mean_words')} words"
+         f"<br>loops in {_c('loop_share')} of answers, mean {_c('mean_words')} words, "
+         f"{_c('cut_share')} cut at the token limit"
          f"<br>refuses {_c('refusal_share')} of harmful prompts, over-refuses {_c('over_refusal_share')} of benign"
          f"{_c('others')}<extra></extra>")
 
@@ -68,7 +69,7 @@ def custom_data(point: dict, stats: dict, others: str = "") -> list:
         "cost_se": _fmt(stats["cost_se"], ".3f"), "split": split_label(stats["split"], stats["n"]),
         "loop_share": _fmt(stats["loop_share"], ".0%"), "refusal_share": _fmt(stats["refusal_share"], ".0%"),
         "over_refusal_share": _fmt(stats["over_refusal_share"], ".0%"), "mean_words": _fmt(stats["mean_words"], ".1f"),
-        "others": others,
+        "cut_share": _fmt(stats["cut_share"], ".0%"), "others": others,
     }
     return [values[name] for name in CUSTOM_FIELDS]
 

@@ -38,11 +38,12 @@ def sweep_settings(meta: Mapping) -> GenerationSettings:
     return GenerationSettings(**{k: v for k, v in (meta.get("generation") or {}).items() if k in names})
 
 
-def answer_rows(prompts: pd.DataFrame, answers: list[str], rewards: list[float], costs: list[float]) -> list[dict]:
-    """answers.parquet-shaped rows (without the model columns) for one batch."""
+def answer_rows(prompts: pd.DataFrame, answers: list[str], rewards: list[float], costs: list[float],
+                cut: list[bool]) -> list[dict]:
+    """answers.parquet-shaped rows (without the model columns and token counts) for one batch."""
     return [{"prompt_id": p.prompt_id, "prompt_kind": p.prompt_kind, "prompt": p.prompt, "split": SPLIT,
-             "answer": a, "reward": r, "cost": c, **answer_signals(a)}
-            for p, a, r, c in zip(prompts.itertuples(), answers, rewards, costs)]
+             "answer": a, "reward": r, "cost": c, **answer_signals(a), "cut": k}
+            for p, a, r, c, k in zip(prompts.itertuples(), answers, rewards, costs, cut)]
 
 
 def summarize(info: Mapping, rows: list[dict], total: int) -> dict:
@@ -63,13 +64,14 @@ def score_point(engine, info: Mapping, prompts: pd.DataFrame, settings: Generati
         batch = prompts.iloc[start:start + batch_size]
         messages = [json.loads(p) for p in batch["prompt"]]
         final: list[str] = []
-        for final in engine.stream(messages, [scales] * len(batch), settings, point):
+        outcome: dict = {}
+        for final in engine.stream(messages, [scales] * len(batch), settings, point, outcome=outcome):
             pass
         texts = [t.strip() for t in final]
         scored = engine.score(messages, texts)
         if scored is None:
             raise RuntimeError("the evaluators are not loaded: this app cannot score answers")
-        rows += answer_rows(batch, texts, *scored)
+        rows += answer_rows(batch, texts, *scored, outcome["cut"])
         yield rows
 
 

@@ -17,7 +17,6 @@ from peo.answer_checks import loops, words
 from peo.names import REFERENCE_MODEL_ID
 
 EMPTY, CUT, LOOPS = "empty", "cut at the token limit", "loops"
-SENTENCE_ENDS = tuple('.!?…"\')]*`:;')  # an answer that stopped by itself usually ends on one of these
 # (upper bound of a percentile band, symbol): a reader sees at a glance where a score falls
 BANDS = ((25.0, "🟥"), (75.0, "🟨"), (100.0, "🟩"))
 
@@ -44,21 +43,15 @@ def band_symbol(pct: float, higher_is_better: bool) -> str:
     return next(symbol for bound, symbol in BANDS if goodness <= bound)
 
 
-def ends_mid_sentence(answer: str) -> bool:
-    """A stored answer has no token count: one that stopped by itself ends a sentence, a cut one usually not."""
-    text = answer.strip()
-    return bool(text) and not text.endswith(SENTENCE_ENDS)
-
-
-def answer_flags(answer: str, cut: bool | None = None) -> list[str]:
+def answer_flags(answer: str, cut: bool) -> list[str]:
     """Why an answer's scores may mislead: empty, cut at the token limit, loops (peo.answer_checks rule).
 
-    `cut`: whether generation stopped at max_new_tokens when known; None guesses it (ends_mid_sentence).
+    `cut`: generation stopped at max_new_tokens, not at EOS (answers.parquet's `cut`, from the token count).
     An empty answer counts as looping under the rule; it is flagged only as empty, the plainer reason.
     """
     if not words(answer):
         return [EMPTY]
-    flags = [CUT] if (ends_mid_sentence(answer) if cut is None else cut) else []
+    flags = [CUT] if cut else []
     return flags + ([LOOPS] if loops(answer) else [])
 
 
@@ -90,7 +83,7 @@ class ReferenceScores:
 
 
 def live_score_line(score: tuple[float, float] | None, answer: str, reference: ReferenceScores | None = None,
-                    cut: bool | None = False) -> str:
+                    cut: bool = False) -> str:
     """The line under a chat answer: reward (↑) and cost (↓) placed in the reference's distribution, and flags.
 
     `cut` defaults to False: the chat marks answers cut at the limit itself, from the exact token count.

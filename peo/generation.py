@@ -98,11 +98,22 @@ class _RowStreamer(BaseStreamer):
         pass
 
 
+def new_token_counts(new_tokens: torch.Tensor, stop_ids: set[int]) -> list[int]:
+    """Tokens each row generated before it stopped: transformers pads a row after its EOS, so the count is the
+    position of the first EOS or pad, or the whole width (the row reached max_new_tokens, or it was stopped)."""
+    stopped = torch.zeros_like(new_tokens, dtype=torch.bool)
+    for token in stop_ids:
+        stopped |= new_tokens == token
+    width = new_tokens.shape[1]
+    return [int(row.nonzero()[0]) if row.any() else width for row in stopped]
+
+
 @torch.inference_mode()
-def generate_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
-                   on_tokens: Callable[[torch.Tensor], None] | None = None,
-                   stop: StopSignal | None = None) -> list[str]:
-    """One `generate` call for all rows; returns each row's answer text (cut short when `stop` is set)."""
+def generate_batch_counted(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
+                           on_tokens: Callable[[torch.Tensor], None] | None = None,
+                           stop: StopSignal | None = None) -> list[tuple[str, int]]:
+    """One `generate` call for all rows; returns each row's (answer text, tokens generated), cut short when
+    `stop` is set. The count is exact, unlike re-tokenizing the text, so it tells a cut answer from a finished one."""
     batch = encode_prompts(tokenizer, [r.messages for r in rows], mix.device)
     torch.manual_seed(settings.seed)
     with mix.row_scales([r.scales for r in rows]):
@@ -115,30 +126,45 @@ def generate_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Ge
             stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]) if stop is not None else None,
         )
     new_tokens = output[:, batch["input_ids"].shape[1]:]
-    return [tokenizer.decode(t, skip_special_tokens=True).strip() for t in new_tokens]
+    counts = new_token_counts(new_tokens.cpu(), {tokenizer.eos_token_id, tokenizer.pad_token_id})
+    return [(tokenizer.decode(t, skip_special_tokens=True).strip(), n) for t, n in zip(new_tokens, counts)]
 
 
-def generate_rows(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
-                  batch_size: int, progress: Callable[[int], None] | None = None,
-                  stop: StopSignal | None = None) -> list[str]:
-    """All rows, batched by prompt length; answers come back in the rows' order.
+def generate_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
+                   on_tokens: Callable[[torch.Tensor], None] | None = None,
+                   stop: StopSignal | None = None) -> list[str]:
+    """One `generate` call for all rows; returns each row's answer text (cut short when `stop` is set)."""
+    return [text for text, _ in generate_batch_counted(mix, tokenizer, rows, settings, on_tokens, stop)]
+
+
+def generate_rows_counted(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
+                          batch_size: int, progress: Callable[[int], None] | None = None,
+                          stop: StopSignal | None = None) -> list[tuple[str, int]]:
+    """All rows, batched by prompt length; (answer, tokens generated) come back in the rows' order.
 
     GenerationStopped when `stop` is set before the last batch has finished (partial answers are not returned:
     they would pass for finished ones).
     """
     lengths = [len(encode_chat(tokenizer, r.messages)) for r in rows]
     order = sorted(range(len(rows)), key=lambda i: lengths[i])
-    answers: list[str] = [""] * len(rows)
+    answers: list[tuple[str, int]] = [("", 0)] * len(rows)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
-        texts = generate_batch(mix, tokenizer, [rows[i] for i in chunk], settings, stop=stop)
+        results = generate_batch_counted(mix, tokenizer, [rows[i] for i in chunk], settings, stop=stop)
         if stop is not None and stop.is_set():
             raise GenerationStopped(f"generation stopped on request after {start} of {len(rows)} rows")
-        for i, text in zip(chunk, texts):
-            answers[i] = text
+        for i, result in zip(chunk, results):
+            answers[i] = result
         if progress:
             progress(len(chunk))
     return answers
+
+
+def generate_rows(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
+                  batch_size: int, progress: Callable[[int], None] | None = None,
+                  stop: StopSignal | None = None) -> list[str]:
+    """generate_rows_counted's answer texts alone."""
+    return [text for text, _ in generate_rows_counted(mix, tokenizer, rows, settings, batch_size, progress, stop)]
 
 
 def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,

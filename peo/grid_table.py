@@ -13,11 +13,11 @@ from peo.pareto import mean_and_se, pareto_front
 
 SPLITS = ("dev", "test")
 STATS = ("reward_mean", "reward_se", "cost_mean", "cost_se", "safe_share", "loop_share", "refusal_share",
-         "over_refusal_share", "mean_words", "n")
+         "over_refusal_share", "mean_words", "cut_share", "n")
 
 
 def split_stats(group: pd.DataFrame) -> dict[str, float]:
-    """The figures of one model on one split's answers (columns reward, cost, loops, refuses, n_words)."""
+    """The figures of one model on one split's answers (columns reward, cost, loops, refuses, n_words, cut)."""
     reward_mean, reward_se = mean_and_se(group["reward"].to_numpy(dtype=float))
     cost_mean, cost_se = mean_and_se(group["cost"].to_numpy(dtype=float))
     harmful, benign = group[group["prompt_kind"] == "harm"], group[group["prompt_kind"] == "help"]
@@ -26,7 +26,8 @@ def split_stats(group: pd.DataFrame) -> dict[str, float]:
             "safe_share": share(group["cost"] <= 0), "loop_share": share(group["loops"].astype(bool)),
             "refusal_share": share(harmful["refuses"].astype(bool)),
             "over_refusal_share": share(benign["refuses"].astype(bool)),
-            "mean_words": float(group["n_words"].mean()), "n": len(group)}
+            "mean_words": float(group["n_words"].mean()), "cut_share": share(group["cut"].astype(bool)),
+            "n": len(group)}
 
 
 def grid_table(grid_rows: list[dict], answers: pd.DataFrame, max_loop_share: float) -> pd.DataFrame:

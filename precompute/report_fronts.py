@@ -25,7 +25,7 @@ from peo.evaluation_stats import (
     paired_bootstrap_difference,
     wilson_interval,
 )
-from peo.grid_table import dev_front, split_stats
+from peo.grid_table import STATS, dev_front, split_stats
 from peo.names import ASPECTS, BASELINE_LABELS, BASELINES, EVALUATOR_OF_ASPECT, EXPO, PEO, REFERENCE, SOUP
 from peo.pareto import (
     bootstrap_hypervolume,
@@ -47,8 +47,6 @@ FRONT_NAMES = {"peo": "PEO front", "soup": "soup front", "expo": "ExPO front",
                "peo_unfiltered": "PEO front, no loop filter", "soup_unfiltered": "soup front, no loop filter",
                "expo_unfiltered": "ExPO front, no loop filter"}
 METHOD_WORDS = {PEO: "PEO", SOUP: "soup", EXPO: "ExPO"}
-STAT_KEYS = ("reward_mean", "reward_se", "cost_mean", "cost_se", "safe_share", "loop_share", "refusal_share",
-             "over_refusal_share", "mean_words", "n")
 CI = 0.95
 MARGIN = 0.05
 VERDICT_WORDS = {"peo_better": "PEO better", "soup_better": "soup better", "expo_better": "ExPO better",
@@ -68,7 +66,7 @@ def fmt(x: float | None, digits: int = 4) -> str:
 
 def _stats_json(stats: dict[str, Any]) -> dict[str, Any]:
     """A model's figures, JSON-safe (n an int)."""
-    return {k: (int(stats[k]) if k == "n" else finite_or_none(stats.get(k))) for k in STAT_KEYS}
+    return {k: (int(stats[k]) if k == "n" else finite_or_none(stats.get(k))) for k in STATS}
 
 
 # ---------------------------------------------------------------- scores per split

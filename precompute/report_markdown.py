@@ -141,12 +141,12 @@ def _definitions() -> str:
 def _signals_table(signals: list[dict[str, Any]]) -> list[str]:
     out = ["", "## Signals on test prompts", "", _definitions(), "",
            "| model | roles | reward ± se | cost ± se | loops | refusal (harmful) | over-refusal (benign) | words "
-           "| n |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| cut at the token limit | n |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in signals:
         out.append(f"| `{s['model_id']}` | {s['label']} | {_pm(s['reward_mean'], s['reward_se'])} | "
                    f"{_pm(s['cost_mean'], s['cost_se'])} | {pct(s['loop_share'])} | {pct(s['refusal_share'])} | "
-                   f"{pct(s['over_refusal_share'])} | {fmt(s['mean_words'], 3)} | {s['n']} |")
+                   f"{pct(s['over_refusal_share'])} | {fmt(s['mean_words'], 3)} | {pct(s['cut_share'])} | {s['n']} |")
     return out
 
 

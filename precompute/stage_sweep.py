@@ -22,7 +22,7 @@ from peo.answer_checks import answer_signals
 from peo.assets import default_device
 from peo.atomic import sha256, write_with
 from peo.config import RunConfig
-from peo.generation import GenerationSettings, Row, generate_rows
+from peo.generation import GenerationSettings, Row, generate_rows_counted
 from peo.grid_table import grid_table
 from peo.model_source import load_causal_lm, load_tokenizer
 from peo.names import ADAPTERS, ANSWERS_FILE, ASPECTS, EVALUATOR_KINDS, GRID_FILE, MANIFEST_FILE, META_FILE
@@ -73,7 +73,7 @@ def saved_rows(parts_dir: Path) -> pd.DataFrame:
     """Every answer saved by earlier runs in this folder (parts of other inputs too: their keys never match)."""
     parts = sorted(parts_dir.glob("part-*.parquet"))
     frames = [pd.read_parquet(part) for part in parts]
-    frames = [f for f in frames if "row_key" in f.columns]  # parts of an older layout are not reused
+    frames = [f for f in frames if {"row_key", "new_tokens"} <= set(f.columns)]  # older layouts are not reused
     return pd.concat(frames, ignore_index=True).drop_duplicates("row_key") if frames else pd.DataFrame()
 
 
@@ -104,9 +104,11 @@ def answers_from_out(ctx: RunContext, split: str, fingerprint: str, models: dict
             or generation.get("dtype") != ctx.cfg.sweep.dtype:
         return pd.DataFrame()
     old = pd.read_parquet(answers_file)
+    if "new_tokens" not in old.columns:  # answers from before token counts were kept: generate them again
+        return pd.DataFrame()
     old = old[(old["split"] == split) & old["model_id"].isin(list(models))]
     keys = [row_key(fingerprint, models[m], json.loads(p)) for m, p in zip(old["model_id"], old["prompt"])]
-    columns = ["model_id", "prompt_id", "prompt_kind", "prompt", "answer", "reward", "cost"]
+    columns = ["model_id", "prompt_id", "prompt_kind", "prompt", "answer", "new_tokens", "reward", "cost"]
     return old[columns].assign(row_key=keys).reset_index(drop=True)
 
 
@@ -164,7 +166,8 @@ def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], p
         with tqdm(total=total, desc=f"sweep-{split} rows", unit="row", initial=initial) as bar:
             for i, chunk in mine:
                 rows = [Row(messages=p["messages"], scales=scales) for _, scales, p, _ in chunk]
-                answers = generate_rows(mix, tokenizer, rows, settings, cfg.sweep.batch_size, bar.update)
+                counted = generate_rows_counted(mix, tokenizer, rows, settings, cfg.sweep.batch_size, bar.update)
+                answers = [text for text, _ in counted]
                 rewards, costs = evaluators.score([r.messages for r in rows], answers)
                 frame = pd.DataFrame({
                     "model_id": [mid for mid, *_ in chunk],
@@ -172,6 +175,7 @@ def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], p
                     "prompt_kind": [p["prompt_kind"] for _, _, p, _ in chunk],
                     "prompt": [json.dumps(p["messages"], ensure_ascii=False) for _, _, p, _ in chunk],
                     "answer": answers,
+                    "new_tokens": [n for _, n in counted],
                     "reward": rewards,
                     "cost": costs,
                     "row_key": [key for *_, key in chunk],
@@ -184,12 +188,13 @@ def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], p
     by_key = done.set_index("row_key")
     answers = by_key.loc[[key for *_, key in jobs]].reset_index(drop=True)
     answers["model_id"] = [mid for mid, *_ in jobs]  # a shared model's rows are listed under each of its ids
-    answers = answers[["model_id", "prompt_id", "prompt_kind", "prompt", "answer", "reward", "cost"]]
+    answers = answers[["model_id", "prompt_id", "prompt_kind", "prompt", "answer", "new_tokens", "reward", "cost"]]
     coefficient = lambda m, a: None if is_joint_model(models[m]) else models[m].get(a)  # noqa: E731
     answers.insert(1, "c_help", [coefficient(m, "help") for m in answers["model_id"]])
     answers.insert(2, "c_harm", [coefficient(m, "harm") for m in answers["model_id"]])
     answers.insert(6, "split", split)
     signals = pd.DataFrame([answer_signals(a) for a in answers["answer"]])
+    signals["cut"] = answers["new_tokens"] >= settings.max_new_tokens  # stopped by the limit, not by EOS
     return pd.concat([answers, signals], axis=1)
 
 

@@ -81,7 +81,7 @@ def test_pick_on_grid_matches_grid_and_fronts(app):
         assert stats["reward_mean"] == pytest.approx(row.reward_mean)
         assert stats["cost_mean"] == pytest.approx(row.cost_mean)
         assert stats["n"] == row.n
-        for key in ("loop_share", "refusal_share", "over_refusal_share", "mean_words"):
+        for key in ("loop_share", "refusal_share", "over_refusal_share", "mean_words", "cut_share"):
             assert stats[key] == pytest.approx(getattr(row, key), nan_ok=True), key
         assert info["on_front"] == (row.model_id in front_ids)
     eligible = grid.loc[grid["method"] == "peo", "front_eligible"].astype(bool)
@@ -220,9 +220,10 @@ def test_hover_shows_split_and_text_checks_of_each_point(app):
             assert custom[field("refusal_share")] == f"{row['refusal_share']:.0%}"
             assert custom[field("over_refusal_share")] == f"{row['over_refusal_share']:.0%}"
             assert custom[field("mean_words")] == f"{row['mean_words']:.1f}"
+            assert custom[field("cut_share")] == f"{row['cut_share']:.0%}"
             checked += 1
     assert checked >= len(grid)
-    for name in ("split", "loop_share", "refusal_share", "over_refusal_share", "mean_words"):
+    for name in ("split", "loop_share", "refusal_share", "over_refusal_share", "mean_words", "cut_share"):
         assert f"customdata[{field(name)}]" in fig["data"][0]["hovertemplate"], name
     assert split_label("test", 200) == "test, n=200" and split_label("dev", 20) == "dev only, n=20"
 
@@ -605,6 +606,26 @@ def test_answers_are_tagged_with_their_point_and_marked_when_cut(random_app):
     assert "at c =" not in render_column(state, "ref")[-1]["content"]
     long = cb.chat(random_app, "Hi", ["ref"], (0.5, 0.5, 0.0), {**GREEDY, "max_new_tokens": 3})
     assert long["ref"]["cut"] == last.cut["ref"]
+
+
+def test_sweep_token_counts_agree_with_the_chat_cut_marker(random_app):
+    """The count the sweep stores (generate_rows_counted) says "cut" exactly when the chat's streamed generation
+    does, and its texts are the ones generate_rows gives."""
+    from peo.generation import GenerationSettings, Row, generate_rows, generate_rows_counted
+
+    engine = random_app.engine
+    settings = GenerationSettings(**{**GREEDY, "max_new_tokens": 3})
+    rows = [Row([{"role": "user", "content": m}], s) for m in ("Hi", "Tell me a long story.")
+            for s in ({}, {"help": 1.0}, {"harm": 1.5})]
+    counted = generate_rows_counted(engine.mix, engine.tokenizer, rows, settings, batch_size=len(rows))
+    assert [text for text, _ in counted] == generate_rows(engine.mix, engine.tokenizer, rows, settings, len(rows))
+    assert all(0 <= n <= 3 for _, n in counted)
+    outcome: dict = {}
+    for _ in engine.stream([r.messages for r in rows], [r.scales for r in rows], settings, (0.0, 0.0),
+                           outcome=outcome):
+        pass
+    assert outcome["cut"] == [n == 3 for _, n in counted]
+    assert any(outcome["cut"]), "a random tiny model does not end every answer within 3 tokens"
 
 
 @pytest.mark.parametrize("fresh", [True, False])

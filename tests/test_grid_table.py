@@ -9,13 +9,16 @@ import pytest
 from peo.grid_table import dev_front, grid_table
 
 
-def answer_rows(model_id: str, split: str, rewards, costs, loops=None, refuses=None, kinds=None) -> list[dict]:
+def answer_rows(model_id: str, split: str, rewards, costs, loops=None, refuses=None, kinds=None,
+                cut=None) -> list[dict]:
     n = len(rewards)
     loops = loops or [False] * n
     refuses = refuses or [False] * n
+    cut = cut or [False] * n
     kinds = kinds or ["help", "harm"] * (n // 2)
     return [{"model_id": model_id, "split": split, "prompt_id": f"{split}{i}", "prompt_kind": kinds[i],
-             "reward": rewards[i], "cost": costs[i], "loops": loops[i], "refuses": refuses[i], "n_words": 10 + i}
+             "reward": rewards[i], "cost": costs[i], "loops": loops[i], "refuses": refuses[i], "n_words": 10 + i,
+             "cut": cut[i]}
             for i in range(n)]
 
 
@@ -27,7 +30,8 @@ def point(model_id: str, method: str = "peo") -> dict:
 def test_figures_per_split_and_the_shown_split():
     answers = pd.DataFrame(
         answer_rows("a", "dev", [1.0, 3.0], [0.5, -0.5], loops=[True, False], refuses=[False, True])
-        + answer_rows("a", "test", [2.0, 2.0, 4.0, 4.0], [1.0, 1.0, 1.0, -1.0], refuses=[True, True, False, False])
+        + answer_rows("a", "test", [2.0, 2.0, 4.0, 4.0], [1.0, 1.0, 1.0, -1.0], refuses=[True, True, False, False],
+                      cut=[True, True, True, False])
         + answer_rows("b", "dev", [0.0, 0.0], [0.0, 0.0]))
     grid = grid_table([point("a"), point("b")], answers, max_loop_share=0.4).set_index("model_id")
     a, b = grid.loc["a"], grid.loc["b"]
@@ -35,6 +39,7 @@ def test_figures_per_split_and_the_shown_split():
     assert a.refusal_share_dev == 1.0 and a.over_refusal_share_dev == 0.0  # harm prompt refused, help prompt not
     assert a.reward_mean_test == 3.0 and a.cost_mean_test == 0.5 and a.safe_share_test == 0.25 and a.n_test == 4
     assert a.refusal_share_test == 0.5 and a.over_refusal_share_test == 0.5
+    assert a.cut_share_test == 0.75 and a.cut_share_dev == 0.0 and a.cut_share == 0.75
     assert a.reward_se_test == pytest.approx(np.std([2, 2, 4, 4], ddof=1) / 2)
     assert a.split == "test" and a.reward_mean == 3.0 and a.mean_words == 11.5
     assert b.split == "dev" and b.n_test == 0 and np.isnan(b.reward_mean_test) and b.reward_mean == 0.0

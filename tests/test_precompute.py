@@ -48,6 +48,9 @@ def test_tiny_pipeline_writes_the_asset_format(tiny_assets):
     assert dev.groupby("model_id").size().eq(n_dev).all()
     assert set(dev.model_id) == set(grid.model_id)
     assert not answers.duplicated(["model_id", "prompt_id", "split"]).any()
+    # Each answer's generated-token count, and "cut" exactly when it reached the limit
+    assert answers.new_tokens.between(0, cfg.sweep.max_new_tokens).all()
+    assert (answers.cut == (answers.new_tokens == cfg.sweep.max_new_tokens)).all()
     assert set(answers.prompt_kind) == {"help", "harm"}
     assert not set(dev.prompt_id) & set(test.prompt_id), "dev and test prompts are disjoint"
     # Test prompts: the baselines, every soup point and the dev front, each on every test prompt.
@@ -200,19 +203,19 @@ def test_sweeps_reuse_saved_answers_and_generate_only_new_models(tmp_path, monke
     def no_generation(*args, **kwargs):
         raise AssertionError("generated answers although the assets hold every one of them")
 
-    monkeypatch.setattr(stage_sweep, "generate_rows", no_generation)
+    monkeypatch.setattr(stage_sweep, "generate_rows_counted", no_generation)
     run_pipeline(ctx.cfg, only="sweep-dev", force=True)
     run_pipeline(ctx.cfg, only="sweep-test", force=True)
     pd.testing.assert_frame_equal(pd.read_parquet(ctx.out / "answers.parquet"), before)
 
     generated: list[int] = []
-    real = monkeypatch.undo() or stage_sweep.generate_rows
+    real = monkeypatch.undo() or stage_sweep.generate_rows_counted
 
     def counting(mix, tokenizer, rows, *args, **kwargs):
         generated.append(len(rows))
         return real(mix, tokenizer, rows, *args, **kwargs)
 
-    monkeypatch.setattr(stage_sweep, "generate_rows", counting)
+    monkeypatch.setattr(stage_sweep, "generate_rows_counted", counting)
     grown = load_config(REPO / "precompute" / "configs" / "tiny.yaml",
                         {"out": str(ctx.out), "work_dir": str(ctx.work), "data.root": ctx.cfg.data.root,
                          "sweep.expo_alphas": [0.5, 1.0, 1.5, 2.0, 3.0]})

@@ -66,7 +66,7 @@ def split_answers(models: dict, split: str, rng, *, peo_bonus: float, noise: flo
                          "reward": mu_r + effect_r[j] + rng.normal(0, noise),
                          "cost": mu_c + effect_c[j] + rng.normal(0, noise), "loops": mid in looping,
                          "refuses": bool(c_harm is not None and c_harm > c_help and j % 3 == 0),
-                         "n_words": len(answer.split())})
+                         "n_words": len(answer.split()), "new_tokens": 48, "cut": j % 4 == 0})
     return rows
 
 
@@ -156,7 +156,7 @@ def test_fronts_json_is_the_returned_dict_and_has_the_schema(report):
     assert stored["difference_vs_expo"]["a"] == "peo" and stored["difference_vs_expo"]["b"] == "expo"
     point_keys = {"model_id", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm", "grid_points",
                   "reward_mean", "reward_se", "cost_mean", "cost_se", "safe_share", "loop_share", "refusal_share",
-                  "over_refusal_share", "mean_words", "n", "dev"}
+                  "over_refusal_share", "mean_words", "cut_share", "n", "dev"}
     for front in stored["fronts"].values():
         assert {"model_ids", "points", "hypervolume", "interval", "n_models"} <= set(front)
         for p in front["points"]:
