@@ -11,7 +11,8 @@ The shipped cost evaluator (a linear Bradley-Terry head on frozen reference feat
   on cached states of layer K, the epoch chosen on a prompt-disjoint 15 % of the evaluator split;
 - `lora`: a LoRA reward model on every layer (TRL's RewardTrainer, a scalar head on the last token), on the same
   fit / validation slices and the extractor's encoding (a long prompt's tail, an answer's head), the epoch chosen on
-  the validation slice; checkpoints and finished epochs in runs/evaluator-lora, so a killed run resumes.
+  the validation slice; checkpoints and finished epochs in runs/evaluator-lora-lr<lr>-e<epochs>, so a killed run
+  resumes (and a run with other settings starts its own folder).
 Nothing here writes assets; results are printed and written as JSON.
 """
 
@@ -256,7 +257,9 @@ def main() -> None:
     elif args.experiment == "top-layers":
         result = top_layers(cfg, extractor, args.k, args.epochs, args.lr or 2e-5)
     else:
-        result = lora_reward_model(cfg, extractor, args.epochs, args.lr or 1e-4, Path("runs/evaluator-lora"))
+        lr = args.lr or 1e-4
+        work_dir = Path(f"runs/evaluator-lora-lr{lr:g}-e{args.epochs}")
+        result = lora_reward_model(cfg, extractor, args.epochs, lr, work_dir)
     if args.out:
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
 
