@@ -101,9 +101,7 @@ class _RowStreamer(BaseStreamer):
 def new_token_counts(new_tokens: torch.Tensor, stop_ids: set[int]) -> list[int]:
     """Tokens each row generated before it stopped: transformers pads a row after its EOS, so the count is the
     position of the first EOS or pad, or the whole width (the row reached max_new_tokens, or it was stopped)."""
-    stopped = torch.zeros_like(new_tokens, dtype=torch.bool)
-    for token in stop_ids:
-        stopped |= new_tokens == token
+    stopped = torch.isin(new_tokens, torch.tensor(sorted(stop_ids), dtype=new_tokens.dtype))
     width = new_tokens.shape[1]
     return [int(row.nonzero()[0]) if row.any() else width for row in stopped]
 

@@ -168,6 +168,7 @@ def lora_reward_model(cfg, extractor: FeatureExtractor, epochs: int, lr: float, 
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, TrainerCallback
     from trl import RewardConfig, RewardTrainer
+    from trl.trainer.reward_trainer import DataCollatorForPreference
 
     from peo.train.common import last_checkpoint
     from peo.train.dpo import peft_lora_config
@@ -198,18 +199,17 @@ def lora_reward_model(cfg, extractor: FeatureExtractor, epochs: int, lr: float, 
     curve_file = work_dir / "epoch_accuracy.jsonl"  # epochs a killed run already finished
     curve = [json.loads(line) for line in curve_file.read_text().splitlines()] if curve_file.is_file() else []
 
+    collate = DataCollatorForPreference(pad_token_id=tokenizer.pad_token_id)  # the trainer's own batching
+
     @torch.no_grad()
     def accuracy(net, rows) -> float:
         net.eval()
         right = 0
         for i in range(0, len(rows), 16):
             chunk = rows[i:i + 16]
-            seqs = [r["chosen_ids"] for r in chunk] + [r["rejected_ids"] for r in chunk]
-            ids = torch.full((len(seqs), max(map(len, seqs))), model.config.pad_token_id)
-            mask = torch.zeros_like(ids)
-            for row, seq in enumerate(seqs):
-                ids[row, : len(seq)], mask[row, : len(seq)] = torch.tensor(seq), 1
-            rewards = net(input_ids=ids.to(net.device), attention_mask=mask.to(net.device)).logits.squeeze(-1)
+            batch = collate(chunk)  # chosen rows first, then the rejected ones, right-padded
+            rewards = net(input_ids=batch["input_ids"].to(net.device),
+                          attention_mask=batch["attention_mask"].to(net.device)).logits.squeeze(-1)
             right += int((rewards[: len(chunk)] > rewards[len(chunk):]).sum())
         net.train()
         return right / len(rows)
