@@ -1,4 +1,4 @@
-"""`python -m precompute.evaluator_experiments {probes,top-layers,lora} [--config precompute/configs/cpu.yaml]`:
+"""`python -m precompute.evaluator_experiments {probes,top-layers,lora,learning-curve} [--config CONFIG]`:
 the cost-evaluator experiments behind assets/RUN_NOTES.md ("What is still short").
 
 The shipped cost evaluator (a linear Bradley-Terry head on frozen reference features, 521 HH pairs) reaches
@@ -12,7 +12,11 @@ The shipped cost evaluator (a linear Bradley-Terry head on frozen reference feat
 - `lora`: a LoRA reward model on every layer (TRL's RewardTrainer, a scalar head on the last token), on the same
   fit / validation slices and the extractor's encoding (a long prompt's tail, an answer's head), the epoch chosen on
   the validation slice; checkpoints and finished epochs in runs/evaluator-lora-lr<lr>-e<epochs>, so a killed run
-  resumes (and a run with other settings starts its own folder).
+  resumes (and a run with other settings starts its own folder);
+- `learning-curve`: the shipped head's features (its layers; l2 by CV by prompt) trained on shares of every HH pair
+  outside the test split (evaluator, policy and dev splits, long pairs included: the most this file can give a
+  cost head, which would then share pairs with DPO-Harm), several prompt subsamples per share, and the log-linear
+  trend of held-out accuracy in the number of pairs: how many pairs 70 % would take if the trend held.
 Nothing here writes assets; results are printed and written as JSON.
 """
 
@@ -31,10 +35,13 @@ from peo.config import load_config
 from peo.data.records import PreferencePair
 from peo.data.splits import filter_by_length, split_pairs
 from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
-from peo.scoring import FeatureExtractor, feature_matrix
+from peo.names import EVALUATORS_DIR
+from peo.scoring import Evaluator, FeatureExtractor, feature_matrix
 from peo.train.evaluator import choose_l2, fit_bradley_terry, pair_features
 from precompute.stage_prepare_data import aspect_source, capped_splits
 
+LEARNING_CURVE_SHARES = (0.125, 0.25, 0.5, 1.0)
+LEARNING_CURVE_REPEATS = 5  # prompt subsamples per share below 1
 PROBE_LAYER_SETS = [[-1], [10], [15], [20], [24], [-1, 20, 10], [-1, 24, 18, 12, 6], [4, 8, 12, 16, 20, 24, 28]]
 
 
@@ -45,8 +52,8 @@ def harm_splits(cfg) -> tuple[list[PreferencePair], list[PreferencePair], list[P
     pairs = aspect_source(cfg, "harm").pairs
     kept, _ = filter_by_length(pairs, tokenizer, cfg.data.max_prompt_tokens, cfg.data.max_response_tokens)
     sizes = cfg.data.splits
-    shipped = capped_splits(split_pairs(kept, sizes.fractions, cfg.seed), sizes, "harm")
-    every = capped_splits(split_pairs(pairs, sizes.fractions, cfg.seed), sizes, "harm")
+    shipped = capped_splits(split_pairs(kept, sizes.fractions_of("harm"), cfg.seed), sizes, "harm")
+    every = capped_splits(split_pairs(pairs, sizes.fractions_of("harm"), cfg.seed), sizes, "harm")
     return shipped["evaluator"], every["evaluator"], shipped["test"]
 
 
@@ -72,6 +79,53 @@ def probes(cfg, extractor: FeatureExtractor) -> dict:
             print(f"{name:35s} {int(mask.sum()):4d} pairs  layers {layers!s:28s} l2 {l2:<6g} CV {cv[l2]:.3f}  "
                   f"held out {held_out:.3f}", flush=True)
     return {"held_out_pairs": len(test), "results": results}
+
+
+def non_test_pairs(cfg) -> list[PreferencePair]:
+    """Every HH pair, long ones included, whose prompt is outside the test split (splits hash the prompt, so the
+    shipped test prompts, taken within the length limits, are all in this split's test part)."""
+    every = split_pairs(aspect_source(cfg, "harm").pairs, cfg.data.splits.fractions_of("harm"), cfg.seed)
+    return [p for name, part in every.items() if name != "test" for p in part]
+
+
+def log_linear_trend(pairs: list[int], accuracy: list[float]) -> tuple[float, float]:
+    """(a, b) of the least-squares line accuracy = a + b·log2(pairs): b is the gain per doubling."""
+    x = torch.tensor(pairs, dtype=torch.float64).log2()
+    y = torch.tensor(accuracy, dtype=torch.float64)
+    b = float(((x - x.mean()) * (y - y.mean())).sum() / ((x - x.mean()) ** 2).sum())
+    return float(y.mean()) - b * float(x.mean()), b
+
+
+def learning_curve(cfg, extractor: FeatureExtractor, layers: list[int], target: float = 0.70) -> dict:
+    _, _, test = harm_splits(cfg)
+    pool = non_test_pairs(cfg)
+    if {p.prompt_id for p in pool} & {p.prompt_id for p in test}:
+        raise RuntimeError("a held-out prompt is among the training pool: the splits are not prompt-disjoint")
+    extractor.layers = tuple(layers)
+    test_c, test_r = pair_features(extractor, test, "held-out pairs")
+    pool_c, pool_r = pair_features(extractor, pool, "non-test pairs")
+    test_c, test_r = feature_matrix(test_c, layers), feature_matrix(test_r, layers)
+    pool_c, pool_r = feature_matrix(pool_c, layers), feature_matrix(pool_r, layers)
+    prompts = sorted({p.prompt_id for p in pool})
+    rows = []
+    for share in LEARNING_CURVE_SHARES:
+        for repeat in range(1 if share == 1.0 else LEARNING_CURVE_REPEATS):
+            kept = set(random.Random(f"{cfg.seed}/{share}/{repeat}").sample(prompts, round(share * len(prompts))))
+            mask = torch.tensor([p.prompt_id in kept for p in pool])
+            groups = [p.prompt_id for p in pool if p.prompt_id in kept]
+            l2, cv = choose_l2(pool_c[mask], pool_r[mask], cfg.evaluator.l2_grid, cfg.seed, groups)
+            head = fit_bradley_terry(pool_c[mask], pool_r[mask], l2)
+            held_out = float((head(test_c) > head(test_r)).float().mean())
+            rows.append({"share": share, "repeat": repeat, "pairs": int(mask.sum()), "prompts": len(kept),
+                         "l2": l2, "cv_accuracy": cv[l2], "held_out_accuracy": held_out})
+            print(f"share {share:<5g} repeat {repeat}  {int(mask.sum()):4d} pairs  l2 {l2:<6g} CV {cv[l2]:.3f}  "
+                  f"held out {held_out:.3f}", flush=True)
+    a, b = log_linear_trend([r["pairs"] for r in rows], [r["held_out_accuracy"] for r in rows])
+    needed = 2 ** ((target - a) / b) if b > 0 else None
+    print(f"trend: {a:.3f} + {b:.4f}·log2(pairs); {target:.0%} at ≈ {needed and round(needed)} pairs", flush=True)
+    return {"held_out_pairs": len(test), "pool_pairs": len(pool), "layers": layers, "results": rows,
+            "trend": {"intercept": a, "gain_per_doubling": b, "target": target,
+                      "pairs_for_target": needed}}
 
 
 class TopLayers(torch.nn.Module):
@@ -239,12 +293,13 @@ def lora_reward_model(cfg, extractor: FeatureExtractor, epochs: int, lr: float, 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m precompute.evaluator_experiments",
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("experiment", choices=("probes", "top-layers", "lora"))
+    parser.add_argument("experiment", choices=("probes", "top-layers", "lora", "learning-curve"))
     parser.add_argument("--config", type=Path, default=Path("precompute/configs/cpu.yaml"))
     parser.add_argument("--k", type=int, default=24, help="top-layers: the first fine-tuned layer (30 in SmolLM2)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=None,
                         help="learning rate of the layers (top-layers: 2e-5) or of the adapter (lora: 1e-4)")
+    parser.add_argument("--assets", type=Path, default=Path("assets"), help="learning-curve: the shipped cost head")
     parser.add_argument("--out", type=Path, default=None, help="JSON results (default: print only)")
     args = parser.parse_args()
     cfg = load_config(args.config)
@@ -254,6 +309,9 @@ def main() -> None:
                                  max_length=cfg.evaluator.max_length, batch_size=cfg.evaluator.batch_size)
     if args.experiment == "probes":
         result = probes(cfg, extractor)
+    elif args.experiment == "learning-curve":
+        shipped = Evaluator.load(Path(args.assets) / EVALUATORS_DIR / "cost")  # its layers: the set CV chose
+        result = learning_curve(cfg, extractor, list(shipped.layers))
     elif args.experiment == "top-layers":
         result = top_layers(cfg, extractor, args.k, args.epochs, args.lr or 2e-5)
     else:

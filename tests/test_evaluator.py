@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from peo.scoring import BradleyTerryHead, Evaluator
@@ -146,3 +148,13 @@ def test_token_states_pool_to_the_features(tiny_base):
         assert max(len(x) for x, _ in states) == 64 and len({len(x) for x, _ in states}) > 2
         pooled = torch.stack([torch.cat([x[-1], x[-n:].mean(0)]) for x, n in states])
         assert torch.allclose(pooled, features[layer], atol=1e-5), layer
+
+
+def test_log_linear_trend_gives_the_gain_per_doubling_exactly():
+    """The learning-curve experiment's extrapolation: accuracy = a + b·log2(pairs), least squares."""
+    from precompute.evaluator_experiments import log_linear_trend
+
+    a, b = log_linear_trend([100, 200, 400, 800], [0.60, 0.62, 0.64, 0.66])
+    assert abs(b - 0.02) < 1e-12 and abs(a - (0.60 - 0.02 * math.log2(100))) < 1e-12
+    _, flat = log_linear_trend([100, 200, 100, 200], [0.6, 0.6, 0.7, 0.7])
+    assert flat == 0.0
