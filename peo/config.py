@@ -40,6 +40,9 @@ class SplitSizes:
     fractions: dict[str, float] = field(
         default_factory=lambda: {"evaluator": 0.45, "policy": 0.35, "dev": 0.1, "test": 0.1}
     )
+    # aspect → its own fractions, replacing `fractions` for that aspect: a source with few prompts (AlpacaEval has
+    # 678 instructions) needs most of them in `test` to give many test prompts; default none
+    fractions_per_aspect: dict[str, dict[str, float]] = field(default_factory=dict)
     evaluator_pairs: int = 600  # Bradley-Terry training pairs per evaluator
     evaluator_test_pairs: int = 300  # held-out pairs for evaluator accuracy (from the `test` split)
     policy_pairs: int = 400  # DPO training pairs per aspect
@@ -49,6 +52,9 @@ class SplitSizes:
     pairs_per_prompt: int = 2  # cap for sources with many pairs per prompt (AlpacaEval): DPO pairs
     evaluator_pairs_per_prompt: int = 2  # the same cap for the evaluators' training pairs
     test_pairs_per_prompt: int = 4  # the same cap for the held-out pairs (evaluator accuracy, policy check)
+
+    def fractions_of(self, aspect: str) -> dict[str, float]:
+        return self.fractions_per_aspect.get(aspect, self.fractions)
 
 
 @dataclass
@@ -210,11 +216,17 @@ def _check(cfg: RunConfig, source: str) -> None:
     alphas = cfg.sweep.expo_alphas
     if any(not 0.0 < a <= 10.0 for a in alphas) or len(set(alphas)) != len(alphas):
         raise bad("sweep.expo_alphas", f"must be distinct values in (0, 10], got {alphas}")
-    fractions = cfg.data.splits.fractions
-    if set(fractions) != {"evaluator", "policy", "dev", "test"}:
-        raise bad("data.splits.fractions", f"must name exactly evaluator, policy, dev, test; got {sorted(fractions)}")
-    if any(v <= 0 for v in fractions.values()) or abs(sum(fractions.values()) - 1.0) > 1e-6:
-        raise bad("data.splits.fractions", f"must be positive and sum to 1, got {fractions}")
+    splits = cfg.data.splits
+    if set(splits.fractions_per_aspect) - set(ASPECTS):
+        raise bad("data.splits.fractions_per_aspect", f"names {' or '.join(ASPECTS)}, got "
+                  f"{sorted(splits.fractions_per_aspect)}")
+    checked = [("data.splits.fractions", splits.fractions)]
+    checked += [(f"data.splits.fractions_per_aspect.{a}", f) for a, f in splits.fractions_per_aspect.items()]
+    for key, fractions in checked:
+        if not isinstance(fractions, dict) or set(fractions) != {"evaluator", "policy", "dev", "test"}:
+            raise bad(key, f"must name exactly evaluator, policy, dev, test; got {fractions}")
+        if any(v <= 0 for v in fractions.values()) or abs(sum(fractions.values()) - 1.0) > 1e-6:
+            raise bad(key, f"must be positive and sum to 1, got {fractions}")
     for name in ("evaluator_pairs", "evaluator_test_pairs", "policy_pairs", "dev_prompts", "test_prompts",
                  "pairs_per_prompt", "evaluator_pairs_per_prompt", "test_pairs_per_prompt"):
         if getattr(cfg.data.splits, name) < 1:

@@ -7,6 +7,7 @@ test prompts every reported figure is scored on).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from peo.names import ASPECTS
 from precompute.extra_pairs import load_extra_pairs
 from precompute.pair_files import data_path, write_pairs
 from precompute.run_context import RunContext, resolve_path
+
+log = logging.getLogger("precompute")
 
 
 def source_spec(cfg: RunConfig, aspect: str) -> dict:
@@ -58,7 +61,7 @@ def prepare_data(ctx: RunContext) -> list[Path]:
         result = aspect_source(cfg, aspect)
         kept, too_long = filter_by_length(result.pairs, tokenizer, cfg.data.max_prompt_tokens,
                                           cfg.data.max_response_tokens)
-        parts = split_pairs(kept, sizes.fractions, cfg.seed)
+        parts = split_pairs(kept, sizes.fractions_of(aspect), cfg.seed)
         chosen = capped_splits(parts, sizes, aspect)
         extra = None
         if aspect in cfg.data.extra_pairs:  # e.g. exported votes: DPO training pairs only
@@ -74,6 +77,11 @@ def prepare_data(ctx: RunContext) -> list[Path]:
             path = data_path(ctx.work, aspect, split)
             write_pairs(path, pairs)
             outputs.append(path)
+        short = sizes.test_prompts - len(chosen["test_prompts"])
+        if short > 0:  # every figure rests on the test prompts: say when there are fewer than asked
+            log.warning("data.%s: %d test prompts, %d fewer than data.splits.test_prompts; a larger test share "
+                        "(data.splits.fractions_per_aspect) or more data gives more", aspect,
+                        len(chosen["test_prompts"]), short)
         summary[aspect] = {
             "source": source_spec(cfg, aspect),
             "load": asdict(result.summary),
@@ -82,6 +90,7 @@ def prepare_data(ctx: RunContext) -> list[Path]:
             "available_per_split": {k: len(v) for k, v in parts.items()},
             "used_per_split": {k: len(v) for k, v in chosen.items()},
             "distinct_prompts_used": {k: len({p.prompt_id for p in v}) for k, v in chosen.items()},
+            "test_prompts_asked": sizes.test_prompts,
             "extra_pairs": extra,
         }
     summary_path = ctx.work / "data" / "summary.json"

@@ -29,6 +29,10 @@ def test_shipped_profiles_load(profile):
     ({"data.help.format": "csv"}, "'data.help.format' must be one of"),
     ({"data.splits.policy_pairs_per_aspect": {"joint": 8}}, "'data.splits.policy_pairs_per_aspect' names help or harm"),
     ({"data.splits.policy_pairs_per_aspect": {"harm": 0}}, "with at least 1 pair"),
+    ({"data.splits.fractions_per_aspect": {"help": {"evaluator": 0.5, "policy": 0.5, "dev": 0.1, "test": 0.1}}},
+     "'data.splits.fractions_per_aspect.help' must be positive and sum to 1"),
+    ({"data.splits.fractions_per_aspect": {"joint": {"evaluator": 0.4, "policy": 0.2, "dev": 0.1, "test": 0.3}}},
+     "'data.splits.fractions_per_aspect' names help or harm"),
 ])
 def test_bad_values_name_the_key(overrides, message):
     with pytest.raises(ConfigError) as err:

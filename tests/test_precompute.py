@@ -226,3 +226,28 @@ def test_sweeps_reuse_saved_answers_and_generate_only_new_models(tmp_path, monke
     kept = dev[dev["model_id"] != "joint+3.000"].reset_index(drop=True)
     old_dev = before[before["split"] == "dev"].reset_index(drop=True)
     pd.testing.assert_frame_equal(kept, old_dev)
+
+
+def test_an_aspect_can_have_its_own_split_fractions_and_a_short_test_split_is_told(tmp_path, caplog):
+    """data.splits.fractions_per_aspect replaces the fractions for one aspect only (the gpu profile gives most of
+    AlpacaEval's few instructions to test); fewer test prompts than asked is logged and kept in the summary."""
+    from conftest import write_tiny_data
+
+    base = {"out": str(tmp_path / "assets"), "work_dir": str(tmp_path / "work"),
+            "data.root": str(write_tiny_data(tmp_path / "data", n=60)), "data.splits.test_prompts": 40}
+    summaries = {}
+    for name, extra in (("shared", {}), ("own", {"data.splits.fractions_per_aspect": {
+            "help": {"evaluator": 0.1, "policy": 0.1, "dev": 0.1, "test": 0.7}}})):
+        cfg = load_config(REPO / "precompute" / "configs" / "tiny.yaml",
+                          {**base, **extra, "work_dir": str(tmp_path / f"work-{name}")})
+        with caplog.at_level("WARNING", logger="precompute"):
+            ctx = run_pipeline(cfg, only="prepare-data")
+        summaries[name] = json.loads((ctx.work / "data" / "summary.json").read_text())
+    shared, own = summaries["shared"], summaries["own"]
+    assert own["harm"]["available_per_split"] == shared["harm"]["available_per_split"]
+    assert own["help"]["available_per_split"]["test"] > 2 * shared["help"]["available_per_split"]["test"]
+    assert own["help"]["test_prompts_asked"] == 40
+    short = [r.getMessage() for r in caplog.records if "fewer than data.splits.test_prompts" in r.getMessage()]
+    assert any(m.startswith("data.harm:") for m in short)  # 60 prompts × the shared test share < 40
+    assert own["help"]["distinct_prompts_used"]["test_prompts"] >= 30
+
