@@ -233,8 +233,8 @@ def test_an_aspect_can_have_its_own_split_fractions_and_a_short_test_split_is_to
     AlpacaEval's few instructions to test); fewer test prompts than asked is logged and kept in the summary."""
     from conftest import write_tiny_data
 
-    base = {"out": str(tmp_path / "assets"), "work_dir": str(tmp_path / "work"),
-            "data.root": str(write_tiny_data(tmp_path / "data", n=60)), "data.splits.test_prompts": 40}
+    base = {"out": str(tmp_path / "assets"), "data.root": str(write_tiny_data(tmp_path / "data", n=60)),
+            "data.splits.test_prompts": 40}
     summaries = {}
     for name, extra in (("shared", {}), ("own", {"data.splits.fractions_per_aspect": {
             "help": {"evaluator": 0.1, "policy": 0.1, "dev": 0.1, "test": 0.7}}})):
@@ -250,4 +250,3 @@ def test_an_aspect_can_have_its_own_split_fractions_and_a_short_test_split_is_to
     short = [r.getMessage() for r in caplog.records if "fewer than data.splits.test_prompts" in r.getMessage()]
     assert any(m.startswith("data.harm:") for m in short)  # 60 prompts × the shared test share < 40
     assert own["help"]["distinct_prompts_used"]["test_prompts"] >= 30
-
