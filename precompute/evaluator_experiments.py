@@ -37,7 +37,7 @@ from peo.data.splits import filter_by_length, split_pairs
 from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
 from peo.names import EVALUATORS_DIR
 from peo.scoring import Evaluator, FeatureExtractor, feature_matrix
-from peo.train.evaluator import choose_l2, fit_bradley_terry, pair_features
+from peo.train.evaluator import choose_l2, fit_bradley_terry, pair_features, pairwise_accuracy
 from precompute.stage_prepare_data import aspect_source, capped_splits
 
 LEARNING_CURVE_SHARES = (0.125, 0.25, 0.5, 1.0)
@@ -72,8 +72,7 @@ def probes(cfg, extractor: FeatureExtractor) -> dict:
             c, r = feature_matrix(train_c, layers)[mask], feature_matrix(train_r, layers)[mask]
             l2, cv = choose_l2(c, r, cfg.evaluator.l2_grid, cfg.seed, groups)
             head = fit_bradley_terry(c, r, l2)
-            right = head(feature_matrix(test_c, layers)) > head(feature_matrix(test_r, layers))
-            held_out = float(right.float().mean())
+            held_out = pairwise_accuracy(head, feature_matrix(test_c, layers), feature_matrix(test_r, layers))
             results.append({"training": name, "pairs": int(mask.sum()), "layers": layers, "l2": l2,
                             "cv_accuracy": cv[l2], "held_out_accuracy": held_out})
             print(f"{name:35s} {int(mask.sum()):4d} pairs  layers {layers!s:28s} l2 {l2:<6g} CV {cv[l2]:.3f}  "
@@ -115,7 +114,7 @@ def learning_curve(cfg, extractor: FeatureExtractor, layers: list[int], target: 
             groups = [p.prompt_id for p in pool if p.prompt_id in kept]
             l2, cv = choose_l2(pool_c[mask], pool_r[mask], cfg.evaluator.l2_grid, cfg.seed, groups)
             head = fit_bradley_terry(pool_c[mask], pool_r[mask], l2)
-            held_out = float((head(test_c) > head(test_r)).float().mean())
+            held_out = pairwise_accuracy(head, test_c, test_r)
             rows.append({"share": share, "repeat": repeat, "pairs": int(mask.sum()), "prompts": len(kept),
                          "l2": l2, "cv_accuracy": cv[l2], "held_out_accuracy": held_out})
             print(f"share {share:<5g} repeat {repeat}  {int(mask.sum()):4d} pairs  l2 {l2:<6g} CV {cv[l2]:.3f}  "
@@ -202,9 +201,14 @@ def top_layers(cfg, extractor: FeatureExtractor, k: int, epochs: int, lr: float)
         curve.append({"epoch": epoch, "loss": total / len(fit), "val_accuracy": accuracy(val),
                       "held_out_accuracy": accuracy(test_states), "seconds": round(time.time() - start)})
         print(json.dumps(curve[-1]), flush=True)
-    best = max(curve, key=lambda row: (row["val_accuracy"], -row["epoch"]))
+    best = chosen_by_validation(curve)
     return {"k": k, "trained_layers": len(model.layers), "lr": lr, "fit_pairs": len(fit), "val_pairs": len(val),
             "held_out_pairs": len(test), "curve": curve, "chosen_by_val": best}
+
+
+def chosen_by_validation(curve: list[dict]) -> dict:
+    """The epoch the validation slice chooses: best validation accuracy, the earlier epoch on a tie."""
+    return max(curve, key=lambda row: (row["val_accuracy"], -row["epoch"]))
 
 
 def validation_slices(cfg, pairs: list[PreferencePair]) -> tuple[list[int], list[int]]:
@@ -283,7 +287,7 @@ def lora_reward_model(cfg, extractor: FeatureExtractor, epochs: int, lr: float, 
     trainer = RewardTrainer(model=model, args=args, train_dataset=fit, processing_class=tokenizer,
                             peft_config=peft_lora_config(cfg.lora, task_type="SEQ_CLS"), callbacks=[EpochAccuracy()])
     trainer.train(resume_from_checkpoint=last_checkpoint(work_dir))
-    best = max(curve, key=lambda row: (row["val_accuracy"], -row["epoch"])) if curve else None
+    best = chosen_by_validation(curve) if curve else None
     return {"lr": lr, "lora_r": cfg.lora.r, "lora_alpha": cfg.lora.alpha, "epochs": epochs,
             "fit_pairs": len(fit_rows), "val_pairs": len(val_rows), "held_out_pairs": len(test),
             "curve": curve, "log": [h for h in trainer.state.log_history if "loss" in h],

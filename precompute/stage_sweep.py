@@ -33,6 +33,9 @@ from precompute.pair_files import data_path, read_pairs
 from precompute.run_context import RunContext
 
 log = logging.getLogger("precompute")
+# what a sweep generates and scores per answer (saved parts and reused answers alike); answers.parquet adds the
+# coefficients, the split and the per-answer checks
+GENERATED_COLUMNS = ("model_id", "prompt_id", "prompt_kind", "prompt", "answer", "new_tokens", "reward", "cost")
 
 
 def sweep_prompts(ctx: RunContext, split: str) -> list[dict]:
@@ -108,8 +111,7 @@ def answers_from_out(ctx: RunContext, split: str, fingerprint: str, models: dict
         return pd.DataFrame()
     old = old[(old["split"] == split) & old["model_id"].isin(list(models))]
     keys = [row_key(fingerprint, models[m], json.loads(p)) for m, p in zip(old["model_id"], old["prompt"])]
-    columns = ["model_id", "prompt_id", "prompt_kind", "prompt", "answer", "new_tokens", "reward", "cost"]
-    return old[columns].assign(row_key=keys).reset_index(drop=True)
+    return old[list(GENERATED_COLUMNS)].assign(row_key=keys).reset_index(drop=True)
 
 
 def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], parts_dir: Path,
@@ -188,7 +190,7 @@ def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], p
     by_key = done.set_index("row_key")
     answers = by_key.loc[[key for *_, key in jobs]].reset_index(drop=True)
     answers["model_id"] = [mid for mid, *_ in jobs]  # a shared model's rows are listed under each of its ids
-    answers = answers[["model_id", "prompt_id", "prompt_kind", "prompt", "answer", "new_tokens", "reward", "cost"]]
+    answers = answers[list(GENERATED_COLUMNS)]
     coefficient = lambda m, a: None if is_joint_model(models[m]) else models[m].get(a)  # noqa: E731
     answers.insert(1, "c_help", [coefficient(m, "help") for m in answers["model_id"]])
     answers.insert(2, "c_harm", [coefficient(m, "harm") for m in answers["model_id"]])
