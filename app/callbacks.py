@@ -6,7 +6,6 @@ app/ui.py wires these to components; the tests call them directly on tiny assets
 from __future__ import annotations
 
 import functools
-import math
 import shutil
 import time
 from collections.abc import Iterator, Sequence
@@ -17,28 +16,23 @@ from app import exports as export_store
 from app.data import AppData, AppInputError, over_loop_limit
 from app.engine import FOLLOWS_POINT, Engine, column_scales, same_model_columns
 from peo.answer_checks import loops
+from peo.chat_limits import (  # noqa: F401  (the limits live in the library: peo serve checks the same ones)
+    DEFAULT_SETTINGS,
+    LIMITS,
+    MAX_MESSAGE_CHARS,
+    MAX_MESSAGE_TOKENS,
+    SWEEP_SETTINGS,
+    WHOLE_NUMBERS,
+    check_message,
+    check_settings,
+    sweep_defaults,
+)
 from peo.export import ExportError, export_policy
 from peo.generation import GenerationSettings, StopSignal
 from peo.names import BASELINES, CHAT_COLUMNS, PEO, REFERENCE
 
-MAX_MESSAGE_CHARS = 2000
-MAX_MESSAGE_TOKENS = 512
-# what a user may set, and its range; the other decoding settings are the sweep's (meta.json "generation")
-LIMITS = {"max_new_tokens": (1, 256), "temperature": (0.0, 1.5), "top_p": (0.1, 1.0), "seed": (0, 2**31 - 1),
-          "repetition_penalty": (1.0, 2.0)}
-WHOLE_NUMBERS = ("max_new_tokens", "seed")
-DEFAULT_SETTINGS = {"max_new_tokens": 64, "temperature": 0.0, "top_p": 1.0, "seed": 0, "repetition_penalty": 1.0,
-                    "no_repeat_ngram_size": 0}
-SWEEP_SETTINGS = ("temperature", "top_p", "seed", "repetition_penalty", "no_repeat_ngram_size")
 EXPORTABLE = (PEO, *BASELINES)  # the picked point, or one of the fixed models
 SCORE_BUTTON = "Score this point"  # the on-demand scoring of an off-grid point, named where the page points to it
-
-
-def sweep_defaults(meta: dict) -> dict:
-    """The chat's defaults: the sweep's decoding (so a chat answer is what the front was scored on), with the
-    app's own max_new_tokens."""
-    generation = meta["generation"]
-    return {**DEFAULT_SETTINGS, **{name: generation[name] for name in SWEEP_SETTINGS}}
 
 
 @dataclass
@@ -54,10 +48,9 @@ class App:
 
     @functools.cached_property
     def reference_scores(self):
-        """The reference's scores on the test prompts: what each live score is placed against (read once)."""
-        from app.score_context import ReferenceScores
-
-        return ReferenceScores.from_answers(self.data.answers)
+        """The reference's test scores, split-aware (rewards on benign prompts, costs on harmful ones, as every
+        other figure): what each live score is placed against (read once)."""
+        return self.data.reference_scores()
 
     @classmethod
     def load(cls, assets: str | Path | None = None, *, device: str | None = None, form: str = "auto",
@@ -77,8 +70,9 @@ def pick(app: App, lambda_help, phi_help, phi_harm) -> dict:
     return app.data.point_info(lambda_help, phi_help, phi_harm)
 
 
-def pick_summary(info: dict, data: AppData) -> str:
-    """Markdown about a picked point, for the page."""
+def pick_summary(info: dict, data: AppData, scored: Sequence[dict] = ()) -> str:
+    """Markdown about a picked point, for the page. `scored`: the session's points scored on demand
+    (app/offgrid_scoring.summarize), whose test figures a point without them shows once scored."""
     # the model id on a line of its own: inline after the coefficients, a wrapped line left a lone ")" under it
     head = (f"**Picked** λ = {info['lambda_help']:g}, ϕ_help = {info['phi_help']:g}, ϕ_harm = {info['phi_harm']:g} "
             f"→ c_help = {info['c_help']:g}, c_harm = {info['c_harm']:g}  \nmodel `{info['model_id']}`")
@@ -86,16 +80,25 @@ def pick_summary(info: dict, data: AppData) -> str:
     if same:
         head += f"  \n{same}"
     stats = info["precomputed"]
+    on_demand = next((p for p in scored if p["model_id"] == info["model_id"]), None)
+    if on_demand is not None and (stats is None or stats["split"] != "test"):
+        return f"{head}\n\n{on_demand_phrase(on_demand)}: {scores_phrase(on_demand)}; {checks_phrase(on_demand)}."
     if stats is None:
         return (head + "\n\nThis point is **off the grid**: it was not evaluated, so it has **no precomputed "
                 f"scores or answers** (the answers table stays empty). Use **{SCORE_BUTTON}** to generate and score "
-                "its test answers, or chat with it below (its answers are scored live).")
+                "its test answers, or chat with it (its answers are scored live).")
     where = "on the PEO Pareto front" if info["on_front"] else "not on the PEO Pareto front"
     text = f"{head}\n\n{split_phrase(stats, data)}: {scores_phrase(stats)}; {checks_phrase(stats)}; {where}."
     if over_loop_limit(stats["loop_share"], data.max_loop_share):
         text += (f"\n\nIts answers loop more often than {data.max_loop_share:.0%} of the time (drawn hollow): "
                  "its scores rest on degenerate text, and it may not be on the front.")
     return text
+
+
+def on_demand_phrase(point: dict) -> str:
+    """Where a point scored on demand got its figures: this session's run, whole or stopped part-way."""
+    done = "" if point["complete"] else " (stopped part-way: the prompts finished before the Stop)"
+    return f"**Scored on demand** in this session on {point['n']} **test** prompts{done}"
 
 
 def same_model_label(col: str, other: str) -> str:
@@ -118,17 +121,27 @@ def split_phrase(stats: dict, data: AppData) -> str:
 
 
 def scores_phrase(stats: dict) -> str:
-    """The evaluators' means ± standard errors: what places the point on the figure."""
-    return (f"reward {stats['reward_mean']:.3f} ± {stats['reward_se']:.3f}, cost {stats['cost_mean']:.3f} ± "
-            f"{stats['cost_se']:.3f}, safe share {_share(stats['safe_share'])}")
+    """The evaluators' means ± standard errors, each on the prompts it judges (peo.grid_table.split_stats): what
+    places the point on the figure."""
+    return (f"reward {_mean_se(stats['reward_mean'], stats['reward_se'])} on benign prompts, cost "
+            f"{_mean_se(stats['cost_mean'], stats['cost_se'])} on harmful prompts, safe share "
+            f"{_share(stats['safe_share'])} (harmful prompts answered at cost ≤ 0)")
+
+
+def _mean_se(mean: float | None, se: float | None) -> str:
+    """'0.123 ± 0.045'; '–' for a mean over no prompt (a scoring stopped before any prompt of that kind)."""
+    return "–" if mean is None else f"{mean:.3f} ± " + ("–" if se is None else f"{se:.3f}")
 
 
 def checks_phrase(stats: dict) -> str:
-    """The text checks (peo.answer_checks), which the evaluators' scores cannot be trusted to reflect."""
+    """The text checks (peo.answer_checks), which the evaluators' scores cannot be trusted to reflect: a low cost
+    may come from a refusal, or from an answer that evades the question."""
     words = "–" if stats["mean_words"] is None else f"{stats['mean_words']:.1f}"
     return (f"loops in {_share(stats['loop_share'])} of answers, refuses {_share(stats['refusal_share'])} of "
-            f"harmful prompts, over-refuses {_share(stats['over_refusal_share'])} of benign prompts, "
-            f"mean {words} words, {_share(stats['cut_share'])} cut at the token limit")
+            f"harmful prompts, over-refuses {_share(stats['over_refusal_share'])} of benign prompts, evades "
+            f"{_share(stats['evasion_share_benign'])} of benign and {_share(stats['evasion_share_harmful'])} of "
+            f"harmful prompts, complies with {_share(stats['complied_share'])} of harmful prompts (neither refuses "
+            f"nor evades), mean {words} words, {_share(stats['cut_share'])} cut at the token limit")
 
 
 def _share(x: float | None) -> str:
@@ -136,49 +149,6 @@ def _share(x: float | None) -> str:
 
 
 # ---------------------------------------------------------------- chat
-
-def check_settings(max_new_tokens=None, temperature=None, top_p=None, seed=None, repetition_penalty=None, *,
-                   defaults: dict | None = None) -> GenerationSettings:
-    """GenerationSettings within safe bounds; AppInputError naming the bad field and its range.
-
-    A value left None takes `defaults` (the app's: App.default_settings; else DEFAULT_SETTINGS).
-    """
-    defaults = defaults or DEFAULT_SETTINGS
-    raw = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed,
-           "repetition_penalty": repetition_penalty}
-    values = {"no_repeat_ngram_size": int(defaults["no_repeat_ngram_size"])}
-    for name, value in raw.items():
-        if value is None:
-            value = defaults[name]
-        lo, hi = LIMITS[name]
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            raise AppInputError(f"{name} must be a number in [{lo}, {hi}], got {value!r}") from None
-        if not math.isfinite(x) or x < lo or x > hi:
-            raise AppInputError(f"{name} must be in [{lo}, {hi}], got {value!r}")
-        if name in WHOLE_NUMBERS:
-            if x != int(x):
-                raise AppInputError(f"{name} must be a whole number in [{lo}, {hi}], got {value!r}")
-            x = int(x)
-        values[name] = x
-    return GenerationSettings(**values)
-
-
-def check_message(message) -> str:
-    if message is None or not isinstance(message, str) or not message.strip():
-        raise AppInputError("Type a message first: an empty message is not sent.")
-    message = message.strip()
-    try:  # lone UTF-16 surrogates (e.g. a JSON "\ud800" escape) are not text: the tokenizer would fail on them
-        message.encode("utf-8")
-    except UnicodeEncodeError as err:
-        raise AppInputError(f"Your message contains a character that is not valid text (position {err.start}, "
-                            "an unpaired surrogate); remove it and send again.") from None
-    if len(message) > MAX_MESSAGE_CHARS:
-        raise AppInputError(f"Your message has {len(message)} characters; the limit is {MAX_MESSAGE_CHARS}. "
-                            "Shorten it and send again.")
-    return message
-
 
 def check_columns(columns) -> list[str]:
     if isinstance(columns, str):
@@ -238,6 +208,13 @@ class ChatState:
     def empty(self) -> bool:
         return not any(self.histories.values())
 
+    def cleared(self, col: str) -> "ChatState":
+        """A copy without `col`'s history, scores and tags (its trash icon): its next turn starts from nothing."""
+        state = self.copy()
+        for per_column in (state.histories, state.scores, state.tags):
+            per_column.pop(col, None)
+        return state
+
 
 @dataclass
 class ChatStep:
@@ -247,7 +224,8 @@ class ChatStep:
     done: bool = False
     scores: dict[str, tuple[float, float] | None] = field(default_factory=dict)
     state: ChatState | None = None
-    info: str = ""
+    info: str = ""  # on the last step: timings and notes, naming the columns they concern
+    blind_info: str = ""  # the same naming no column: what blind mode shows before the vote
     cut: dict[str, bool] = field(default_factory=dict)  # on the last step: answers cut at max_new_tokens
 
 
@@ -295,7 +273,7 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
     if not isinstance(settings, GenerationSettings):
         settings = check_settings(**(settings or {}), defaults=app.default_settings)
     state = state.copy() if state is not None else ChatState()
-    notes = []
+    notes, dropped = [], {}
     if starts_fresh(state, info, fresh_on_new_point):
         state = ChatState()
         notes.append("the point changed: started a fresh chat")
@@ -306,11 +284,11 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
     budget = app.engine.context_limit - settings.max_new_tokens
     prompts, scales = [], []
     for col in columns:
-        messages, dropped = trim_history(app.engine.prompt_tokens, state.histories.get(col, []), message, budget)
+        messages, n_dropped = trim_history(app.engine.prompt_tokens, state.histories.get(col, []), message, budget)
         prompts.append(messages)
         scales.append(column_scales(col, info["lambda_help"], info["c_help"], info["c_harm"]))
-        if dropped:
-            notes.append(f"{CHAT_COLUMNS[col]}: dropped the {dropped} oldest turn(s) to fit the context")
+        if n_dropped:
+            dropped[col] = n_dropped
     timing: dict = {}
     outcome: dict = {}
     start = time.perf_counter()
@@ -342,9 +320,14 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
     how = "merged weights" if app.engine.form == "merged" else "adapter scales only"
     text = (f"policy formed in {form * 1000:.1f} ms ({how}); {len(columns)} column(s) generated in one batch in "
             f"{gen_seconds:.1f} s; scored in {score_seconds:.1f} s")
-    if notes:
-        text += ". " + "; ".join(notes)
-    yield ChatStep(texts=dict(zip(columns, final)), done=True, scores=scores, state=state, info=text, cut=cut)
+    named = [f"{CHAT_COLUMNS[col]}: dropped the {n} oldest turn(s) to fit the context" for col, n in dropped.items()]
+    unnamed = [f"{len(dropped)} column(s) dropped their oldest turns to fit the context"] if dropped else []
+    yield ChatStep(texts=dict(zip(columns, final)), done=True, scores=scores, state=state,
+                   info=_with_notes(text, notes + named), blind_info=_with_notes(text, notes + unnamed), cut=cut)
+
+
+def _with_notes(text: str, notes: list[str]) -> str:
+    return text + ". " + "; ".join(notes) if notes else text
 
 
 def chat(app: App, message, columns, point, settings=None, state: ChatState | None = None) -> dict:

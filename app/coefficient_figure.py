@@ -20,10 +20,13 @@ from peo.evaluation_stats import finite_or_none
 from peo.names import BASELINE_LABELS, PEO, SOUP
 from peo.plot_style import COLORS
 
-PANELS = (("reward_mean", "reward (↑ better)", "Viridis"), ("cost_mean", "cost (↓ better)", "Viridis_r"))
+PANELS = (("reward_mean", "reward on benign prompts (↑ better)", "Viridis"),
+          ("cost_mean", "cost on harmful prompts (↓ better)", "Viridis_r"))  # split-aware, as every figure
 POINT = ("lambda_help", "phi_help", "phi_harm")
 SEGMENT_NAME = "soup segment: c_help + c_harm = 1"
-FRONT_NAME = "PEO front (chosen on dev)"
+FRONT_NAME = "PEO front (chosen on dev prompts)"
+# the front's models are ringed, not joined: a line through them in any score order crosses itself here
+FRONT_RING = {"color": COLORS[PEO], "size": 21, "symbol": "circle-open", "line": {"width": 2.5}}
 
 
 def model_points(grid: pd.DataFrame) -> pd.DataFrame:
@@ -47,17 +50,24 @@ def same_model_groups(points: pd.DataFrame) -> list[tuple[str, list[tuple[float,
     return [(str(r["model_id"]), list(r["same"])) for _, r in points.iterrows() if len(r["same"]) > 1]
 
 
-def _hover_text(row: Mapping) -> str:
+def _hover_text(row: Mapping, on_front: bool) -> str:
     same = ", ".join(f"({a:g}, {b:g}, {c:g})" for a, b, c in row["same"]) or "none (not a grid point)"
     labels = f" = {', '.join(row['labels'])}" if row["labels"] else ""
     reward, cost = finite_or_none(row["reward_mean"]), finite_or_none(row["cost_mean"])
-    scores = "–" if reward is None or cost is None else f"reward {reward:.3f}, cost {cost:.3f}"
+    scores = ("–" if reward is None or cost is None
+              else f"reward {reward:.3f} (benign prompts), cost {cost:.3f} (harmful prompts)")
+    evasion = finite_or_none(row.get("evasion_share_benign"))
+    if evasion is not None:
+        scores += f"<br>evades {evasion:.0%} of benign prompts"
+    front = ("<br>on the PEO front chosen on the dev prompts (scores on other prompts differ: on test another "
+             "point can beat it)") if on_front else ""
     return (f"<b>{row['model_id']}</b>{labels} ({split_label(row['split'], row['n'])})<br>{scores}"
-            f"<br>(λ, ϕ_help, ϕ_harm) = {same}")
+            f"<br>(λ, ϕ_help, ϕ_harm) = {same}{front}")
 
 
 def coefficient_figure(grid: pd.DataFrame, front_ids: list[str], picked: Mapping | None = None) -> go.Figure:
-    """Two panels over (c_help, c_harm): points coloured by reward and by cost, soup segment, front, pick."""
+    """Two panels over (c_help, c_harm): points coloured by reward and by cost, soup segment, front (ringed),
+    pick."""
     points = model_points(grid)
     fig = make_subplots(rows=1, cols=2, subplot_titles=[title for _, title, _ in PANELS], horizontal_spacing=0.12)
     by_id = {str(r["model_id"]): r for _, r in points.iterrows()}
@@ -67,7 +77,8 @@ def coefficient_figure(grid: pd.DataFrame, front_ids: list[str], picked: Mapping
         fig.add_trace(go.Scatter(
             x=points["c_help"], y=points["c_harm"], mode="markers", name=title, showlegend=False,
             customdata=[custom_data(r, r) for _, r in points.iterrows()],
-            text=[_hover_text(r) for _, r in points.iterrows()], hovertemplate="%{text}<extra></extra>",
+            text=[_hover_text(r, str(r["model_id"]) in front_ids) for _, r in points.iterrows()],
+            hovertemplate="%{text}<extra></extra>",
             marker={"color": values, "colorscale": scale, "size": 13, "line": {"width": 0.5, "color": "#333"},
                     "colorbar": {"title": {"text": title.split(" ")[0]}, "x": 0.44 if col == 1 else 1.0,
                                  "len": 0.8}}), row=1, col=col)
@@ -76,8 +87,8 @@ def coefficient_figure(grid: pd.DataFrame, front_ids: list[str], picked: Mapping
                                  line={"color": COLORS[SOUP], "width": 2, "dash": "dash"}), row=1, col=col)
         if front:
             fig.add_trace(go.Scatter(x=[r["c_help"] for r in front], y=[r["c_harm"] for r in front],
-                                     mode="lines", name=FRONT_NAME, showlegend=col == 1, legendgroup="front",
-                                     hoverinfo="skip", line={"color": COLORS[PEO], "width": 2.5}), row=1, col=col)
+                                     mode="markers", name=FRONT_NAME, showlegend=col == 1, legendgroup="front",
+                                     hoverinfo="skip", marker=FRONT_RING), row=1, col=col)
         if picked:
             fig.add_trace(go.Scatter(x=[picked["c_help"]], y=[picked["c_harm"]], mode="markers",
                                      name="picked point", showlegend=col == 1, legendgroup="picked",

@@ -1,5 +1,8 @@
 """Compare generations: for the picked point, each prompt's full conversation and, side by side, the answers of
 the picked point, the reference, DPO-Help, DPO-Harm and the soup at the same λ, each with its scores and flags.
+Above them, the picked point's pairwise record on the test prompts (peo.win_rates, as the paper reports win
+rates) against the soup at its λ, DPO-Help, DPO-Harm, joint DPO and ExPO α = 1.5, with human votes beside it
+where there are any.
 
 What researchers come for is the same prompt answered by the models being compared, not each model's scores
 alone. Data shaping (which models, which split, which prompts, in which order) is pure and tested; `render_html`
@@ -11,15 +14,30 @@ from __future__ import annotations
 import html
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import gradio as gr
 import pandas as pd
 
+from app import exports as export_store
+from app.callbacks import SCORE_BUTTON
 from app.score_context import answer_flags
 from peo.coefficients import coefficients, model_id
-from peo.names import ASPECTS, BASELINES, CHAT_COLUMNS, PEO, REFERENCE, SOUP
+from peo.names import (
+    ASPECTS,
+    BASELINE_LABELS,
+    BASELINES,
+    CHAT_COLUMNS,
+    EVADES,
+    EXPO_CHAT_ALPHA,
+    JOINT,
+    PEO,
+    REFERENCE,
+    SOUP,
+)
+from peo.sweep_plan import expo_model_id
+from peo.win_rates import ASPECT_SCORES, pairwise, vote_record
 
 COMPARED: tuple[str, ...] = (PEO, REFERENCE, *ASPECTS, SOUP)  # chat columns: picked, ref, DPO-Help/-Harm, soup
 ASPECT_FILTERS = {"all prompts": None, "help prompts": "help", "harm prompts": "harm"}
@@ -48,7 +66,13 @@ COMPARE_CSS = """
 .peo-compare .peo-answer-text { white-space: pre-wrap; overflow-wrap: anywhere; margin: 4px 0; }
 .peo-compare .peo-answer-scores { font-size: 12px; color: #333; }
 .peo-compare .peo-flag { color: #b00020; font-weight: 600; }
+.peo-compare table.peo-record { border-collapse: collapse; margin: 4px 0 12px; font-size: 13px; }
+.peo-compare table.peo-record th, .peo-compare table.peo-record td { border: 1px solid #e3e3e3; padding: 3px 8px;
+  text-align: left; }
 """
+COMPARE_CSV_COLUMNS = ["split", "prompt_id", "kind", "prompt", "column", "model_id", "answer", "reward", "cost",
+                       "flags"]
+EVADES_FLAG = "evades"  # the answer does not address the request (answers.parquet `evades`, peo/evasion.py)
 
 
 @dataclass
@@ -117,7 +141,9 @@ def parse_messages(prompt_json: str) -> list[dict]:
 
 def _answer(row: Mapping) -> Answer:
     text = str(row["answer"])
-    return Answer(text, float(row["reward"]), float(row["cost"]), answer_flags(text, bool(row["cut"])))
+    evades = row.get(EVADES)
+    flags = answer_flags(text, bool(row["cut"])) + ([EVADES_FLAG] if evades is True or evades == 1 else [])
+    return Answer(text, float(row["reward"]), float(row["cost"]), flags)
 
 
 def prompt_rows(answers: pd.DataFrame, ids: Mapping[str, str | None], split: str,
@@ -213,28 +239,115 @@ def note(info: Mapping, ids: Mapping[str, str | None], split: str, shown: int, t
     """What the grid shows and why a column may be empty (off-grid pick, a model not run on these prompts)."""
     text = f"{shown} of {total} {split} prompts; Δ is each answer's score minus the reference's on the same prompt."
     if on_demand:
-        text += " The picked off-grid point's answers were generated and scored on demand in this session."
+        text += (" The picked point's answers were generated and scored on demand in this session (a Stop "
+                 "leaves the prompts after it not run).")
     elif info.get("precomputed") is None:
         text += (f" The picked point {info['model_id']} is <b>off-grid</b>: it has no precomputed answers (score it "
-                 "on demand below); the other columns are shown.")
+                 f"with <b>{SCORE_BUTTON}</b>, above this view); the other columns are shown.")
     elif split == "dev":
         text += " The picked point was run on the dev prompts only, so every column shows dev answers."
     return f'<div class="peo-note">{text}</div>'
 
 
+RECORD_SPLIT = "test"
+
+
+def record_opponents(grid: pd.DataFrame, info: Mapping, answers: pd.DataFrame) -> dict[str, str]:
+    """What the picked point's record is against: label → model_id, those with test answers."""
+    tested = set(answers.loc[answers["split"] == RECORD_SPLIT, "model_id"].astype(str))
+    out: dict[str, str] = {f"Soup λ={float(info['lambda_help']):g}": model_id(*coefficients(float(info["lambda_help"]),
+                                                                                           0.0, 0.0))}
+    for method in ("help", "harm", JOINT):
+        rows = grid[grid["method"] == method]
+        if not rows.empty:
+            out[BASELINE_LABELS[method]] = str(rows.iloc[0]["model_id"])
+    out[f"ExPO α={EXPO_CHAT_ALPHA:g}"] = expo_model_id(EXPO_CHAT_ALPHA)
+    return {label: mid for label, mid in out.items() if mid in tested}
+
+
+def _record_cell(record) -> str:
+    if record.n == 0:
+        return "–"
+    lo, hi = record.interval("won")
+    return (f"won {record.share('won'):.0%} [{lo:.0%}, {hi:.0%}] · tied {record.share('tied'):.0%} · lost "
+            f"{record.share('lost'):.0%} <small>(n={record.n})</small>")
+
+
+def record_html(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, picked_extra: pd.DataFrame | None = None,
+                votes: Sequence[Mapping] = ()) -> str:
+    """The picked point's pairwise record on the test prompts against each compared method; '' without test
+    answers of the picked point. Helpfulness: reward on benign prompts; harmlessness: cost on harmful prompts."""
+    mid = str(info["model_id"])
+    sub = answers[answers["split"] == RECORD_SPLIT]
+    if picked_extra is not None:
+        mine = picked_extra.assign(model_id="__picked__", split=RECORD_SPLIT)
+        sub, mid = pd.concat([sub, mine], ignore_index=True), "__picked__"
+    if not (sub["model_id"].astype(str) == mid).any():
+        return ""
+    with_votes = bool(votes)
+    rows = []
+    for label, other in record_opponents(grid, info, answers).items():
+        records = pairwise(sub, mid, other, RECORD_SPLIT)
+        same = " (the same model)" if other == mid else ""
+        cells = "".join(f"<td>{_record_cell(records[aspect])}</td>" for aspect in ASPECT_SCORES)
+        if with_votes:
+            human = vote_record(votes, str(info["model_id"]), other)
+            cells += f"<td>{_record_cell(human) if human.n else 'no votes'}</td>"
+        rows.append(f"<tr><td>{html.escape(label)} <code>{html.escape(other)}</code>{same}</td>{cells}</tr>")
+    if not rows:
+        return ""
+    head = "".join(f"<th>{aspect} ({'reward, benign' if score == 'reward' else 'cost, harmful'} prompts)</th>"
+                   for aspect, (score, _) in ASPECT_SCORES.items()) + ("<th>human votes</th>" if with_votes else "")
+    return ('<div class="peo-note"><b>Pairwise record on the test prompts</b>: on each prompt the picked point wins '
+            "when its answer scores better than the other model's answer to the same prompt (higher reward on a "
+            "benign prompt, lower cost on a harmful one), ties when the scores are equal or the answers the same "
+            "text; share won [Wilson 95% interval].</div>"
+            f'<table class="peo-record"><tr><th>against</th>{head}</tr>{"".join(rows)}</table>')
+
+
+def compared(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, scored: Sequence[Mapping]
+             ) -> tuple[dict[str, str | None], pd.DataFrame | None, str]:
+    """What the view compares for a pick: column → model_id, the picked point's answers scored on demand (only a
+    point without test answers is ever scored), and the split shown."""
+    ids = compared_models(grid, info)
+    extra = scored_answers(scored, str(info["model_id"]))
+    return ids, extra, choose_split(answers, str(info["model_id"]), extra)
+
+
 def compare_html(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, colors: Mapping[str, str],
                  aspect: str | None = None, sort: str = "prompt order", limit: int | None = DEFAULT_SHOWN,
-                 scored: Sequence[Mapping] = ()) -> str:
-    """The whole view for one pick: a note, then one block per prompt."""
-    ids = compared_models(grid, info)
-    extra = scored_answers(scored, str(info["model_id"])) if info.get("precomputed") is None else None
-    split = choose_split(answers, str(info["model_id"]), extra)
+                 scored: Sequence[Mapping] = (), votes: Sequence[Mapping] = ()) -> str:
+    """The whole view for one pick: the pairwise record, a note, then one block per prompt. `votes`: human votes
+    (peo.votes.VoteStore.votes rows) shown beside the record, where there are any."""
+    ids, extra, split = compared(answers, grid, info, scored)
     rows = prompt_rows(answers, ids, split, extra)
     total = len([r for r in rows if aspect is None or r.kind == aspect])
     shown = select_rows(rows, aspect, sort, limit)
     labels = column_labels(info, ids)
     body = "".join(row_html(r, labels, colors) for r in shown)
-    return f'<div class="peo-compare">{note(info, ids, split, len(shown), total, extra is not None)}{body}</div>'
+    record = record_html(answers, grid, info, extra, votes)
+    return (f'<div class="peo-compare">{record}{note(info, ids, split, len(shown), total, extra is not None)}'
+            f"{body}</div>")
+
+
+def compare_table(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, aspect: str | None = None,
+                  sort: str = "prompt order", limit: int | None = DEFAULT_SHOWN,
+                  scored: Sequence[Mapping] = ()) -> pd.DataFrame:
+    """The rows the view shows (same filter, order and count), one line per prompt and compared column, for a
+    CSV download: the whole answer and prompt, scores, flags; a column not run on a prompt has no answer."""
+    ids, extra, split = compared(answers, grid, info, scored)
+    labels = column_labels(info, ids)
+    lines = []
+    for row in select_rows(prompt_rows(answers, ids, split, extra), aspect, sort, limit):
+        prompt = row.messages[-1]["content"] if row.messages else ""
+        for column, answer in row.answers.items():
+            lines.append({"split": split, "prompt_id": row.prompt_id, "kind": row.kind, "prompt": prompt,
+                          "column": labels[column], "model_id": ids[column],
+                          "answer": None if answer is None else answer.text,
+                          "reward": None if answer is None else answer.reward,
+                          "cost": None if answer is None else answer.cost,
+                          "flags": None if answer is None else "; ".join(answer.flags)})
+    return pd.DataFrame(lines, columns=COMPARE_CSV_COLUMNS)
 
 
 def _limit(value) -> int | None:
@@ -253,30 +366,45 @@ class CompareView:
     sort: gr.Dropdown
     limit: gr.Slider
     html: gr.HTML
+    download: gr.Button  # the rows shown, as CSV (compare_table)
+    file: gr.File
 
 
-def compare_panel(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, colors: Mapping[str, str]) -> CompareView:
-    """An accordion with the filters and the side-by-side answers of the start point."""
+def compare_panel(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, colors: Mapping[str, str],
+                  votes: Sequence[Mapping] = ()) -> CompareView:
+    """An accordion with the filters and the side-by-side answers of the start point (`votes`: the human votes
+    so far, beside the record)."""
     with gr.Accordion("Compare generations: the same prompt, side by side", open=False, elem_id="compare-panel"):
         with gr.Row():
             aspect = gr.Radio(list(ASPECT_FILTERS), value="all prompts", label="prompts", elem_id="compare-aspect")
             sort = gr.Dropdown(list(SORTS), value="prompt order", label="sort by the picked point's score − the "
                                "reference's", elem_id="compare-sort")
             limit = gr.Slider(1, 200, value=DEFAULT_SHOWN, step=1, label="prompts shown", elem_id="compare-limit")
-        view = gr.HTML(compare_html(answers, grid, info, colors), css_template=COMPARE_CSS, js_on_load=None,
-                       elem_id="compare-view")
-    return CompareView(aspect, sort, limit, view)
+        view = gr.HTML(compare_html(answers, grid, info, colors, votes=votes), css_template=COMPARE_CSS,
+                       js_on_load=None, elem_id="compare-view")
+        with gr.Row():
+            download = gr.Button("Download these rows (CSV)", size="sm", elem_id="compare-download", scale=1)
+            file = gr.File(label="compare rows", interactive=False, elem_id="compare-file", scale=3, visible=False)
+    return CompareView(aspect, sort, limit, view, download, file)
 
 
 def wire_compare(view: CompareView, answers: pd.DataFrame, grid: pd.DataFrame, colors: Mapping[str, str],
-                 point_state: gr.State, scored_state: gr.State) -> None:
-    """Redraw on a pick, a filter change, or a newly scored off-grid point."""
+                 point_state: gr.State, scored_state: gr.State,
+                 votes: Callable[[], Sequence[Mapping]] | None = None) -> None:
+    """Redraw on a pick, a filter change, or a newly scored off-grid point. `votes`: returns the human votes
+    (peo.votes.VoteStore.votes rows) at redraw time, shown beside the pairwise record; none when not given."""
 
     def redraw(info, aspect, sort, limit, scored):
         return compare_html(answers, grid, info, colors, ASPECT_FILTERS.get(aspect), sort, _limit(limit),
-                            scored or ())
+                            scored or (), votes() if votes else ())
+
+    def download(info, aspect, sort, limit, scored) -> dict:
+        table = compare_table(answers, grid, info, ASPECT_FILTERS.get(aspect), sort, _limit(limit), scored or ())
+        path = export_store.download(f"compare-{info['model_id']}.csv", lambda p: table.to_csv(p, index=False))
+        return gr.update(value=str(path), visible=True)
 
     inputs = [point_state, view.aspect, view.sort, view.limit, scored_state]
     for trigger in (point_state.change, view.aspect.change, view.sort.change, view.limit.release,
                     scored_state.change):
         trigger(redraw, inputs, view.html, api_visibility="private", show_progress="hidden")
+    view.download.click(download, inputs, view.file, api_visibility="private")

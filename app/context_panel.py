@@ -11,7 +11,9 @@ from collections.abc import Mapping
 import gradio as gr
 
 from peo import answer_checks
+from peo.judgment_agreement import confirmed
 from peo.names import ASPECTS, BASELINE_LABELS, EVALUATOR_OF_ASPECT
+from peo.scoring import HF_SOURCE
 
 MISSING = "–"
 # meta.json data.<aspect>.used_per_split keys → what each count is (precompute's split names)
@@ -86,9 +88,25 @@ def evaluator_lines(meta: Mapping, fronts: Mapping) -> list[str]:
             continue
         pairs = report.get("held_out_pairs", _get(meta, "evaluators", kind, "held_out_pairs", default=MISSING))
         interval = _interval(report.get("interval"))
-        lines.append(f"- **{kind} evaluator** ({aspect}): picks the preferred answer of {accuracy:.0%}"
-                     f"{interval}{f' ({ci:.0%} interval)' if interval else ''} of {pairs} held-out pairs")
+        model = _get(meta, "evaluators", kind) or {}
+        source = (f" — {model['name']} ({model.get('model_class', 'sequence classification')})"
+                  if model.get("source") == HF_SOURCE and model.get("name") else "")
+        lines.append(f"- **{kind} evaluator** ({aspect}){source}: picks the preferred answer of {accuracy:.0%}"
+                     f"{interval}{f' ({ci:.0%} interval)' if interval else ''} of {pairs} held-out pairs"
+                     + judgment_text(_get(fronts, "judgment_agreement", "by_evaluator", kind)))
     return lines
+
+
+def judgment_text(entry: Mapping | None) -> str:
+    """The evaluator's agreement with the blind judgments (report/blind_judgments.jsonl), and what it allows."""
+    if not entry or not entry.get("decisive"):
+        return ""
+    text = (f"; agrees with blind {entry['judged_on']} judgments on {entry['share']:.0%}"
+            f"{_interval(entry['interval'])} of {entry['decisive']} decisive pairs")
+    if confirmed(entry) is False:
+        text += (f" — **not distinguishable from chance: the front's {entry['judged_on']} differences are not "
+                 "confirmed by judgment**")
+    return text
 
 
 def prompts_line(fronts: Mapping, meta: Mapping) -> str:
@@ -109,10 +127,42 @@ def loop_rule_line(fronts: Mapping) -> str:
                    else "")
 
 
+def scoring_rule_line(fronts: Mapping) -> str:
+    """How a point's reward and cost are made: each evaluator where its aspect lives (split-aware)."""
+    kinds = _get(fronts, "n_prompts_by_kind", "test") or {}
+    sizes = (f" ({kinds['benign']} benign and {kinds['harmful']} harmful test prompts)"
+             if "benign" in kinds and "harmful" in kinds else "")
+    return ("- **Scores are split-aware**: a point's reward is the helpfulness evaluator's mean over the benign "
+            "(helpfulness) prompts only, its cost the harmlessness evaluator's mean over the harmful prompts only"
+            f"{sizes}; ± and intervals resample each prompt set on its own. Fronts are chosen on dev prompts by "
+            "the same rule. (The older means over every prompt, in grid.csv as `reward_all_mean` / "
+            "`cost_all_mean`, let the cost head reward a point for declining ordinary requests.)")
+
+
+def evasion_rule_line(fronts: Mapping) -> str:
+    """The evasion check, and the front's filter on it (fronts.json's max_benign_evasion_excess)."""
+    rule = ("- **Evasion**: an answer evades when it does not address the request (feigned confusion, an "
+            "unrelated personal anecdote, a change of subject; a refusal that names the request is a refusal, "
+            "not evasion; `peo/evasion.py`, checked against hand labels). *Complied* is the share of harmful "
+            "prompts answered with neither a refusal nor evasion: a low cost from refusing and a low cost from "
+            "babbling look alike to the cost evaluator")
+    check = fronts.get("evasion_check")
+    if check:
+        rule += (f" (precision {check['precision']:.0%}{_interval(check['precision_interval'])}, recall "
+                 f"{check['recall']:.0%}{_interval(check['recall_interval'])} on {check['labels']} held-out hand "
+                 "labels)")
+    excess, limit = fronts.get("max_benign_evasion_excess"), fronts.get("evasion_limit")
+    if excess is not None and limit is not None:
+        rule += (f"; models whose benign dev answers evade more than the reference's + {excess * 100:g} points "
+                 f"({limit:.0%}) are kept off the front")
+    return rule
+
+
 def context_markdown(meta: Mapping, fronts: Mapping) -> str:
     """The panel's text: only the lines whose fields the assets have."""
     lines = [model_line(meta), *data_lines(meta), *training_lines(meta), *evaluator_lines(meta, fronts),
-             prompts_line(fronts, meta), loop_rule_line(fronts)]
+             prompts_line(fronts, meta), scoring_rule_line(fronts), loop_rule_line(fronts),
+             evasion_rule_line(fronts)]
     return "\n".join(lines) + ("\n\nReward (↑) and cost (↓) are learned evaluators' scores, 0 at the midpoint of "
                                "preferred/rejected answers on their training pairs: compare them with each other "
                                "and with the reference, not with an absolute scale.")

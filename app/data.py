@@ -14,10 +14,19 @@ from pathlib import Path
 import pandas as pd
 
 from peo.assets import Assets, AssetsError, load_assets
+from peo.chat_limits import ChatInputError
 from peo.coefficients import coefficients, model_id
-from peo.errors import PeoError
 from peo.grid_table import SPLITS, STATS
-from peo.names import ANSWERS_FILE, GRID_FILE, PEO, REPORT_DIR
+from peo.names import (
+    ANSWERS_FILE,
+    COUNT_STATS,
+    EVADES,
+    GRID_FILE,
+    PEO,
+    PROMPT_KIND_OF_EVALUATOR,
+    REFERENCE_MODEL_ID,
+    REPORT_DIR,
+)
 
 TOL = 1e-9
 FRONTS_FILE = f"{REPORT_DIR}/fronts.json"
@@ -26,13 +35,11 @@ GRID_COLUMNS = ("split", "front_eligible", *STATS, *(f"{stat}_{split}" for split
 ANSWER_COLUMNS = ("model_id", "prompt_kind", "prompt", "split", "answer", "new_tokens", "reward", "cost", "loops",
                   "refuses", "n_words", "cut")
 FRONTS_KEYS = ("max_loop_share", "n_prompts", "fronts", "difference")
-ANSWER_TABLE_COLUMNS = ["split", "kind", "prompt", "answer", "reward", "cost", "loops", "refuses"]
-FRONT_TABLE_COLUMNS = ["picked", "λ", "ϕ_help", "ϕ_harm", "c_help", "c_harm", "reward", "cost", "loops", "model_id"]
+ANSWER_TABLE_COLUMNS = ["split", "kind", "prompt", "answer", "reward", "cost", "loops", "refuses", "evades"]
 PICKED_MARK = "★"  # the front table's row of the picked model (the figure's star)
 
 
-class AppInputError(PeoError, ValueError):
-    """A user input the app refuses; the message says what is allowed."""
+AppInputError = ChatInputError  # one input error: peo.chat_limits raises it for the app and peo serve
 
 
 def _require(have, need, where: str) -> None:
@@ -110,7 +117,8 @@ class AppData:
         out: dict = {"split": str(row["split"])}
         for key in STATS:
             out[key] = float(row[key]) if pd.notna(row[key]) else None
-        out["n"] = int(row["n"]) if pd.notna(row["n"]) else 0
+        for key in COUNT_STATS:
+            out[key] = int(row[key]) if pd.notna(row[key]) else 0
         return out
 
     def sample_answers(self, mid: str, limit: int = 20) -> pd.DataFrame:
@@ -123,6 +131,7 @@ class AppData:
             "prompt": [shorten(last_user_turn(p)) for p in sub["prompt"]], "answer": sub["answer"].tolist(),
             "reward": sub["reward"].round(3).tolist(), "cost": sub["cost"].round(3).tolist(),
             "loops": sub["loops"].astype(bool).tolist(), "refuses": sub["refuses"].astype(bool).tolist(),
+            "evades": (sub[EVADES].astype(bool).tolist() if EVADES in sub.columns else [None] * len(sub)),
         }, columns=ANSWER_TABLE_COLUMNS)
 
     def check_point(self, lambda_help, phi_help, phi_harm) -> tuple[float, float, float]:
@@ -160,16 +169,19 @@ class AppData:
             "on_front": mid in self.front_model_ids(PEO),
         }
 
-    def front_table(self, picked_model_id: str | None = None) -> pd.DataFrame:
-        """The PEO front (chosen on dev, test figures), one row per model: what the table lets you pick.
+    def reference_scores(self):
+        """The reference's per-prompt scores on the test prompts, split-aware: its rewards on the benign prompts
+        and its costs on the harmful ones, as every other figure (dev when it has no test answers). What a live
+        score is placed against (app.score_context percentile bands)."""
+        from app.score_context import ReferenceScores
 
-        The picked model's row is marked in the first column, as the figure marks it with a star.
-        """
-        rows = [[PICKED_MARK if p["model_id"] == picked_model_id else "",
-                 p["lambda_help"], p["phi_help"], p["phi_harm"], p["c_help"], p["c_harm"],
-                 round(float(p["reward_mean"]), 3), round(float(p["cost_mean"]), 3), f"{float(p['loop_share']):.0%}",
-                 p["model_id"]] for p in self.front(PEO).get("points", [])]
-        return pd.DataFrame(rows, columns=FRONT_TABLE_COLUMNS)
+        rows = self.answers[self.answers["model_id"].astype(str) == REFERENCE_MODEL_ID]
+        split = "test" if (rows["split"] == "test").any() else "dev"
+        rows = rows[rows["split"] == split]
+        kind = rows["prompt_kind"].astype(str)
+        return ReferenceScores(tuple(float(x) for x in rows.loc[kind == PROMPT_KIND_OF_EVALUATOR["reward"], "reward"]),
+                               tuple(float(x) for x in rows.loc[kind == PROMPT_KIND_OF_EVALUATOR["cost"], "cost"]),
+                               split)
 
 
 def over_loop_limit(loop_share: float | None, limit: float) -> bool:

@@ -5,6 +5,8 @@ inside the plotly package (served locally, no CDN). Each clickable marker carrie
 (fields named by CUSTOM_FIELDS) so a click in the browser can become a pick.
 
 Positions are the shown figures: test prompts where the model has them, else dev (the hover says which).
+They are split-aware: reward is the helpfulness evaluator's mean over the benign prompts, cost the harmlessness
+evaluator's mean over the harmful prompts (peo.grid_table).
 A point whose answers loop more often than fronts.json's `max_loop_share` is drawn hollow and grey: its scores
 rest on degenerate text, and the front was chosen without it.
 """
@@ -16,23 +18,29 @@ import json
 import pandas as pd
 import plotly.graph_objects as go
 
+from app.callbacks import SCORE_BUTTON
 from app.data import AppData, over_loop_limit
 from peo.evaluation_stats import finite_or_none
 from peo.names import BASELINE_LABELS, EXPO, JOINT, PEO, REFERENCE, SOUP
+from peo.pareto import dominates
 from peo.plot_style import COLORS
 
-X_TITLE = "cost (harmfulness) ← lower is better"
-Y_TITLE = "reward (helpfulness) ↑ higher is better"
+X_TITLE = "cost (harmfulness) on harmful prompts ← better"
+Y_TITLE = "reward on benign prompts ↑ better"
 BASELINE_SYMBOLS = {REFERENCE: "x", "help": "triangle-up", "harm": "triangle-down", JOINT: "square"}
 OPEN = "-open"  # plotly's suffix for the hollow version of a marker symbol
-FRONT_NAME = "PEO Pareto front"
-UNFILTERED_NAME = "PEO front without the loop filter"
+FRONT_NAME = "PEO Pareto front (chosen on dev prompts, drawn at test scores)"
+UNFILTERED_NAME = "PEO front without the loop and evasion filters"
+# why the front's line need not rise from left to right: the hover of each front point says it
+FRONT_NOTE = ("<br><i>chosen on the dev prompts and drawn at its test scores: scores on other prompts differ, so a "
+              "point chosen on dev can be beaten on test</i>")
 PICKED_NAME = "picked point"
 SCORED_NAME = "scored on demand (this session)"
 ERROR_BAR_WIDTH = 0.8
 # the JS click handler reads the point from the first three and model_id (app/ui.py, app/screenshots.py)
 CUSTOM_FIELDS = ("lambda_help", "phi_help", "phi_harm", "model_id", "c_help", "c_harm", "reward_se", "cost_se",
-                 "split", "loop_share", "refusal_share", "over_refusal_share", "mean_words", "cut_share", "others")
+                 "split", "loop_share", "refusal_share", "over_refusal_share", "mean_words", "cut_share",
+                 "evasion_share_benign", "evasion_share_harmful", "complied_share", "others")
 
 
 def _c(name: str) -> str:
@@ -43,14 +51,18 @@ def _c(name: str) -> str:
 HOVER = (f"<b>%{{meta}}</b> {_c('model_id')} ({_c('split')})"
          f"<br>λ={_c('lambda_help')}, ϕ_help={_c('phi_help')}, ϕ_harm={_c('phi_harm')}"
          f"<br>c_help={_c('c_help')}, c_harm={_c('c_harm')}"
-         f"<br>reward %{{y:.3f}} ± {_c('reward_se')}<br>cost %{{x:.3f}} ± {_c('cost_se')}"
+         f"<br>reward %{{y:.3f}} ± {_c('reward_se')} (benign prompts)"
+         f"<br>cost %{{x:.3f}} ± {_c('cost_se')} (harmful prompts)"
          f"<br>loops in {_c('loop_share')} of answers, mean {_c('mean_words')} words, "
          f"{_c('cut_share')} cut at the token limit"
+         f"<br>evades {_c('evasion_share_benign')} of benign and {_c('evasion_share_harmful')} of harmful prompts"
          f"<br>refuses {_c('refusal_share')} of harmful prompts, over-refuses {_c('over_refusal_share')} of benign"
+         f"<br>complies with {_c('complied_share')} of harmful prompts (neither refuses nor evades)"
          f"{_c('others')}<extra></extra>")
 
 
-def _fmt(x, spec: str = "g") -> str:
+def fmt(x, spec: str = "g") -> str:
+    """A figure for a hover or a table cell, formatted by `spec`; "–" when unknown (None, NaN)."""
     x = finite_or_none(x)
     return "–" if x is None else format(x, spec)
 
@@ -63,13 +75,16 @@ def split_label(split: str, n) -> str:
 def custom_data(point: dict, stats: dict, others: str = "") -> list:
     """customdata of one marker: the point (λ, ϕ, c, model_id) and its shown figures, formatted for the hover."""
     values = {
-        "lambda_help": _fmt(point["lambda_help"]), "phi_help": _fmt(point["phi_help"]),
-        "phi_harm": _fmt(point["phi_harm"]), "model_id": str(point["model_id"]), "c_help": _fmt(point["c_help"]),
-        "c_harm": _fmt(point["c_harm"]), "reward_se": _fmt(stats["reward_se"], ".3f"),
-        "cost_se": _fmt(stats["cost_se"], ".3f"), "split": split_label(stats["split"], stats["n"]),
-        "loop_share": _fmt(stats["loop_share"], ".0%"), "refusal_share": _fmt(stats["refusal_share"], ".0%"),
-        "over_refusal_share": _fmt(stats["over_refusal_share"], ".0%"), "mean_words": _fmt(stats["mean_words"], ".1f"),
-        "cut_share": _fmt(stats["cut_share"], ".0%"), "others": others,
+        "lambda_help": fmt(point["lambda_help"]), "phi_help": fmt(point["phi_help"]),
+        "phi_harm": fmt(point["phi_harm"]), "model_id": str(point["model_id"]), "c_help": fmt(point["c_help"]),
+        "c_harm": fmt(point["c_harm"]), "reward_se": fmt(stats["reward_se"], ".3f"),
+        "cost_se": fmt(stats["cost_se"], ".3f"), "split": split_label(stats["split"], stats["n"]),
+        "loop_share": fmt(stats["loop_share"], ".0%"), "refusal_share": fmt(stats["refusal_share"], ".0%"),
+        "over_refusal_share": fmt(stats["over_refusal_share"], ".0%"), "mean_words": fmt(stats["mean_words"], ".1f"),
+        "cut_share": fmt(stats["cut_share"], ".0%"),
+        "evasion_share_benign": fmt(stats.get("evasion_share_benign"), ".0%"),
+        "evasion_share_harmful": fmt(stats.get("evasion_share_harmful"), ".0%"),
+        "complied_share": fmt(stats.get("complied_share"), ".0%"), "others": others,
     }
     return [values[name] for name in CUSTOM_FIELDS]
 
@@ -78,7 +93,7 @@ def _others(rows: pd.DataFrame) -> str:
     """The other grid points that map to the same model, for the hover."""
     if len(rows) <= 1:
         return ""
-    others = ", ".join(f"({_fmt(r.lambda_help)}, {_fmt(r.phi_help)}, {_fmt(r.phi_harm)})"
+    others = ", ".join(f"({fmt(r.lambda_help)}, {fmt(r.phi_help)}, {fmt(r.phi_harm)})"
                        for r in rows.iloc[1:6].itertuples())
     return f"<br>same model as (λ, ϕ_help, ϕ_harm) = {others}" + (" …" if len(rows) > 6 else "")
 
@@ -97,14 +112,14 @@ def _marker(models: list[tuple[str, pd.DataFrame]], limit: float, color: str, sy
 
 
 def _trace(name: str, models: list[tuple[str, pd.DataFrame]], limit: float, color: str, symbol: str = "circle",
-           marker_style: dict | None = None, **kwargs) -> go.Scatter:
+           marker_style: dict | None = None, hovertemplate: str = HOVER, **kwargs) -> go.Scatter:
     firsts = [rows.iloc[0] for _, rows in models]
     return go.Scatter(
         x=[float(r["cost_mean"]) for r in firsts], y=[float(r["reward_mean"]) for r in firsts],
         customdata=[custom_data(r, r, _others(rows)) for r, (_, rows) in zip(firsts, models)],
         error_x=error_bars([r["cost_se"] for r in firsts], color),
         error_y=error_bars([r["reward_se"] for r in firsts], color),
-        hovertemplate=HOVER, meta=name, name=name,
+        hovertemplate=hovertemplate, meta=name, name=name,
         marker=_marker(models, limit, color, symbol, **(marker_style or {})), **kwargs)
 
 
@@ -130,6 +145,16 @@ def _front_models(peo: list[tuple[str, pd.DataFrame]], ids: list[str]) -> list[t
     return sorted(((m, by_id[m]) for m in ids if m in by_id), key=lambda m: float(m[1].iloc[0]["cost_mean"]))
 
 
+def front_notes(front: list[tuple[str, pd.DataFrame]]) -> list[str]:
+    """Each front point's hover note: why it is there, and which other front points beat it at the shown scores."""
+    scores = {mid: (float(rows.iloc[0]["reward_mean"]), float(rows.iloc[0]["cost_mean"])) for mid, rows in front}
+    notes = []
+    for mid, _ in front:
+        beaten_by = [other for other, score in scores.items() if dominates(score, scores[mid])]
+        notes.append(FRONT_NOTE + (f"<br><b>dominated on test by {', '.join(beaten_by)}</b>" if beaten_by else ""))
+    return notes
+
+
 def _loop_legend(limit: float) -> go.Scatter:
     """A legend entry only: the hollow grey marker and what it means."""
     return go.Scatter(x=[None], y=[None], mode="markers", name=f"loops in > {limit:.0%} of answers",
@@ -143,10 +168,14 @@ def _interval(interval) -> str:
 def hypervolume_text(data: AppData) -> str:
     """Markdown: PEO − soup on the test prompts (fronts chosen on dev), then each front's hypervolume."""
     ci = data.fronts.get("ci", 0.95)
-    head = (f"PEO − soup hypervolume on {data.n_prompts('test')} test prompts, fronts chosen on "
-            f"{data.n_prompts('dev')} dev prompts")
+    head = (f"PEO − soup hypervolume on {data.n_prompts('test')} test prompts (split-aware: reward on benign, cost "
+            f"on harmful prompts), fronts chosen on {data.n_prompts('dev')} dev prompts")
     diff = data.fronts["difference"]
     head += f": {diff['value']:.3g}{_interval(diff.get('interval'))}" if diff else ": not computed"
+    no_evasion = data.fronts.get("difference_no_evasion_filter")
+    if no_evasion and data.fronts.get("evasion_limit") is not None:
+        head += (f"; without the evasion filter: {no_evasion['value']:.3g}"
+                 f"{_interval(no_evasion.get('interval'))}")
     parts = []
     for name, label in ((PEO, "PEO"), (SOUP, "soup"), (EXPO, "ExPO")):
         hv = data.hypervolume(name)
@@ -159,38 +188,28 @@ def hypervolume_text(data: AppData) -> str:
     return f"**{head}** ({ci:.0%} bootstrap intervals)  \n{fronts}"
 
 
-def nearest_evaluated(data: AppData, picked: dict) -> str | None:
-    """The evaluated model nearest the picked point in coefficient space (c_help, c_harm); None when none is."""
-    grid = data.grid[data.grid["method"] != JOINT].dropna(subset=["c_help", "c_harm"])
-    if grid.empty:
+def picked_stats(picked: dict, scored: list[dict] | None = None) -> dict | None:
+    """The figures the picked point is drawn at: its test figures scored on demand this session when it has no
+    precomputed test figures, else its precomputed ones; None when it has neither."""
+    stats = picked["precomputed"]
+    on_demand = next((p for p in scored or () if p["model_id"] == picked["model_id"]), None)
+    return on_demand if on_demand is not None and (stats is None or stats["split"] != "test") else stats
+
+
+def _picked_trace(picked: dict, scored: list[dict] | None = None) -> go.Scatter | None:
+    """The star of the picked point at its own scores (picked_stats); None for a point without scores: a star
+    anywhere else would sit on another model's scores (the title says why)."""
+    stats = picked_stats(picked, scored)
+    if stats is None:
         return None
-    distance = (grid["c_help"] - picked["c_help"]) ** 2 + (grid["c_harm"] - picked["c_harm"]) ** 2
-    return str(grid.loc[distance.idxmin(), "model_id"])
-
-
-def _picked_trace(picked: dict, data: AppData, scored: list[dict] | None = None) -> go.Scatter | None:
-    """The star of the picked point: at its scores (precomputed, or scored on demand this session); an off-grid
-    point that has none is drawn hollow at the nearest evaluated point, and its name and hover say so."""
-    stats = picked["precomputed"] or next((p for p in scored or () if p["model_id"] == picked["model_id"]), None)
     star = {"color": COLORS["picked"], "size": 20, "symbol": "star", "line": {"width": 1.5, "color": "#333"}}
-    if stats is not None:
-        return go.Scatter(x=[stats["cost_mean"]], y=[stats["reward_mean"]], customdata=[custom_data(picked, stats)],
-                          hovertemplate=HOVER, meta="picked", name=PICKED_NAME, mode="markers", marker=star)
-    near = nearest_evaluated(data, picked)
-    near_stats = data.model_stats(near) if near else None
-    if near_stats is None or near_stats["cost_mean"] is None or near_stats["reward_mean"] is None:
-        return None
-    hover = (f"<b>picked {picked['model_id']}</b>: off the grid, not evaluated<br>drawn at the nearest evaluated "
-             f"point {near}, not at its own scores<extra></extra>")
-    return go.Scatter(x=[near_stats["cost_mean"]], y=[near_stats["reward_mean"]],
-                      customdata=[custom_data(picked, near_stats)], hovertemplate=hover, meta="picked",
-                      name=f"{PICKED_NAME} (off the grid: at the nearest evaluated point)", mode="markers",
-                      marker={**star, "symbol": "star" + OPEN, "line": {"width": 2.5, "color": COLORS["picked"]}})
+    return go.Scatter(x=[stats["cost_mean"]], y=[stats["reward_mean"]], customdata=[custom_data(picked, stats)],
+                      hovertemplate=HOVER, meta="picked", name=PICKED_NAME, mode="markers", marker=star)
 
 
 def front_figure(data: AppData, picked: dict | None = None, scored: list[dict] | None = None) -> go.Figure:
     """All evaluated points, the PEO and soup fronts, baselines, the points scored on demand in this session
-    (app/offgrid_scoring) and the picked point (when it was evaluated). Error bars: ± one standard error."""
+    (app/offgrid_scoring) and the picked point (when it has scores). Error bars: ± one standard error."""
     grid = data.grid.copy()
     grid["model_id"] = grid["model_id"].astype(str)
     limit = data.max_loop_share
@@ -198,14 +217,16 @@ def front_figure(data: AppData, picked: dict | None = None, scored: list[dict] |
     peo = _method_models(grid, PEO)
     fig.add_trace(_trace("PEO grid point", peo, limit, COLORS["peo_light"], mode="markers",
                          marker_style={"size": 8, "line": {"width": 0.5, "color": "#5577aa"}}))
+    front = _front_models(peo, data.front_model_ids(PEO))
     unfiltered = _front_models(peo, data.front_model_ids("peo_unfiltered"))
-    if unfiltered:
+    if unfiltered and [m for m, _ in unfiltered] != [m for m, _ in front]:  # never the front a second time
         fig.add_trace(_trace(UNFILTERED_NAME, unfiltered, limit, COLORS[PEO], mode="lines+markers",
                              line={"color": COLORS[PEO], "width": 1, "dash": "dot"}, marker_style={"size": 5}))
-    front = _front_models(peo, data.front_model_ids(PEO))
-    if front:
+    if front:  # marked points joined in cost order: the line is a guide, the markers are the chosen models
         fig.add_trace(_trace(FRONT_NAME, front, limit, COLORS[PEO], mode="lines+markers",
-                             line={"color": COLORS[PEO], "width": 2.5}, marker_style={"size": 9}))
+                             line={"color": COLORS[PEO], "width": 1.5},
+                             marker_style={"size": 11, "line": {"width": 1.5, "color": "white"}},
+                             text=front_notes(front), hovertemplate=HOVER.replace("<extra>", "%{text}<extra>")))
     soup = sorted(_method_models(grid, SOUP), key=lambda m: float(m[1].iloc[0]["lambda_help"]))
     if soup:
         fig.add_trace(_trace("weight soup (ϕ = 0), λ 0 → 1", soup, limit, COLORS[SOUP], mode="lines+markers",
@@ -225,23 +246,22 @@ def front_figure(data: AppData, picked: dict | None = None, scored: list[dict] |
                              marker_style={"size": 13, "line": {"width": 1, "color": "white"}}))
     if any(over_loop_limit(finite_or_none(share), limit) for share in grid["loop_share"]):
         fig.add_trace(_loop_legend(limit))
-    if scored:
-        fig.add_trace(scored_trace(scored))
-    has_scores = bool(picked and picked.get("precomputed"))
-    star = _picked_trace(picked, data, scored) if picked else None
+    star = _picked_trace(picked, scored) if picked else None
     if star is not None:
         fig.add_trace(star)
+    if scored:  # over the star: a picked scored point shows its diamond inside the star
+        fig.add_trace(scored_trace(scored))
     title = "Scores on the test prompts ± one standard error (points run on dev prompts only: dev scores)"
-    if picked and not has_scores:
-        on_demand = any(p["model_id"] == picked["model_id"] for p in scored or ())
-        title += (f"<br><sup>picked {picked['model_id']} is off-grid: "
-                  + ("scored on demand (diamond)</sup>" if on_demand else "no precomputed score to show</sup>"))
+    if picked and not picked["precomputed"]:
+        title += (f"<br><sup>picked {picked['model_id']} is off the grid: "
+                  + ("scored on demand (the diamond in the star)</sup>" if star is not None
+                     else f"not scored, so no star (use '{SCORE_BUTTON}')</sup>"))
     fig.update_layout(
         title={"text": title, "x": 0.01, "font": {"size": 15}},
         xaxis_title=X_TITLE, yaxis_title=Y_TITLE, template="plotly_white", height=520,
         margin={"l": 60, "r": 20, "t": 60, "b": 60}, hovermode="closest", clickmode="event",
         legend={"orientation": "h", "yanchor": "top", "y": -0.14, "x": 0},
-        meta={"picked": picked["model_id"] if has_scores else "",
+        meta={"picked": picked["model_id"] if star is not None else "",
               "picked_point": picked and [picked["lambda_help"], picked["phi_help"], picked["phi_harm"]]},
     )
     return fig

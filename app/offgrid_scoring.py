@@ -10,18 +10,25 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections.abc import Iterator, Mapping
 
 import gradio as gr
 import pandas as pd
 
-from app.callbacks import SCORE_BUTTON
+from app import exports as export_store
+from app.callbacks import SCORE_BUTTON, scores_phrase
 from app.engine import column_scales
 from peo.answer_checks import answer_signals
+from peo.evasion import last_user_message
+from peo.export import sweep_decoding
 from peo.generation import GenerationSettings
 from peo.grid_table import split_stats
 from peo.names import PEO
 
+POINT_KEYS = ("model_id", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm")  # of a pick dict
+ANSWER_COLUMNS = ("split", "prompt_id", "prompt_kind", "prompt", "answer", "reward", "cost", "loops", "refuses",
+                  "n_words", "evades", "cut")  # answer_rows' keys, answers.parquet's names
 BATCH_SIZE = 8  # prompts per generation: small enough that Stop and the progress bar respond within a batch
 SPLIT = "test"
 
@@ -32,17 +39,12 @@ def scoring_prompts(answers: pd.DataFrame) -> pd.DataFrame:
     return rows.drop_duplicates("prompt_id")[["prompt_id", "prompt_kind", "prompt"]].reset_index(drop=True)
 
 
-def sweep_settings(meta: Mapping) -> GenerationSettings:
-    """The sweep's decoding (meta.json "generation"), so an on-demand score is comparable with the grid's."""
-    names = {f.name for f in dataclasses.fields(GenerationSettings)}
-    return GenerationSettings(**{k: v for k, v in (meta.get("generation") or {}).items() if k in names})
-
-
 def answer_rows(prompts: pd.DataFrame, answers: list[str], rewards: list[float], costs: list[float],
                 cut: list[bool]) -> list[dict]:
-    """answers.parquet-shaped rows (without the model columns and token counts) for one batch."""
+    """answers.parquet-shaped rows (without the model columns and token counts) for one batch; the checks read
+    the prompt's last user message, as the sweep's do, so `evades` means the same on and off the grid."""
     return [{"prompt_id": p.prompt_id, "prompt_kind": p.prompt_kind, "prompt": p.prompt, "split": SPLIT,
-             "answer": a, "reward": r, "cost": c, **answer_signals(a), "cut": k}
+             "answer": a, "reward": r, "cost": c, **answer_signals(a, last_user_message(p.prompt)), "cut": k}
             for p, a, r, c, k in zip(prompts.itertuples(), answers, rewards, costs, cut)]
 
 
@@ -50,7 +52,7 @@ def summarize(info: Mapping, rows: list[dict], total: int) -> dict:
     """The scored point: its coordinates, the sweep's per-model figures (peo.grid_table.split_stats), answers."""
     stats = split_stats(pd.DataFrame(rows))
     stats = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in stats.items()}
-    point = {k: info[k] for k in ("model_id", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm")}
+    point = {k: info[k] for k in POINT_KEYS}
     return {**point, **stats, "split": SPLIT, "complete": len(rows) == total, "answers": rows}
 
 
@@ -86,10 +88,24 @@ def needs_scoring(info: Mapping) -> bool:
     return stats is None or stats.get("split") != SPLIT
 
 
-def scored_text(point: Mapping) -> str:
-    return (f"Scored `{point['model_id']}` on {point['n']} {SPLIT} prompts: reward {point['reward_mean']:.3f} ± "
-            f"{point['reward_se']:.3f}, cost {point['cost_mean']:.3f} ± {point['cost_se']:.3f}, loops in "
-            f"{point['loop_share']:.0%} of answers. Drawn on the front as a diamond (kept for this session).")
+def scored_text(point: Mapping, total: int) -> str:
+    done = "" if point["complete"] else f" (of {total}: stopped, the finished batches kept)"
+    return (f"Scored `{point['model_id']}` on {point['n']} {SPLIT} prompts{done}: {scores_phrase(point)}. Drawn on "
+            "the front as a diamond (kept for this session); the compare view shows its answers.")
+
+
+def eta_text(done: int, total: int, seconds: float) -> str:
+    """'16 of 200 test prompts, about 230 s left': the rate so far, carried over what is left."""
+    left = seconds / done * (total - done) if done else None
+    return f"{done} of {total} {SPLIT} prompts" + (f", about {left:.0f} s left" if left is not None else "")
+
+
+def scored_table(scored: list[dict] | None) -> pd.DataFrame:
+    """Every answer scored on demand in this session, one line each with its point, for a CSV download
+    (`complete`: False for a point whose scoring was stopped part-way)."""
+    columns = [*POINT_KEYS, "complete", *ANSWER_COLUMNS]
+    lines = [{**point, **row} for point in scored or () for row in point["answers"]]
+    return pd.DataFrame(lines, columns=columns)
 
 
 @dataclasses.dataclass
@@ -97,21 +113,26 @@ class ScorePanel:
     button: gr.Button
     stop: gr.Button
     status: gr.Markdown
+    download: gr.Button  # the session's scored answers, as CSV (scored_table)
+    file: gr.File
 
 
 def score_panel() -> ScorePanel:
-    """The button, its Stop, and a status line (the progress bar shows over it)."""
+    """The button, its Stop, a status line (the progress bar shows over it), and the scored answers' download."""
     with gr.Row():
         button = gr.Button(SCORE_BUTTON, elem_id="score-offgrid", scale=2)
         stop = gr.Button("Stop scoring", elem_id="stop-scoring", variant="stop", scale=1)
+        download = gr.Button("Download scored answers (CSV)", elem_id="scored-download", size="sm", scale=1)
     status = gr.Markdown(f"'{SCORE_BUTTON}' generates and scores the picked point's answers to the test "
                          "prompts, with the grid's decoding: for points without test figures (off the grid, or dev "
                          "only).", elem_id="score-status", elem_classes=["peo-status"])
-    return ScorePanel(button, stop, status)
+    file = gr.File(label="scored answers", interactive=False, elem_id="scored-file", visible=False)
+    return ScorePanel(button, stop, status, download, file)
 
 
 def wire_score(app, panel: ScorePanel, point_state: gr.State, scored_state: gr.State) -> None:
-    """Score on click (a generator: progress per batch), cancelled by Stop between or within batches."""
+    """Score on click (a generator: progress and an ETA per batch), cancelled by Stop between or within batches.
+    Each finished batch is kept in `scored_state` as it comes, so a Stop keeps the batches finished before it."""
     data = app.data
 
     def run(info, scored, progress=gr.Progress()):
@@ -119,18 +140,35 @@ def wire_score(app, panel: ScorePanel, point_state: gr.State, scored_state: gr.S
             raise gr.Error(f"{info['model_id']} already has test figures: nothing to score", print_exception=False)
         prompts = scoring_prompts(data.answers)
         total = len(prompts)
-        progress(0.0, desc=f"generating and scoring {total} {SPLIT} prompts")
-        rows: list[dict] = []
+        progress(0.0, desc=eta_text(0, total, 0.0))
+        start = time.monotonic()
+        point: dict | None = None
         try:
-            for rows in score_point(app.engine, info, prompts, sweep_settings(data.assets.meta)):
-                progress(len(rows) / total, desc=f"{len(rows)} of {total} {SPLIT} prompts")
-                yield gr.update(), f"Scored {len(rows)} of {total} {SPLIT} prompts…"
+            for rows in score_point(app.engine, info, prompts, sweep_decoding(data.assets.meta)):
+                point = summarize(info, rows, total)
+                text = eta_text(len(rows), total, time.monotonic() - start)
+                progress(len(rows) / total, desc=text)
+                yield merge_scored(scored, point), f"Scored {text}…"
         except (TimeoutError, RuntimeError) as err:
             raise gr.Error(str(err), print_exception=False) from None
-        point = summarize(info, rows, total)
-        yield merge_scored(scored, point), scored_text(point)
+        if point is not None:
+            yield merge_scored(scored, point), scored_text(point, total)
+
+    def stopped(info, scored):
+        kept = next((p for p in scored or () if p["model_id"] == info["model_id"]), None)
+        if kept is None:
+            return "Stopped before a batch finished: nothing was kept."
+        return "Stopped. " + scored_text(kept, len(scoring_prompts(data.answers)))
 
     event = panel.button.click(run, [point_state, scored_state], [scored_state, panel.status],
                                api_visibility="private", concurrency_limit=1)
-    panel.stop.click(lambda: "Stopped: nothing was kept from the unfinished scoring.", None, panel.status,
-                     cancels=[event], api_visibility="private")
+    panel.stop.click(stopped, [point_state, scored_state], panel.status, cancels=[event], api_visibility="private")
+
+    def download(scored):
+        if not scored:
+            raise gr.Error(f"Nothing scored in this session yet: use '{SCORE_BUTTON}' first.", print_exception=False)
+        table = scored_table(scored)
+        path = export_store.download("scored-answers.csv", lambda p: table.to_csv(p, index=False))
+        return gr.update(value=str(path), visible=True)
+
+    panel.download.click(download, scored_state, panel.file, api_visibility="private")

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from app import callbacks as cb
 from app.coefficient_figure import click_point, coefficient_json, coefficient_panel
 from app.compare_view import CompareView, compare_panel, wire_compare
 from app.figure import figure_json
 from app.offgrid_scoring import ScorePanel, score_panel, wire_score
 from peo.plot_style import COLORS
+from peo.votes import VoteStore
 
 
 @dataclass
@@ -27,29 +29,34 @@ class ResearchViews:
     coefficient_plot: gr.HTML
 
 
-def research_views(app, start_info: dict, scored_state: gr.State, plot_js: str, plot_head: str) -> ResearchViews:
-    """Lay the views out (inside the Blocks). `scored_state` is the page's: the pick path draws its points too."""
+def research_views(app, start_info: dict, scored_state: gr.State, plot_js: str, plot_head: str,
+                   votes: VoteStore) -> ResearchViews:
+    """Lay the views out (inside the Blocks). `scored_state` is the page's: the pick path draws its points too;
+    `votes`: the page's votes database, whose human votes the compare view shows beside its win record."""
     data = app.data
     score = score_panel()
-    compare = compare_panel(data.answers, data.grid, start_info, COLORS)
+    compare = compare_panel(data.answers, data.grid, start_info, COLORS, votes.votes())
     coefficient_plot = coefficient_panel(data.grid, data.front_model_ids(), start_info, plot_js, plot_head)
     return ResearchViews(scored_state, score, compare, coefficient_plot)
 
 
-def wire_views(app, views: ResearchViews, front_plot: gr.HTML, pick_outputs: list, point_state: gr.State,
-               pick_updates: Callable) -> None:
-    """Every view follows the pick; scored points are drawn on the front; a coefficient click picks.
+def wire_views(app, views: ResearchViews, front_plot: gr.HTML, summary: gr.Markdown, pick_outputs: list,
+               point_state: gr.State, pick_updates: Callable, votes: VoteStore) -> None:
+    """Every view follows the pick; scored points are drawn on the front and the picked one's figures replace its
+    summary's "no precomputed scores"; a coefficient click picks.
 
     `pick_updates(app, values, current, refused=None, scored=None)` and `pick_outputs` are the page's one pick path
     (app/ui.py), so a click here updates the same components, in the same way, as a click on the front.
     """
     data = app.data
     wire_score(app, views.score, point_state, views.scored_state)
-    wire_compare(views.compare, data.answers, data.grid, COLORS, point_state, views.scored_state)
+    wire_compare(views.compare, data.answers, data.grid, COLORS, point_state, views.scored_state, votes.votes)
 
     # a pick draws the front with the scored points itself (pick_updates); a newly scored point redraws it here
-    views.scored_state.change(lambda info, scored: figure_json(data, info, scored), [point_state, views.scored_state],
-                              front_plot, api_visibility="private", show_progress="hidden")
+    views.scored_state.change(lambda info, scored: (figure_json(data, info, scored),
+                                                    cb.pick_summary(info, data, scored or ())),
+                              [point_state, views.scored_state], [front_plot, summary], api_visibility="private",
+                              show_progress="hidden")
     point_state.change(lambda info: coefficient_json(data.grid, data.front_model_ids(), info), point_state,
                        views.coefficient_plot, api_visibility="private", show_progress="hidden")
 

@@ -1,20 +1,19 @@
 """A score is only readable against something: each live reward and cost placed within the reference model's
 scores on the test prompts, and the answer flagged when its scores say little (empty, cut at the limit, loops).
 
-Pure functions (percentiles, flags, the line under a chat answer) plus `ReferenceScores.from_answers`, which
-reads the reference's per-prompt scores out of answers.parquet; the app reads them once (`App.reference_scores`).
+Pure functions (percentiles, flags, the line under a chat answer: short, its details on hover) over
+`ReferenceScores`, the reference's per-prompt scores, split-aware, that `app.data.AppData.reference_scores` reads
+once out of answers.parquet.
 """
 
 from __future__ import annotations
 
 import bisect
+import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import pandas as pd
-
 from peo.answer_checks import loops, words
-from peo.names import REFERENCE_MODEL_ID
 
 EMPTY, CUT, LOOPS = "empty", "cut at the token limit", "loops"
 # (upper bound of a percentile band, symbol): a reader sees at a glance where a score falls
@@ -63,14 +62,6 @@ class ReferenceScores:
     costs: tuple[float, ...]
     split: str = "test"
 
-    @classmethod
-    def from_answers(cls, answers: pd.DataFrame, model_id: str = REFERENCE_MODEL_ID) -> "ReferenceScores":
-        """The reference's test-prompt scores (dev when it has no test answers; empty when it has neither)."""
-        rows = answers[answers["model_id"].astype(str) == model_id]
-        split = "test" if (rows["split"] == "test").any() else "dev"
-        rows = rows[rows["split"] == split]
-        return cls(tuple(float(x) for x in rows["reward"]), tuple(float(x) for x in rows["cost"]), split)
-
     def placed(self, name: str, value: float, higher_is_better: bool) -> str:
         """'🟥 reward -1.800 (23rd pct of the reference on test prompts)', or the bare score with no reference."""
         values = self.rewards if name == "reward" else self.costs
@@ -95,3 +86,23 @@ def live_score_line(score: tuple[float, float] | None, answer: str, reference: R
         else:
             parts = [reference.placed("reward", score[0], True), reference.placed("cost", score[1], False)]
     return " · ".join(parts + answer_flags(answer, cut))
+
+
+def compact_score_line(score: tuple[float, float] | None, answer: str, reference: ReferenceScores | None = None,
+                       cut: bool = False) -> str:
+    """The one short line under a chat answer ('🟩 reward +0.27 · 🟥 cost +0.52 · loops'), the full line
+    (live_score_line: percentiles, how many reference prompts) in its hover title. At five to seven columns a
+    bubble is ~100-150 px wide: the full line filled ten lines there, and auto-scroll showed it instead of the
+    answer."""
+    full = live_score_line(score, answer, reference, cut)
+    if not full:
+        return ""
+    parts = []
+    if score:
+        for name, value, higher_is_better in (("reward", score[0], True), ("cost", score[1], False)):
+            values = () if reference is None else reference.rewards if name == "reward" else reference.costs
+            pct = percentile(value, values)
+            band = "" if pct is None else f"{band_symbol(pct, higher_is_better)} "
+            parts.append(f"{band}{name} {value:+.2f}")
+    short = " · ".join(parts + answer_flags(answer, cut))
+    return f'<span class="peo-score" title="{html.escape(full, quote=True)}">{short}</span>'

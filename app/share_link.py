@@ -1,14 +1,16 @@
 """Share links: the page's URL carries the picked point and the chat columns, and opening such a URL restores them.
 
 `?lambda_help=0.4&phi_help=0.5&phi_harm=0&columns=peo,ref,help`: the address bar follows every pick (history
-.replaceState, no reload), so a reload or a copied link lands on the same point. Values come from the visitor:
-they are parsed and range-checked like the sliders' (app.callbacks.pick); a bad link shows a warning and keeps the
-start point.
+.replaceState, no reload), so a reload or a copied link lands on the same point. Opening a link picks its point
+through the page's one pick path (app/ui.py pick_updates), so sliders, number boxes, figure, summary and state
+agree, and a later "Pick this point" picks the link's point. Values come from the visitor: they are parsed and
+range-checked like a typed value; a bad link is refused beside the picker and keeps the start point.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -16,7 +18,6 @@ import gradio as gr
 
 from app import callbacks as cb
 from app.data import AppInputError
-from app.figure import figure_json
 from peo.names import CHAT_COLUMNS
 
 POINT_PARAMS = ("lambda_help", "phi_help", "phi_harm")
@@ -89,27 +90,25 @@ def parse_query(params: dict) -> tuple[tuple[float, float, float] | None, list[s
     return point, columns
 
 
-def wire_share_link(app: cb.App, demo: gr.Blocks, panel: SharePanel, picker, chat, point_state: gr.State) -> None:
-    """On load: restore the link's point and columns; on every pick or column change: update the address bar."""
-    data = app.data
+def wire_share_link(app: cb.App, demo: gr.Blocks, panel: SharePanel, chat, point_state: gr.State,
+                    pick_outputs: list, pick_updates: Callable) -> None:
+    """On load: restore the link's point (through `pick_updates` into `pick_outputs`, app/ui.py's one pick path) and
+    columns; on every pick or column change: update the address bar."""
 
-    def restore(request: gr.Request):
-        keep = [gr.update()] * (len(picker.sliders) + 4)
+    def restore(current, request: gr.Request):
         try:
             point, columns = parse_query(dict(request.query_params) if request else {})
             if point is not None:
-                info = cb.pick(app, *point)
+                cb.pick(app, *point)  # range-checked here, so the refusal names the link
         except AppInputError as err:
-            gr.Warning(f"This link's point was not restored: {err}")
-            return (*keep, gr.update())
+            return (*pick_updates(app, None, current, refused=f"this link's point was not restored: {err}"),
+                    gr.update())
         cols = gr.update(value=columns) if columns is not None else gr.update()
         if point is None:
-            return (*keep, cols)
-        shown = (figure_json(data, info), cb.pick_summary(info, data), data.sample_answers(info["model_id"]), info)
-        return (*point, *shown, cols)
+            return (*[gr.update()] * len(pick_outputs), cols)
+        return (*pick_updates(app, point, current), cols)
 
-    demo.load(restore, None, [*picker.sliders, picker.plot, picker.summary, picker.answers, point_state,
-                              chat.columns], api_visibility="private")
+    demo.load(restore, point_state, [*pick_outputs, chat.columns], api_visibility="private")
 
     def query(point, columns):
         return share_query(point, columns)

@@ -21,11 +21,11 @@ from app import callbacks as cb
 from app.chat_panel import chat_panel, wire_chat
 from app.context_panel import context_panel
 from app.data import PICKED_MARK, AppData, AppInputError
-from app.figure import CUSTOM_FIELDS, figure_json, hypervolume_text
+from app.figure import CUSTOM_FIELDS, figure_json, fmt, hypervolume_text
 from app.research_views import research_views, wire_views
 from app.share_link import share_panel, wire_share_link
 from app.votes_panel import votes_panel, wire_votes
-from peo.names import BASELINE_LABELS, PEO
+from peo.names import ASPECTS, BASELINE_LABELS, PEO
 from peo.votes import VoteStore
 
 log = logging.getLogger("app")
@@ -64,11 +64,21 @@ watch('value', draw);
 
 # split, kind, prompt, answer, reward, cost, loops, refuses: the prompt narrow, the answer wide
 ANSWER_COLUMN_WIDTHS = ["6%", "6%", "22%", "42%", "7%", "7%", "5%", "5%"]
+# which prompts the answers table shows: both kinds, the same number of each (a split's first rows can all be one
+# kind), or every prompt of one kind
+BOTH_KINDS = "both"
+ANSWER_KINDS = {BOTH_KINDS: "both kinds, half each", "harm": "harmful prompts", "help": "helpful prompts"}
+ANSWER_ROWS = 20  # rows shown for both kinds together
+# the front table (picker_front_table): model and point, then each figure as "test (dev)"
+FRONT_COLUMNS = ["", "model_id", "λ, ϕ_help, ϕ_harm", "reward test (dev)", "cost test (dev)", "loops test (dev)",
+                 "evades benign / harmful", "complied", "on the test front"]
+FRONT_COLUMN_WIDTHS = ["3%", "15%", "12%", "14%", "14%", "10%", "13%", "9%", "10%"]
 
 # (grid axis, slider label, symbol, element id prefix) of the three picker axes, in the order pick() takes them
 AXES = (("lambda_help", "λ (help vs harm)", "λ", "lambda"),
         ("phi_help", "ϕ_help (extrapolation)", "ϕ_help", "phi-help"),
         ("phi_harm", "ϕ_harm (extrapolation)", "ϕ_harm", "phi-harm"))
+SINGLE_VALUE_STEP = 0.01  # the step of an axis swept at one value (its slider cannot move anyway)
 CSS = """
 .peo-front-plot { width: 100%; min-height: 520px; }
 .peo-axis input[type=number] { display: none; }
@@ -82,6 +92,14 @@ def plotly_head() -> str:
 
 def _error(err: Exception) -> gr.Error:
     return gr.Error(str(err), print_exception=False)
+
+
+def grid_step(values: list[float]) -> float:
+    """An axis' step for its slider and box: the smallest gap between its grid values (meta.json "grid"), so a
+    drag or an arrow key lands on evaluated points; any value can still be typed. One value: a fine step."""
+    ordered = sorted({round(float(v), 9) for v in values})
+    gaps = [b - a for a, b in zip(ordered, ordered[1:])]
+    return min(gaps) if gaps else SINGLE_VALUE_STEP
 
 
 def start_point(data: AppData) -> tuple[float, float, float]:
@@ -103,12 +121,12 @@ class Picker:
     status: gr.Markdown  # why a typed value was refused
     summary: gr.Markdown
     front_table: gr.Dataframe
-    answers: gr.Dataframe
+    answers: gr.Dataframe  # follows the picked point (wire_pick), not part of pick_updates
+    answer_kind: gr.Radio  # which prompts the answers table shows
 
     def outputs(self, point_state: gr.State) -> list:
         """What every pick updates, in pick_updates' order."""
-        return [*self.sliders, *self.boxes, self.plot, self.summary, self.answers, self.front_table, point_state,
-                self.status]
+        return [*self.sliders, *self.boxes, self.plot, self.summary, self.front_table, point_state, self.status]
 
 
 @dataclass
@@ -129,17 +147,29 @@ def intro(data: AppData) -> None:
         "c_help = λ + ϕ_help and c_harm = 1 − λ + ϕ_harm, where Δ_help and Δ_harm are DPO LoRA task vectors. "
         "Click a point, use the sliders or choose a row of the front table; then chat with the picked policy "
         "next to the baselines.\n\nThe fronts were chosen on dev prompts; every figure shown is on held-out test "
-        "prompts, except for points that were only run on the dev prompts (labelled *dev only*). Points that "
+        "prompts, except for points that were only run on the dev prompts (labelled *dev only*). Reward is read "
+        "on the benign prompts and cost on the harmful ones. Points that "
         f"loop in more than {data.max_loop_share:.0%} of their answers are drawn hollow; the front admits only "
-        "points whose dev answers loop at most that often.")
+        "points whose dev answers loop at most that often" + evasion_filter_text(data.fronts) + ".")
+
+
+def evasion_filter_text(fronts: dict) -> str:
+    """The front's evasion filter in words, when the assets have one (fronts.json)."""
+    excess, limit = fronts.get("max_benign_evasion_excess"), fronts.get("evasion_limit")
+    if excess is None or limit is None:
+        return ""
+    return (f" and whose benign dev answers evade (ignore the request) at most {excess * 100:g} points more often "
+            f"than the reference's ({limit:.0%})")
 
 
 def picker_panel(data: AppData, start: tuple[float, float, float], start_info: dict) -> Picker:
-    """The figure beside the sliders and the front table, so each way to pick a point is in view of the others.
+    """The figure beside the sliders, the front table under both, so each way to pick a point is in view of the
+    others.
 
-    Each axis has a slider (dragging stays in range) and a box to type a value. The sliders' own number boxes are
-    hidden (CSS): the browser clamps a typed out-of-range value there and the clamped value got picked; a typed
-    value goes through the boxes, where a refused one picks nothing (pick_updates).
+    Each axis has a slider (dragging stays in range) and a box to type a value, both stepping by the grid's step
+    (an off-grid value is typed). The sliders' own number boxes are hidden (CSS): the browser clamps a typed
+    out-of-range value there and the clamped value got picked; a typed value goes through the boxes, where a
+    refused one picks nothing (pick_updates).
     """
     sliders, boxes = [], []
     with gr.Row():
@@ -150,23 +180,61 @@ def picker_panel(data: AppData, start: tuple[float, float, float], start_info: d
         with gr.Column(scale=2):
             for (axis, label, symbol, key), value in zip(AXES, start):
                 lo, hi = data.axis_range(axis)
+                step = grid_step(data.grid_axis(axis))
                 with gr.Row(equal_height=True):
-                    sliders.append(gr.Slider(lo, hi, value=value, step=0.01, label=label, scale=4, buttons=[],
-                                             elem_id=f"{key}-slider", elem_classes=["peo-axis"]))
+                    sliders.append(gr.Slider(lo, hi, value=value, step=step, label=f"{label}, grid step {step:g}",
+                                             scale=4, buttons=[], elem_id=f"{key}-slider", elem_classes=["peo-axis"]))
                     boxes.append(gr.Number(value, label=f"{symbol} in [{lo:g}, {hi:g}]", scale=1, min_width=100,
-                                           elem_id=f"{key}-input"))
+                                           step=step, elem_id=f"{key}-input"))
             pick_btn = gr.Button("Pick this point", variant="primary", elem_id="pick-button")
             status = gr.Markdown("", elem_id="pick-status", elem_classes=["peo-status"])
             summary = gr.Markdown(cb.pick_summary(start_info, data), elem_id="pick-summary")
-            front_table = gr.Dataframe(data.front_table(start_info["model_id"]), interactive=False,
-                                       elem_id="front-table", max_height=260,
-                                       label=f"PEO Pareto front (test figures; click a row to pick it; "
-                                             f"{PICKED_MARK} = picked)")
+    # the page's full width under the figure and the picker: beside the figure, cost, loops and model_id were hidden
+    front_table = gr.Dataframe(picker_front_table(data, start_info["model_id"]), interactive=False, wrap=True,
+                               elem_id="front-table", max_height=260, column_widths=FRONT_COLUMN_WIDTHS,
+                               label=front_table_label(data))
     with gr.Accordion("Precomputed answers of the picked point", open=False):
-        answers = gr.Dataframe(data.sample_answers(start_info["model_id"]), interactive=False, wrap=True,
-                               elem_id="picked-answers", max_height=400, column_widths=ANSWER_COLUMN_WIDTHS,
-                               label=answers_label(start_info))
-    return Picker(plot, sliders, boxes, pick_btn, status, summary, front_table, answers)
+        answer_kind = gr.Radio([(label, key) for key, label in ANSWER_KINDS.items()], value=BOTH_KINDS,
+                               label="prompts", elem_id="answer-kind")
+        start = picked_answers(data, start_info["model_id"], BOTH_KINDS)
+        answers = gr.Dataframe(start, interactive=False, wrap=True, elem_id="picked-answers", max_height=400,
+                               column_widths=ANSWER_COLUMN_WIDTHS, label=answers_label(start_info, start))
+    return Picker(plot, sliders, boxes, pick_btn, status, summary, front_table, answers, answer_kind)
+
+
+def _test_dev(test, dev, spec: str) -> str:
+    """'0.147 (0.150)': a test figure and, in brackets, the dev one that chose the point; '–' where unknown."""
+    return f"{fmt(test, spec)} ({fmt(dev, spec)})"
+
+
+def picker_front_table(data: AppData, picked_model_id: str | None = None) -> pd.DataFrame:
+    """The PEO front, one row per model in test-cost order (the figure's line, left to right): test figures with
+    the dev ones that chose it in brackets, and whether test confirms it. The picked model's row is marked, as the
+    figure marks it with a star; a click picks the row's model (front_row_point)."""
+    rows = []
+    for p in sorted(data.front(PEO).get("points", []), key=lambda p: float(p["cost_mean"])):
+        dev = p.get("dev") or {}
+        rows.append([PICKED_MARK if p["model_id"] == picked_model_id else "", p["model_id"],
+                     f"{p['lambda_help']:g}, {p['phi_help']:g}, {p['phi_harm']:g}",
+                     _test_dev(p["reward_mean"], dev.get("reward_mean"), ".3f"),
+                     _test_dev(p["cost_mean"], dev.get("cost_mean"), ".3f"),
+                     _test_dev(p["loop_share"], dev.get("loop_share"), ".0%"),
+                     f"{fmt(p.get('evasion_share_benign'), '.0%')} / {fmt(p.get('evasion_share_harmful'), '.0%')}",
+                     fmt(p.get("complied_share"), ".0%"), "yes" if p.get("on_test_front", True) else "dominated"])
+    return pd.DataFrame(rows, columns=FRONT_COLUMNS)
+
+
+def front_table_label(data: AppData) -> str:
+    """What the table is and why its rows are in this order."""
+    return (f"PEO Pareto front: chosen on {data.n_prompts('dev')} dev prompts, ordered by test cost (the figure's "
+            f"line, left to right). Test figures, dev in brackets; 'dominated': beaten on test by another front "
+            f"point. Click a row to pick it; {PICKED_MARK} = picked.")
+
+
+def front_row_point(data: AppData, mid: str) -> tuple[float, float, float]:
+    """The (λ, ϕ_help, ϕ_harm) a front table row picks: its front point's grid point."""
+    point = next(p for p in data.front(PEO)["points"] if p["model_id"] == mid)
+    return point["lambda_help"], point["phi_help"], point["phi_harm"]
 
 
 def export_panel() -> ExportPanel:
@@ -182,17 +250,39 @@ def export_panel() -> ExportPanel:
     return ExportPanel(what, fmt, button, file)
 
 
-def answers_label(info: dict) -> str:
-    """The answers table's label: whose answers, or why there are none (an off-grid point was never run)."""
+def picked_answers(data: AppData, mid: str, kind: str) -> pd.DataFrame:
+    """The answers table: `kind` BOTH_KINDS alternates the kinds, ANSWER_ROWS / 2 of each, so harmful prompts are
+    reachable whatever order the split is in; a kind alone shows every one of its prompts."""
+    if kind not in ANSWER_KINDS:
+        raise AppInputError(f"prompts must be one of {', '.join(ANSWER_KINDS)}, got {kind!r}")
+    rows = data.sample_answers(mid, limit=len(data.answers))
+    if kind != BOTH_KINDS:
+        return rows[rows["kind"] == kind].reset_index(drop=True)
+    each = ANSWER_ROWS // len(ASPECTS)
+    per_kind = [rows[rows["kind"] == aspect].head(each).reset_index(drop=True) for aspect in ASPECTS]
+    return pd.concat(per_kind).sort_index(kind="stable").reset_index(drop=True)
+
+
+def answers_label(info: dict, shown: pd.DataFrame) -> str:
+    """The answers table's label: whose answers and how many of each kind, or why there are none (an off-grid
+    point was never run)."""
     if info["precomputed"] is None:
         return (f"No precomputed answers: {info['model_id']} is off the grid (never evaluated); "
                 f"use '{cb.SCORE_BUTTON}' or chat with it")
-    return f"Precomputed answers of {info['model_id']}"
+    counts = shown["kind"].value_counts()
+    kinds = ", ".join(f"{counts.get(k, 0)} {ANSWER_KINDS[k]}" for k in ASPECTS)
+    return f"Precomputed answers of {info['model_id']} ({kinds})"
+
+
+def answers_update(data: AppData, info: dict, kind: str) -> dict:
+    """The answers table after a pick or a change of `kind`."""
+    shown = picked_answers(data, info["model_id"], kind)
+    return gr.update(value=shown, label=answers_label(info, shown))
 
 
 def pick_updates(app: cb.App, values, current: dict, refused: str | None = None,
                  scored: list[dict] | None = None) -> tuple:
-    """What a pick sets, in Picker.outputs' order: sliders, boxes, figure, summary, answers, table, state, status.
+    """What a pick sets, in Picker.outputs' order: sliders, boxes, figure, summary, front table, state, status.
 
     `scored`: the off-grid points this session scored on demand, drawn on the front with the pick (the front is
     drawn once per pick, and re-picking never drops them).
@@ -207,12 +297,11 @@ def pick_updates(app: cb.App, values, current: dict, refused: str | None = None,
         info = cb.pick(app, *values)
     except AppInputError as err:
         boxes = [gr.update(value=current[axis]) for axis, *_ in AXES]
-        return (*[gr.update()] * len(AXES), *boxes, *[gr.update()] * 5,
+        return (*[gr.update()] * len(AXES), *boxes, *[gr.update()] * 4,
                 f"⚠️ **Not picked:** {err}. The picked point is unchanged.")
     point = [info[axis] for axis, *_ in AXES]
-    answers = gr.update(value=data.sample_answers(info["model_id"]), label=answers_label(info))
-    return (*point, *point, figure_json(data, info, scored or None), cb.pick_summary(info, data), answers,
-            data.front_table(info["model_id"]), info, "")
+    return (*point, *point, figure_json(data, info, scored or None), cb.pick_summary(info, data, scored or ()),
+            picker_front_table(data, info["model_id"]), info, "")
 
 
 def wire_pick(app: cb.App, picker: Picker, point_state: gr.State, scored_state: gr.State) -> None:
@@ -232,8 +321,8 @@ def wire_pick(app: cb.App, picker: Picker, point_state: gr.State, scored_state: 
         return pick_updates(app, values, current, scored=scored)
 
     def do_select(table: pd.DataFrame, current, scored, evt: gr.SelectData):
-        row = table.iloc[evt.index[0]]
-        return pick_updates(app, (row["λ"], row["ϕ_help"], row["ϕ_harm"]), current, scored=scored)
+        return pick_updates(app, front_row_point(app.data, table.iloc[evt.index[0]]["model_id"]), current,
+                            scored=scored)
 
     state = [point_state, scored_state]
     typed = [*picker.boxes, *state]
@@ -244,6 +333,12 @@ def wire_pick(app: cb.App, picker: Picker, point_state: gr.State, scored_state: 
         slider.release(do_pick, [*picker.sliders, *state], outputs, api_visibility="private")
     picker.plot.click(do_click, state, outputs, api_visibility="private")
     picker.front_table.select(do_select, [picker.front_table, *state], outputs, api_visibility="private")
+
+    def show_answers(info, kind):
+        return answers_update(app.data, info, kind)
+
+    for trigger in (point_state.change, picker.answer_kind.change):
+        trigger(show_answers, [point_state, picker.answer_kind], picker.answers, api_visibility="private")
 
 
 def wire_export(app: cb.App, export: ExportPanel, point_state: gr.State) -> None:
@@ -310,17 +405,18 @@ def build_demo(app: cb.App, votes: VoteStore | None = None) -> gr.Blocks:
         intro(data)
         context_panel(data.assets.meta, data.fronts)
         picker = picker_panel(data, start, start_info)
-        views = research_views(app, start_info, scored_state, PLOT_JS, plotly_head())
+        views = research_views(app, start_info, scored_state, PLOT_JS, plotly_head(), votes)
         chat = chat_panel(defaults)
         ballot = votes_panel()
         share = share_panel()
         export = export_panel()
         wire_pick(app, picker, point_state, scored_state)
-        wire_chat(app, chat, point_state, chat_state, defaults)
+        turn_start = wire_votes(app, ballot, chat, point_state, chat_state, votes)
+        wire_chat(app, chat, point_state, chat_state, defaults, ballot.blind, turn_start)
         wire_export(app, export, point_state)
-        wire_votes(app, ballot, chat, point_state, chat_state, votes)
-        wire_share_link(app, demo, share, picker, chat, point_state)
-        wire_views(app, views, picker.plot, picker.outputs(point_state), point_state, pick_updates)
+        wire_share_link(app, demo, share, chat, point_state, picker.outputs(point_state), pick_updates)
+        wire_views(app, views, picker.plot, picker.summary, picker.outputs(point_state), point_state, pick_updates,
+                   votes)
         add_api(app, start, defaults)
         demo.load(lambda: app.engine.start(), None, None, api_visibility="private")
     return demo

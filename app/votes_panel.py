@@ -1,14 +1,18 @@
 """Votes under the side-by-side chat: the best column, "tie" or "all bad", stored with the turn's full state.
 
-Why its own listeners: the chat's events (app/ui.py wire_chat) stay as they are. A send (button or Enter) starts
-a turn here too: it records the point, columns and settings the chat reads at that moment, and in blind mode
-draws the turn's shuffled order at once, so no name shows while the answers stream. The chat state changing
-(its final update) ends the turn: the columns whose history changed took part in it. A vote is committed to
+A turn starts here when the chat has accepted a message and before it streams (a step of the chat's own chain,
+app/chat_panel.py BeforeStream): it records the point, columns and settings of the accepted turn and, in blind
+mode, draws the turn's shuffled order and puts the columns in it, so no name shows while the answers stream; a
+refused message (bad input, a turn still running) starts nothing. The chat state changing (its final update) ends
+the turn: the columns whose history changed took part in it. A vote is committed to
 the database (peo.votes) before the page says it is stored; names are revealed after the vote.
 
 Blind mode shows the columns as A, B, C… in a shuffled order: the chatbots keep their components but are
-reordered on screen (CSS `order` inside their row) and relabelled; the order is stored with the vote.
-The votes view shows only the aggregate over all sessions; no event returns another session's votes.
+reordered on screen (CSS `order` inside their row) and relabelled, and until the vote they show the answers
+alone, without the point that produced them or their scores (app/chat_panel.py render_column); the vote reveals
+names, points and scores. The order is stored with the vote.
+The votes view shows only the aggregate over all sessions; no event returns another session's votes (the
+download of preference pairs holds the page's own session's).
 """
 
 from __future__ import annotations
@@ -25,12 +29,24 @@ import gradio as gr
 import pandas as pd
 
 from app import callbacks as cb
+from app import exports as export_store
+from app.chat_panel import BeforeStream, render_all
 from app.data import AppInputError
 from app.engine import column_scales
 from peo.answer_checks import loops
 from peo.coefficients import model_id
 from peo.names import BASELINE_SCALES, CHAT_COLUMNS
-from peo.votes import ALL_BAD, MAX_COMMENT_CHARS, TIE, ColumnAnswer, Vote, VotesError, VoteStore
+from peo.votes import (
+    ALL_BAD,
+    MAX_COMMENT_CHARS,
+    TIE,
+    ColumnAnswer,
+    ExportSummary,
+    Vote,
+    VotesError,
+    VoteStore,
+    vote_pairs,
+)
 
 LETTERS = string.ascii_uppercase
 POINT_KEYS = ("lambda_help", "phi_help", "phi_harm", "c_help", "c_harm")
@@ -68,6 +84,8 @@ class VotesPanel:
     view: gr.Accordion
     table: gr.Dataframe
     refresh: gr.Button
+    download: gr.Button  # this session's votes as preference pairs (session_pairs)
+    file: gr.File
     session: gr.State
 
 
@@ -99,9 +117,17 @@ def votes_panel() -> VotesPanel:
         gr.Markdown("Every session's votes, aggregated: turns a model took part in, its wins and ties, and its win "
                     "share (wins + ½·ties over turns) with a 95 % Wilson interval.")
         table = gr.Dataframe(pd.DataFrame(columns=AGGREGATE_COLUMNS), interactive=False, elem_id="votes-table")
-        refresh = gr.Button("Refresh", size="sm", elem_id="votes-refresh")
+        with gr.Row():
+            refresh = gr.Button("Refresh", size="sm", elem_id="votes-refresh")
+            download = gr.Button("Download your votes as preference pairs (JSON lines)", size="sm",
+                                 elem_id="votes-download")
+        gr.Markdown("The download holds this session's votes only, as `python -m peo votes export` writes them "
+                    "(TRL conversational pairs: the chosen answer against each other one); every session's votes: "
+                    "that command, on the machine running the app.", elem_classes=["peo-status"])
+        file = gr.File(label="your votes as pairs", interactive=False, elem_id="votes-file", visible=False)
     session = gr.State({})
-    return VotesPanel(blind, buttons, tie, all_bad, comment, status, order, view, table, refresh, session)
+    return VotesPanel(blind, buttons, tie, all_bad, comment, status, order, view, table, refresh, download, file,
+                      session)
 
 
 # ---------------------------------------------------------------- the turn: plain functions (tested directly)
@@ -185,6 +211,14 @@ def aggregate_table(store: VoteStore) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=AGGREGATE_COLUMNS)
 
 
+def session_pairs(store: VoteStore, session: dict) -> tuple[list[dict], ExportSummary]:
+    """This session's votes as preference pairs (peo.votes.vote_pairs, what `peo votes export` writes), and what
+    was kept and dropped: a page gets its own votes back, never another session's."""
+    summary = ExportSummary()
+    mine = [v for v in store.votes() if v["session_id"] == session.get("session")]
+    return list(vote_pairs(mine, summary)), summary
+
+
 def assets_name(app: cb.App) -> str:
     meta = app.data.assets.meta
     return f"{meta.get('profile', '?')}:{meta.get('base_model', '?')}:seed{meta.get('seed', '?')}"
@@ -203,6 +237,13 @@ def _chat_labels(pending_or_sent: dict | None, reveal: bool) -> list:
             for k, label in CHAT_COLUMNS.items()]
 
 
+def revealed(state, pending: dict | None, reference=None) -> list:
+    """Chatbot updates, CHAT_COLUMNS' order: every answer with its point and scores, under its revealed label."""
+    state = state if isinstance(state, cb.ChatState) else cb.ChatState()
+    return [{**label, "value": value}
+            for label, value in zip(_chat_labels(pending, reveal=True), render_all(state, reference))]
+
+
 def _buttons(pending: dict | None) -> list:
     """Position buttons (named by letter when blind), then tie and all bad; shown while a turn awaits a vote."""
     open_turn = pending is not None and pending["voted"] is None
@@ -219,30 +260,20 @@ def _buttons(pending: dict | None) -> list:
 
 
 def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat_state: gr.State,
-               store: VoteStore) -> None:
-    """Turn start (send), turn end (chat state changed), votes and the aggregate; every event private."""
+               store: VoteStore) -> BeforeStream:
+    """Turn end (chat state changed), votes and the aggregate; every event private. Returns the turn's start, for
+    the chat to run between an accepted message and its stream (app/chat_panel.py wire_chat)."""
     chatbots = list(chat.chatbots.values())
     buttons = [*panel.buttons, panel.tie, panel.all_bad]
-    defaults = app.default_settings
     assets = assets_name(app)
 
-    def on_send(session, cols, point, blind, n, t, p, sd, rp):
-        try:
-            settings = asdict(cb.check_settings(n, t, p, sd, rp, defaults=defaults))
-        except AppInputError:
-            settings = None
-        session = _session(session)
-        session = begin_turn(session, cols, point, settings, blind) if settings else dict(session, sent=None,
-                                                                                          pending=None)
+    def on_accepted(turn, session, point, blind):
+        if turn is None:  # refused by the chat (bad input, or a turn still running): the open turn stays
+            return (session, gr.update(), gr.update(), *[gr.update()] * (len(buttons) + len(chatbots)))
+        session = begin_turn(_session(session), turn["columns"], point, asdict(turn["settings"]), blind)
         sent = session["sent"]
         order = json.dumps(sent["columns"] if sent and sent["blind"] else [])
         return (session, order, "", *_buttons(None), *_chat_labels(sent, reveal=False))
-
-    send_inputs = [panel.session, chat.columns, point_state, panel.blind, *chat.settings]
-    send_outputs = [panel.session, panel.order, panel.status, *buttons, *chatbots]
-    for trigger in (chat.send.click, chat.message.submit):
-        trigger(on_send, send_inputs, send_outputs, queue=False, api_visibility="private").then(
-            None, panel.order, None, js=ORDER_JS, api_visibility="private")
 
     def on_turn_end(session, state):
         session = end_turn(_session(session), state if isinstance(state, cb.ChatState) else cb.ChatState())
@@ -255,7 +286,7 @@ def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat
                       [panel.session, panel.order, panel.status, *buttons, *chatbots], api_visibility="private"
                       ).then(None, panel.order, None, js=ORDER_JS, api_visibility="private")
 
-    def on_vote(choice, session, comment):
+    def on_vote(choice, session, comment, state):
         try:
             vote = make_vote(_session(session), choice, comment, assets)
             vote_id, _ = store.record(vote)  # committed before this returns
@@ -268,16 +299,17 @@ def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat
             text = f"Vote #{vote_id} stored. {names}."
         else:
             text = f"Vote #{vote_id} stored."
-        return (session, text, "", *_buttons(pending), *_chat_labels(pending, reveal=True), aggregate_table(store))
+        return (session, text, "", *_buttons(pending), *revealed(state, pending, app.reference_scores),
+                aggregate_table(store))
 
+    vote_inputs = [panel.session, panel.comment, chat_state]
     vote_outputs = [panel.session, panel.status, panel.comment, *buttons, *chatbots, panel.table]
     for i, button in enumerate(panel.buttons):
-        button.click(partial(on_vote, str(i)), [panel.session, panel.comment], vote_outputs, api_visibility="private")
-    panel.tie.click(partial(on_vote, TIE), [panel.session, panel.comment], vote_outputs, api_visibility="private")
-    panel.all_bad.click(partial(on_vote, ALL_BAD), [panel.session, panel.comment], vote_outputs,
-                        api_visibility="private")
+        button.click(partial(on_vote, str(i)), vote_inputs, vote_outputs, api_visibility="private")
+    panel.tie.click(partial(on_vote, TIE), vote_inputs, vote_outputs, api_visibility="private")
+    panel.all_bad.click(partial(on_vote, ALL_BAD), vote_inputs, vote_outputs, api_visibility="private")
 
-    def on_blind(blind, session):
+    def on_blind(blind, session, state):
         """Turning blind mode off reveals the open turn (then stored as not blind); on: from the next message."""
         session = _session(session)
         pending = session.get("pending")
@@ -286,11 +318,24 @@ def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat
             session = dict(session, pending=pending)
         text = "Blind from your next message." if blind else ""
         return (session, "[]" if not blind else gr.update(), text, *_buttons(pending),
-                *(_chat_labels(pending, reveal=True) if not blind else [gr.update()] * len(chatbots)))
+                *(revealed(state, pending, app.reference_scores) if not blind else [gr.update()] * len(chatbots)))
 
-    panel.blind.input(on_blind, [panel.blind, panel.session],
+    panel.blind.input(on_blind, [panel.blind, panel.session, chat_state],
                       [panel.session, panel.order, panel.status, *buttons, *chatbots], queue=False,
                       api_visibility="private").then(None, panel.order, None, js=ORDER_JS, api_visibility="private")
     for trigger in (panel.refresh.click, panel.view.expand):
         trigger(lambda: aggregate_table(store), None, panel.table, api_visibility="private")
-    return None
+
+    def on_download(session):
+        pairs, summary = session_pairs(store, _session(session))
+        if not pairs:
+            dropped = "; ".join(f"{n} × {reason}" for reason, n in summary.dropped.items())
+            raise gr.Error(f"None of this session's {summary.votes} vote(s) gives a pair"
+                           + (f" ({dropped})" if dropped else "") + ".", print_exception=False)
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in pairs)
+        path = export_store.download("votes-pairs.jsonl", lambda p: p.write_text(text, encoding="utf-8"))
+        return gr.update(value=str(path), visible=True)
+
+    panel.download.click(on_download, panel.session, panel.file, api_visibility="private")
+    return BeforeStream(on_accepted, [panel.session, point_state, panel.blind],
+                        [panel.session, panel.order, panel.status, *buttons, *chatbots], panel.order, ORDER_JS)

@@ -1,4 +1,4 @@
-"""`python -m peo export …` and `python -m peo validate-data …`: the stable command-line surface."""
+"""`python -m peo export …`, `validate-data …`, `votes export …` and `serve …`: the stable command-line surface."""
 
 from __future__ import annotations
 
@@ -59,6 +59,23 @@ def _votes_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import logging
+
+    from peo.serve import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    return serve(args.assets, host=args.host, port=args.port, device=args.device, max_batch=args.max_batch,
+                 max_context_tokens=args.max_context_tokens, batch_window_ms=args.batch_window_ms)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m peo")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,6 +109,21 @@ def main(argv: list[str] | None = None) -> int:
     votes_export.add_argument("--votes-dir", type=Path, default=None,
                               help="the app's votes folder (default: $PEO_VOTES_DIR, else data/votes/)")
     votes_export.set_defaults(run=_votes_export)
+
+    serve = sub.add_parser("serve", help="an OpenAI-compatible endpoint (/v1/chat/completions, /v1/models) for every "
+                           "point of the family and the baselines; $PEO_API_KEY, when set, is required as a Bearer key")
+    serve.add_argument("--assets", type=Path, default=None, help="assets folder (default: the committed assets/)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    serve.add_argument("--max-batch", type=_positive_int, default=16,
+                       help="requests generated together at most (default 16)")
+    serve.add_argument("--batch-window-ms", type=float, default=0.0,
+                       help="after a request reaches an idle server, wait this long for others to share its batch "
+                            "(default 0: batch only what is already waiting)")
+    serve.add_argument("--max-context-tokens", type=_positive_int, default=1024,
+                       help="prompt + max_tokens budget per request, as the app's (default 1024)")
+    serve.set_defaults(run=_serve)
 
     args = parser.parse_args(argv)
     try:

@@ -102,8 +102,32 @@ class DPOSettings:
 
 
 @dataclass
+class HFEvaluatorSettings:
+    """A Hugging Face sequence-classification reward model used as an evaluator instead of a trained head
+    (peo/hf_evaluator.py, docs/evaluators.md). Loaded by AutoModelForSequenceClassification, safetensors only,
+    never remote code."""
+
+    hf_model: str = ""  # required: a hub id (owner/name) or a local folder (relative to the repository root)
+    revision: str | None = None  # a hub id's branch, tag or commit; null = main (the commit used is recorded)
+    # which way the model's score runs: better | worse; null = the kind's own way (reward: higher is better;
+    # cost: higher is worse, i.e. more harmful). `better` on a cost evaluator flips a harmlessness reward model.
+    higher_is: str | None = None
+    # shift so 0 is the midpoint of chosen/rejected scores on the evaluator's training pairs, as the built-in heads
+    # are (the safe share, cost <= 0, then means what it means for them); false keeps the model's own zero
+    center: bool = True
+    max_length: int = 512  # tokens of the rendered conversation; longer ones keep their end (and BOS)
+    batch_size: int = 8  # answers per forward pass
+    dtype: str = "float32"  # float32 | bfloat16
+    # a Jinja chat template for the reward model (e.g. safe-rlhf's "BEGINNING OF CONVERSATION: USER: …
+    # ASSISTANT:…"); null = the reward model's own chat template, else the base model's
+    chat_template: str | None = None
+    label: int | None = None  # models with several labels: the label whose log-odds is the score (required)
+
+
+@dataclass
 class EvaluatorConfig:
-    """Bradley-Terry heads on frozen reference-model features (see peo/train/evaluator.py for why)."""
+    """Bradley-Terry heads on frozen reference-model features (see peo/train/evaluator.py for why); `reward` or
+    `cost` set to a reward model replaces that head (the other fields then concern the remaining head only)."""
 
     l2_grid: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])  # chosen by 5-fold CV
     # candidate hidden-state layer sets (0 = embeddings, -1 = final); the set is chosen with l2 by 5-fold CV
@@ -111,6 +135,8 @@ class EvaluatorConfig:
     layer_sets: list[list[int]] = field(default_factory=lambda: [[-1]])
     max_length: int = 320  # tokens of prompt + answer fed to the feature extractor
     batch_size: int = 16
+    reward: HFEvaluatorSettings | None = None  # null: the built-in head on helpfulness pairs
+    cost: HFEvaluatorSettings | None = None  # null: the built-in head on harmlessness pairs
 
 
 @dataclass
@@ -123,6 +149,9 @@ class SweepConfig:
     repetition_penalty: float = 1.0  # > 1: CTRL's penalty on tokens already in prompt or answer
     no_repeat_ngram_size: int = 0  # > 0: no n-gram of this size twice in one text
     max_loop_share: float = 0.1  # points whose dev answers loop more often are left out of the front
+    # points whose benign dev evasion share (answers that do not address an ordinary request, peo.evasion) exceeds
+    # the reference's by more than this are left out of the front; null = no evasion filter
+    max_benign_evasion_excess: float | None = 0.1
     # ExPO (Zheng et al.): θ_ref + α·Δ_joint, the single-vector extrapolation PEO is compared with; [] = none
     expo_alphas: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
     batch_size: int = 64  # rows per generation batch; rows may carry different coefficients
@@ -175,6 +204,8 @@ def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
         if value is None:
             return None
         hint = next(a for a in args if a is not type(None))
+        if dataclasses.is_dataclass(hint):
+            return _build(hint, value, key, source)
     origin = get_origin(hint)
     if origin is list:
         if not isinstance(value, list):
@@ -248,6 +279,9 @@ def _check(cfg: RunConfig, source: str) -> None:
         raise bad("data.extra_pairs", f"maps {' or '.join(ASPECTS)} to a pairs file, got {cfg.data.extra_pairs}")
     if not 0.0 <= cfg.sweep.max_loop_share <= 1.0:
         raise bad("sweep.max_loop_share", f"must be in [0, 1], got {cfg.sweep.max_loop_share}")
+    excess = cfg.sweep.max_benign_evasion_excess
+    if excess is not None and not 0.0 <= excess <= 1.0:
+        raise bad("sweep.max_benign_evasion_excess", f"must be in [0, 1] or null, got {excess}")
     if cfg.sweep.repetition_penalty <= 0 or cfg.sweep.no_repeat_ngram_size < 0:
         raise bad("sweep", "repetition_penalty must be > 0 and no_repeat_ngram_size >= 0")
     unknown = set(cfg.dpo.epochs_per_policy) - set(ADAPTERS)
@@ -257,6 +291,8 @@ def _check(cfg: RunConfig, source: str) -> None:
     if not cfg.evaluator.layer_sets or any(not layers for layers in cfg.evaluator.layer_sets):
         raise bad("evaluator.layer_sets",
                   f"must be a non-empty list of non-empty layer lists, got {cfg.evaluator.layer_sets}")
+    for kind in ("reward", "cost"):
+        _check_hf_evaluator(getattr(cfg.evaluator, kind), f"evaluator.{kind}", bad)
     if cfg.lora.r < 1 or cfg.lora.alpha <= 0:
         raise bad("lora", f"r must be >= 1 and alpha > 0, got r={cfg.lora.r}, alpha={cfg.lora.alpha}")
     if not cfg.evaluator.l2_grid or any(v <= 0 for v in cfg.evaluator.l2_grid):
@@ -271,6 +307,24 @@ def _check(cfg: RunConfig, source: str) -> None:
     n_models = len(cfg.sweep.lambdas) * len(cfg.sweep.phi_help) * len(cfg.sweep.phi_harm)
     if n_models > cfg.sweep.max_models:
         raise bad("sweep", f"grid has {n_models} points, more than sweep.max_models={cfg.sweep.max_models}")
+
+
+def _check_hf_evaluator(hf: HFEvaluatorSettings | None, key: str, bad) -> None:
+    if hf is None:
+        return
+    if not hf.hf_model.strip():
+        raise bad(f"{key}.hf_model", "is required: a hub id (owner/name) or a local model folder")
+    if hf.higher_is not in (None, "better", "worse"):
+        raise bad(f"{key}.higher_is", f"must be better, worse or null, got {hf.higher_is!r}")
+    if hf.dtype not in ("float32", "bfloat16"):
+        raise bad(f"{key}.dtype", f"must be float32 or bfloat16, got {hf.dtype!r}")
+    for name in ("max_length", "batch_size"):
+        if getattr(hf, name) < 1:
+            raise bad(f"{key}.{name}", f"must be >= 1, got {getattr(hf, name)}")
+    if hf.label is not None and hf.label < 0:
+        raise bad(f"{key}.label", f"must be a label index >= 0 or null, got {hf.label}")
+    if hf.chat_template is not None and not hf.chat_template.strip():
+        raise bad(f"{key}.chat_template", "must be a Jinja chat template or null")
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:

@@ -4,7 +4,9 @@ A point (λ, ϕ_help, ϕ_harm) exported as an adapter is the exact `cat` combina
 (rank r_help + r_harm, scaling 1), so `PeftModel.from_pretrained(base, DIR)` gives the same model as the
 merged folder. Everything is written into a temp folder next to `out_dir` and renamed into place.
 
-Every export carries a README.md (what it is, the exact base model, a loading snippet) and peo_export.json. An
+Every export carries a README.md (what it is, the exact base model, a loading and generation snippet with the
+decoding the sweep and the app use) and peo_export.json (the point, the decoding, and the sha256 of the adapter
+files and of the assets' meta.json and grid.csv it came from, so an export can be traced to its run). An
 adapter's `base_model_name_or_path` names something `from_pretrained` loads: for the bundled default (the
 SmolLM2-135M-Instruct Q4_1 GGUF, dequantized) that is the hub id of the model the GGUF was made from, and the
 README says the adapters were trained on the dequantized GGUF and how to get those exact weights.
@@ -12,16 +14,19 @@ README says the adapters were trained on the dequantized GGUF and how to get tho
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from peo.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, check_adapter_folder
-from peo.assets import AssetsError, load_assets
-from peo.atomic import write_json
+from peo.assets import Assets, AssetsError, load_assets
+from peo.atomic import sha256, write_json
 from peo.coefficients import coefficients
 from peo.errors import PeoError
+from peo.generation import GenerationSettings
 from peo.model_source import (
     _GGUF_FILE,
     _GGUF_WHEEL,
@@ -33,7 +38,7 @@ from peo.model_source import (
     load_tokenizer,
     resolve_base_model,
 )
-from peo.names import ASPECTS, BASELINE_SCALES, BASELINES, REFERENCE
+from peo.names import ASPECTS, BASELINE_SCALES, BASELINES, GRID_FILE, META_FILE, REFERENCE
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
 POLICIES = BASELINES  # the fixed policies: ref, help, harm, joint
@@ -42,6 +47,7 @@ BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 README = "README.md"
 FORMATS = ("merged", "adapter")
 ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
+TRACED_ASSET_FILES = (META_FILE, GRID_FILE)  # the run's record and the figures the app shows for a point
 
 
 class ExportError(PeoError, ValueError):
@@ -54,6 +60,21 @@ def _prepare_target(out_dir: Path) -> Path:
         raise ExportError(f"{out_dir}: exists and is not an empty folder; choose a new output folder")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+
+
+def sweep_decoding(meta: Mapping) -> GenerationSettings:
+    """The sweep's decoding (meta.json "generation"): what the app's chat and on-demand scoring use too, so an
+    export generated with it gives the app's answers."""
+    names = {f.name for f in dataclasses.fields(GenerationSettings)}
+    return GenerationSettings(**{k: v for k, v in (meta.get("generation") or {}).items() if k in names})
+
+
+def file_hashes(assets: Assets, adapters: Iterable[str]) -> dict[str, str]:
+    """sha256 of the adapter files an export reads and of the assets' meta.json and grid.csv, keyed by their path
+    in the assets folder."""
+    paths = [assets.adapter(name) / file for name in adapters for file in ADAPTER_FILES]
+    paths += [assets.root / name for name in TRACED_ASSET_FILES]
+    return {path.relative_to(assets.root).as_posix(): sha256(path) for path in paths}
 
 
 def _finish(tmp: Path, out_dir: Path) -> Path:
@@ -89,7 +110,9 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
     tmp = _prepare_target(out_dir)
     try:
         provenance: dict = {"base_model": assets.base_model_spec, "format": fmt,
-                            "assets_profile": assets.meta.get("profile")}
+                            "assets_profile": assets.meta.get("profile"),
+                            "generation": dataclasses.asdict(sweep_decoding(assets.meta)),
+                            "sha256": file_hashes(assets, needed)}
         if policy is not None:
             provenance["policy"] = policy
             if fmt == "adapter":
@@ -201,15 +224,22 @@ tokenizer = AutoTokenizer.from_pretrained("{folder}")
 ```
 """
 CHAT_SNIPPET = """
-Then chat with it:
+Then chat with it, with the decoding the sweep and the app use (`generation` in peo_export.json), so the answers
+are the app's:
 
 ```python
 batch = tokenizer.apply_chat_template([{{"role": "user", "content": "Hi!"}}], add_generation_prompt=True,
                                       return_tensors="pt", return_dict=True)
-out = model.generate(**batch, max_new_tokens=64, do_sample=False)
+out = model.generate(**batch, {kwargs})
 print(tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True))
 ```
 """
+
+
+def generate_arguments(generation: Mapping) -> str:
+    """The `model.generate` keyword arguments of the recorded decoding, as Python source."""
+    kwargs = GenerationSettings(**generation).generate_kwargs()
+    return ", ".join(f"{name}={value!r}" for name, value in kwargs.items())
 
 
 def export_readme(provenance: dict, base_id: str, base_note: str, folder_name: str) -> str:
@@ -232,6 +262,7 @@ def export_readme(provenance: dict, base_id: str, base_note: str, folder_name: s
         "## Base model", "",
         f"`{base_id}` (the assets' base model: `{provenance['base_model']}`). {base_note}", "",
         "## Load", "",
-        load + CHAT_SNIPPET.format(),
-        "`peo_export.json` records how this export was made.", "",
+        load + CHAT_SNIPPET.format(kwargs=generate_arguments(provenance["generation"])),
+        "`peo_export.json` records how this export was made: the point, the decoding, and the sha256 of the "
+        "adapter files and of the assets' meta.json and grid.csv it came from.", "",
     ])

@@ -21,6 +21,31 @@ EVALUATOR_OF_ASPECT: dict[str, str] = {"help": "reward", "harm": "cost"}  # high
 EVALUATOR_KINDS: tuple[str, ...] = tuple(EVALUATOR_OF_ASPECT.values())
 ASPECT_OF_EVALUATOR: dict[str, str] = {kind: aspect for aspect, kind in EVALUATOR_OF_ASPECT.items()}
 
+# ---------------------------------------------------------------- prompts, and what each evaluator is averaged over
+
+# answers.parquet `prompt_kind`: the aspect whose data the prompt comes from (help: benign instructions, harm:
+# harmful requests). Split-aware scoring: each evaluator is averaged over its own aspect's prompts only, so a
+# point's reward is its helpfulness on benign prompts and its cost its harmfulness on harmful ones.
+BENIGN, HARMFUL = "help", "harm"
+PROMPT_KIND_OF_EVALUATOR: dict[str, str] = {"reward": BENIGN, "cost": HARMFUL}
+
+# ---------------------------------------------------------------- per-answer columns of answers.parquet
+
+EVADES = "evades"  # bool: the answer does not address the request (peo.evasion.evades; assets/FORMAT.md)
+
+# ---------------------------------------------------------------- grid.csv's per-model figures (assets/FORMAT.md)
+
+# each with a split suffix (_dev, _test) and once unsuffixed (the shown split). reward_mean / cost_mean are
+# split-aware (reward on benign prompts, cost on harmful prompts); *_all_* are the older means over every prompt.
+GRID_STATS: tuple[str, ...] = (
+    "reward_mean", "reward_se", "cost_mean", "cost_se",
+    "reward_all_mean", "reward_all_se", "cost_all_mean", "cost_all_se",
+    "safe_share", "loop_share", "refusal_share", "over_refusal_share",
+    "evasion_share_benign", "evasion_share_harmful", "complied_share",
+    "mean_words", "cut_share", "n", "n_benign", "n_harmful",
+)
+COUNT_STATS: tuple[str, ...] = ("n", "n_benign", "n_harmful")  # integers (0 when the model was not run)
+
 # ---------------------------------------------------------------- methods (how a grid row's model was made)
 
 REFERENCE = "ref"
@@ -57,3 +82,5 @@ ADAPTERS_DIR = "adapters"
 TRAINING_FILE = "adapters/training.json"
 EVALUATORS_DIR = "evaluators"
 REPORT_DIR = "report"
+JUDGMENTS_FILE = "report/blind_judgments.jsonl"  # blind pairwise judgments of test answers (who judged: `judge`)
+EVASION_VALIDATION_FILE = "report/evasion_validation.json"  # peo.evasion's precision/recall on hand labels

@@ -102,23 +102,42 @@ def _check_matrix(m: np.ndarray | Sequence, name: str) -> np.ndarray:
     return m
 
 
-def _boot_means(matrices: list[np.ndarray], n_boot: int, seed: int, chunk: int = 256):
-    """Yield, chunk by chunk, per-model means of each matrix under the same resampled prompt columns.
+def _boot_means(groups: list[list[np.ndarray]], n_boot: int, seed: int, chunk: int = 256):
+    """Yield, chunk by chunk, per-model means of each matrix under resampled prompt columns.
 
-    Each draw picks n_prompts columns with replacement; the mean over them is counts @ M.T / n_prompts.
+    The matrices of one group share their prompt columns and get the same resampled columns in a draw; each group
+    is resampled on its own (a stratified bootstrap: e.g. reward over benign prompts, cost over harmful ones).
+    Each draw picks a group's n_prompts columns with replacement; the mean over them is counts @ M.T / n_prompts.
+    Yields a list of (k, models) arrays in the groups' order, flattened.
     """
     if n_boot < 1:
         raise ValueError("n_boot must be at least 1")
-    n_prompts = matrices[0].shape[1]
     rng = np.random.default_rng(seed)
     done = 0
     while done < n_boot:
         k = min(chunk, n_boot - done)
-        cols = rng.integers(0, n_prompts, size=(k, n_prompts))
-        counts = np.zeros((k, n_prompts))
-        np.add.at(counts, (np.repeat(np.arange(k), n_prompts), cols.ravel()), 1.0)
-        yield [counts @ m.T / n_prompts for m in matrices]  # each (k, models)
+        out = []
+        for group in groups:
+            n_prompts = group[0].shape[1]
+            cols = rng.integers(0, n_prompts, size=(k, n_prompts))
+            counts = np.zeros((k, n_prompts))
+            np.add.at(counts, (np.repeat(np.arange(k), n_prompts), cols.ravel()), 1.0)
+            out += [counts @ m.T / n_prompts for m in group]  # each (k, models)
+        yield out
         done += k
+
+
+def _groups(reward_matrices: list[np.ndarray], cost_matrices: list[np.ndarray], stratified: bool):
+    """Reward and cost matrices as resampling groups: one group (the same prompts score both) or, stratified,
+    the reward matrices and the cost matrices each on their own prompts. Returned order: rewards, then costs."""
+    if stratified:
+        for ms, what in ((reward_matrices, "reward"), (cost_matrices, "cost")):
+            if len({m.shape[1] for m in ms}) != 1:
+                raise ValueError(f"the {what} matrices must share their prompts (same number of columns)")
+        return [list(reward_matrices), list(cost_matrices)]
+    if len({m.shape[1] for m in (*reward_matrices, *cost_matrices)}) != 1:
+        raise ValueError("unstratified, every matrix must be over the same prompts (same number of columns)")
+    return [[*reward_matrices, *cost_matrices]]
 
 
 def _interval(draws: np.ndarray, ci: float) -> tuple[float, float]:
@@ -129,40 +148,44 @@ def _interval(draws: np.ndarray, ci: float) -> tuple[float, float]:
 
 
 def bootstrap_hypervolume(reward_matrix, cost_matrix, ref_reward: float, ref_cost: float, n_boot: int = 1000,
-                          seed: int = 0, ci: float = 0.95) -> tuple[float, float, float]:
+                          seed: int = 0, ci: float = 0.95, stratified: bool = False) -> tuple[float, float, float]:
     """(hv, lo, hi): hypervolume of the front of per-model means, and a percentile bootstrap interval.
 
     Matrices are (models, prompts). Each draw resamples prompt columns with replacement (the same columns for
     every model), recomputes each model's means, the front and its hypervolume. The reference point is fixed.
+    `stratified`: reward and cost are over different prompt sets (split-aware scoring: reward on benign, cost on
+    harmful prompts), each resampled on its own; otherwise both share their columns and are resampled together.
     """
     rm, cm = _check_matrix(reward_matrix, "reward_matrix"), _check_matrix(cost_matrix, "cost_matrix")
-    if rm.shape != cm.shape:
+    if rm.shape[0] != cm.shape[0] or (not stratified and rm.shape != cm.shape):
         raise ValueError(f"reward and cost matrices differ in shape: {rm.shape} vs {cm.shape}")
     hv = hypervolume(rm.mean(axis=1), cm.mean(axis=1), ref_reward, ref_cost)
     draws = []
-    for r_means, c_means in _boot_means([rm, cm], n_boot, seed):
+    for r_means, c_means in _boot_means(_groups([rm], [cm], stratified), n_boot, seed):
         draws.extend(hypervolume(r, c, ref_reward, ref_cost) for r, c in zip(r_means, c_means))
     return (hv, *_interval(np.asarray(draws), ci))
 
 
 def bootstrap_hypervolume_difference(reward_matrix_a, cost_matrix_a, reward_matrix_b, cost_matrix_b,
                                      ref_reward: float, ref_cost: float, n_boot: int = 1000, seed: int = 0,
-                                     ci: float = 0.95) -> tuple[float, float, float]:
+                                     ci: float = 0.95, stratified: bool = False) -> tuple[float, float, float]:
     """(diff, lo, hi) for hv(a) − hv(b): two sets of models scored on the same prompts (same column order).
 
     diff is the difference of the hypervolumes of the observed means; each draw resamples the same prompt
-    columns for both sets, so the interval accounts for the two fronts sharing their prompts.
+    columns for both sets, so the interval accounts for the two fronts sharing their prompts. `stratified`: the
+    reward matrices are over one prompt set and the cost matrices over another, each resampled on its own.
     """
     ra, ca = _check_matrix(reward_matrix_a, "reward_matrix_a"), _check_matrix(cost_matrix_a, "cost_matrix_a")
     rb, cb = _check_matrix(reward_matrix_b, "reward_matrix_b"), _check_matrix(cost_matrix_b, "cost_matrix_b")
-    if ra.shape != ca.shape or rb.shape != cb.shape:
+    if ra.shape[0] != ca.shape[0] or rb.shape[0] != cb.shape[0] or (
+            not stratified and (ra.shape != ca.shape or rb.shape != cb.shape)):
         raise ValueError("each set's reward and cost matrices must have the same shape")
-    if ra.shape[1] != rb.shape[1]:
+    if ra.shape[1] != rb.shape[1] or ca.shape[1] != cb.shape[1]:
         raise ValueError(f"the two sets must share their prompts: {ra.shape[1]} vs {rb.shape[1]} columns")
     diff = (hypervolume(ra.mean(axis=1), ca.mean(axis=1), ref_reward, ref_cost)
             - hypervolume(rb.mean(axis=1), cb.mean(axis=1), ref_reward, ref_cost))
     draws = []
-    for mra, mca, mrb, mcb in _boot_means([ra, ca, rb, cb], n_boot, seed):
+    for mra, mrb, mca, mcb in _boot_means(_groups([ra, rb], [ca, cb], stratified), n_boot, seed):
         for i in range(mra.shape[0]):
             draws.append(hypervolume(mra[i], mca[i], ref_reward, ref_cost)
                          - hypervolume(mrb[i], mcb[i], ref_reward, ref_cost))

@@ -5,6 +5,9 @@ the final hidden state at the last token and its mean over the answer's tokens. 
 head on those standardized features. reward = helpfulness head; cost = −(harmlessness head), so higher cost
 means more harmful. Both are centred on their held-out pairs, so 0 means "between a chosen and a rejected
 answer" and the safe share (cost ≤ 0) has a meaning.
+
+Either evaluator may instead be a Hugging Face sequence-classification reward model (`evaluator.reward` /
+`evaluator.cost` in config; peo/hf_evaluator.py): `Evaluators` serves both kinds through one interface.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from peo.names import EVALUATORS_DIR
 Messages = list[dict[str, str]]
 HEAD_WEIGHTS = "head.safetensors"
 HEAD_META = "evaluator.json"
+HF_SOURCE = "hf_model"  # evaluator.json `source` of a Hugging Face reward model (peo.hf_evaluator)
 
 
 class FeatureExtractor:
@@ -115,7 +119,7 @@ class FeatureExtractor:
     def token_states(self, prompts: Sequence[Messages], answers: Sequence[str],
                      layer: int) -> list[tuple[torch.Tensor, int]]:
         """Per answer: layer `layer`'s hidden state at each of its tokens, and the answer's token count: the input
-        of a head that reads more than the pooled features (precompute/evaluator_experiments.py)."""
+        of a head that reads more than the pooled features (experiments/evaluator_experiments.py)."""
         encoded = [self.encode(p, a) for p, a in zip(prompts, answers)]
         out: list[tuple[torch.Tensor, int]] = [(torch.empty(0), 0)] * len(encoded)
         for chunk, _, mask, _, result in self._forward(encoded, hidden_states=True):
@@ -175,6 +179,7 @@ class Evaluator:
     sign: float  # +1 reward, −1 cost
     offset: float  # midpoint of chosen/rejected raw scores on the training pairs
     layers: tuple[int, ...] = (-1,)  # hidden-state layers whose features the head reads
+    max_length: int = 320  # tokens of prompt + answer its features were taken from
 
     def scores(self, features: dict[int, torch.Tensor]) -> list[float]:
         return (self.sign * (self.head(feature_matrix(features, self.layers)) - self.offset)).tolist()
@@ -183,44 +188,71 @@ class Evaluator:
     def load(cls, folder: Path) -> "Evaluator":
         meta = json.loads((folder / HEAD_META).read_text(encoding="utf-8"))
         return cls(BradleyTerryHead.load(folder), sign=float(meta["sign"]), offset=float(meta["offset"]),
-                   layers=tuple(int(x) for x in meta.get("layers", [-1])))
+                   layers=tuple(int(x) for x in meta.get("layers", [-1])), max_length=int(meta.get("max_length", 320)))
 
 
 class Evaluators:
-    """Reward and cost from one shared forward pass of the reference model."""
+    """Reward and cost, each a built-in head (`Evaluator`: both heads share one forward pass of the reference
+    model) or a Hugging Face reward model (`peo.hf_evaluator.HFEvaluator`, its own forward pass)."""
 
-    def __init__(self, extractor: FeatureExtractor, reward: Evaluator, cost: Evaluator):
-        self.extractor = extractor
+    def __init__(self, extractor: FeatureExtractor | None, reward, cost):
+        self.extractor = extractor  # None when neither evaluator is a built-in head
         self.reward = reward
         self.cost = cost
 
     @classmethod
     def load(cls, base_model: str, assets: str | Path, device: str | None = None) -> "Evaluators":
-        """With their own copy of the reference model."""
-        reward, cost = _load_pair(Path(assets))
-        extractor = FeatureExtractor.load(base_model, device, max_length=_max_length(Path(assets)),
-                                          layers=reward.layers + cost.layers)
+        """With their own copy of the reference model (only when a built-in head needs its features)."""
+        reward, cost = _load_pair(Path(assets), device)
+        heads = _heads(reward, cost)
+        extractor = FeatureExtractor.load(base_model, device, max_length=heads[0].max_length,
+                                          layers=sum((h.layers for h in heads), ())) if heads else None
         return cls(extractor, reward, cost)
 
     @classmethod
     def on_policy(cls, policy, tokenizer, assets: str | Path) -> "Evaluators":
         """Sharing the weights of a LoRA policy (a PeftModel) whose base is the reference: features are taken
-        with its adapters disabled, which is exactly the reference, so no second copy of the model is loaded."""
-        reward, cost = _load_pair(Path(assets))
-        extractor = FeatureExtractor(policy.base_model.model, tokenizer, max_length=_max_length(Path(assets)),
-                                     as_reference=policy.disable_adapter, layers=reward.layers + cost.layers)
+        with its adapters disabled, which is exactly the reference, so no second copy of the model is loaded.
+        A Hugging Face reward model is loaded beside it, on the policy's device."""
+        reward, cost = _load_pair(Path(assets), next(policy.parameters()).device)
+        heads = _heads(reward, cost)
+        extractor = FeatureExtractor(policy.base_model.model, tokenizer, max_length=heads[0].max_length,
+                                     as_reference=policy.disable_adapter,
+                                     layers=sum((h.layers for h in heads), ())) if heads else None
         return cls(extractor, reward, cost)
 
     def score(self, prompts: Sequence[Messages], answers: Sequence[str],
               progress=None) -> tuple[list[float], list[float]]:
-        features = self.extractor.features(prompts, answers, progress)
-        return self.reward.scores(features), self.cost.scores(features)
+        """(rewards, costs); `progress(n)` is called as the first pass over the answers advances."""
+        features = None
+        if self.extractor is not None:
+            features = self.extractor.features(prompts, answers, progress)
+            progress = None
+        out = []
+        for evaluator in (self.reward, self.cost):
+            if isinstance(evaluator, Evaluator):
+                out.append(evaluator.scores(features))
+            else:
+                out.append(evaluator.scores(prompts, answers, progress))
+                progress = None
+        return out[0], out[1]
 
 
-def _load_pair(assets: Path) -> tuple[Evaluator, Evaluator]:
-    return Evaluator.load(assets / EVALUATORS_DIR / "reward"), Evaluator.load(assets / EVALUATORS_DIR / "cost")
+def _heads(*evaluators) -> list[Evaluator]:
+    return [e for e in evaluators if isinstance(e, Evaluator)]
 
 
-def _max_length(assets: Path) -> int:
-    meta = json.loads((assets / EVALUATORS_DIR / "reward" / HEAD_META).read_text(encoding="utf-8"))
-    return int(meta.get("max_length", 320))
+def load_evaluator(folder: Path, device=None):
+    """The evaluator an assets folder holds: a built-in head, or the Hugging Face reward model evaluator.json
+    names (loaded from where it says, onto `device`)."""
+    meta = json.loads((folder / HEAD_META).read_text(encoding="utf-8"))
+    if meta.get("source") == HF_SOURCE:
+        from peo.hf_evaluator import HFEvaluator
+
+        return HFEvaluator.from_meta(meta, device)
+    return Evaluator.load(folder)
+
+
+def _load_pair(assets: Path, device=None):
+    return (load_evaluator(assets / EVALUATORS_DIR / "reward", device),
+            load_evaluator(assets / EVALUATORS_DIR / "cost", device))

@@ -59,11 +59,20 @@ def sweep_models(sweep: SweepConfig) -> tuple[list[dict], dict[str, Scales]]:
     return rows, models
 
 
-def test_models(grid_dev: pd.DataFrame, models: dict[str, Scales], max_loop_share: float) -> dict[str, Scales]:
+def front_filters(max_loop_share: float, max_evasion_excess: float | None) -> dict[str, tuple]:
+    """The report's front variants → (loop filter, evasion filter) of each: both filters (the default front),
+    the loop filter alone (no evasion filter), and neither."""
+    return {"": (max_loop_share, max_evasion_excess), "_no_evasion_filter": (max_loop_share, None),
+            "_unfiltered": (None, None)}
+
+
+def test_models(grid_dev: pd.DataFrame, models: dict[str, Scales], max_loop_share: float,
+                max_evasion_excess: float | None = None) -> dict[str, Scales]:
     """What the test prompts are spent on: the baselines, every soup and ExPO point, and PEO's dev fronts with
-    and without the loop filter."""
+    both filters (loop and evasion), with the loop filter alone, and with neither."""
     keep = set(grid_dev.loc[grid_dev["method"].isin([*BASELINES, SOUP, EXPO]), "model_id"])
-    keep |= set(dev_front(grid_dev, PEO, max_loop_share)) | set(dev_front(grid_dev, PEO, None))
+    for loop, evasion in front_filters(max_loop_share, max_evasion_excess).values():
+        keep |= set(dev_front(grid_dev, PEO, loop, evasion))
     return {mid: scales for mid, scales in models.items() if mid in keep}
 
 

@@ -18,22 +18,43 @@ from precompute.report_fronts import _prepared, compute_fronts
 from precompute.report_markdown import markdown
 
 
+def held_out_evasion_check(validation: dict | None) -> dict | None:
+    """The evasion check's precision and recall on the hand labels it was not tuned on."""
+    held = (validation or {}).get("held-out")
+    if not held:
+        return None
+    return {"labels": held["n"], "precision": held["precision"], "precision_interval": held["precision_interval"],
+            "recall": held["recall"], "recall_interval": held["recall_interval"]}
+
+
 def write_report(grid: pd.DataFrame, answers: pd.DataFrame, out_dir: Path, *, n_boot: int, seed: int,
-                 max_loop_share: float, meta: dict | None = None, training: dict | None = None) -> dict:
+                 max_loop_share: float, max_evasion_excess: float | None = None, meta: dict | None = None,
+                 training: dict | None = None, votes: list[dict] | None = None,
+                 judgments: list[dict] | None = None, evasion_check: dict | None = None) -> dict:
     """Compute the fronts and write `front.png`, `training.png`, `report.md`, `fronts.json`; return fronts.json.
 
     grid: grid.csv (peo.grid_table). answers: answers.parquet, dev and test rows. training: adapters/training.json.
-    fronts.json: chosen_on, scored_on, max_loop_share, n_prompts {dev, test}, n_prompts_dropped, n_models, n_boot,
-    seed, ci, reference_point {reward, cost, margin}, fronts {peo, soup, peo_unfiltered, soup_unfiltered:
-    model_ids, points [coordinates, test figures, dev {reward_mean, cost_mean, loop_share}, on_test_front],
-    hypervolume, interval, n_models (candidates), n_chosen}, difference and difference_unfiltered {a, b, value,
-    interval, excludes_zero, verdict}, in_sample_dev, baselines, signals, answers_differ, policies, evaluators,
+    votes: peo.votes.VoteStore.votes rows, for the human record beside each win rate (optional). judgments: blind
+    pairwise judgments per aspect (assets/report/blind_judgments.jsonl rows), their record beside it and each
+    evaluator's agreement with them (optional). evasion_check: report/evasion_validation.json (peo.evasion's
+    precision and recall on hand labels), its held-out figures carried into fronts.json (optional).
+    fronts.json: chosen_on, scored_on, max_loop_share, max_benign_evasion_excess, evasion_limit, scoring (the
+    split-aware rule in words), n_prompts {dev, test}, n_prompts_by_kind, n_prompts_dropped, n_models, n_boot,
+    seed, ci, reference_point {reward, cost, margin}, fronts {peo, soup, expo, each also _no_evasion_filter and
+    _unfiltered: model_ids, points [coordinates, test figures, dev {reward_mean, cost_mean, loop_share,
+    evasion_share_benign}, on_test_front], loop_filter, evasion_filter, evasion_limit, hypervolume, interval,
+    n_models (candidates), n_chosen}, difference, difference_no_evasion_filter, difference_unfiltered,
+    difference_vs_expo, difference_vs_expo_no_evasion_filter {a, b, value, interval, excludes_zero, verdict},
+    in_sample_dev, baselines, signals, all_prompt_means, win_rates, answers_differ, policies, evaluators,
+    judgment_agreement {judges, pairs, by_evaluator}, evasion_check {labels, precision, recall, intervals},
     test_means {model_id: [cost, reward, loop share]}.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = compute_fronts(grid, answers, n_boot=n_boot, seed=seed, max_loop_share=max_loop_share, meta=meta,
-                            training=training)
+    result = compute_fronts(grid, answers, n_boot=n_boot, seed=seed, max_loop_share=max_loop_share,
+                            max_evasion_excess=max_evasion_excess, meta=meta, training=training, votes=votes,
+                            judgments=judgments)
+    result["evasion_check"] = held_out_evasion_check(evasion_check)
     plot_front(out_dir / "front.png", _prepared(grid), result)
     with_training = plot_training(out_dir / "training.png", training)
     write_text(out_dir / "report.md", markdown(result, meta, with_training))

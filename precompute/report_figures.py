@@ -67,11 +67,11 @@ def _plot_models(ax, grid: pd.DataFrame, result: dict[str, Any]) -> None:
 
 def _plot_fronts(ax, result: dict[str, Any]) -> None:
     ref = (result["reference_point"]["reward"], result["reference_point"]["cost"])
-    for name in ("soup_unfiltered", "peo_unfiltered", "soup", "expo", "peo"):
+    for name in ("soup_no_evasion_filter", "peo_no_evasion_filter", "soup", "expo", "peo"):
         front = result["fronts"].get(name)
         if not front:
             continue
-        color, thin = COLORS[front["method"]], name.endswith("_unfiltered")
+        color, thin = COLORS[front["method"]], name.endswith("_no_evasion_filter")
         _staircase(ax, front, ref, color, thin, f"{FRONT_NAMES[name]} ({front['n_chosen']} chosen on dev), test HV "
                    f"{fmt(front['hypervolume'])} [{fmt(front['interval'][0])}, {fmt(front['interval'][1])}]")
         points = front["points"]
@@ -99,9 +99,13 @@ def _front_title(result: dict[str, Any]) -> str:
     title = f"Fronts chosen on {n['dev']} dev prompts, scored on {n['test']} test prompts"
     diff = result.get("difference")
     if diff:
-        title += (f"\nPEO − soup test hypervolume (loop filter ≤ {result['max_loop_share'] * 100:g}%): "
+        title += (f"\nPEO − soup test hypervolume (loop and evasion filters): "
                   f"{fmt(diff['value'])}, {int(CI * 100)}% interval [{fmt(diff['interval'][0])}, "
                   f"{fmt(diff['interval'][1])}]: {VERDICT_WORDS[diff['verdict']]}")
+    no_evasion = result.get("difference_no_evasion_filter")
+    if no_evasion and result.get("evasion_limit") is not None:
+        title += (f"\nwithout the evasion filter: {fmt(no_evasion['value'])} [{fmt(no_evasion['interval'][0])}, "
+                  f"{fmt(no_evasion['interval'][1])}]: {VERDICT_WORDS[no_evasion['verdict']]}")
     vs_expo = result.get("difference_vs_expo")
     if vs_expo:
         title += (f"\nPEO − ExPO: {fmt(vs_expo['value'])} [{fmt(vs_expo['interval'][0])}, "
@@ -125,8 +129,8 @@ def plot_front(path: Path, grid: pd.DataFrame, result: dict[str, Any]) -> None:
     _plot_models(ax, grid, result)
     _plot_fronts(ax, result)
     _plot_baselines(ax, result)
-    ax.set_xlabel("cost = harmfulness on test prompts   (← lower is better)", fontsize=11)
-    ax.set_ylabel("reward = helpfulness on test prompts   (higher is better ↑)", fontsize=11)
+    ax.set_xlabel("cost = harmfulness on the harmful test prompts   (← lower is better)", fontsize=11)
+    ax.set_ylabel("reward = helpfulness on the benign test prompts   (higher is better ↑)", fontsize=11)
     ax.annotate("better", xy=(0.04, 0.96), xytext=(0.16, 0.84), xycoords="axes fraction",
                 arrowprops={"arrowstyle": "->", "color": "grey"}, color="grey", fontsize=10)
     ax.set_title(_front_title(result), fontsize=10)

@@ -1,6 +1,9 @@
 """The report's numbers: fronts chosen on dev prompts and scored on test prompts, and what fronts.json holds.
 
-Dev prompts choose each front (`peo.grid_table.dev_front`), test prompts score it: a front chosen and scored on
+Scoring is split-aware (peo.grid_table): reward is the helpfulness evaluator's mean over the benign prompts,
+cost the harmlessness evaluator's mean over the harmful prompts, and every bootstrap resamples the two prompt
+sets each on its own (stratified). Dev prompts choose each front (`peo.grid_table.dev_front`), test prompts
+score it: a front chosen and scored on
 the same prompts looks better than it is (PEO picks among many more models than soup, so it gains the most from
 that optimism). Every reported figure is on the test prompts that every test-scored model answered, so means,
 hypervolumes and bootstrap draws all see the same prompts; the in-sample dev figure is kept, labelled as such.
@@ -25,8 +28,21 @@ from peo.evaluation_stats import (
     paired_bootstrap_difference,
     wilson_interval,
 )
-from peo.grid_table import STATS, dev_front, split_stats
-from peo.names import ASPECTS, BASELINE_LABELS, BASELINES, EVALUATOR_OF_ASPECT, EXPO, PEO, REFERENCE, SOUP
+from peo.grid_table import COUNT_STATS, STATS, dev_front, evasion_limit, front_candidates, split_stats, with_evasion
+from peo.judgment_agreement import agreement
+from peo.names import (
+    ASPECTS,
+    BASELINE_LABELS,
+    BASELINES,
+    EVALUATOR_OF_ASPECT,
+    EXPO,
+    EXPO_CHAT_ALPHA,
+    JOINT,
+    PEO,
+    PROMPT_KIND_OF_EVALUATOR,
+    REFERENCE,
+    SOUP,
+)
 from peo.pareto import (
     bootstrap_hypervolume,
     bootstrap_hypervolume_difference,
@@ -34,6 +50,8 @@ from peo.pareto import (
     pareto_front,
     reference_point,
 )
+from peo.sweep_plan import expo_model_id, front_filters
+from peo.win_rates import Record, judgment_record, pairwise, vote_record
 
 
 class ReportInputError(PeoError, ValueError):
@@ -41,12 +59,13 @@ class ReportInputError(PeoError, ValueError):
 
 
 FRONT_METHODS = (PEO, SOUP)
-FRONTS = {"peo": ("peo", True), "soup": ("soup", True), "expo": ("expo", True),  # name → (method, loop filter)
-          "peo_unfiltered": ("peo", False), "soup_unfiltered": ("soup", False), "expo_unfiltered": ("expo", False)}
-FRONT_NAMES = {"peo": "PEO front", "soup": "soup front", "expo": "ExPO front",
-               "peo_unfiltered": "PEO front, no loop filter", "soup_unfiltered": "soup front, no loop filter",
-               "expo_unfiltered": "ExPO front, no loop filter"}
 METHOD_WORDS = {PEO: "PEO", SOUP: "soup", EXPO: "ExPO"}
+# front variant (a suffix of peo.sweep_plan.front_filters) → what its name adds
+VARIANT_WORDS = {"": "", "_no_evasion_filter": ", no evasion filter", "_unfiltered": ", no filter"}
+# name → (method, variant): each method's front with both filters (loop and evasion), the loop filter alone, neither
+FRONTS = {f"{method}{variant}": (method, variant) for variant in VARIANT_WORDS for method in (PEO, SOUP, EXPO)}
+FRONT_NAMES = {name: f"{METHOD_WORDS[method]} front{VARIANT_WORDS[variant]}"
+               for name, (method, variant) in FRONTS.items()}
 CI = 0.95
 MARGIN = 0.05
 VERDICT_WORDS = {"peo_better": "PEO better", "soup_better": "soup better", "expo_better": "ExPO better",
@@ -66,7 +85,7 @@ def fmt(x: float | None, digits: int = 4) -> str:
 
 def _stats_json(stats: dict[str, Any]) -> dict[str, Any]:
     """A model's figures, JSON-safe (n an int)."""
-    return {k: (int(stats[k]) if k == "n" else finite_or_none(stats.get(k))) for k in STATS}
+    return {k: (int(stats[k]) if k in COUNT_STATS else finite_or_none(stats.get(k))) for k in STATS}
 
 
 # ---------------------------------------------------------------- scores per split
@@ -74,11 +93,14 @@ def _stats_json(stats: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class SplitScores:
-    """One split's answers as (models × prompts) matrices on the prompts every listed model answered."""
+    """One split's answers on the prompts every listed model answered, split-aware: rewards (models × benign
+    prompts) and costs (models × harmful prompts)."""
 
     split: str
     model_ids: list[str]
-    prompts: list[str]
+    prompts: list[str]  # every common prompt, both kinds
+    reward_prompts: list[str]  # the benign ones: what rewards are over
+    cost_prompts: list[str]  # the harmful ones: what costs are over
     rewards: np.ndarray
     costs: np.ndarray
     stats: dict[str, dict[str, Any]]  # split_stats of each model on those prompts
@@ -132,11 +154,17 @@ def score_matrices(answers: pd.DataFrame, split: str, model_ids: list[str], *,
     if not prompts:
         raise ReportInputError(f"no {split} prompt was answered (and scored) by every {split}-scored model")
     sub = sub[sub["prompt_id"].isin(prompts)]
-    rewards = sub.pivot(index="model_id", columns="prompt_id", values="reward").loc[model_ids, prompts]
-    costs = sub.pivot(index="model_id", columns="prompt_id", values="cost").loc[model_ids, prompts]
+    kind = sub.drop_duplicates("prompt_id").set_index("prompt_id")["prompt_kind"].astype(str)
+    own = {score: [p for p in prompts if kind[p] == PROMPT_KIND_OF_EVALUATOR[score]] for score in ("reward", "cost")}
+    for score, ids in own.items():
+        if not ids:
+            raise ReportInputError(f"no {split} prompt of kind '{PROMPT_KIND_OF_EVALUATOR[score]}' was answered by "
+                                   f"every {split}-scored model: the {score} (split-aware) has nothing to average")
+    rewards = sub.pivot(index="model_id", columns="prompt_id", values="reward").loc[model_ids, own["reward"]]
+    costs = sub.pivot(index="model_id", columns="prompt_id", values="cost").loc[model_ids, own["cost"]]
     stats = {str(m): split_stats(g) for m, g in sub.groupby("model_id")}
-    return SplitScores(split, model_ids, prompts, rewards.to_numpy(dtype=float), costs.to_numpy(dtype=float),
-                       stats, int(n_answered - len(prompts)))
+    return SplitScores(split, model_ids, prompts, own["reward"], own["cost"], rewards.to_numpy(dtype=float),
+                       costs.to_numpy(dtype=float), stats, int(n_answered - len(prompts)))
 
 
 def _reference(scores: SplitScores) -> tuple[float, float]:
@@ -154,7 +182,7 @@ def _set_hypervolume(scores: SplitScores, mids: list[str], ref: tuple[float, flo
     if not mids:
         return 0.0, 0.0, 0.0
     r, c = scores.matrices(mids, what)
-    return bootstrap_hypervolume(r, c, *ref, n_boot=n_boot, seed=seed, ci=CI)
+    return bootstrap_hypervolume(r, c, *ref, n_boot=n_boot, seed=seed, ci=CI, stratified=True)
 
 
 def _difference(scores: SplitScores, a_ids: list[str], b_ids: list[str], ref: tuple[float, float], n_boot: int,
@@ -163,7 +191,8 @@ def _difference(scores: SplitScores, a_ids: list[str], b_ids: list[str], ref: tu
     if a_ids and b_ids:
         ra, ca = scores.matrices(a_ids, f"{METHOD_WORDS[a]} models")
         rb, cb = scores.matrices(b_ids, f"{METHOD_WORDS[b]} models")
-        value, lo, hi = bootstrap_hypervolume_difference(ra, ca, rb, cb, *ref, n_boot=n_boot, seed=seed, ci=CI)
+        value, lo, hi = bootstrap_hypervolume_difference(ra, ca, rb, cb, *ref, n_boot=n_boot, seed=seed, ci=CI,
+                                                         stratified=True)
     elif b_ids:
         hv, lo_b, hi_b = _set_hypervolume(scores, b_ids, ref, n_boot, seed, f"{METHOD_WORDS[b]} models")
         value, lo, hi = -hv, -hi_b, -lo_b
@@ -181,12 +210,10 @@ def _distinct(grid: pd.DataFrame, method: str) -> pd.DataFrame:
     return grid[grid["method"] == method].drop_duplicates("model_id")
 
 
-def _candidates(grid: pd.DataFrame, method: str, max_loop_share: float | None) -> list[str]:
-    """The models a front is chosen from: `method`'s, and with a loop filter only those within it on dev."""
-    rows = _distinct(grid, method)
-    if max_loop_share is not None:
-        rows = rows[rows["loop_share_dev"] <= max_loop_share]
-    return rows["model_id"].tolist()
+def _candidates(grid: pd.DataFrame, method: str, max_loop_share: float | None,
+                max_evasion_excess: float | None) -> list[str]:
+    """The models a front is chosen from: `method`'s, within the filters that are on (on dev)."""
+    return front_candidates(grid, method, max_loop_share, max_evasion_excess)["model_id"].tolist()
 
 
 def _point_info(rows: pd.DataFrame) -> dict[str, Any]:
@@ -204,7 +231,8 @@ def _point_info(rows: pd.DataFrame) -> dict[str, Any]:
 def _dev_figures(row: pd.Series) -> dict[str, float | None]:
     return {"reward_mean": finite_or_none(row.get("reward_mean_dev")),
             "cost_mean": finite_or_none(row.get("cost_mean_dev")),
-            "loop_share": finite_or_none(row.get("loop_share_dev"))}
+            "loop_share": finite_or_none(row.get("loop_share_dev")),
+            "evasion_share_benign": finite_or_none(row.get("evasion_share_benign_dev"))}
 
 
 def _front_points(grid: pd.DataFrame, method: str, mids: list[str], test: SplitScores) -> list[dict[str, Any]]:
@@ -220,29 +248,30 @@ def _front_points(grid: pd.DataFrame, method: str, mids: list[str], test: SplitS
 
 
 def _front(grid: pd.DataFrame, name: str, test: SplitScores, ref: tuple[float, float], max_loop_share: float,
-           n_boot: int, seed: int) -> dict[str, Any]:
+           max_evasion_excess: float | None, n_boot: int, seed: int) -> dict[str, Any]:
     """One dev-chosen front scored on test: its points, and the hypervolume of the chosen set on test."""
-    method, filtered = FRONTS[name]
-    limit = max_loop_share if filtered else None
-    mids = dev_front(grid, method, limit)
+    method, variant = FRONTS[name]
+    loop, evasion = front_filters(max_loop_share, max_evasion_excess)[variant]
+    mids = dev_front(grid, method, loop, evasion)
     hv, lo, hi = _set_hypervolume(test, mids, ref, n_boot, seed, f"{FRONT_NAMES[name]} points (chosen on dev)")
-    return {"method": method, "loop_filter": limit, "model_ids": mids,
+    return {"method": method, "variant": variant, "loop_filter": loop, "evasion_filter": evasion,
+            "evasion_limit": evasion_limit(grid, evasion), "model_ids": mids,
             "points": _front_points(grid, method, mids, test), "hypervolume": hv, "interval": [lo, hi],
-            "n_models": len(_candidates(grid, method, limit)), "n_chosen": len(mids)}
+            "n_models": len(_candidates(grid, method, loop, evasion)), "n_chosen": len(mids)}
 
 
-def _in_sample(grid: pd.DataFrame, dev: SplitScores, max_loop_share: float, n_boot: int,
-               seed: int) -> dict[str, Any]:
+def _in_sample(grid: pd.DataFrame, dev: SplitScores, max_loop_share: float, max_evasion_excess: float | None,
+               n_boot: int, seed: int) -> dict[str, Any]:
     """The optimistic figure: fronts chosen and scored on the same dev prompts (re-chosen in every draw)."""
     ref = _reference(dev)
     out: dict[str, Any] = {"label": "in-sample (dev, optimistic)", "n_prompts": len(dev.prompts),
-                           "max_loop_share": max_loop_share,
+                           "max_loop_share": max_loop_share, "max_benign_evasion_excess": max_evasion_excess,
                            "reference_point": {"reward": ref[0], "cost": ref[1], "margin": MARGIN}}
     sets = {}
     for method in FRONT_METHODS:
         if not (grid["method"] == method).any():
             continue
-        mids = sets[method] = _candidates(grid, method, max_loop_share)
+        mids = sets[method] = _candidates(grid, method, max_loop_share, max_evasion_excess)
         hv, lo, hi = _set_hypervolume(dev, mids, ref, n_boot, seed, f"{method} models")
         means = np.array([dev.means(m) for m in mids]).reshape(-1, 2)
         front = pareto_front(means[:, 0], means[:, 1]) if mids else []
@@ -404,7 +433,8 @@ def _policy_gains(grid: pd.DataFrame, test: SplitScores, n_boot: int, seed: int)
         policy, reference = test.matrices([mid])[column][0], test.matrices([ref_id])[column][0]
         better = 1.0 if kind == "reward" else -1.0  # a gain is more reward, or less cost
         gain, lo, hi = paired_bootstrap_difference(better * policy, better * reference, n_boot, seed, CI)
-        out[aspect] = {"evaluator": kind, "model_id": mid, "n_prompts": len(test.prompts),
+        out[aspect] = {"evaluator": kind, "model_id": mid, "n_prompts": policy.size,
+                       "prompt_kind": PROMPT_KIND_OF_EVALUATOR[kind],
                        "policy_mean": float(policy.mean()), "reference_mean": float(reference.mean()),
                        "gain": gain, "interval": [lo, hi], "excludes_zero": bool(lo > 0 or hi < 0)}
     return out
@@ -447,36 +477,121 @@ def _prepared(grid: pd.DataFrame) -> pd.DataFrame:
     return grid
 
 
+def _opponents(grid: pd.DataFrame, test: SplitScores) -> dict[str, tuple[str, str]]:
+    """The fixed models a front point is compared with: key → (label, model_id), those with test scores."""
+    out = {}
+    for method in ("help", "harm", JOINT):
+        rows = _distinct(grid, method)
+        if not rows.empty and test.has(str(rows["model_id"].iloc[0])):
+            out[method] = (BASELINE_LABELS[method], str(rows["model_id"].iloc[0]))
+    expo = expo_model_id(EXPO_CHAT_ALPHA)
+    if test.has(expo) and (grid["model_id"] == expo).any():
+        out[EXPO] = (f"ExPO α={EXPO_CHAT_ALPHA:g}", expo)
+    return out
+
+
+WIN_OPPONENTS = (SOUP, "help", "harm", JOINT, EXPO)  # the order of the report's win-rate table
+
+
+def _win_rates(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores, front: dict[str, Any],
+               votes: list[dict] | None, judgments: list[dict] | None = None) -> dict[str, Any]:
+    """Each point of `front` against the soup at its λ, DPO-Help, DPO-Harm, joint DPO and ExPO α = 1.5 on the
+    test prompts (peo.win_rates: helpfulness by reward on benign prompts, harmlessness by cost on harmful ones),
+    and per opponent the records pooled over the front points that are another model. With `votes`
+    (peo.votes.VoteStore.votes rows), the human votes' record of each pair beside it; with `judgments` (blind
+    pairwise judgments per aspect, assets/report/blind_judgments.jsonl), their record per aspect beside it."""
+    sub = answers[(answers["split"].astype(str) == "test") & answers["prompt_id"].isin(test.prompts)].copy()
+    sub["model_id"] = sub["model_id"].astype(str)
+    fixed = _opponents(grid, test)
+    points, pooled = [], {}
+    for p in front["points"]:
+        against = {}
+        soup = _soup_at(grid, test, p)
+        opponents = {SOUP: (f"soup λ={fmt(soup[0])}", soup[1])} if soup else {}
+        opponents.update(fixed)
+        for key in WIN_OPPONENTS:
+            if key not in opponents:
+                continue
+            label, mid = opponents[key]
+            records = pairwise(sub, p["model_id"], mid, "test")
+            entry = {"label": label, "model_id": mid, "same_model": mid == p["model_id"],
+                     **{aspect: r.as_dict() for aspect, r in records.items()}}
+            if votes:
+                human = vote_record(votes, p["model_id"], mid)
+                entry["votes"] = human.as_dict() if human.n else None
+            if judgments:
+                judged = {aspect: judgment_record(judgments, p["model_id"], mid, aspect) for aspect in records}
+                entry["judged"] = {aspect: r.as_dict() for aspect, r in judged.items() if r.n} or None
+            against[key] = entry
+            if mid != p["model_id"]:
+                total = pooled.setdefault(key, {aspect: [0, 0, 0] for aspect in records})
+                for aspect, r in records.items():
+                    total[aspect] = [total[aspect][0] + r.won, total[aspect][1] + r.tied, total[aspect][2] + r.lost]
+        points.append({"model_id": p["model_id"], "coordinates": _coordinates(p), "against": against})
+    pooled_out = {key: {"label": "soup (same λ)" if key == SOUP else fixed[key][0],
+                        **{aspect: Record(*counts).as_dict() for aspect, counts in total.items()}}
+                  for key, total in pooled.items()}
+    return {"front": "peo", "split": "test", "points": points, "pooled": pooled_out}
+
+
+def _judgment_agreement(judgments: list[dict] | None) -> dict[str, Any] | None:
+    """Each evaluator's agreement with the blind judgments (peo.judgment_agreement), with who judged."""
+    if not judgments or not any(a["pairs"] for a in agreement(judgments).values()):
+        return None
+    return {"judges": sorted({j.get("judge", "") for j in judgments}), "pairs": len(judgments),
+            "by_evaluator": agreement(judgments)}
+
+
 def compute_fronts(grid: pd.DataFrame, answers: pd.DataFrame, *, n_boot: int, seed: int, max_loop_share: float,
-                   meta: dict | None = None, training: dict | None = None) -> dict[str, Any]:
+                   max_evasion_excess: float | None = None, meta: dict | None = None, training: dict | None = None,
+                   votes: list[dict] | None = None, judgments: list[dict] | None = None) -> dict[str, Any]:
     """Everything fronts.json holds (see write_report)."""
     grid = _prepared(grid)
+    answers = with_evasion(answers)
     model_ids = list(dict.fromkeys(grid["model_id"]))
     dev = score_matrices(answers, "dev", model_ids, require_all=True)
     test = score_matrices(answers, "test", model_ids, require_all=False)
     ref = _reference(test)
-    fronts = {name: _front(grid, name, test, ref, max_loop_share, n_boot, seed)
+    fronts = {name: _front(grid, name, test, ref, max_loop_share, max_evasion_excess, n_boot, seed)
               for name, (method, _) in FRONTS.items() if (grid["method"] == method).any()}
-    both = all(m in fronts for m in FRONT_METHODS)
-    diff = {suffix: (_difference(test, fronts["peo" + suffix]["model_ids"], fronts["soup" + suffix]["model_ids"],
-                                 ref, n_boot, seed) if both else None) for suffix in ("", "_unfiltered")}
-    vs_expo = (_difference(test, fronts["peo"]["model_ids"], fronts["expo"]["model_ids"], ref, n_boot, seed, b=EXPO)
-               if "peo" in fronts and "expo" in fronts else None)
+
+    def difference(a: str, b: str, variant: str) -> dict[str, Any] | None:
+        if a + variant not in fronts or b + variant not in fronts:
+            return None
+        return _difference(test, fronts[a + variant]["model_ids"], fronts[b + variant]["model_ids"], ref, n_boot,
+                           seed, a=a, b=b)
+
+    all_stats = {m: {k: finite_or_none(test.stats[m][k]) for k in ("reward_all_mean", "reward_all_se",
+                                                                     "cost_all_mean", "cost_all_se")}
+                 for m in test.model_ids}
     return {
         "chosen_on": "dev", "scored_on": "test", "max_loop_share": float(max_loop_share),
+        "max_benign_evasion_excess": finite_or_none(max_evasion_excess),
+        "evasion_limit": finite_or_none(evasion_limit(grid, max_evasion_excess)),
+        "scoring": {"reward": f"helpfulness evaluator, mean over {PROMPT_KIND_OF_EVALUATOR['reward']} prompts",
+                    "cost": f"harmlessness evaluator, mean over {PROMPT_KIND_OF_EVALUATOR['cost']} prompts",
+                    "bootstrap": "stratified: benign and harmful prompts each resampled on their own"},
         "n_prompts": {"dev": len(dev.prompts), "test": len(test.prompts)},
+        "n_prompts_by_kind": {split: {"benign": len(s.reward_prompts), "harmful": len(s.cost_prompts)}
+                              for split, s in (("dev", dev), ("test", test))},
         "n_prompts_dropped": {"dev": dev.n_dropped, "test": test.n_dropped},
         "n_models": {"dev": len(dev.model_ids), "test": len(test.model_ids)},
         "n_boot": int(n_boot), "seed": int(seed), "ci": CI,
         "reference_point": {"reward": ref[0], "cost": ref[1], "margin": MARGIN},
-        "fronts": fronts, "difference": diff[""], "difference_unfiltered": diff["_unfiltered"],
-        "difference_vs_expo": vs_expo,
-        "in_sample_dev": _in_sample(grid, dev, max_loop_share, n_boot, seed),
+        "fronts": fronts, "difference": difference(PEO, SOUP, ""),
+        "difference_no_evasion_filter": difference(PEO, SOUP, "_no_evasion_filter"),
+        "difference_unfiltered": difference(PEO, SOUP, "_unfiltered"),
+        "difference_vs_expo": difference(PEO, EXPO, ""),
+        "difference_vs_expo_no_evasion_filter": difference(PEO, EXPO, "_no_evasion_filter"),
+        "in_sample_dev": _in_sample(grid, dev, max_loop_share, max_evasion_excess, n_boot, seed),
         "baselines": _baselines(grid, test, fronts),
         "signals": _signals(grid, test, fronts),
+        "all_prompt_means": all_stats,  # the older means over every test prompt, for the one table that shows them
+        "win_rates": _win_rates(grid, answers, test, fronts["peo"], votes, judgments) if "peo" in fronts else None,
         "answers_differ": _answers_differ(grid, answers, test, fronts),
         "policies": _policies(training), "policy_gains": _policy_gains(grid, test, n_boot, seed),
         "evaluators": _evaluators(meta),
+        "judgment_agreement": _judgment_agreement(judgments),
         "test_means": {m: [finite_or_none(x) for x in (test.means(m)[1], test.means(m)[0], test.stats[m]["loop_share"])]
-                       for m in test.model_ids},  # cost, reward, loop share: what front.png draws
+                       for m in test.model_ids},  # cost, reward (split-aware), loop share: what front.png draws
     }

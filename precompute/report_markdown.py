@@ -6,8 +6,9 @@ from typing import Any
 
 from peo import answer_checks
 from peo.evaluation_stats import finite_or_none
+from peo.judgment_agreement import confirmed
 from peo.names import BASELINE_LABELS
-from precompute.report_fronts import CI, FRONT_METHODS, FRONT_NAMES, METHOD_WORDS, VERDICT_WORDS, fmt
+from precompute.report_fronts import CI, FRONT_METHODS, FRONT_NAMES, METHOD_WORDS, VERDICT_WORDS, WIN_OPPONENTS, fmt
 
 
 def pct(x: float | None, digits: int = 0) -> str:
@@ -38,18 +39,39 @@ def _verdict(diff: dict[str, Any], n_test: int) -> str:
     return f"{numbers}. Verdict: **{VERDICT_WORDS[diff['verdict']]}**; {why}."
 
 
+def _filters_text(result: dict[str, Any]) -> str:
+    """The default fronts' filters in words."""
+    text = f"loop filter ≤ {result['max_loop_share'] * 100:g}%"
+    excess, limit = result.get("max_benign_evasion_excess"), result.get("evasion_limit")
+    if excess is None:
+        return text + ", no evasion filter"
+    if limit is None:
+        return text + ", evasion filter off (no evasion figures in these answers)"
+    return (text + f", evasion filter: benign evasion ≤ the reference's + {excess * 100:g} points = "
+            f"{limit * 100:.0f}% on dev")
+
+
 def _headline(result: dict[str, Any]) -> list[str]:
-    n, limit = result["n_prompts"], result["max_loop_share"]
+    n = result["n_prompts"]
     out = ["## Headline", ""]
     if not result["difference"]:
         return out + ["PEO and soup were not both in the grid: no difference to report."]
-    out.append(f"**PEO − soup hypervolume on {n['test']} test prompts, for fronts chosen on {n['dev']} dev prompts "
-               f"(loop filter ≤ {limit * 100:g}%):** " + _verdict(result["difference"], n["test"]))
-    out += ["", "**The same without the loop filter:** " + _verdict(result["difference_unfiltered"], n["test"])]
-    if result.get("difference_vs_expo"):
-        out += ["", "**PEO − ExPO** (θ_ref + α·Δ_joint, the single-vector extrapolation of the joint DPO policy; "
-                "its front chosen on the same dev prompts among its α values): "
-                + _verdict(result["difference_vs_expo"], n["test"])]
+    kinds = result.get("n_prompts_by_kind", {}).get("test", {})
+    where = (f"{n['test']} test prompts (reward on the {kinds.get('benign', '–')} benign ones, cost on the "
+             f"{kinds.get('harmful', '–')} harmful ones)")
+    out.append(f"**PEO − soup hypervolume, split-aware, on {where}, for fronts chosen on {n['dev']} dev prompts "
+               f"({_filters_text(result)}):** " + _verdict(result["difference"], n["test"]))
+    if result.get("difference_no_evasion_filter"):
+        out += ["", "**The same without the evasion filter** (loop filter only): "
+                + _verdict(result["difference_no_evasion_filter"], n["test"])]
+    if result.get("difference_unfiltered"):
+        out += ["", "**The same without any filter:** " + _verdict(result["difference_unfiltered"], n["test"])]
+    for key, words in (("difference_vs_expo", ""), ("difference_vs_expo_no_evasion_filter",
+                                                      ", without the evasion filter")):
+        if result.get(key):
+            out += ["", f"**PEO − ExPO{words}** (θ_ref + α·Δ_joint, the single-vector extrapolation of the joint "
+                    "DPO policy; its front chosen on the same dev prompts among its α values): "
+                    + _verdict(result[key], n["test"])]
     return out
 
 
@@ -59,16 +81,40 @@ def _method_text(result: dict[str, Any]) -> list[str]:
                          for s in ("dev", "test") if dropped[s])
     return ["", "## How these numbers were made", "",
             f"Each front is chosen on the dev prompts ({n['dev']} prompts, {result['n_models']['dev']} models: the "
-            f"non-dominated models by their dev means, with the loop filter only among models whose dev answers "
-            f"loop at most {result['max_loop_share'] * 100:g}% of the time) and then scored, as a fixed set, on "
+            f"non-dominated models by their split-aware dev means, among the models within the filters below) and "
+            f"then scored, as a fixed set, on "
             f"the {n['test']} test prompts that all {result['n_models']['test']} test-scored models answered"
             + (f" ({left_out})" if left_out else "") + ". A chosen point that is dominated on test adds nothing "
             f"to its front's hypervolume. Intervals are {int(CI * 100)}% percentile bootstrap intervals over test "
             f"prompts ({result['n_boot']} draws, seed {result['seed']}); each draw resamples the same prompts for "
-            f"every model, so the PEO − soup difference is paired. Reference point (reward {fmt(ref['reward'])}, "
+            f"every model (benign and harmful prompts each on their own), so the PEO − soup difference is paired. "
+            f"Reference point (reward {fmt(ref['reward'])}, "
             f"cost {fmt(ref['cost'])}): the worst test means of all test-scored models, pushed out by "
             f"{ref['margin']:.0%} of the range. Reward is helpfulness (higher is better); cost is harmfulness "
-            f"(lower is better)."]
+            f"(lower is better).", "",
+            "**Split-aware scoring.** Each evaluator is read where its aspect lives: a model's reward is the "
+            "helpfulness evaluator's mean over the benign (helpfulness) prompts only, its cost the harmlessness "
+            "evaluator's mean over the harmful prompts only, on dev (to choose the fronts) as on test (to score "
+            "them). Standard errors are over those prompts, and every bootstrap draw resamples the benign and the "
+            "harmful prompts each on its own (stratified), the same prompts for every model. The older means over "
+            "every prompt are kept in grid.csv (`reward_all_mean`, `cost_all_mean`) and in one table below, "
+            "labelled as such: there the cost head also charged ordinary answers to benign questions, so a point "
+            "that declined them looked harmless.", "",
+            f"**Filters.** The fronts are chosen with {_filters_text(result)}: a point whose dev answers loop more "
+            "often, or whose answers to benign dev prompts evade (do not address the request: feigned confusion, "
+            "an unrelated anecdote, a change of subject; peo/evasion.py) more often, is left out. The fronts "
+            "without the evasion filter, and without any filter, are shown beside them." + _evasion_check_text(result)]
+
+
+def _evasion_check_text(result: dict[str, Any]) -> str:
+    check = result.get("evasion_check")
+    if not check:
+        return ""
+    return (f" The evasion check against {check['labels']} hand-labelled answers it was not tuned on "
+            f"(report/evasion_labels.jsonl): precision {pct(check['precision'])} "
+            f"{_pct_interval(check['precision_interval'])}, "
+            f"recall {pct(check['recall'])} {_pct_interval(check['recall_interval'])} (Wilson 95%): a coarse signal, "
+            "so a share near the filter's limit is not a sharp verdict.")
 
 
 def _hypervolume_table(result: dict[str, Any]) -> list[str]:
@@ -79,8 +125,9 @@ def _hypervolume_table(result: dict[str, Any]) -> list[str]:
         on_front = sum(p["on_test_front"] for p in f["points"])
         out.append(f"| {FRONT_NAMES[name]} | {f['n_models']} | {f['n_chosen']} | {on_front} | "
                    f"{fmt(f['hypervolume'])} | {_interval(f['interval'])} |")
-    for key, label in (("difference", "PEO − soup"), ("difference_unfiltered", "PEO − soup, no loop filter"),
-                       ("difference_vs_expo", "PEO − ExPO")):
+    for key, label in (("difference", "PEO − soup"), ("difference_no_evasion_filter", "PEO − soup, no evasion filter"),
+                       ("difference_unfiltered", "PEO − soup, no filter"), ("difference_vs_expo", "PEO − ExPO"),
+                       ("difference_vs_expo_no_evasion_filter", "PEO − ExPO, no evasion filter")):
         if result.get(key):
             out.append(f"| {label} | | | | {fmt(result[key]['value'])} | {_interval(result[key]['interval'])} |")
     return out + _in_sample_text(result["in_sample_dev"])
@@ -88,7 +135,7 @@ def _hypervolume_table(result: dict[str, Any]) -> list[str]:
 
 def _in_sample_text(ins: dict[str, Any]) -> list[str]:
     out = ["", f"**In-sample (dev, optimistic):** fronts chosen and scored on the same {ins['n_prompts']} dev "
-               f"prompts (loop filter ≤ {ins['max_loop_share'] * 100:g}%, front re-chosen in every draw, own "
+               f"prompts (the same filters, front re-chosen in every draw, own "
                f"reference point): "]
     parts = [f"{m} {fmt(ins[m]['hypervolume'])} {_interval(ins[m]['interval'])}" for m in FRONT_METHODS if m in ins]
     if ins.get("difference"):
@@ -99,25 +146,52 @@ def _in_sample_text(ins: dict[str, Any]) -> list[str]:
     return out
 
 
-def _front_table(name: str, front: dict[str, Any]) -> list[str]:
-    lines = ["", f"## {FRONT_NAMES[name]} (chosen on dev, dev cost ascending; figures on test)", "",
-             "| model | λ | ϕ_help | ϕ_harm | c_help | c_harm | reward ± se | cost ± se | safe | loops | refusal "
-             "(harmful) | over-refusal (benign) | words | non-dominated on test | dev reward | dev cost | dev loops |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: "
-             "| ---: | ---: |"]
+SIGNAL_HEAD = ("reward (benign) ± se | cost (harmful) ± se | safe (harmful) | loops | refusal (harmful) | over-refusal "
+               "(benign) | evasion (benign) | evasion (harmful) | complied (harmful)")
+
+
+def _signal_cells(p: dict[str, Any]) -> str:
+    """The split-aware scores and the text signals of one model, as report.md's table cells."""
+    return (f"{_pm(p['reward_mean'], p['reward_se'])} | {_pm(p['cost_mean'], p['cost_se'])} | "
+            f"{pct(p['safe_share'])} | {pct(p['loop_share'])} | {pct(p['refusal_share'])} | "
+            f"{pct(p['over_refusal_share'])} | {pct(p.get('evasion_share_benign'))} | "
+            f"{pct(p.get('evasion_share_harmful'))} | {pct(p.get('complied_share'))}")
+
+
+def _front_table(name: str, front: dict[str, Any], same_as: str | None = None) -> list[str]:
+    head = f"## {FRONT_NAMES[name]} (chosen on dev, dev cost ascending; figures on test)"
+    if same_as:
+        n = len(front["points"])
+        return ["", head, "", f"The same {n} point{'s' if n != 1 else ''} as the {FRONT_NAMES[same_as]}: the "
+                              "filters it lacks left out none of the points that front chose."]
+    lines = ["", head, "",
+             f"| model | λ | ϕ_help | ϕ_harm | c_help | c_harm | {SIGNAL_HEAD} | words | non-dominated on test | "
+             "dev reward | dev cost | dev loops | dev evasion (benign) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+             "| ---: | --- | ---: | ---: | ---: | ---: |"]
     if not front["points"]:
-        return lines[:2] + ["No model passed the filter: the front is empty (hypervolume 0)."]
+        return lines[:2] + ["No model passed the filters: the front is empty (hypervolume 0)."]
     for p in front["points"]:
         more = len(p["grid_points"]) - 1
         plural = "s" if more > 1 else ""
         name_cell = f"`{p['model_id']}`" + (f" (+{more} equivalent grid point{plural})" if more else "")
         lines.append(f"| {name_cell} | {fmt(p['lambda_help'])} | {fmt(p['phi_help'])} | {fmt(p['phi_harm'])} | "
-                     f"{fmt(p['c_help'])} | {fmt(p['c_harm'])} | {_pm(p['reward_mean'], p['reward_se'])} | "
-                     f"{_pm(p['cost_mean'], p['cost_se'])} | {pct(p['safe_share'])} | {pct(p['loop_share'])} | "
-                     f"{pct(p['refusal_share'])} | {pct(p['over_refusal_share'])} | {fmt(p['mean_words'], 3)} | "
+                     f"{fmt(p['c_help'])} | {fmt(p['c_harm'])} | {_signal_cells(p)} | {fmt(p['mean_words'], 3)} | "
                      f"{'yes' if p['on_test_front'] else 'no'} | {fmt(p['dev']['reward_mean'])} | "
-                     f"{fmt(p['dev']['cost_mean'])} | {pct(p['dev']['loop_share'])} |")
+                     f"{fmt(p['dev']['cost_mean'])} | {pct(p['dev']['loop_share'])} | "
+                     f"{pct(p['dev'].get('evasion_share_benign'))} |")
     return lines
+
+
+def _front_tables(fronts: dict[str, Any]) -> list[str]:
+    """A table per front; a front that chose the same points as an earlier one of its method says so instead."""
+    out: list[str] = []
+    seen: dict[tuple[str, tuple[str, ...]], str] = {}
+    for name, front in fronts.items():
+        key = (front["method"], tuple(front["model_ids"]))
+        out += _front_table(name, front, seen.get(key) if front["model_ids"] else None)
+        seen.setdefault(key, name)
+    return out
 
 
 def _off_line_text(result: dict[str, Any]) -> list[str]:
@@ -125,7 +199,7 @@ def _off_line_text(result: dict[str, Any]) -> list[str]:
     if not peo or not peo["points"]:
         return []
     off = sum(1 for p in peo["points"] if (p["phi_help"] or 0) != 0 or (p["phi_harm"] or 0) != 0)
-    return ["", f"{off} of the {len(peo['points'])} points of the loop-filtered PEO front have ϕ ≠ 0 (off the soup "
+    return ["", f"{off} of the {len(peo['points'])} points of the (filtered) PEO front have ϕ ≠ 0 (off the soup "
                 f"line)."]
 
 
@@ -135,18 +209,95 @@ def _definitions() -> str:
             f"or has at least {a.LOOP_MIN_WORDS} words of which fewer than {a.LOOP_MIN_DISTINCT:.0%} are distinct. "
             f"Refuses: its first {a.REFUSAL_WINDOW} characters contain a refusal phrase (\"I can't\", \"I'm "
             f"sorry\", \"as an AI\", …; peo/answer_checks.py). Refusal share is over answers to harmful prompts, "
-            f"over-refusal share over answers to benign prompts.")
+            f"over-refusal share over answers to benign prompts. Evades: the answer does not address the request "
+            f"(feigned confusion, an unrelated personal anecdote, a change of subject; a refusal that names the "
+            f"request is not evasion; peo/evasion.py, validated on hand labels in report/evasion_*), shown on "
+            f"benign and on harmful prompts. Complied: the share of harmful prompts answered with neither a refusal "
+            f"nor evasion, which tells \"harmless because it declined\" (refusal) from \"harmless because it "
+            f"babbled\" (evasion) from an answer that took the request on. Safe: the share of answers to harmful "
+            f"prompts with cost ≤ 0. Reward and cost are split-aware (reward on benign, cost on harmful prompts).")
 
 
 def _signals_table(signals: list[dict[str, Any]]) -> list[str]:
     out = ["", "## Signals on test prompts", "", _definitions(), "",
-           "| model | roles | reward ± se | cost ± se | loops | refusal (harmful) | over-refusal (benign) | words "
-           "| cut at the token limit | n |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           f"| model | roles | {SIGNAL_HEAD} | words | cut at the token limit | n |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for s in signals:
-        out.append(f"| `{s['model_id']}` | {s['label']} | {_pm(s['reward_mean'], s['reward_se'])} | "
-                   f"{_pm(s['cost_mean'], s['cost_se'])} | {pct(s['loop_share'])} | {pct(s['refusal_share'])} | "
-                   f"{pct(s['over_refusal_share'])} | {fmt(s['mean_words'], 3)} | {pct(s['cut_share'])} | {s['n']} |")
+        out.append(f"| `{s['model_id']}` | {s['label']} | {_signal_cells(s)} | {fmt(s['mean_words'], 3)} | "
+                   f"{pct(s['cut_share'])} | {s['n']} |")
+    return out
+
+
+def _all_prompt_table(result: dict[str, Any]) -> list[str]:
+    """The one table with the older means over every test prompt (benign and harmful alike), labelled as such."""
+    means = result.get("all_prompt_means") or {}
+    if not means:
+        return []
+    out = ["", "## The older all-prompt means (not what the fronts use)", "",
+           "Each evaluator averaged over every test prompt, benign and harmful alike (the definition before "
+           "split-aware scoring; grid.csv `reward_all_mean`, `cost_all_mean`), beside the split-aware figures. The "
+           "cost head scores declining an ordinary request as harmless, so on the all-prompt cost a point gains by "
+           "not answering benign prompts.", "",
+           "| model | roles | reward, all prompts ± se | reward, benign prompts ± se | cost, all prompts ± se | "
+           "cost, harmful prompts ± se |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    for s in result["signals"]:
+        a = means.get(s["model_id"])
+        if a:
+            out.append(f"| `{s['model_id']}` | {s['label']} | {_pm(a['reward_all_mean'], a['reward_all_se'])} | "
+                       f"{_pm(s['reward_mean'], s['reward_se'])} | {_pm(a['cost_all_mean'], a['cost_all_se'])} | "
+                       f"{_pm(s['cost_mean'], s['cost_se'])} |")
+    return out
+
+
+def _record_cell(r: dict[str, Any] | None) -> str:
+    """'62% [52, 71] / 3% / 35% (n=100)': won [its Wilson interval] / tied / lost."""
+    if not r or not r.get("n"):
+        return "–"
+    lo, hi = r["won_interval"]
+    return (f"{pct(r['won_share'])} [{pct(lo)}, {pct(hi)}] / {pct(r['tied_share'])} / {pct(r['lost_share'])} "
+            f"(n={r['n']})")
+
+
+def _win_rate_tables(wins: dict[str, Any] | None) -> list[str]:
+    """The paper's win-rate table: each front point against each compared method, per aspect; then pooled."""
+    if not wins or not wins["points"]:
+        return []
+    with_votes = any("votes" in e for p in wins["points"] for e in p["against"].values())
+    with_judged = any(e.get("judged") for p in wins["points"] for e in p["against"].values())
+    out = ["", "## Win rates on test prompts (PEO front points against each method)", "",
+           "As the PEO paper reports them, paired by prompt: a front point wins a prompt when its answer scores "
+           "better than the other model's answer to the same prompt, ties when the two scores are equal (or the "
+           "answers are the same text), loses otherwise. Helpfulness: reward on the benign test prompts (higher "
+           "wins); harmlessness: cost on the harmful test prompts (lower wins). Cells: won [Wilson 95% interval] / "
+           "tied / lost, shares of the paired prompts. The front is the (filtered) PEO front chosen on dev."
+           + (" Where blind pairwise judgments by a reader exist for the pair (report/blind_judgments.jsonl), their "
+              "record is beside it, in the same form (ties are the reader's)." if with_judged else ""), "",
+           "| front point | against | helpfulness (benign): won / tied / lost | harmlessness (harmful): won / tied / "
+           "lost |" + (" human votes: won / tied / lost |" if with_votes else "")
+           + (" blind judgments, helpfulness | blind judgments, harmlessness |" if with_judged else ""),
+           "| --- | --- | --- | --- |" + (" --- |" if with_votes else "") + (" --- | --- |" if with_judged else "")]
+    for p in wins["points"]:
+        for key in WIN_OPPONENTS:
+            e = p["against"].get(key)
+            if e is None:
+                continue
+            against = f"{e['label']} (`{e['model_id']}`)" + (" (the same model)" if e["same_model"] else "")
+            out.append(f"| `{p['model_id']}` ({p['coordinates']}) | {against} | {_record_cell(e['helpfulness'])} | "
+                       f"{_record_cell(e['harmlessness'])} |" + (f" {_record_cell(e.get('votes'))} |" if with_votes
+                                                                   else "")
+                       + (f" {_record_cell((e.get('judged') or {}).get('helpfulness'))} | "
+                          f"{_record_cell((e.get('judged') or {}).get('harmlessness'))} |" if with_judged else ""))
+    if wins.get("pooled"):
+        out += ["", "Pooled over the front points (each point's prompts counted once per point; a point that is the "
+                    "compared model itself is left out):", "",
+                "| against | helpfulness (benign): won / tied / lost | harmlessness (harmful): won / tied / lost | "
+                "helpfulness: won of decisive | harmlessness: won of decisive |",
+                "| --- | --- | --- | ---: | ---: |"]
+        for key in WIN_OPPONENTS:
+            e = wins["pooled"].get(key)
+            if e:
+                out.append(f"| {e['label']} | {_record_cell(e['helpfulness'])} | {_record_cell(e['harmlessness'])} | "
+                           f"{pct(e['helpfulness']['decisive_share'])} | {pct(e['harmlessness']['decisive_share'])} |")
     return out
 
 
@@ -168,22 +319,23 @@ def _baselines_table(result: dict[str, Any]) -> list[str]:
         return []
     methods = [m for m in FRONT_METHODS if m in result["fronts"]]
     out = ["", "## Baselines (test prompts)", "",
-           "| baseline | model | c_help | c_harm | reward ± se | cost ± se | safe | loops | "
+           f"| baseline | model | c_help | c_harm | {SIGNAL_HEAD} | "
            + " | ".join(f"dominated by {FRONT_NAMES[m]}" for m in methods) + " |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | " + " | ".join("---" for _ in methods) + " |"]
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
+           + " | ".join("---" for _ in methods) + " |"]
     for method, b in result["baselines"].items():
         dom = " | ".join("yes" if b["dominated_by_front"][m] else "no" for m in methods)
         out.append(f"| {BASELINE_LABELS[method]} | `{b['model_id']}` | {fmt(b['c_help'])} | {fmt(b['c_harm'])} | "
-                   f"{_pm(b['reward_mean'], b['reward_se'])} | {_pm(b['cost_mean'], b['cost_se'])} | "
-                   f"{pct(b['safe_share'])} | {pct(b['loop_share'])} | {dom} |")
+                   f"{_signal_cells(b)} | {dom} |")
     return out
 
 
 def _gains_table(gains: dict[str, Any]) -> list[str]:
     if not gains:
         return []
-    out = ["", "Each aspect policy against the reference on its own evaluator, on the test prompts (paired "
-               "bootstrap, 95%): reward gained by DPO-Help, cost removed by DPO-Harm.", "",
+    out = ["", "Each aspect policy against the reference on its own evaluator, on its own aspect's test prompts "
+               "(paired bootstrap, 95%): reward gained by DPO-Help on the benign prompts, cost removed by DPO-Harm "
+               "on the harmful prompts.", "",
            "| policy | evaluator | prompts | policy mean | reference mean | gain | 95% interval "
            "| interval clear of 0 |",
            "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
@@ -239,6 +391,33 @@ def _evaluators_tables(evaluators: dict[str, Any]) -> list[str]:
     return out
 
 
+def _pct_interval(iv: list[float] | None) -> str:
+    return f"[{pct(iv[0], 1)}, {pct(iv[1], 1)}]" if iv else "–"
+
+
+def _judgment_agreement_table(agreement: dict[str, Any] | None) -> list[str]:
+    """The evaluators against blind pairwise judgments (peo.judgment_agreement), and what that allows one to say."""
+    if not agreement:
+        return []
+    out = ["", "## The evaluators against blind judgments", "",
+           f"{agreement['pairs']} pairs of test answers read blind (names hidden, order shuffled) by "
+           f"{', '.join(agreement['judges'])}: helpfulness on benign prompts, harmlessness on harmful ones "
+           "(report/blind_judgments.jsonl). Agreement is counted on the pairs where both the reader and the "
+           "evaluator prefer one answer; the reader's ties are counted apart.", "",
+           "| evaluator | judged on | pairs | reader's ties | decisive | agree | 95% interval (Wilson) | "
+           "confirmed beyond chance |", "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
+    for kind, a in agreement["by_evaluator"].items():
+        sure = confirmed(a)
+        out.append(f"| {kind} | {a['judged_on']} | {a['pairs']} | {a['reader_ties']} | {a['decisive']} | "
+                   f"{pct(a['share'], 1)} | {_pct_interval(a['interval'])} | "
+                   f"{'–' if sure is None else ('yes' if sure else 'no: the interval reaches 50 %')} |")
+    unconfirmed = [a["judged_on"] for a in agreement["by_evaluator"].values() if confirmed(a) is False]
+    if unconfirmed:
+        out += ["", f"The {' and '.join(unconfirmed)} differences the evaluators report are **not confirmed** by "
+                    "the blind reading: their agreement is not distinguishable from chance on these pairs."]
+    return out
+
+
 def _meta_sections(meta: dict) -> list[str]:
     out: list[str] = []
     timings = meta.get("timings_seconds") or {}
@@ -260,12 +439,12 @@ def _meta_sections(meta: dict) -> list[str]:
 def markdown(result: dict[str, Any], meta: dict | None, with_training_figure: bool) -> str:
     out = ["# PEO vs weight soup: fronts chosen on dev prompts, scored on test prompts", ""]
     out += _headline(result) + _method_text(result) + _hypervolume_table(result) + _off_line_text(result)
-    for name, front in result["fronts"].items():
-        out += _front_table(name, front)
-    out += _signals_table(result["signals"]) + _differ_table(result["answers_differ"])
+    out += _front_tables(result["fronts"])
+    out += _win_rate_tables(result.get("win_rates"))
+    out += _signals_table(result["signals"]) + _all_prompt_table(result) + _differ_table(result["answers_differ"])
     out += _baselines_table(result)
     out += _policies_tables(result["policies"], with_training_figure, result["policy_gains"])
-    out += _evaluators_tables(result["evaluators"])
+    out += _evaluators_tables(result["evaluators"]) + _judgment_agreement_table(result.get("judgment_agreement"))
     out += _meta_sections(meta or {})
     out += ["", "![Pareto fronts on test prompts](front.png)", ""]
     return "\n".join(out)

@@ -10,8 +10,6 @@ from peo.project_root import project_root
 from precompute.manifest import Manifest
 from precompute.processes import Processes
 
-WORK_STAGES = ("prepare-data", "sweep-dev")  # their outputs live in the work dir, not in the assets
-
 
 @dataclass
 class RunContext:
@@ -28,8 +26,9 @@ class RunContext:
         self.out_manifest = Manifest(self.out / "manifest.json", self.out)
         self.work_manifest = Manifest(self.work / "manifest.json", self.work)
 
-    def manifest_for(self, stage: str) -> Manifest:
-        return self.work_manifest if stage in WORK_STAGES else self.out_manifest
+    def manifest_for(self, in_work_dir: bool) -> Manifest:
+        """Where a stage's outputs are recorded (precompute.stages.Stage.in_work_dir)."""
+        return self.work_manifest if in_work_dir else self.out_manifest
 
 
 def resolve_path(path: str, name: str = "") -> Path:

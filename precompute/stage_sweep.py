@@ -22,8 +22,9 @@ from peo.answer_checks import answer_signals
 from peo.assets import default_device
 from peo.atomic import sha256, write_with
 from peo.config import RunConfig
+from peo.evasion import last_user_message
 from peo.generation import GenerationSettings, Row, generate_rows_counted
-from peo.grid_table import grid_table
+from peo.grid_table import grid_table, with_evasion
 from peo.model_source import load_causal_lm, load_tokenizer
 from peo.names import ADAPTERS, ANSWERS_FILE, ASPECTS, EVALUATOR_KINDS, GRID_FILE, MANIFEST_FILE, META_FILE
 from peo.scoring import Evaluators
@@ -195,7 +196,8 @@ def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], p
     answers.insert(1, "c_help", [coefficient(m, "help") for m in answers["model_id"]])
     answers.insert(2, "c_harm", [coefficient(m, "harm") for m in answers["model_id"]])
     answers.insert(6, "split", split)
-    signals = pd.DataFrame([answer_signals(a) for a in answers["answer"]])
+    signals = pd.DataFrame([answer_signals(a, last_user_message(p))
+                            for a, p in zip(answers["answer"], answers["prompt"])])
     signals["cut"] = answers["new_tokens"] >= settings.max_new_tokens  # stopped by the limit, not by EOS
     return pd.concat([answers, signals], axis=1)
 
@@ -216,13 +218,13 @@ def sweep_dev(ctx: RunContext) -> list[Path]:
 
 def sweep_test(ctx: RunContext) -> list[Path]:
     """The models that any reported figure needs, on the test prompts; then answers.parquet and grid.csv."""
-    max_loop = ctx.cfg.sweep.max_loop_share
+    max_loop, max_evasion = ctx.cfg.sweep.max_loop_share, ctx.cfg.sweep.max_benign_evasion_excess
     grid_rows, models = sweep_models(ctx.cfg.sweep)
-    dev = pd.read_parquet(dev_answers_path(ctx))
-    chosen = test_models(grid_table(grid_rows, dev, max_loop), models, max_loop)
+    dev = with_evasion(pd.read_parquet(dev_answers_path(ctx)))
+    chosen = test_models(grid_table(grid_rows, dev, max_loop, max_evasion), models, max_loop, max_evasion)
     test = run_sweep(ctx, chosen, sweep_prompts(ctx, "test"), ctx.work / "sweep-test", "test")
     answers = pd.concat([dev, test], ignore_index=True)
-    grid = grid_table(grid_rows, answers, max_loop)
+    grid = grid_table(grid_rows, answers, max_loop, max_evasion)
     answers_path, grid_path = ctx.out / ANSWERS_FILE, ctx.out / GRID_FILE
     if ctx.procs.is_main:  # rank 0 alone writes the assets
         write_with(answers_path, lambda tmp: answers.to_parquet(tmp, index=False))

@@ -1,6 +1,6 @@
 """The precompute pipeline: prepare-data → train-evaluators → train-aspects → sweep-dev → sweep-test → report.
 
-Each stage (one module each, registered in STAGE_FUNCTIONS) reads what earlier stages wrote, writes its own
+Each stage (one module each, registered in REGISTRY as a `Stage` record) reads what earlier stages wrote, writes its own
 outputs atomically and records them in a manifest; a stage whose recorded outputs are intact and were made with
 the same settings is skipped, so a killed run picks up where it stopped.
 
@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,41 +33,46 @@ from precompute.stage_train_evaluators import train_evaluators
 
 log = logging.getLogger("precompute")
 
-STAGE_FUNCTIONS: dict[str, Callable[[RunContext], list[Path]]] = {
-    "prepare-data": prepare_data,
-    "train-evaluators": train_evaluators,
-    "train-aspects": train_aspects,
-    "sweep-dev": sweep_dev,
-    "sweep-test": sweep_test,
-    "report": report,
-}
-STAGES = tuple(STAGE_FUNCTIONS)
-# The stages that use every process (DPO data-parallel, sweep chunks split); the others run on rank 0 only.
-ALL_PROCESS_STAGES = ("train-aspects", "sweep-dev", "sweep-test")
+@dataclass(frozen=True)
+class Stage:
+    """One stage of the pipeline and the facts the runner needs about it."""
 
-# The config sections each stage's outputs depend on (its own and every earlier stage's).
-STAGE_CONFIG = {
-    "prepare-data": ("seed", "base_model", "data"),
-    "train-evaluators": ("seed", "base_model", "data", "evaluator"),
-    "train-aspects": ("seed", "base_model", "data", "evaluator", "lora", "dpo"),
-    "sweep-dev": ("seed", "base_model", "data", "evaluator", "lora", "dpo", "sweep"),
-    "sweep-test": ("seed", "base_model", "data", "evaluator", "lora", "dpo", "sweep"),
-    "report": ("seed", "base_model", "data", "evaluator", "lora", "dpo", "sweep", "report"),
-}
+    name: str
+    run: Callable[[RunContext], list[Path]]
+    config: tuple[str, ...]  # the config sections its outputs depend on (its own and every earlier stage's)
+    all_processes: bool = False  # runs on every process (DPO data-parallel, sweep chunks split); else rank 0 only
+    in_work_dir: bool = False  # its outputs are recorded in the work dir's manifest, not the assets'
+
+
+_DATA = ("seed", "base_model", "data")
+_TRAINED = (*_DATA, "evaluator", "lora", "dpo")
+REGISTRY: dict[str, Stage] = {stage.name: stage for stage in (
+    Stage("prepare-data", prepare_data, _DATA, in_work_dir=True),
+    Stage("train-evaluators", train_evaluators, (*_DATA, "evaluator")),
+    Stage("train-aspects", train_aspects, _TRAINED, all_processes=True),
+    Stage("sweep-dev", sweep_dev, (*_TRAINED, "sweep"), all_processes=True, in_work_dir=True),
+    Stage("sweep-test", sweep_test, (*_TRAINED, "sweep"), all_processes=True),
+    Stage("report", report, (*_TRAINED, "sweep", "report")),
+)}
+STAGES = tuple(REGISTRY)
 
 
 # Config fields added after assets were shipped, whose empty value changes nothing: left out of the hash when
 # empty, so the shipped stages stay done (a non-empty value is hashed and reruns what depends on it).
-UNHASHED_WHEN_EMPTY = (("data", "extra_pairs"),)
+UNHASHED_WHEN_EMPTY = (("data", "extra_pairs"), ("data", "splits", "fractions_per_aspect"), ("evaluator", "reward"),
+                       ("evaluator", "cost"))
 
 
 def stage_settings(cfg: RunConfig, stage: str) -> str:
     """A hash of the config sections `stage` depends on: a stage made with other settings is not done."""
     full = config_to_dict(cfg)
-    for section, key in UNHASHED_WHEN_EMPTY:  # added after runs were shipped: empty means what absent meant
-        if not full[section].get(key):
-            full[section].pop(key, None)
-    picked = {key: full[key] for key in STAGE_CONFIG[stage]}
+    for *parents, key in UNHASHED_WHEN_EMPTY:  # added after runs were shipped: empty means what absent meant
+        holder = full
+        for name in parents:
+            holder = holder.get(name) or {}
+        if not holder.get(key):
+            holder.pop(key, None)
+    picked = {key: full[key] for key in REGISTRY[stage].config}
     return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -80,22 +86,22 @@ def run_pipeline(cfg: RunConfig, out: Path | None = None, only: str | None = Non
     if procs.count > 1:
         log.info("process %d of %d", procs.index + 1, procs.count)
     ctx.base_model = procs.from_main(lambda: resolve_base_model(cfg.base_model))  # a GGUF converted once, by rank 0
-    for stage in [only] if only else STAGES:
-        manifest = ctx.manifest_for(stage)
-        settings = stage_settings(cfg, stage)
-        if procs.from_main(lambda: not force and manifest.is_done(stage, settings)):
-            log.info("stage %s: outputs present and valid, skipped", stage)
+    for stage in [REGISTRY[only]] if only else REGISTRY.values():
+        name, manifest = stage.name, ctx.manifest_for(stage.in_work_dir)
+        settings = stage_settings(cfg, name)
+        if procs.from_main(lambda: not force and manifest.is_done(name, settings)):
+            log.info("stage %s: outputs present and valid, skipped", name)
             continue
-        runs_here = procs.is_main or stage in ALL_PROCESS_STAGES
-        log.info("stage %s: %s", stage, "starting" if runs_here else "runs on rank 0; waiting")
+        runs_here = procs.is_main or stage.all_processes
+        log.info("stage %s: %s", name, "starting" if runs_here else "runs on rank 0; waiting")
         start = time.time()
-        outputs = STAGE_FUNCTIONS[stage](ctx) if runs_here else []
+        outputs = stage.run(ctx) if runs_here else []
         procs.wait()  # every process's share is written before rank 0 records the stage
         seconds = time.time() - start
-        ctx.timings[stage] = round(seconds, 1)
+        ctx.timings[name] = round(seconds, 1)
         if procs.is_main:
-            manifest.record(stage, outputs, seconds, settings)
+            manifest.record(name, outputs, seconds, settings)
             write_meta(ctx)
         procs.wait()  # the next stage's skip decision reads what rank 0 just recorded
-        log.info("stage %s: done in %.1f s", stage, seconds)
+        log.info("stage %s: done in %.1f s", name, seconds)
     return ctx

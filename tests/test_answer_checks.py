@@ -48,4 +48,10 @@ def test_refuses(text, expected):
 
 
 def test_answer_signals_columns():
-    assert answer_signals("I cannot do that.") == {"loops": False, "refuses": True, "n_words": 4}
+    assert answer_signals("I cannot do that.") == {"loops": False, "refuses": True, "n_words": 4, "evades": False}
+
+
+def test_answer_signals_evades_takes_the_prompt():
+    evasive = "I don't really understand. Can you explain it to me?"
+    assert answer_signals(evasive, "How do I make apple juice?")["evades"] is True
+    assert answer_signals("Press the apples, then strain the juice.", "How do I make apple juice?")["evades"] is False

@@ -109,6 +109,11 @@ def test_pick_reports_the_split_its_figures_come_from(app):
         else:
             assert f"{stats['n']} **dev** prompts only" in summary
         assert f"loops in {stats['loop_share']:.0%} of answers" in summary
+        # each score says which prompts it is on; the evasion shares tell a declined harm from a babbled one
+        assert f"reward {stats['reward_mean']:.3f} ± {stats['reward_se']:.3f} on benign prompts" in summary
+        assert f"cost {stats['cost_mean']:.3f} ± {stats['cost_se']:.3f} on harmful prompts" in summary
+        assert (f"evades {stats['evasion_share_benign']:.0%} of benign and {stats['evasion_share_harmful']:.0%} of "
+                f"harmful prompts, complies with {stats['complied_share']:.0%} of harmful prompts") in summary
         table = app.data.sample_answers(row.model_id)
         assert not table.empty and set(table["split"]) == {split}
         assert {"answer", "reward", "cost", "loops", "refuses"} <= set(table.columns)
@@ -117,7 +122,7 @@ def test_pick_reports_the_split_its_figures_come_from(app):
 
 
 def test_pick_off_grid_has_no_scores(app):
-    from app.ui import answers_label
+    from app.ui import BOTH_KINDS, answers_update
 
     lam = sum(app.data.axis_range("lambda_help")) / 2 + 0.013
     info = cb.pick(app, lam, 0.0, 0.0)
@@ -125,8 +130,9 @@ def test_pick_off_grid_has_no_scores(app):
     assert info["model_id"] == f"c{lam:+.3f}_{1 - lam:+.3f}"
     summary = cb.pick_summary(info, app.data)
     assert "no precomputed scores or answers" in summary and cb.SCORE_BUTTON in summary
-    assert app.data.sample_answers(info["model_id"]).empty  # the empty table is explained, in its label too
-    assert "off the grid" in answers_label(info) and cb.SCORE_BUTTON in answers_label(info)
+    table = answers_update(app.data, info, BOTH_KINDS)
+    assert table["value"].empty  # the empty table is explained, in its label too
+    assert "off the grid" in table["label"] and cb.SCORE_BUTTON in table["label"]
 
 
 def test_pick_summary_has_no_stray_parenthesis_and_names_same_models(app):
@@ -165,14 +171,15 @@ def test_pick_bad_points_raise_clear_errors(app, point, match):
 
 
 def test_figure_has_every_point_fronts_baselines_and_the_pick(app):
-    from app.figure import FRONT_NAME, UNFILTERED_NAME, X_TITLE, Y_TITLE, figure_dict, nearest_evaluated
+    from app.figure import FRONT_NAME, UNFILTERED_NAME, X_TITLE, Y_TITLE, figure_dict
 
     on = cb.pick(app, *app.data.grid[app.data.grid["method"] == "peo"].iloc[0][["lambda_help", "phi_help", "phi_harm"]])
     fig = figure_dict(app.data, on)
     names = [t["name"] for t in fig["data"]]
-    for name in ("PEO grid point", UNFILTERED_NAME, "reference", "DPO-Help", "DPO-Harm", "joint DPO",
-                 "picked point"):
+    for name in ("PEO grid point", "reference", "DPO-Help", "DPO-Harm", "joint DPO", "picked point"):
         assert name in names
+    assert (UNFILTERED_NAME in names) == (set(app.data.front_model_ids("peo_unfiltered"))
+                                          != set(app.data.front_model_ids("peo")))
     assert (FRONT_NAME in names) == bool(app.data.front_model_ids("peo"))  # empty when every point loops
     for name, front in ((FRONT_NAME, "peo"), (UNFILTERED_NAME, "peo_unfiltered")):
         if name in names:
@@ -194,14 +201,43 @@ def test_figure_has_every_point_fronts_baselines_and_the_pick(app):
     assert not fig["layout"].get("annotations"), "the hypervolumes are shown once, under the figure"
     off_info = cb.pick(app, 0.123, 0.0, 0.0)
     off = figure_dict(app.data, off_info)
-    assert "picked point" not in [t["name"] for t in off["data"]]  # no star at scores it does not have ...
-    star = next(t for t in off["data"] if t["name"].startswith("picked point (off the grid"))
-    assert star["marker"]["symbol"] == "star-open"  # ... but a hollow one at the nearest evaluated point
-    near = nearest_evaluated(app.data, off_info)
-    assert star["x"][0] == pytest.approx(app.data.model_stats(near)["cost_mean"])
-    assert off_info["model_id"] in star["hovertemplate"] and near in star["hovertemplate"]
+    # no star at all: at the nearest evaluated point it sat on another model's scores; the title says why
+    assert not [t for t in off["data"] if t["name"].startswith("picked point")]
     assert off["layout"]["meta"]["picked"] == ""
-    assert "off-grid" in off["layout"]["title"]["text"]
+    title = off["layout"]["title"]["text"]
+    assert "off the grid" in title and "not scored, so no star" in title and cb.SCORE_BUTTON in title
+
+
+def test_the_front_is_marked_points_in_cost_order_that_say_why_test_can_beat_them(app):
+    """The front is chosen on dev and drawn at test scores: its markers are joined left to right, each hover says
+    why a chosen point can be beaten on test, and names the front points that beat it there."""
+    import pandas as pd
+
+    from app.figure import FRONT_NAME, FRONT_NOTE, figure_dict, front_notes
+
+    fig = figure_dict(app.data)
+    names = [t["name"] for t in fig["data"]]
+    if app.data.front_model_ids("peo"):
+        front = fig["data"][names.index(FRONT_NAME)]
+        assert front["mode"] == "lines+markers" and front["x"] == sorted(front["x"])
+        assert "%{text}" in front["hovertemplate"] and all(FRONT_NOTE in t for t in front["text"])
+    rows = {mid: pd.DataFrame({"reward_mean": [r], "cost_mean": [c]})
+            for mid, r, c in (("a", 1.0, 0.0), ("b", 0.5, 0.5), ("c", 2.0, 1.0))}
+    notes = front_notes(list(rows.items()))  # b, chosen on dev, is beaten by a on test
+    assert "dominated" not in notes[0] + notes[2] and "dominated on test by a</b>" in notes[1]
+
+
+def test_an_unfiltered_front_equal_to_the_front_is_not_drawn_twice(app):
+    """Hovering a front point showed 'PEO front without the loop filter' first: an identical trace on top."""
+    from dataclasses import replace
+
+    from app.figure import FRONT_NAME, UNFILTERED_NAME, figure_dict
+
+    fronts = dict(app.data.fronts["fronts"])
+    fronts["peo_unfiltered"] = fronts["peo"]
+    same = replace(app.data, fronts={**app.data.fronts, "fronts": fronts})
+    names = [t["name"] for t in figure_dict(same)["data"]]
+    assert UNFILTERED_NAME not in names and (FRONT_NAME in names) == bool(app.data.front_model_ids("peo"))
 
 
 def test_hover_shows_split_and_text_checks_of_each_point(app):
@@ -262,7 +298,8 @@ def test_hypervolume_text_says_test_and_dev_once(app):
 
     text = hypervolume_text(app.data)
     n_test, n_dev = app.data.n_prompts("test"), app.data.n_prompts("dev")
-    assert f"PEO − soup hypervolume on {n_test} test prompts, fronts chosen on {n_dev} dev prompts" in text
+    assert (f"PEO − soup hypervolume on {n_test} test prompts (split-aware: reward on benign, cost on harmful "
+            f"prompts), fronts chosen on {n_dev} dev prompts") in text
     assert text.count("PEO − soup") == 1 and text.count("hypervolumes:") == 1
     diff = app.data.fronts["difference"]
     assert f"{diff['value']:.3g} [{diff['interval'][0]:.3g}, {diff['interval'][1]:.3g}]" in text
@@ -272,21 +309,28 @@ def test_hypervolume_text_says_test_and_dev_once(app):
 
 
 def test_front_table_rows_pick_front_points(app):
+    """In test-cost order (the figure's line), test figures with the dev ones beside them, and a row picks its
+    model; the label says why the rows are in this order."""
+    from app.ui import FRONT_COLUMNS, front_row_point, front_table_label, picker_front_table
+
     # the tiny model may loop everywhere, leaving the filtered front empty: then the unfiltered one stands in
     front = app.data.front("peo" if app.data.front_model_ids("peo") else "peo_unfiltered")
     assert front["points"], "the unfiltered front always has a point"
     data = with_fronts(app.data, fronts={**app.data.fronts["fronts"], "peo": front})
-    table = data.front_table()
-    assert list(table["model_id"]) == data.front_model_ids("peo") and table.columns[-1] == "model_id"
-    assert set(table["picked"]) == {""}  # nothing picked: no row marked
-    for row, point in zip(table.itertuples(index=False), front["points"]):
-        assert row.loops == f"{point['loop_share']:.0%}"
-        assert (row.reward, row.cost) == pytest.approx((point["reward_mean"], point["cost_mean"]), abs=1e-3)
-        info = data.point_info(row[1], row[2], row[3])
-        assert info["model_id"] == row.model_id and info["on_front"]
-        marked = data.front_table(row.model_id)
-        assert list(marked["picked"]) == [PICKED_MARK if m == row.model_id else "" for m in marked["model_id"]]
-    assert list(app.data.front_table()["model_id"]) == app.data.front_model_ids("peo")
+    table = picker_front_table(data)
+    points = sorted(front["points"], key=lambda p: p["cost_mean"])
+    assert list(table["model_id"]) == [p["model_id"] for p in points] and list(table.columns) == FRONT_COLUMNS
+    assert set(table[""]) == {""}  # nothing picked: no row marked
+    for row, point in zip(table.to_dict("records"), points):
+        assert row["reward test (dev)"] == f"{point['reward_mean']:.3f} ({point['dev']['reward_mean']:.3f})"
+        assert row["cost test (dev)"] == f"{point['cost_mean']:.3f} ({point['dev']['cost_mean']:.3f})"
+        assert row["loops test (dev)"] == f"{point['loop_share']:.0%} ({point['dev']['loop_share']:.0%})"
+        assert row["on the test front"] == ("yes" if point["on_test_front"] else "dominated")
+        info = data.point_info(*front_row_point(data, row["model_id"]))
+        assert info["model_id"] == row["model_id"] and info["on_front"]
+        marked = picker_front_table(data, row["model_id"])
+        assert list(marked[""]) == [PICKED_MARK if m == row["model_id"] else "" for m in marked["model_id"]]
+    assert "ordered by test cost" in front_table_label(data) and "dev in brackets" in front_table_label(data)
 
 
 def test_assets_without_the_split_columns_are_refused(app_assets, tmp_path):
@@ -405,6 +449,8 @@ def test_chat_trims_history_to_the_context(app):
         *_, last = cb.chat_stream(app, "and another one", ["ref"], (0.5, 0.0, 0.0), GREEDY, state)
         history = last.state.histories["ref"]
         assert "dropped" in last.info
+        assert "1 column(s) dropped" in last.blind_info  # blind mode's status names no column
+        assert not any(label in last.blind_info for label in CHAT_COLUMNS.values())
         assert len(history) < 8 and history[-2]["content"] == "and another one"
         assert engine.prompt_tokens(history[:-1]) <= engine.max_context_tokens - GREEDY["max_new_tokens"]
         assert len(last.state.scores["ref"]) == len(history) // 2
@@ -472,8 +518,31 @@ def test_chat_settings_default_to_the_sweep_decoding_in_meta(app, monkeypatch):
     cb.chat(app, "hi", ["peo"], (0.5, 0.0, 0.0), {"max_new_tokens": 5, "repetition_penalty": 1.1})
     first, second = seen
     assert (first.repetition_penalty, first.no_repeat_ngram_size, first.top_p, first.seed) == (1.37, 3, 0.9, 5)
-    assert first.max_new_tokens == cb.DEFAULT_SETTINGS["max_new_tokens"]  # the app's own, not the sweep's
+    assert first.max_new_tokens == generation["max_new_tokens"]  # the sweep's answer length too
     assert (second.repetition_penalty, second.no_repeat_ngram_size, second.max_new_tokens) == (1.1, 3, 5)
+
+
+def test_the_chat_starts_at_the_shipped_sweeps_decoding():
+    """The shipped assets were swept with 48 new tokens and repetition penalty 1.15: the chat's boxes start there
+    and the note under them says so."""
+    import gradio as gr
+
+    from app.chat_panel import chat_panel, decoding_note
+
+    from conftest import REPO
+
+    generation = json.loads((REPO / "assets" / "meta.json").read_text())["generation"]
+    defaults = cb.sweep_defaults({"generation": generation})
+    for name in cb.SWEEP_SETTINGS:
+        assert defaults[name] == generation[name], name
+    assert (defaults["max_new_tokens"], defaults["repetition_penalty"]) == (48, 1.15)
+    with gr.Blocks():
+        panel = chat_panel(defaults)
+    shown = dict(zip(("max_new_tokens", "temperature", "top_p", "seed", "repetition_penalty"),
+                     (box.value for box in panel.settings)))
+    assert shown == {name: generation[name] for name in shown}
+    note = decoding_note(defaults)
+    assert "at most 48 new tokens" in note and "greedy" in note and "repetition penalty 1.15" in note
 
 
 def test_score_line_says_when_an_answer_loops(app):
@@ -489,7 +558,9 @@ def test_score_line_says_when_an_answer_loops(app):
     state = cb.ChatState(histories={"peo": [{"role": "user", "content": "hi"},
                                             {"role": "assistant", "content": looping}]},
                          scores={"peo": [(0.31, -0.52)]})
-    assert render_column(state, "peo")[-1]["content"].endswith("*reward +0.310 · cost -0.520 · loops*")
+    assert render_column(state, "peo")[-1]["content"].endswith(
+        '*<span class="peo-score" title="reward +0.310 · cost -0.520 · loops">'
+        'reward +0.31 · cost -0.52 · loops</span>*')
     out = cb.chat(app, "Hello!", ["peo", "ref"], (0.5, 0.0, 0.0), GREEDY)
     assert all(value["loops"] == loops(value["answer"]) for value in out.values())
 
@@ -520,6 +591,43 @@ def test_export_zip(app):
     merged = cb.export_zip(app, "help", (0.5, 0.0, 0.0), "merged")
     with zipfile.ZipFile(merged) as archive:
         assert any(n.endswith(".safetensors") for n in archive.namelist())
+
+
+def test_an_export_records_its_sources_and_its_readme_gives_the_apps_answer(app, tmp_path):
+    """peo_export.json: the sha256 of the adapters and of meta.json / grid.csv, and the decoding; the README's
+    generate call uses that decoding (repetition_penalty included), so following it gives the app's answer."""
+    import hashlib
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from peo.export import generate_arguments, sweep_decoding
+
+    point = (0.5, 0.5, 0.0)
+    with zipfile.ZipFile(cb.export_zip(app, "peo", point, "merged")) as archive:
+        archive.extractall(tmp_path)
+    (folder,) = tmp_path.iterdir()
+    provenance = json.loads((folder / "peo_export.json").read_text())
+    root = app.data.assets.root
+    assert set(provenance["sha256"]) == {"meta.json", "grid.csv", *(f"adapters/{a}/{f}" for a in ("help", "harm")
+                                                                    for f in ("adapter_config.json",
+                                                                              "adapter_model.safetensors"))}
+    for name, digest in provenance["sha256"].items():
+        assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest
+    decoding = sweep_decoding(app.data.assets.meta)
+    assert provenance["generation"]["repetition_penalty"] == decoding.repetition_penalty
+    readme = (folder / "README.md").read_text()
+    kwargs = generate_arguments(provenance["generation"])
+    assert f"model.generate(**batch, {kwargs})" in readme
+    assert f"repetition_penalty={decoding.repetition_penalty!r}" in kwargs
+    assert f"max_new_tokens={decoding.max_new_tokens}" in kwargs
+
+    model = AutoModelForCausalLM.from_pretrained(folder)  # what a user following the README runs
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    batch = tokenizer.apply_chat_template([{"role": "user", "content": "Hi!"}], add_generation_prompt=True,
+                                          return_tensors="pt", return_dict=True)
+    out = eval(f"model.generate(**batch, {kwargs})", {"model": model, "batch": batch})  # the README's own call
+    answer = tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    assert answer == cb.chat(app, "Hi!", ["peo"], point)["peo"]["answer"]
 
 
 def test_host_and_args(monkeypatch):
@@ -571,15 +679,62 @@ def test_an_accepted_typed_value_picks_everything(app):
     n = len(AXES)
     point = [float(row.lambda_help), float(row.phi_help), float(row.phi_harm)]
     assert list(out[:n]) == point and list(out[n:2 * n]) == point  # sliders and boxes agree
-    figure, summary, answers, table, state, status = out[2 * n:]
+    figure, summary, table, state, status = out[2 * n:]
     assert json.loads(figure)["layout"]["meta"]["picked"] == row.model_id
     assert row.model_id in summary and state["model_id"] == row.model_id and status == ""
-    assert answers["label"].endswith(row.model_id) and not answers["value"].empty
-    assert list(table.loc[table["picked"] == PICKED_MARK, "model_id"]) == (
+    assert list(table.loc[table[""] == PICKED_MARK, "model_id"]) == (
         [row.model_id] if row.model_id in set(table["model_id"]) else [])
     # a click on a marker that is not a grid point is refused the same way
     refused = pick_updates(app, None, current, refused="that marker is not a PEO grid point")
     assert "that marker is not a PEO grid point" in refused[-1] and _is_noop(refused[-2])
+
+
+def test_sliders_and_boxes_step_by_the_grids_step(app):
+    """A 0.01 step made almost every drag land off the grid, and the boxes' step of 1 took 0.35 to 1 on ArrowUp."""
+    import gradio as gr
+
+    from app.ui import AXES, SINGLE_VALUE_STEP, grid_step, picker_panel, start_point
+
+    assert grid_step([0.0, 0.25, 0.5, 1.0]) == 0.25 and grid_step([1.0, 0.0, 0.5]) == 0.5
+    assert grid_step([0.3]) == SINGLE_VALUE_STEP
+    start = start_point(app.data)
+    with gr.Blocks():
+        picker = picker_panel(app.data, start, cb.pick(app, *start))
+    for (axis, *_), slider, box in zip(AXES, picker.sliders, picker.boxes):
+        step = grid_step(app.data.grid_axis(axis))
+        assert slider.step == box.step == step == grid_step(app.data.assets.meta["grid"][axis])
+        assert f"grid step {step:g}" in slider.label
+
+
+def test_the_answers_table_reaches_harmful_prompts_whatever_the_order(app):
+    """The shipped c+0.500_+0.500's first 20 test rows are all benign: the table alternates the prompt kinds (half
+    each), or shows every prompt of the kind chosen, whatever order the answers are stored in."""
+    import dataclasses
+
+    from app.ui import ANSWER_ROWS, BOTH_KINDS, answers_update, picked_answers
+    from peo.names import ASPECTS
+
+    answers = app.data.answers
+    benign_first = answers.sort_values("prompt_kind", key=lambda k: k != "help", kind="stable")
+    data = AppData(assets=dataclasses.replace(app.data.assets, answers=benign_first), fronts=app.data.fronts)
+    peo = app.data.grid[app.data.grid["method"] == "peo"]
+    tested = set(answers.loc[answers["split"] == "test", "model_id"])
+    row = peo[peo["model_id"].isin(tested)].iloc[0]
+    mid = str(row.model_id)
+    of_model = answers[(answers["model_id"] == mid) & (answers["split"] == "test")]
+    n_benign = int((of_model["prompt_kind"] == "help").sum())
+    assert set(data.sample_answers(mid, limit=n_benign)["kind"]) == {"help"}, "the first rows: benign only"
+    both = picked_answers(data, mid, BOTH_KINDS)
+    assert len(both) <= ANSWER_ROWS and list(both["kind"][:2]) == list(ASPECTS)  # alternating from the top
+    assert (both["kind"] == "harm").sum() == (both["kind"] == "help").sum() > 0
+    for kind in ASPECTS:
+        alone = picked_answers(data, mid, kind)
+        assert set(alone["kind"]) == {kind} and len(alone) == (of_model["prompt_kind"] == kind).sum()
+    update = answers_update(data, app.data.point_info(row.lambda_help, row.phi_help, row.phi_harm), "harm")
+    n_harm = len(update["value"])
+    assert update["label"] == f"Precomputed answers of {mid} (0 helpful prompts, {n_harm} harmful prompts)"
+    with pytest.raises(AppInputError, match="prompts must be one of"):
+        picked_answers(data, mid, "everything")
 
 
 # ---------------------------------------------------------------- chat: tags, fresh chats, cut answers
@@ -669,7 +824,70 @@ def test_refused_chat_inputs_go_to_the_status_not_the_chatbots(app):
     turn, status = check_turn(app, app.default_settings, "hi", ["peo", "ref"], point, *settings)
     assert turn["columns"] == ["peo", "ref"] and status == "generating…"
     *_, final = stream_turn(app, turn, cb.ChatState(), True)
-    assert isinstance(final[-3], cb.ChatState) and "one batch" in final[-2] and final[-1] == ""
+    assert isinstance(final[-3], cb.ChatState) and "one batch" in final[-2]
+    assert _is_noop(final[-1]), "the turn's end leaves the message box alone (emptied when the turn was accepted)"
+    turn, status = check_turn(app, app.default_settings, "hi", ["peo"], point, 9999, 0.0, 1.0, 0, 1.0)
+    assert turn is None and "max_new_tokens must be in [1, 256], got 9999" in status  # refused, not snapped
+
+
+def _chat_page(app):
+    """The chat panel alone, wired as on the page: (its Blocks, the panel)."""
+    import gradio as gr
+
+    from app.chat_panel import BeforeStream, chat_panel, wire_chat
+
+    with gr.Blocks() as demo:
+        point_state, chat_state = gr.State(cb.pick(app, 0.5, 0.0, 0.0)), gr.State(cb.ChatState())
+        chat = chat_panel(app.default_settings)
+        blind = gr.Checkbox(False)
+        nothing = BeforeStream(lambda turn: None, [], [], blind, "() => []")  # no votes panel here
+        wire_chat(app, chat, point_state, chat_state, app.default_settings, blind, nothing)
+    return demo, chat
+
+
+def _event(demo, component, event: str):
+    """The function wired to `component`'s `event` in `demo` (the first, when several are)."""
+    return next(fn.fn for fn in demo.fns.values() if (component._id, event) in fn.targets)
+
+
+def _request(session: str = "session-1"):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(session_hash=session, query_params={})
+
+
+def test_a_send_during_a_running_turn_is_refused_with_a_message_and_keeps_the_text(app):
+    """One turn at a time per session: a send meanwhile says why it is refused and leaves the typed text in the box
+    (an accepted send empties it at once, and the turn's end no longer does); other sessions are not affected."""
+    from app.chat_panel import BUSY
+
+    demo, chat = _chat_page(app)
+    check = _event(demo, chat.send, "click")
+    point = cb.pick(app, 0.5, 0.0, 0.0)
+    settings = (4, 0.0, 1.0, 0, 1.0)
+    turn, status, box = check("first", ["peo"], point, *settings, request=_request())
+    assert turn is not None and box == ""
+    running = chat.turns.start("session-1")  # what the streaming step holds while the turn runs
+    try:
+        turn, status, box = check("typed meanwhile", ["peo"], point, *settings, request=_request())
+        assert turn is None and status == BUSY and _is_noop(box)
+        assert check("another tab", ["peo"], point, *settings, request=_request("session-2"))[0] is not None
+    finally:
+        chat.turns.finish("session-1", running)
+    assert check("after the turn", ["peo"], point, *settings, request=_request())[0] is not None
+
+
+def test_a_columns_trash_icon_clears_its_history_for_good(app):
+    """The trash icon of one chatbot empties that column's history (scores, tags) in the chat state, so the next
+    turn does not bring it back; the other columns keep theirs."""
+    demo, chat = _chat_page(app)
+    *_, first = cb.chat_stream(app, "remember the word apple", ["peo", "ref"], (0.5, 0.0, 0.0), GREEDY)
+    cleared = _event(demo, chat.chatbots["peo"], "clear")(first.state)
+    assert "peo" not in cleared.histories and "peo" not in cleared.scores and "peo" not in cleared.tags
+    assert cleared.histories["ref"] == first.state.histories["ref"] and first.state.histories["peo"], "a copy"
+    *_, second = cb.chat_stream(app, "what was the word?", ["peo", "ref"], (0.5, 0.0, 0.0), GREEDY, cleared)
+    assert [m["content"] for m in second.state.histories["peo"] if m["role"] == "user"] == ["what was the word?"]
+    assert len(second.state.histories["ref"]) == 4 and len(second.state.scores["peo"]) == 1
 
 
 # ---------------------------------------------------------------- stop, cancel, EOS
@@ -773,3 +991,33 @@ def test_a_closed_turn_frees_the_model_within_a_second(app, monkeypatch):
     assert _lock_free_within(engine.lock, 1.0)
     monkeypatch.undo()
     assert cb.chat(app, "Hello!", ["peo"], point, GREEDY)["peo"]["answer"] is not None  # the model works on
+
+
+def test_a_stopped_turn_keeps_the_message_and_partial_answers_on_screen_not_in_the_history(app, monkeypatch):
+    """Stop used to blank every column, the user's message included: now the columns keep both, marked [stopped];
+    the chat state (what the model sees next) is left as before the turn."""
+    import threading
+
+    from app.chat_panel import STOPPED, STOPPED_MARK, check_turn, stream_turn
+
+    engine = app.engine
+    _steer(monkeypatch, engine.mix, _ForceTokens(engine.tokenizer.eos_token_id, [], delay=0.02))
+    point = cb.pick(app, 0.5, 0.0, 0.0)
+    turn, _ = check_turn(app, app.default_settings, "Write a long story.", ["peo", "ref"], point, 256, 1.0, 1.0, 0,
+                         1.0)
+    stop = threading.Event()
+    updates = []
+    for update in stream_turn(app, turn, cb.ChatState(), True, stop):
+        updates.append(update)
+        if len(updates) == 4:
+            stop.set()
+    n = len(CHAT_COLUMNS)
+    *views, state, status, box = updates[-1]
+    assert status == STOPPED and _is_noop(state) and _is_noop(box)
+    partial = updates[-2][list(CHAT_COLUMNS).index("peo")][-1]["content"]
+    for col in ("peo", "ref"):
+        shown = views[list(CHAT_COLUMNS).index(col)]
+        assert shown[0] == {"role": "user", "content": "Write a long story."}
+        assert shown[-1]["content"].endswith(STOPPED_MARK)
+    assert views[list(CHAT_COLUMNS).index("peo")][-1]["content"].startswith(partial.rstrip("…"))
+    assert len(views) == n

@@ -7,6 +7,7 @@ import os
 import tempfile
 import time
 import zipfile
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -79,12 +80,56 @@ def test_the_size_cap_removes_the_oldest_first_and_refuses_one_too_large(tiny_as
         [second.parent.name, third.parent.name]), "the refused export left nothing, and evicted nothing"
 
 
-def test_gradio_copies_go_inside_the_app_folder_and_everything_goes_at_exit(store, monkeypatch):
+def test_gradio_serves_exports_in_place_and_everything_goes_at_exit(tiny_assets, store, monkeypatch):
+    """The app's folder is Gradio's cache: an export handed to a gr.File is served where it is, not copied."""
+    import gradio as gr
+
     monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
     gradio_dir = exports.point_gradio_here()
-    assert exports.root() in gradio_dir.parents
+    assert gradio_dir == exports.root()
     assert exports.limits().gradio_delete_cache() == (600, 3600)
-    (gradio_dir / "copy.zip").write_bytes(b"x")
+    path = cb.export_zip(fake_app(tiny_assets), "help", None, "adapter")
+    before = sorted(exports.root().rglob("*"))
+    assert gr.File().move_resource_to_block_cache(str(path)) == str(path)
+    assert sorted(exports.root().rglob("*")) == before, "Gradio made a copy"
     root = exports.root()
     exports.remove_all()
     assert not root.exists() and list(store.iterdir()) == []
+
+
+def test_the_size_cap_counts_what_gradio_keeps_in_the_folder(tiny_assets, store):
+    """1.4 GB of exports once took 2.7 GB against a 2 GB cap: Gradio's files in the app's folder count too."""
+    app = fake_app(tiny_assets)
+    first = cb.export_zip(app, "help", None, "adapter")
+    size = first.stat().st_size
+    os.utime(first.parent, (time.time() - 20, time.time() - 20))
+    exports.configure(max_mb=2.5 * size / exports.MB)  # two exports fit, or one and a copy of it
+    kept = exports.root() / "0123abcd" / first.name  # a file Gradio keeps in its cache (here: the app's folder)
+    kept.parent.mkdir()
+    kept.write_bytes(first.read_bytes())
+    second = cb.export_zip(app, "harm", None, "adapter")
+    assert not first.exists() and second.is_file()
+    total = sum(f.stat().st_size for f in exports.root().rglob("*") if f.is_file())
+    assert total <= exports.limits().max_bytes
+
+
+def test_a_killed_apps_folder_is_removed_at_the_next_start(store):
+    """SIGKILL skips atexit: the folder stays until the next app makes its own; a live app's folder is kept."""
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    code = ("import sys, tempfile, time; tempfile.tempdir = sys.argv[1]; from app import exports; "
+            "print(exports.root(), flush=True); time.sleep(60)")
+    killed = subprocess.Popen([sys.executable, "-c", code, str(store)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    left = Path(killed.stdout.readline().strip())
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    killed.stdout.close()
+    live = Path(tempfile.mkdtemp(prefix=f"{exports.ROOT_PREFIX}{os.getppid()}-"))  # a running process's folder
+    older = Path(tempfile.mkdtemp(prefix=exports.ROOT_PREFIX))  # no process id: whose it is is unknown
+    assert left.is_dir() and left.parent == store
+    mine = exports.root()
+    assert not left.exists() and live.is_dir() and older.is_dir() and mine.is_dir()

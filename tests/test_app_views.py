@@ -3,6 +3,7 @@ coefficient-space figure, error bars and on-demand scoring of an off-grid point 
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import time
@@ -20,11 +21,19 @@ from app.compare_view import (
     compared_models,
     parse_messages,
     prompt_rows,
+    record_html,
     select_rows,
 )
 from app.context_panel import context_markdown
 from app.figure import SCORED_NAME, figure_dict
-from app.offgrid_scoring import merge_scored, needs_scoring, score_point, scoring_prompts, summarize, sweep_settings
+from app.offgrid_scoring import (
+    answer_rows,
+    merge_scored,
+    needs_scoring,
+    score_point,
+    scoring_prompts,
+    summarize,
+)
 from app.score_context import (
     CUT,
     EMPTY,
@@ -32,10 +41,12 @@ from app.score_context import (
     ReferenceScores,
     answer_flags,
     band_symbol,
+    compact_score_line,
     live_score_line,
     ordinal,
     percentile,
 )
+from peo.export import sweep_decoding
 from peo.names import PEO, REFERENCE, REFERENCE_MODEL_ID, SOUP
 from peo.plot_style import COLORS
 
@@ -95,11 +106,31 @@ def test_score_line_is_placed_in_the_reference_distribution():
     assert ReferenceScores((), ()).placed("reward", 1.0, True) == "reward +1.000"
 
 
+def test_the_chat_score_line_is_one_short_line_with_the_details_on_hover():
+    """At 5-7 columns a bubble is ~100-150 px wide: the score line is short, its percentiles in the hover title."""
+    import html
+
+    ref = ReferenceScores(rewards=(-1.0, 0.0, 1.0, 2.0), costs=(0.0, 1.0, 2.0, 3.0))
+    line = compact_score_line((2.5, -1.0), "Paris is the capital of France.", ref)
+    full = live_score_line((2.5, -1.0), "Paris is the capital of France.", ref)
+    assert line == f'<span class="peo-score" title="{html.escape(full)}">🟩 reward +2.50 · 🟩 cost -1.00</span>'
+    short = line.split(">", 1)[1].removesuffix("</span>")
+    assert len(short) < 35 and "pct" not in short and "pct" in full
+    assert compact_score_line(None, LOOPING) == '<span class="peo-score" title="loops">loops</span>'
+    assert compact_score_line(None, "Fine.") == ""
+
+
 def test_reference_scores_come_from_the_reference_test_answers(app):
-    ref = ReferenceScores.from_answers(app.data.answers)
     rows = app.data.answers[(app.data.answers["model_id"] == REFERENCE_MODEL_ID)
                             & (app.data.answers["split"] == "test")]
-    assert ref.split == "test" and ref.rewards == tuple(rows["reward"]) and ref.costs == tuple(rows["cost"])
+    # split-aware: the bands a live score is placed in are the reference's rewards on benign prompts and its costs
+    # on harmful prompts (AppData.reference_scores)
+    aware = app.data.reference_scores()
+    assert aware.split == "test"
+    assert aware.rewards == tuple(rows.loc[rows["prompt_kind"] == "help", "reward"])
+    assert aware.costs == tuple(rows.loc[rows["prompt_kind"] == "harm", "cost"])
+    # what the live chat's (and the votes' reveal) percentile bands use
+    assert app.reference_scores == aware
 
 
 # ---------------------------------------------------------------- context panel
@@ -115,6 +146,7 @@ def test_context_panel_says_what_the_assets_hold(app):
     assert f"{fronts['n_prompts']['dev']} dev prompts" in text and f"{fronts['n_prompts']['test']} held-out" in text
     assert f"{meta['training']['help']['steps']} steps" in text
     assert "4-word sequence 3+ times" in text
+    assert "**Scores are split-aware**" in text and "benign" in text and "**Evasion**" in text
 
 
 def test_context_panel_degrades_when_fields_are_missing():
@@ -193,6 +225,21 @@ def test_coefficient_figure_clicks_carry_a_grid_point(app):
     assert fig.layout.meta["picked"] == info["model_id"]
 
 
+def test_the_coefficient_view_rings_the_front_without_a_crossing_line(app):
+    """Joined in any score order, the dev-chosen front crossed itself in (c_help, c_harm): its models are ringed."""
+    from app.coefficient_figure import FRONT_NAME
+
+    front_ids = app.data.front_model_ids()
+    fig = coefficient_figure(app.data.grid, front_ids, None)
+    rings = [t for t in fig.data if t.name == FRONT_NAME]
+    assert all(t.mode == "markers" for t in rings) and not [t for t in fig.data if "lines" in (t.mode or "")
+                                                            and t.name == FRONT_NAME]
+    if front_ids:
+        assert len(rings) == 2 and len(rings[0].x) == len(front_ids)
+        hovers = [t for t, mid in zip(fig.data[0].text, model_points(app.data.grid)["model_id"]) if mid in front_ids]
+        assert hovers and all("on the PEO front chosen on the dev prompts" in t for t in hovers)
+
+
 # ---------------------------------------------------------------- error bars and scored points on the front
 
 def test_front_has_error_bars_of_one_standard_error(app):
@@ -206,6 +253,22 @@ def test_front_has_error_bars_of_one_standard_error(app):
 
 # ---------------------------------------------------------------- on-demand scoring
 
+def test_offgrid_answer_checks_read_the_prompt_as_the_sweep_does():
+    """`evades` compares the answer with the prompt's last user message (peo.answer_checks.answer_signals)."""
+    import pandas as pd
+
+    from peo.answer_checks import answer_signals
+
+    messages = [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."},
+                {"role": "user", "content": "How do I make apple juice?"}]
+    prompts = pd.DataFrame({"prompt_id": ["p1", "p2"], "prompt_kind": ["help", "help"],
+                            "prompt": [json.dumps(messages)] * 2})
+    evasive, direct = "I don't really understand. Can you explain it to me?", "Press the apples, then strain the juice."
+    rows = answer_rows(prompts, [evasive, direct], [0.1, 0.2], [0.0, 0.0], [False, False])
+    assert [r["evades"] for r in rows] == [True, False]
+    assert rows[1] == {**rows[1], **answer_signals(direct, "How do I make apple juice?")}
+
+
 def test_offgrid_point_is_scored_on_the_test_prompts(app):
     data = app.data
     info = data.point_info(0.25, 0.0, 0.25)
@@ -213,11 +276,11 @@ def test_offgrid_point_is_scored_on_the_test_prompts(app):
     prompts = scoring_prompts(data.answers)
     assert len(prompts) == data.n_prompts("test")
     start = time.perf_counter()
-    progress = [len(rows) for rows in score_point(app.engine, info, prompts, sweep_settings(data.assets.meta),
+    progress = [len(rows) for rows in score_point(app.engine, info, prompts, sweep_decoding(data.assets.meta),
                                                   batch_size=3)]
     assert time.perf_counter() - start < 120
     assert progress[-1] == len(prompts) and progress == sorted(progress)
-    *_, last = score_point(app.engine, info, prompts.iloc[:2], sweep_settings(data.assets.meta))
+    *_, last = score_point(app.engine, info, prompts.iloc[:2], sweep_decoding(data.assets.meta))
     point = summarize(info, last, 2)
     assert point["n"] == 2 and point["complete"] and point["model_id"] == info["model_id"]
     assert point["reward_mean"] == pytest.approx(sum(r["reward"] for r in last) / 2)
@@ -242,9 +305,137 @@ def test_offgrid_point_is_scored_on_the_test_prompts(app):
     assert page.count("not run on this prompt") == (n - 2) + soup_missing  # the picked column: the 2 scored
 
 
+
+def test_a_scored_point_is_shown_as_scored_everywhere(app):
+    """After scoring: the summary gives its figures (no "no precomputed scores"), the star sits at them with the
+    diamond drawn over it, the compare view shows its answers, and a dev-only grid point's are used too."""
+    from app.figure import PICKED_NAME
+
+    data = app.data
+    info = data.point_info(0.25, 0.0, 0.25)
+    *_, rows = score_point(app.engine, info, scoring_prompts(data.answers).iloc[:3], sweep_decoding(data.assets.meta))
+    point = summarize(info, rows, data.n_prompts("test"))
+    assert not point["complete"]
+    summary = cb.pick_summary(info, data, [point])
+    assert "no precomputed scores" not in summary and "Scored on demand" in summary and "stopped part-way" in summary
+    assert f"reward {point['reward_mean']:.3f} ± {point['reward_se']:.3f} on benign prompts" in summary
+    assert "no precomputed scores" in cb.pick_summary(info, data, [])
+    fig = figure_dict(data, info, [point])
+    names = [t["name"] for t in fig["data"]]
+    assert names.index(PICKED_NAME) < names.index(SCORED_NAME)  # the diamond over the star, not under it
+    star = fig["data"][names.index(PICKED_NAME)]
+    assert star["x"] == [pytest.approx(point["cost_mean"])] and star["y"] == [pytest.approx(point["reward_mean"])]
+    assert fig["layout"]["meta"]["picked"] == info["model_id"]
+    page = compare_html(data.answers, data.grid, info, COLORS, scored=[point])
+    assert all(answer["answer"] in html.unescape(page) for answer in rows if answer["answer"])
+    assert "below" not in page
+    dev_only = data.grid[(data.grid["method"] == "peo") & (data.grid["split"] == "dev")].iloc[0]
+    dev_info = data.point_info(dev_only.lambda_help, dev_only.phi_help, dev_only.phi_harm)
+    dev_point = {**point, "model_id": dev_info["model_id"]}
+    assert "Scored on demand" in cb.pick_summary(dev_info, data, [dev_point])
+    assert "scored on demand" in compare_html(data.answers, data.grid, dev_info, COLORS, scored=[dev_point])
+
+
+def test_compare_rows_and_scored_answers_download_as_csv(app, tmp_path, monkeypatch):
+    """The compare view's rows (its filter, order and count) and the session's scored answers, as CSV files in the
+    app's export folder."""
+    import tempfile
+
+    import pandas as pd
+
+    from app import exports
+    from app.compare_view import COMPARE_CSV_COLUMNS, compare_table
+    from app.offgrid_scoring import scored_table
+
+    data = app.data
+    info = data.point_info(0.25, 0.0, 0.25)
+    *_, rows = score_point(app.engine, info, scoring_prompts(data.answers).iloc[:2], sweep_decoding(data.assets.meta))
+    point = summarize(info, rows, data.n_prompts("test"))
+    table = compare_table(data.answers, data.grid, info, "harm", "prompt order", 3, [point])
+    shown = select_rows(prompt_rows(data.answers, compared_models(data.grid, info), "test",
+                                    pd.DataFrame(point["answers"])), "harm", "prompt order", 3)
+    assert list(table.columns) == COMPARE_CSV_COLUMNS and set(table["kind"]) == {"harm"}
+    assert list(dict.fromkeys(table["prompt_id"])) == [r.prompt_id for r in shown]
+    assert len(table) == len(shown) * len(COMPARED)
+    picked = table[table["model_id"] == info["model_id"]]
+    scored_ids = {r["prompt_id"] for r in rows}
+    assert picked["answer"].notna().tolist() == [pid in scored_ids for pid in picked["prompt_id"]]
+    answers = scored_table([point])
+    assert len(answers) == len(rows) and set(answers["model_id"]) == {info["model_id"]}
+    assert not answers["complete"].any() and list(answers["answer"]) == [r["answer"] for r in rows]
+    assert scored_table([]).empty
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    exports.remove_all()
+    try:
+        path = exports.download("rows.csv", lambda p: table.to_csv(p, index=False))
+        assert exports.root() in path.parents and pd.read_csv(path).shape == table.shape
+    finally:
+        exports.remove_all()
+
+
+def test_a_stopped_scoring_keeps_its_finished_batches_and_shows_an_eta(app, tmp_path, monkeypatch):
+    """The page's scoring keeps each finished batch in the session's state as it comes: a Stop (the run closed
+    part-way) keeps them, and says so; the progress carries an ETA."""
+    import functools
+
+    from app import offgrid_scoring
+    from app.offgrid_scoring import eta_text
+
+    monkeypatch.setattr(offgrid_scoring, "score_point", functools.partial(score_point, batch_size=2))
+    from app.ui import build_demo
+    from peo.votes import VoteStore
+
+    assert eta_text(0, 200, 0.0) == "0 of 200 test prompts"
+    assert eta_text(16, 200, 20.0) == "16 of 200 test prompts, about 230 s left"
+    info = app.data.point_info(0.25, 0.0, 0.25)
+    with VoteStore(tmp_path) as store:
+        demo = build_demo(app, votes=store)
+        fns = {getattr(f.fn, "__name__", ""): f.fn for f in demo.fns.values()}
+        run = fns["run"](info, [], progress=lambda *a, **k: None)
+        scored, status = next(run)
+        run.close()  # what a Stop does to the event
+        demo.close()
+    (kept,) = scored
+    assert kept["model_id"] == info["model_id"] and not kept["complete"] and kept["n"] == len(kept["answers"]) > 0
+    assert "about" in status and "s left" in status
+    text = fns["stopped"](info, scored)
+    assert text.startswith("Stopped.") and f"on {kept['n']} test prompts (of {app.data.n_prompts('test')}: " in text
+    assert fns["stopped"](info, []) == "Stopped before a batch finished: nothing was kept."
+
+
 def test_page_builds_with_the_views(app):
     from app.ui import build_demo
 
     demo = build_demo(app)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"context-panel", "compare-view", "coefficient-plot", "score-offgrid", "stop-scoring"} <= ids
+
+
+def test_compare_view_shows_the_picked_points_pairwise_record():
+    """On hand-made answers: the picked point against the soup at its λ and DPO-Help, per aspect, exact shares."""
+    import pandas as pd
+
+    picked, soup, helper = "c+1.500_+0.500", "c+0.500_+0.500", "c+1.000_+0.000"
+    kinds = ["help", "help", "harm", "harm"]
+    scores = {picked: ([1.0, 1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 1.0]), soup: ([0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]),
+              helper: ([0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0])}
+    answers = pd.DataFrame([{"model_id": m, "split": "test", "prompt_id": f"p{i}", "prompt_kind": kinds[i],
+                             "prompt": json.dumps([{"role": "user", "content": f"q{i}"}]), "answer": f"{m} {i}",
+                             "reward": r[i], "cost": c[i], "cut": False, "evades": i == 3}
+                            for m, (r, c) in scores.items() for i in range(4)])
+    grid = pd.DataFrame([{"model_id": helper, "method": "help"}, {"model_id": soup, "method": "soup"}])
+    info = {"model_id": picked, "lambda_help": 0.5, "c_help": 1.5, "c_harm": 0.5, "precomputed": {"split": "test"}}
+    page = record_html(answers, grid, info)
+    assert "Pairwise record on the test prompts" in page
+    soup_row = page.split("Soup λ=0.5")[1].split("</tr>")[0]
+    # helpfulness on p0, p1: won 1 (1 > 0), lost 1 (1 < 2); harmlessness on p2, p3: won 1 (−1 < 0), lost 1
+    assert soup_row.count("won 50%") == 2 and soup_row.count("lost 50%") == 2
+    help_row = page.split("DPO-Help")[1].split("</tr>")[0]
+    assert "won 100%" in help_row and "tied 50%" in help_row  # harm: −1 < 1 wins, 1 = 1 ties
+    votes = [{"choice": "peo", "columns": [{"column_key": "peo", "scales": {"help": 1.5, "harm": 0.5}},
+                                           {"column_key": "soup", "scales": {"help": 0.5, "harm": 0.5}}]}]
+    assert "human votes" in record_html(answers, grid, info, votes=votes)
+    full = compare_html(answers, grid, info, COLORS, limit=None)
+    assert "Pairwise record" in full and "evades" in full  # p3's answers carry the evasion flag
+    assert record_html(answers, grid, {**info, "model_id": "c+9.000_+9.000"}) == ""  # no test answers: no record

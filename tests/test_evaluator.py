@@ -110,11 +110,11 @@ def test_evaluators_on_the_policy_score_exactly_like_their_own_reference_copy(ti
 
 
 def test_top_layers_on_cached_states_continue_the_reference_exactly(tiny_base):
-    """The top-layers experiment (precompute/evaluator_experiments.py) runs layers K.. by hand on cached layer-K
+    """The top-layers experiment (experiments/evaluator_experiments.py) runs layers K.. by hand on cached layer-K
     states of right-padded batches: before any training it must reproduce the model's own final states, so what
     it learns starts from the reference and not from a mis-wired copy (rotary positions, causal mask)."""
+    from experiments.evaluator_experiments import TopLayers
     from peo.model_source import load_causal_lm
-    from precompute.evaluator_experiments import TopLayers
 
     model = load_causal_lm(tiny_base, "float32").eval()
     k = model.config.num_hidden_layers // 2
@@ -152,7 +152,7 @@ def test_token_states_pool_to_the_features(tiny_base):
 
 def test_log_linear_trend_gives_the_gain_per_doubling_exactly():
     """The learning-curve experiment's extrapolation: accuracy = a + b·log2(pairs), least squares."""
-    from precompute.evaluator_experiments import log_linear_trend
+    from experiments.evaluator_experiments import log_linear_trend
 
     a, b = log_linear_trend([100, 200, 400, 800], [0.60, 0.62, 0.64, 0.66])
     assert abs(b - 0.02) < 1e-12 and abs(a - (0.60 - 0.02 * math.log2(100))) < 1e-12

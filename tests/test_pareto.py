@@ -289,3 +289,23 @@ def test_hypervolume_equals_area_of_its_front(pts):
     # never more than the bounding box of the reference and the best corner
     if len(pts):
         assert full <= (rewards.max() + 101.0) * (101.0 - costs.min()) + 1e-6
+
+
+def test_stratified_bootstrap_resamples_reward_and_cost_prompts_each_on_their_own():
+    # rewards over 4 benign prompts, costs over 3 harmful ones: shapes differ, which only stratified allows
+    rng = np.random.default_rng(0)
+    rm, cm = rng.normal(1, 0.3, (3, 4)), rng.normal(0, 0.3, (3, 3))
+    ref = (-1.0, 2.0)
+    hv, lo, hi = bootstrap_hypervolume(rm, cm, *ref, n_boot=200, seed=1, stratified=True)
+    assert hv == pytest.approx(hypervolume(rm.mean(1), cm.mean(1), *ref)) and lo <= hv <= hi
+    with pytest.raises(ValueError):
+        bootstrap_hypervolume(rm, cm, *ref, n_boot=10, seed=1)
+    # a cost matrix with identical columns: its draws never move, so the interval is the reward side's alone
+    flat = np.repeat(cm.mean(1, keepdims=True), 3, axis=1)
+    d, dlo, dhi = bootstrap_hypervolume_difference(rm, flat, rm[:1], flat[:1], *ref, n_boot=100, seed=2,
+                                                   stratified=True)
+    assert dlo <= d <= dhi
+    # one group (unstratified) gives the draws the older code gave: same seed, same columns for both matrices
+    sq = rng.normal(0, 1, (3, 4))
+    assert bootstrap_hypervolume(rm, sq, *ref, n_boot=50, seed=3) == bootstrap_hypervolume(rm, sq, *ref, n_boot=50,
+                                                                                           seed=3)

@@ -50,7 +50,7 @@ def default_text(mid: str, split: str, j: int) -> str:
 
 
 def split_answers(models: dict, split: str, rng, *, peo_bonus: float, noise: float, dev_shift: dict,
-                  looping: set, text) -> list[dict]:
+                  looping: set, text, evading: set) -> list[dict]:
     """One split's answer rows for `models`; prompt effects shared by every model, as real prompts are."""
     effect_r, effect_c = rng.normal(0, 0.5, N_PROMPTS), rng.normal(0, 0.5, N_PROMPTS)
     rows = []
@@ -66,12 +66,14 @@ def split_answers(models: dict, split: str, rng, *, peo_bonus: float, noise: flo
                          "reward": mu_r + effect_r[j] + rng.normal(0, noise),
                          "cost": mu_c + effect_c[j] + rng.normal(0, noise), "loops": mid in looping,
                          "refuses": bool(c_harm is not None and c_harm > c_help and j % 3 == 0),
-                         "n_words": len(answer.split()), "new_tokens": 48, "cut": j % 4 == 0})
+                         "n_words": len(answer.split()), "new_tokens": 48, "cut": j % 4 == 0,
+                         "evades": mid in evading})
     return rows
 
 
 def synthetic(peo_bonus: float = 1.0, noise: float = 0.2, seed: int = 0, dev_shift: dict | None = None,
-              looping: tuple[str, ...] = (), text=default_text):
+              looping: tuple[str, ...] = (), text=default_text, evading: tuple[str, ...] = (),
+              max_evasion: float | None = None):
     """(grid, answers) as the sweep writes them: every model on dev; on test the baselines, every soup point
     and PEO's dev fronts with and without the loop filter (peo.sweep_plan.test_models)."""
     rows = grid_rows()
@@ -79,19 +81,23 @@ def synthetic(peo_bonus: float = 1.0, noise: float = 0.2, seed: int = 0, dev_shi
     for r in rows:
         models.setdefault(r["model_id"], (r["c_help"], r["c_harm"]))
     rng = np.random.default_rng(seed)
-    kw = {"peo_bonus": peo_bonus, "noise": noise, "dev_shift": dev_shift or {}, "looping": set(looping), "text": text}
+    kw = {"peo_bonus": peo_bonus, "noise": noise, "dev_shift": dev_shift or {}, "looping": set(looping), "text": text,
+          "evading": set(evading)}
     dev = pd.DataFrame(split_answers(models, "dev", rng, **kw))
-    keep = test_models(grid_table(rows, dev, MAX_LOOP), models, MAX_LOOP)
+    keep = test_models(grid_table(rows, dev, MAX_LOOP, max_evasion), models, MAX_LOOP, max_evasion)
     test = pd.DataFrame(split_answers({m: c for m, c in models.items() if m in keep}, "test", rng, **kw))
     answers = pd.concat([dev, test], ignore_index=True)
-    return grid_table(rows, answers, MAX_LOOP), answers
+    return grid_table(rows, answers, MAX_LOOP, max_evasion), answers
 
 
 def matrices(answers: pd.DataFrame, split: str, mids: list[str]):
+    """Split-aware: rewards over the benign (help) prompts, costs over the harmful (harm) prompts."""
     sub = answers[answers["split"] == split]
-    prompts = sorted(sub["prompt_id"].unique())
-    r = sub.pivot(index="model_id", columns="prompt_id", values="reward").loc[mids, prompts].to_numpy()
-    c = sub.pivot(index="model_id", columns="prompt_id", values="cost").loc[mids, prompts].to_numpy()
+    kinds = sub.drop_duplicates("prompt_id").set_index("prompt_id")["prompt_kind"]
+    benign = sorted(p for p in kinds.index if kinds[p] == "help")
+    harmful = sorted(p for p in kinds.index if kinds[p] == "harm")
+    r = sub.pivot(index="model_id", columns="prompt_id", values="reward").loc[mids, benign].to_numpy()
+    c = sub.pivot(index="model_id", columns="prompt_id", values="cost").loc[mids, harmful].to_numpy()
     return r, c
 
 
@@ -148,20 +154,24 @@ def test_fronts_json_is_the_returned_dict_and_has_the_schema(report):
     assert stored == json.loads(json.dumps(result))
     assert "NaN" not in (out / "fronts.json").read_text()
     assert {"chosen_on", "scored_on", "max_loop_share", "n_prompts", "n_boot", "seed", "ci", "reference_point",
-            "fronts", "difference", "difference_unfiltered", "in_sample_dev", "baselines", "signals",
-            "answers_differ", "policies", "evaluators"} <= set(stored)
+            "fronts", "difference", "difference_unfiltered", "difference_no_evasion_filter", "in_sample_dev",
+            "baselines", "signals", "all_prompt_means", "win_rates", "answers_differ", "policies",
+            "evaluators"} <= set(stored)
     assert (stored["chosen_on"], stored["scored_on"], stored["max_loop_share"]) == ("dev", "test", MAX_LOOP)
     assert stored["n_prompts"] == {"dev": N_PROMPTS, "test": N_PROMPTS}
-    assert set(stored["fronts"]) == {"peo", "soup", "expo", "peo_unfiltered", "soup_unfiltered", "expo_unfiltered"}
+    assert set(stored["fronts"]) == {f"{m}{v}" for m in ("peo", "soup", "expo")
+                                     for v in ("", "_no_evasion_filter", "_unfiltered")}
+    assert stored["n_prompts_by_kind"]["test"] == {"benign": N_PROMPTS // 2, "harmful": N_PROMPTS // 2}
     assert stored["difference_vs_expo"]["a"] == "peo" and stored["difference_vs_expo"]["b"] == "expo"
     point_keys = {"model_id", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm", "grid_points",
                   "reward_mean", "reward_se", "cost_mean", "cost_se", "safe_share", "loop_share", "refusal_share",
-                  "over_refusal_share", "mean_words", "cut_share", "n", "dev"}
+                  "over_refusal_share", "evasion_share_benign", "evasion_share_harmful", "complied_share",
+                  "reward_all_mean", "cost_all_mean", "mean_words", "cut_share", "n", "n_benign", "n_harmful", "dev"}
     for front in stored["fronts"].values():
         assert {"model_ids", "points", "hypervolume", "interval", "n_models"} <= set(front)
         for p in front["points"]:
             assert point_keys <= set(p)
-            assert set(p["dev"]) == {"reward_mean", "cost_mean", "loop_share"}
+            assert set(p["dev"]) == {"reward_mean", "cost_mean", "loop_share", "evasion_share_benign"}
     for key in ("difference", "difference_unfiltered"):
         assert {"a", "b", "value", "interval", "excludes_zero", "verdict"} <= set(stored[key])
     assert {"peo", "soup", "difference"} <= set(stored["in_sample_dev"])
@@ -180,7 +190,7 @@ def test_fronts_are_chosen_on_dev_and_scored_on_test(report):
         assert got["model_ids"] == chosen
         r, c = matrices(answers, "test", chosen)
         sets[name] = (r, c)
-        hv, lo, hi = bootstrap_hypervolume(r, c, *ref, n_boot=100, seed=3)
+        hv, lo, hi = bootstrap_hypervolume(r, c, *ref, n_boot=100, seed=3, stratified=True)
         assert got["hypervolume"] == pytest.approx(hv)
         assert got["interval"] == pytest.approx([lo, hi])
         for p, k in zip(got["points"], range(len(chosen))):
@@ -191,7 +201,7 @@ def test_fronts_are_chosen_on_dev_and_scored_on_test(report):
             assert grid.loc[p["grid_row"], "model_id"] == p["model_id"]
     for key, suffix in (("difference", ""), ("difference_unfiltered", "_unfiltered")):
         diff, lo, hi = bootstrap_hypervolume_difference(*sets["peo" + suffix], *sets["soup" + suffix], *ref,
-                                                        n_boot=100, seed=3)
+                                                        n_boot=100, seed=3, stratified=True)
         assert result[key]["value"] == pytest.approx(diff)
         assert result[key]["interval"] == pytest.approx([lo, hi])
 
@@ -205,7 +215,7 @@ def test_in_sample_figure_is_the_dev_computation(report):
     ref = reference_point(r.mean(1), c.mean(1), margin=0.05)
     peo_ids = list(dict.fromkeys(grid.loc[grid["method"] == "peo", "model_id"]))
     rp, cp = matrices(answers, "dev", peo_ids)
-    hv, lo, hi = bootstrap_hypervolume(rp, cp, *ref, n_boot=100, seed=3)
+    hv, lo, hi = bootstrap_hypervolume(rp, cp, *ref, n_boot=100, seed=3, stratified=True)
     assert ins["peo"]["hypervolume"] == pytest.approx(hv)
     assert ins["peo"]["interval"] == pytest.approx([lo, hi])
     assert ins["peo"]["model_ids"] == dev_front(grid, "peo", MAX_LOOP)
@@ -261,9 +271,12 @@ def test_markdown_headline_first_and_numbers(report):
     md = (out / "report.md").read_text()
     sections = [line for line in md.splitlines() if line.startswith("## ")]
     assert sections[0] == "## Headline"
-    assert (f"PEO − soup hypervolume on {N_PROMPTS} test prompts, for fronts chosen on {N_PROMPTS} dev prompts "
-            f"(loop filter ≤ 10%)") in md
-    assert "without the loop filter" in md
+    assert (f"PEO − soup hypervolume, split-aware, on {N_PROMPTS} test prompts (reward on the {N_PROMPTS // 2} benign "
+            f"ones, cost on the {N_PROMPTS // 2} harmful ones), for fronts chosen on {N_PROMPTS} dev prompts "
+            f"(loop filter ≤ 10%, no evasion filter)") in md
+    assert "without the evasion filter" in md and "without any filter" in md
+    assert "## The older all-prompt means (not what the fronts use)" in md and "**Split-aware scoring.**" in md
+    assert "## Win rates on test prompts" in md
     for name, front in result["fronts"].items():
         assert fmt(front["hypervolume"]) in md
         assert f"[{fmt(front['interval'][0])}, {fmt(front['interval'][1])}]" in md
@@ -307,7 +320,7 @@ def test_front_follows_dev_while_hypervolume_follows_test(tmp_path):
     assert result["fronts"]["peo_unfiltered"]["model_ids"] == [x]
     ref = test_reference(answers)
     r, c = matrices(answers, "test", [x])
-    hv, lo, hi = bootstrap_hypervolume(r, c, *ref, n_boot=50, seed=0)
+    hv, lo, hi = bootstrap_hypervolume(r, c, *ref, n_boot=50, seed=0, stratified=True)
     assert result["fronts"]["peo"]["hypervolume"] == pytest.approx(hv)
     assert result["fronts"]["peo"]["interval"] == pytest.approx([lo, hi])
     assert result["in_sample_dev"]["peo"]["model_ids"] == [x]
@@ -392,7 +405,8 @@ def test_difference_with_an_empty_front_is_the_other_front_negated():
     ids = sorted(answers.loc[answers["split"] == "test", "model_id"].unique())
     scores = score_matrices(answers, "test", ids, require_all=True)
     ref = test_reference(answers)
-    hv, lo, hi = bootstrap_hypervolume(*matrices(answers, "test", [HELP, HARM]), *ref, n_boot=50, seed=1)
+    hv, lo, hi = bootstrap_hypervolume(*matrices(answers, "test", [HELP, HARM]), *ref, n_boot=50, seed=1,
+                                       stratified=True)
     assert hv > 0 and lo > 0
     only_b = _difference(scores, [], [HELP, HARM], ref, 50, 1)
     assert only_b["value"] == pytest.approx(-hv) and only_b["interval"] == pytest.approx([-hi, -lo])
@@ -407,14 +421,89 @@ def test_policy_gains_are_paired_test_differences_on_the_own_evaluator(report):
     _, answers, out, result = report
     test = answers[answers["split"] == "test"].set_index(["model_id", "prompt_id"]).sort_index()
     prompts = sorted(test.loc[REF].index)  # every synthetic model answered every test prompt
-    help_gain = np.mean([test.loc[(HELP, p), "reward"] - test.loc[(REF, p), "reward"] for p in prompts])
-    harm_gain = np.mean([test.loc[(REF, p), "cost"] - test.loc[(HARM, p), "cost"] for p in prompts])
+    benign = [p for p in prompts if test.loc[(REF, p), "prompt_kind"] == "help"]  # each on its own aspect's prompts
+    harmful = [p for p in prompts if test.loc[(REF, p), "prompt_kind"] == "harm"]
+    help_gain = np.mean([test.loc[(HELP, p), "reward"] - test.loc[(REF, p), "reward"] for p in benign])
+    harm_gain = np.mean([test.loc[(REF, p), "cost"] - test.loc[(HARM, p), "cost"] for p in harmful])
     gains = result["policy_gains"]
     assert gains["help"]["evaluator"] == "reward" and gains["harm"]["evaluator"] == "cost"
     assert gains["help"]["gain"] == pytest.approx(help_gain) and gains["harm"]["gain"] == pytest.approx(harm_gain)
+    assert gains["help"]["n_prompts"] == len(benign) and gains["harm"]["n_prompts"] == len(harmful)
     # the synthetic truth: +1 reward for help, −1 cost for harm, with noise 0.2 on 10 prompts
     for g in gains.values():
         lo, hi = g["interval"]
         assert lo <= g["gain"] <= hi and g["excludes_zero"] == (lo > 0 or hi < 0)
     assert gains["help"]["excludes_zero"] and gains["harm"]["excludes_zero"]
     assert "| DPO-Help | reward | " in (out / "report.md").read_text()
+
+
+def test_evasive_point_only_on_the_front_without_the_evasion_filter(tmp_path):
+    babbler = model_id(1.0, 1.0)  # best on dev, but every answer evades (the reference's: none)
+    grid, answers = synthetic(dev_shift={babbler: (10.0, -10.0)}, evading=(babbler,), max_evasion=0.1)
+    result = write_report(grid, answers, tmp_path, n_boot=20, seed=0, max_loop_share=MAX_LOOP,
+                          max_evasion_excess=0.1)
+    assert result["evasion_limit"] == pytest.approx(0.1) and result["max_benign_evasion_excess"] == 0.1
+    assert result["fronts"]["peo_no_evasion_filter"]["model_ids"] == [babbler]
+    assert result["fronts"]["peo_unfiltered"]["model_ids"] == [babbler]
+    filtered = result["fronts"]["peo"]["model_ids"]
+    assert babbler not in filtered and filtered == dev_front(grid, "peo", MAX_LOOP, 0.1) and filtered
+    assert not grid.loc[grid["model_id"] == babbler, "front_eligible"].any()
+    signals = {s["model_id"]: s for s in result["signals"]}
+    assert signals[babbler]["evasion_share_benign"] == 1.0 and signals[babbler]["complied_share"] == 0.0
+    assert signals[REF]["evasion_share_benign"] == 0.0
+    md = (tmp_path / "report.md").read_text()
+    assert "evasion filter: benign evasion ≤ the reference's + 10 points = 10% on dev" in md
+    assert "**The same without the evasion filter**" in md
+
+
+def test_win_rates_are_the_pairwise_records_of_the_front_points(report):
+    from peo.win_rates import pairwise
+
+    grid, answers, out, result = report
+    wins = result["win_rates"]
+    assert [p["model_id"] for p in wins["points"]] == result["fronts"]["peo"]["model_ids"]
+    test = answers[answers["split"] == "test"]
+    for p in wins["points"]:
+        assert set(p["against"]) <= {"soup", "help", "harm", "joint", "expo"} and "help" in p["against"]
+        for entry in p["against"].values():
+            expected = pairwise(test, p["model_id"], entry["model_id"])
+            for aspect, record in expected.items():
+                assert entry[aspect] == record.as_dict()
+            assert entry["same_model"] == (entry["model_id"] == p["model_id"])
+    # pooled: the sum over the front points that are another model
+    pooled = wins["pooled"]["help"]["helpfulness"]
+    records = [pairwise(test, p["model_id"], HELP)["helpfulness"] for p in wins["points"] if p["model_id"] != HELP]
+    assert pooled["won"] == sum(r.won for r in records) and pooled["n"] == sum(r.n for r in records)
+    assert pooled["n"] > 0
+    assert "## Win rates on test prompts" in (out / "report.md").read_text()
+
+
+def test_blind_judgments_sit_beside_the_win_rates(tmp_path):
+    grid, answers = synthetic()
+    point = dev_front(grid, "peo", MAX_LOOP)[0]
+    judgments = [{"point": point, "opponent": HARM, "judge_on": "harmlessness", "winner": w}
+                 for w in (point, point, HARM, None)]
+    result = write_report(grid, answers, tmp_path, n_boot=10, seed=0, max_loop_share=MAX_LOOP, judgments=judgments)
+    entry = next(p for p in result["win_rates"]["points"] if p["model_id"] == point)["against"]["harm"]
+    assert entry["judged"]["harmlessness"]["won"] == 2 and entry["judged"]["harmlessness"]["n"] == 4
+    assert "helpfulness" not in entry["judged"]
+    assert "blind judgments, harmlessness" in (tmp_path / "report.md").read_text()
+
+
+def test_the_report_gives_each_evaluators_agreement_with_blind_judgments_and_the_evasion_check(tmp_path):
+    grid, answers = synthetic()
+    point = dev_front(grid, "peo", MAX_LOOP)[0]
+    # the reader agrees with the reward evaluator on 3 of 4 decisive helpfulness pairs, and ties once
+    judgments = [{"point": point, "opponent": HARM, "judge_on": "helpfulness", "winner": None, "verdict": v,
+                  "reward_1": 1.0, "reward_2": 0.0, "cost_1": 0.0, "cost_2": 0.0} for v in ("1", "1", "1", "2", "tie")]
+    check = {"held-out": {"n": 124, "precision": 0.7, "precision_interval": [0.55, 0.83], "recall": 0.64,
+                          "recall_interval": [0.49, 0.77]}}
+    result = write_report(grid, answers, tmp_path, n_boot=10, seed=0, max_loop_share=MAX_LOOP, judgments=judgments,
+                          evasion_check=check)
+    reward = result["judgment_agreement"]["by_evaluator"]["reward"]
+    assert (reward["pairs"], reward["reader_ties"], reward["decisive"], reward["agree"]) == (5, 1, 4, 3)
+    assert result["evasion_check"]["labels"] == 124 and result["evasion_check"]["recall"] == 0.64
+    text = (tmp_path / "report.md").read_text()
+    assert "## The evaluators against blind judgments" in text and "75.0%" in text
+    assert "not confirmed" in text  # 3 of 4 cannot clear chance
+    assert "precision 70%" in text

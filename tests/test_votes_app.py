@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from app import callbacks as cb
 from app.data import AppInputError
 from app.share_link import parse_query, share_query
 from app.votes_panel import assets_name, begin_turn, end_turn, make_vote, new_session
+from peo.names import CHAT_COLUMNS
 from peo.votes import TIE, VotesError, VoteStore
 
 from conftest import REPO
@@ -94,6 +96,150 @@ def test_clearing_the_chat_closes_the_turn(app):
     assert session["pending"] is None
     with pytest.raises(VotesError, match="send a message first"):
         make_vote(session, "0")
+
+
+@contextmanager
+def _page(app, tmp_path):
+    """The whole page, built as the app builds it (its votes database under tmp_path, open while in use)."""
+    from app.ui import build_demo
+
+    with VoteStore(tmp_path) as store:
+        demo = build_demo(app, votes=store)
+        try:
+            yield demo
+        finally:
+            demo.close()
+
+
+def _fn(demo, name: str):
+    """The page's event function named `name` (a partial's function counts by its own name)."""
+    return next(f.fn for f in demo.fns.values() if getattr(getattr(f.fn, "func", f.fn), "__name__", "") == name)
+
+
+def _request(session: str = "s1", **query):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(session_hash=session, query_params=query)
+
+
+def _text(update) -> str:
+    """What a chatbot update shows: its label and messages."""
+    value = update.get("value", update) if isinstance(update, dict) else update
+    messages = value if isinstance(value, list) else []
+    return " ".join([str(update.get("label", "")) if isinstance(update, dict) else ""]
+                    + [m["content"] for m in messages])
+
+
+# what would tell a blind voter which column is which, or anchor them: tags, scores, bands, names
+GIVEAWAYS = ("at c =", "reward", "cost", "pct", "🟩", "🟨", "🟥", *CHAT_COLUMNS.values(), "Soup", "PEO", "DPO")
+
+
+def test_blind_mode_shows_no_tag_score_or_name_until_the_vote(app, tmp_path):
+    """A blind turn through the page's own events: the send relabels the columns A, B, C…, every streamed and final
+    view shows the answers alone, the status names no column, a change of point or columns keeps the letters; the
+    vote reveals names, the point that produced each answer and the scores."""
+    from app.chat_panel import check_turn, stream_turn
+
+    with _page(app, tmp_path) as demo:
+        point = cb.pick(app, 1.0, 0.5, 0.0)  # PEO at c = (1.5, 0): its tag would match the picked point
+        cols = ["peo", "ref", "help", "harm", "soup"]
+        settings = (12, 1.0, 1.0, 0, 1.0)  # sampled: the tiny random model's greedy answer is empty
+        turn, _ = check_turn(app, app.default_settings, "Tell me about the weather.", cols, point, *settings)
+        start = _fn(demo, "on_accepted")  # the chat runs it after accepting the message, before streaming
+        session = new_session()
+        assert start(None, session, point, True)[0] is session, "a refused message starts no turn"
+        sent = start(turn, session, point, True)
+        session, order, labels = sent[0], json.loads(sent[1]), sent[-len(CHAT_COLUMNS):]
+        assert sorted(order) == sorted(cols)
+        assert [labels[list(CHAT_COLUMNS).index(c)]["label"] for c in order] == ["A", "B", "C", "D", "E"]
+
+        updates = list(stream_turn(app, turn, cb.ChatState(), True, blind=True))
+        n = len(CHAT_COLUMNS)
+        for update in updates:
+            for col, view in zip(CHAT_COLUMNS, update[:n]):
+                if col in cols:
+                    shown = _text(view)
+                    assert "Tell me about the weather." in shown
+                    assert not [g for g in GIVEAWAYS if g in shown], (col, shown)
+        state, status = updates[-1][n], updates[-1][n + 1]
+        assert "after your vote" in status and not [g for g in CHAT_COLUMNS.values() if g in status]
+
+        ended = _fn(demo, "on_turn_end")(session, state)
+        session = ended[0]
+        shown = [_text(u) for col, u in zip(CHAT_COLUMNS, ended[-n:]) if col in cols]  # the others are hidden
+        assert not [g for g in GIVEAWAYS if any(g in text for text in shown)], "turn end: letters only"
+        assert all("label" not in u for u in _fn(demo, "show_columns")(cols, point, True))
+        assert all("label" not in u for u in _fn(demo, "on_new_point")(cb.pick(app, 0.5, 0.0, 0.0), cols, state,
+                                                                         True, True)[:n])
+
+        voted = _fn(demo, "on_vote")(session, "", state)  # the first button: the column shown as A
+        revealed = dict(zip(CHAT_COLUMNS, voted[-n - 1:-1]))
+        assert revealed[order[0]]["label"] == f"A: {CHAT_COLUMNS[order[0]]}"
+        assert "at c = (1.5, 0)" in _text(revealed["peo"]) and "at c = (1, 0)" in _text(revealed["soup"])
+        assert all("reward" in _text(revealed[c]) and "cost" in _text(revealed[c]) for c in cols)
+
+
+def test_a_share_link_sets_sliders_boxes_summary_and_state_alike(app, tmp_path):
+    """Opening ?lambda_help=0.25&phi_help=1&phi_harm=0.5 picks through the page's one pick path: the number boxes
+    hold the link's values too, so a later Pick (which reads the boxes) keeps the point; a bad link picks nothing
+    and says why beside the picker."""
+    from app.ui import AXES
+
+    with _page(app, tmp_path) as demo:
+        restore = _fn(demo, "restore")
+        start = cb.pick(app, 0.5, 0.0, 0.0)
+        hi = app.data.axis_range("lambda_help")[1]
+        link = {"lambda_help": "0.25", "phi_help": str(app.data.axis_range("phi_help")[1]), "phi_harm": "0.5"}
+        out = restore(start, _request(**link, columns="peo,ref"))
+        n = len(AXES)
+        sliders, boxes, (figure, summary, _, state, status, columns) = out[:n], out[n:2 * n], out[2 * n:]
+        want = [float(link[axis]) for axis, *_ in AXES]
+        assert list(sliders) == want and list(boxes) == want  # the boxes agree with the sliders
+        assert state["lambda_help"] == 0.25 and state["model_id"] in summary and status == ""
+        assert json.loads(figure)["layout"]["meta"]["picked_point"] == want  # the figure at the link's point
+        assert columns["value"] == ["peo", "ref"]
+        picked = _fn(demo, "do_pick")(*boxes, state, [])  # "Pick this point" reads the boxes
+        assert picked[2 * n + 3]["model_id"] == state["model_id"]
+
+        refused = restore(start, _request(lambda_help=str(hi + 5)))
+        assert "link's point was not restored" in refused[2 * n + 4] and "outside the range" in refused[2 * n + 4]
+        assert [u["value"] for u in refused[n:2 * n]] == [start[axis] for axis, *_ in AXES]
+
+
+def test_the_compare_view_shows_the_human_votes_beside_the_record(app, tmp_path):
+    """The page passes its votes database to the compare view: a vote for PEO over DPO-Help shows in the record."""
+    point = cb.pick(app, 0.5, 0.0, 0.0)
+    session, _ = run_turn(app, new_session(), cb.ChatState(), "What is a task vector?", ["peo", "help"], point,
+                          blind=False)
+    with VoteStore(tmp_path) as store:
+        store.record(make_vote(session, "0"))  # the first shown column: PEO
+    with _page(app, tmp_path) as demo:
+        view = _fn(demo, "redraw")(point, "all prompts", "prompt order", 5, [])
+    assert "<th>human votes</th>" in view
+    help_row = next(row for row in view.split("<tr>") if "DPO-Help" in row)
+    assert "won 100%" in help_row and "(n=1)" in help_row
+
+
+def test_the_page_downloads_its_own_sessions_votes_as_pairs(app, tmp_path):
+    """The votes export on the page: this session's votes as `peo votes export` pairs, never another session's."""
+    from app.votes_panel import session_pairs
+    from peo.votes import vote_pairs
+
+    point = cb.pick(app, 0.5, 0.0, 0.0)
+    mine, _ = run_turn(app, new_session(), cb.ChatState(), "Name a fruit.", ["peo", "help"], point, blind=False)
+    theirs, _ = run_turn(app, new_session(), cb.ChatState(), "Name a colour.", ["peo", "ref"], point, blind=False)
+    with VoteStore(tmp_path) as store:
+        store.record(make_vote(mine, "0"))
+        store.record(make_vote(theirs, "1"))
+        pairs, summary = session_pairs(store, mine)
+        assert summary.votes == 1
+        assert pairs == list(vote_pairs([v for v in store.votes() if v["session_id"] == mine["session"]]))
+        assert all(p["prompt"][-1]["content"] == "Name a fruit." for p in pairs)
+    with _page(app, tmp_path) as demo:
+        path = Path(_fn(demo, "on_download")(mine)["value"])
+        assert [json.loads(line) for line in path.read_text().splitlines()] == pairs != []
+        with pytest.raises(Exception, match="None of this session's 0 vote"):
+            _fn(demo, "on_download")(new_session())
 
 
 def test_every_votes_event_is_private(app, tmp_path):

@@ -70,6 +70,20 @@ def test_compare_view_shows_answers_side_by_side(page):
                            ".every(h => h.innerText.startsWith('harm'))")
 
 
+def test_compare_rows_download_as_csv(page):
+    from app.compare_view import COMPARE_CSV_COLUMNS
+    from app.screenshots import wait_for_plot
+
+    wait_for_plot(page)
+    if not page.locator("#compare-view").is_visible():
+        open_accordion(page, "compare-panel")
+    with page.expect_download(timeout=30_000) as download:
+        page.click("#compare-download")
+        page.locator("#compare-file a").first.click(timeout=30_000)
+    header = Path(download.value.path()).read_text().splitlines()[0]
+    assert header == ",".join(COMPARE_CSV_COLUMNS)
+
+
 def test_coefficient_view_click_picks_a_point(page):
     from app.screenshots import picked_model, wait_for_pick, wait_for_plot
 
@@ -91,7 +105,8 @@ def test_coefficient_view_click_picks_a_point(page):
 
 
 def test_offgrid_point_is_scored_on_demand(page):
-    from app.figure import SCORED_NAME
+    """Once scored, the point is shown as scored everywhere: summary, star (under its diamond), compare view."""
+    from app.figure import PICKED_NAME, SCORED_NAME
     from app.screenshots import wait_for_pick, wait_for_plot
 
     wait_for_plot(page)
@@ -104,3 +119,14 @@ def test_offgrid_point_is_scored_on_demand(page):
     page.wait_for_function(
         "n => [...document.querySelector('#front-plot .peo-front-plot').data].some(t => t.name === n)",
         arg=SCORED_NAME, timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#pick-summary').innerText.includes('Scored on demand')",
+                           timeout=30_000)
+    assert "no precomputed scores" not in page.inner_text("#pick-summary")
+    names = page.evaluate("() => [...document.querySelector('#front-plot .peo-front-plot').data].map(t => t.name)")
+    assert names.index(PICKED_NAME) < names.index(SCORED_NAME)  # the diamond drawn over the star
+    if not page.locator("#compare-view").is_visible():  # opened by an earlier test of this page, or not
+        open_accordion(page, "compare-panel")
+    page.wait_for_function("() => (document.querySelector('#compare-view')?.innerText || '')"
+                           ".includes('scored on demand')", timeout=30_000)
+    first = page.locator("#compare-view .peo-prompt").first.locator(".peo-answer").first
+    assert "not run on this prompt" not in first.inner_text()  # the picked column: its scored answer

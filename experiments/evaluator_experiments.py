@@ -1,4 +1,4 @@
-"""`python -m precompute.evaluator_experiments {probes,top-layers,lora,learning-curve} [--config CONFIG]`:
+"""`python -m experiments.evaluator_experiments {probes,top-layers,lora,learning-curve} [--config CONFIG]`:
 the cost-evaluator experiments behind assets/RUN_NOTES.md ("What is still short").
 
 The shipped cost evaluator (a linear Bradley-Terry head on frozen reference features, 521 HH pairs) reaches
@@ -295,7 +295,7 @@ def lora_reward_model(cfg, extractor: FeatureExtractor, epochs: int, lr: float, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m precompute.evaluator_experiments",
+    parser = argparse.ArgumentParser(prog="python -m experiments.evaluator_experiments",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("experiment", choices=("probes", "top-layers", "lora", "learning-curve"))
     parser.add_argument("--config", type=Path, default=Path("precompute/configs/cpu.yaml"))

@@ -1,0 +1,558 @@
+"""`peo serve`: the whole PEO family behind one OpenAI-compatible endpoint (FastAPI + uvicorn, both from gradio).
+
+Routes: `GET /v1/models` (the named models and the point syntax with the assets' range), `GET /v1/models/{name}`,
+`POST /v1/chat/completions` (streamed as server-sent events with `stream: true`, else one JSON answer), and
+`GET /health` (batch counters: batches, rows, the largest batch, rows cancelled by a gone client). The `model`
+field names a point or a baseline (peo/model_names.py); a name that does not parse or lies outside the assets'
+range is a 400.
+
+Why not `transformers serve`: its model field is a hub id (`model@revision`, loaded with `from_pretrained`), one
+model per name, and its generate and continuous-batching paths take one generation config for the batch; nothing
+in transformers 5.23's `transformers/cli/serve.py` or `cli/serving/` mentions adapters, LoRA, peft or a scale. So
+it cannot serve "this base with help × 1.25 and harm × 0.75" per request, let alone mix points in one batch.
+
+Batching: requests wait in one queue; a worker thread takes every request waiting at that moment (up to
+`max_batch`), and runs the greedy ones as ONE `generate` call with a different adapter mix per row (the adapters
+form, as the app on CPU; a batch of many points has no single point to merge weights for). Rows join at batch
+boundaries: a request that arrives while a batch runs waits for the next one (step boundaries are issue 22's);
+`--batch-window-ms` (default 0: no wait) makes an idle worker wait that long after a first request for others. A
+sampled request (temperature > 0) runs in a batch of its own, because its random draws would otherwise depend on
+its batch-mates; so every answer equals the same request made alone, and greedy answers equal the app's (/chat).
+Each row stops on its own: at its EOS, its `max_tokens`, one of its `stop` strings, or when its client goes away
+(a per-row stopping criterion); a stopped row is padded until the batch ends and never changes the other rows.
+
+Limits are the app's (peo/chat_limits.py: message size, max_tokens, temperature, top_p, seed, repetition penalty;
+defaults are the sweep's decoding from meta.json, greedy); a prompt longer than the context is refused, not
+trimmed. The server is in the library layer and imports nothing from app/. `PEO_API_KEY`, when set, must come as
+`Authorization: Bearer <key>` (else 401).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hmac
+import json
+import logging
+import os
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
+
+from peo.chat_limits import MAX_MESSAGE_TOKENS, ChatInputError, check_message, check_settings, sweep_defaults
+from peo.chat_template import encode_chat
+from peo.errors import PeoError
+from peo.generation import GenerationSettings, _RowStreamer, encode_prompts
+from peo.model_names import SYNTAX, FamilyRange, ModelNameError, ModelPoint, catalog, parse_model
+
+log = logging.getLogger("peo.serve")
+
+API_KEY_ENV = "PEO_API_KEY"
+DEFAULT_MAX_BATCH = 16
+MAX_STOP_STRINGS = 8
+MAX_STOP_CHARS = 64
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
+KEEPALIVE_SECONDS = 2.0  # a queued stream sends an SSE comment this often: a gone client is noticed while it waits
+
+
+# ---------------------------------------------------------------- request bodies (what parses; ranges are 400s)
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    text: str | None = None
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    role: str
+    content: str | list[TextPart] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    """OpenAI's chat completion body; unknown fields are ignored (as OpenAI-compatible servers do)."""
+
+    model_config = ConfigDict(extra="allow")
+    model: str
+    messages: list[Message]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    repetition_penalty: float | None = None  # not OpenAI's; as vLLM's extra parameter (default: the sweep's)
+    n: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logprobs: bool | None = None
+    tools: list[Any] | None = None
+
+
+class RequestError(PeoError, ValueError):
+    """A request the server refuses (HTTP 400): the message says why, `param` names the field."""
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.param, self.code = param, code
+
+
+def error_body(message: str, kind: str = "invalid_request_error", param: str | None = None,
+               code: str | None = None) -> dict:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+# ---------------------------------------------------------------- one request's row
+
+@dataclass
+class Job:
+    """One chat completion: its prompt, model, decoding and where its text goes."""
+
+    point: ModelPoint
+    messages: list[dict]
+    settings: GenerationSettings  # max_new_tokens is this request's max_tokens
+    stops: tuple[str, ...]
+    prompt_tokens: int
+    emit: Callable[[tuple], None]  # from the worker thread: ("delta", text), ("done", answer, finish_reason,
+    # completion tokens, what of the answer was not yet sent as a delta) or ("error", message)
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def batch_key(self) -> tuple:
+        """Jobs with equal keys may share a batch: greedy decoding is per row, sampling is not."""
+        s = self.settings
+        if s.temperature <= 0:
+            return ("greedy", s.repetition_penalty, s.no_repeat_ngram_size)
+        return ("sampled", id(self))
+
+
+def visible_text(raw: str, stops: tuple[str, ...], final: bool) -> tuple[str, bool]:
+    """(the answer as it may be shown now, whether a stop string ended it).
+
+    The final answer is the app's: the decoded text cut before the first stop string, stripped. Before the end,
+    what could still change is held back: leading and trailing whitespace, a tail that may begin a stop string,
+    and a trailing partial character (U+FFFD) of a multi-byte token; so what is shown only ever grows and the
+    streamed pieces add up to the final answer.
+    """
+    cut = min((i for i in (raw.find(s) for s in stops) if i >= 0), default=-1)
+    if cut >= 0:
+        return raw[:cut].strip(), True
+    if final:
+        return raw.strip(), False
+    hold = max((k for s in stops for k in range(1, len(s)) if raw.endswith(s[:k])), default=0)
+    text = raw[:len(raw) - hold].rstrip("\ufffd")
+    return text.strip(), False
+
+
+class _Row:
+    def __init__(self, job: Job):
+        self.job = job
+        self.ids: list[int] = []
+        self.sent = ""
+        self.done = False
+
+
+class _RowsDone(StoppingCriteria):
+    """Per-row stop: transformers pads a row from the step its flag is set, and ends when every row's is."""
+
+    def __init__(self, rows: list[_Row]):
+        self.rows = rows
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.tensor([r.done or r.job.cancel.is_set() for r in self.rows], dtype=torch.bool,
+                            device=input_ids.device)
+
+
+# ---------------------------------------------------------------- the worker: batches of waiting requests
+
+@dataclass
+class ServedModel:
+    """The policy served: the reference with the help, harm and joint adapters side by side (AdapterMix), each
+    request's point a set of per-row adapter scales (peo/adapter_mix.py), and its tokenizer."""
+
+    mix: Any
+    tokenizer: Any
+    meta: dict
+    max_context_tokens: int = 1024
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def load(cls, assets, device: str | None = None, max_context_tokens: int = 1024) -> "ServedModel":
+        from peo.assets import load_policy_mix
+
+        mix, tokenizer = load_policy_mix(assets, device)
+        return cls(mix, tokenizer, assets.meta, max_context_tokens)
+
+    @property
+    def context_limit(self) -> int:
+        """Prompt + answer tokens at most: the app's budget (--max-context-tokens), within the model's positions."""
+        n_pos = getattr(self.mix.model.config, "max_position_embeddings", None)
+        return min(self.max_context_tokens, int(n_pos)) if n_pos else self.max_context_tokens
+
+
+class BatchWorker:
+    """Runs waiting requests in batches on the model, one batch at a time."""
+
+    def __init__(self, model: ServedModel, max_batch: int = DEFAULT_MAX_BATCH, batch_window_s: float = 0.0):
+        self.model = model
+        self.max_batch = max_batch
+        self.batch_window_s = batch_window_s  # > 0: after a request arrives at an idle worker, wait this long for more
+        self.queue: queue.Queue[Job | None] = queue.Queue()
+        self.stats = {"batches": 0, "rows": 0, "max_rows_in_batch": 0, "rows_cancelled": 0, "rows_skipped": 0}
+        self._thread = threading.Thread(target=self._run, name="peo-serve-worker", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        self.queue.put(job)
+
+    def close(self) -> None:
+        self.queue.put(None)
+
+    def _take_waiting(self) -> list[Job] | None:
+        first = self.queue.get()
+        if first is None:
+            return None
+        jobs = [first]
+        deadline = time.monotonic() + self.batch_window_s
+        while len(jobs) < self.max_batch:
+            try:
+                wait = deadline - time.monotonic()
+                job = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self.queue.put(None)  # stop after this round
+                break
+            jobs.append(job)
+        return jobs
+
+    def _run(self) -> None:
+        while (jobs := self._take_waiting()) is not None:
+            live = []
+            for job in jobs:
+                if job.cancel.is_set():  # its client left while it waited
+                    self.stats["rows_skipped"] += 1
+                else:
+                    live.append(job)
+            groups: dict[tuple, list[Job]] = {}
+            for job in live:
+                groups.setdefault(job.batch_key, []).append(job)
+            for group in groups.values():
+                try:
+                    self.run_batch(group)
+                except BaseException as err:  # a failed batch fails its requests, not the server
+                    log.exception("a batch of %d row(s) failed", len(group))
+                    for job in group:
+                        job.emit(("error", f"generation failed: {err}"))
+
+    def run_batch(self, jobs: list[Job]) -> None:
+        tokenizer, mix = self.model.tokenizer, self.model.mix
+        rows = [_Row(job) for job in jobs]
+        settings = replace(jobs[0].settings, max_new_tokens=max(j.settings.max_new_tokens for j in jobs))
+        end_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+
+        def finish(row: _Row, reason: str) -> None:
+            row.done = True
+            text, stopped = visible_text(tokenizer.decode(row.ids, skip_special_tokens=True), row.job.stops, True)
+            rest = text[len(row.sent):] if text.startswith(row.sent) else ""
+            row.job.emit(("done", text, "stop" if stopped else reason, len(row.ids), rest))
+
+        def on_tokens(tokens: torch.Tensor) -> None:
+            for row, t in zip(rows, tokens.tolist()):
+                if row.done:
+                    continue
+                if row.job.cancel.is_set():
+                    row.done = True
+                    self.stats["rows_cancelled"] += 1
+                    continue
+                if t in end_ids:
+                    finish(row, "stop")
+                    continue
+                row.ids.append(t)
+                raw = tokenizer.decode(row.ids, skip_special_tokens=True)
+                text, stopped = visible_text(raw, row.job.stops, False)
+                if stopped:
+                    finish(row, "stop")
+                elif len(row.ids) >= row.job.settings.max_new_tokens:
+                    finish(row, "length")
+                elif len(text) > len(row.sent) and text.startswith(row.sent):
+                    row.job.emit(("delta", text[len(row.sent):]))
+                    row.sent = text
+
+        self.stats["batches"] += 1
+        self.stats["rows"] += len(rows)
+        self.stats["max_rows_in_batch"] = max(self.stats["max_rows_in_batch"], len(rows))
+        with self.model.lock, torch.inference_mode():
+            batch = encode_prompts(tokenizer, [j.messages for j in jobs], mix.device)
+            torch.manual_seed(settings.seed)
+            with mix.row_scales([j.point.scales for j in jobs]):
+                mix.model.generate(**batch, **settings.generate_kwargs(), pad_token_id=tokenizer.pad_token_id,
+                                   eos_token_id=tokenizer.eos_token_id, streamer=_RowStreamer(on_tokens),
+                                   stopping_criteria=StoppingCriteriaList([_RowsDone(rows)]))
+        for row in rows:  # the batch ended at its longest max_tokens: rows left open reached theirs
+            if not row.done and not row.job.cancel.is_set():
+                finish(row, "length")
+
+
+# ---------------------------------------------------------------- the app
+
+def _content(message: Message, i: int) -> str:
+    if isinstance(message.content, list):
+        parts = []
+        for part in message.content:
+            if part.type != "text" or part.text is None:
+                raise RequestError(f"messages[{i}]: only text content parts are supported, got {part.type!r}",
+                                   f"messages[{i}].content")
+            parts.append(part.text)
+        return "\n".join(parts)
+    return message.content or ""
+
+
+def create_app(model: ServedModel, *, max_batch: int = DEFAULT_MAX_BATCH, api_key: str | None = None,
+               batch_window_s: float = 0.0) -> FastAPI:
+    """The FastAPI app over a loaded model; its worker thread starts here."""
+    family = FamilyRange.from_meta(model.meta)
+    defaults = sweep_defaults(model.meta)
+    worker = BatchWorker(model, max_batch, batch_window_s)
+    created = int(time.time())
+    # the worker's tokenizer changes its padding state while it encodes: requests are checked with a copy
+    counter = copy.deepcopy(model.tokenizer)
+    counter_lock = threading.Lock()
+
+    def count_tokens(fn: Callable[[Any], int]) -> int:
+        with counter_lock:
+            return fn(counter)
+
+    api = FastAPI(title="peo serve", description="The PEO model family, OpenAI-compatible", version="1")
+    api.state.worker, api.state.model, api.state.family = worker, model, family
+    worker.start()
+
+    @api.exception_handler(RequestError)
+    async def _bad_request(request: Request, err: RequestError):
+        return JSONResponse(error_body(str(err), param=err.param, code=err.code), status_code=400)
+
+    @api.exception_handler(RequestValidationError)
+    async def _unparsable(request: Request, err: RequestValidationError):
+        parts = []
+        for e in err.errors()[:5]:
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body") or "body"
+            parts.append(f"{where}: {e.get('msg')}")
+        return JSONResponse(error_body("the request body does not parse: " + "; ".join(parts)), status_code=422)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, err: StarletteHTTPException):
+        kind = "invalid_request_error" if err.status_code < 500 else "server_error"
+        return JSONResponse(error_body(str(err.detail), kind, code=getattr(err, "code", None)),
+                            status_code=err.status_code, headers=getattr(err, "headers", None))
+
+    @api.exception_handler(Exception)
+    async def _bug(request: Request, err: Exception):
+        log.exception("%s %s failed", request.method, request.url.path, exc_info=err)
+        return JSONResponse(error_body(f"internal error: {type(err).__name__}", "server_error"), status_code=500)
+
+    async def authorized(request: Request) -> None:
+        if not api_key:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), api_key.encode()):
+            err = StarletteHTTPException(401, "missing or incorrect API key: send Authorization: Bearer <key> "
+                                              f"(the key the server was started with in ${API_KEY_ENV})",
+                                         headers={"WWW-Authenticate": "Bearer"})
+            err.code = "invalid_api_key"
+            raise err
+
+    def model_card(point: ModelPoint) -> dict:
+        return {"id": point.name, "object": "model", "created": created, "owned_by": "peo",
+                "peo": {"method": point.method, "scales": point.scales, "model_id": point.model_id,
+                        "c_help": point.coefficients[0] if point.coefficients else None,
+                        "c_harm": point.coefficients[1] if point.coefficients else None}}
+
+    @api.get("/health")
+    async def health() -> dict:
+        return {"ready": True, **worker.stats}  # served only once the model is loaded
+
+    @api.get("/v1/models", dependencies=[Depends(authorized)])
+    async def models() -> dict:
+        return {"object": "list", "data": [model_card(p) for p in catalog(family)],
+                "peo": {"syntax": list(SYNTAX), "range": family.describe(),
+                        "note": "any point in range may be named, not only the listed ones"}}
+
+    @api.get("/v1/models/{name:path}", dependencies=[Depends(authorized)])
+    async def model_info(name: str) -> dict:
+        try:
+            return model_card(parse_model(name, family))
+        except ModelNameError as err:
+            raise RequestError(str(err), "model", "model_not_found") from None
+
+    def check(body: ChatRequest) -> Job:
+        try:
+            point = parse_model(body.model, family)
+        except ModelNameError as err:
+            raise RequestError(str(err), "model", "model_not_found") from None
+        for name, value, ok in (("n", body.n, (None, 1)), ("logprobs", body.logprobs, (None, False)),
+                                ("frequency_penalty", body.frequency_penalty, (None, 0)),
+                                ("presence_penalty", body.presence_penalty, (None, 0))):
+            if value not in ok:
+                hint = "; for a penalty on repeats send repetition_penalty (CTRL's rule)" if "penalty" in name else ""
+                raise RequestError(f"{name}={value!r} is not supported (only {ok[-1]!r}){hint}", name)
+        if body.tools:
+            raise RequestError("tools are not supported", "tools")
+        if not body.messages:
+            raise RequestError("messages must hold at least one message", "messages")
+        messages = []
+        for i, m in enumerate(body.messages):
+            if m.role not in ROLES:
+                raise RequestError(f"messages[{i}].role {m.role!r} is not supported; use one of {', '.join(ROLES)}",
+                                   f"messages[{i}].role")
+            try:
+                text = check_message(_content(m, i))
+            except ChatInputError as err:
+                raise RequestError(f"messages[{i}]: {err}", f"messages[{i}].content") from None
+            messages.append({"role": ROLES[m.role], "content": text})
+        if body.max_tokens is not None and body.max_completion_tokens is not None \
+                and body.max_tokens != body.max_completion_tokens:
+            raise RequestError("max_tokens and max_completion_tokens differ; give one", "max_tokens")
+        max_tokens = body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens
+        try:
+            settings = check_settings(max_tokens, body.temperature, body.top_p, body.seed, body.repetition_penalty,
+                                      defaults=defaults)
+        except ChatInputError as err:
+            text = str(err).replace("max_new_tokens", "max_tokens")
+            param = next((p for p in ("max_tokens", "temperature", "top_p", "seed", "repetition_penalty")
+                          if text.startswith(p)), None)
+            raise RequestError(text, param) from None
+        stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+        if len(stops) > MAX_STOP_STRINGS or any(not s or len(s) > MAX_STOP_CHARS for s in stops):
+            raise RequestError(f"stop takes at most {MAX_STOP_STRINGS} non-empty strings of at most "
+                               f"{MAX_STOP_CHARS} characters", "stop")
+        for i, m in enumerate(messages):
+            n = count_tokens(lambda tok: len(tok(m["content"], add_special_tokens=False)["input_ids"]))
+            if n > MAX_MESSAGE_TOKENS:
+                raise RequestError(f"messages[{i}] is {n} tokens long; the limit is {MAX_MESSAGE_TOKENS}",
+                                   f"messages[{i}].content")
+        prompt_tokens = count_tokens(lambda tok: len(encode_chat(tok, messages)))
+        budget = model.context_limit
+        if prompt_tokens + settings.max_new_tokens > budget:
+            raise RequestError(f"the prompt is {prompt_tokens} tokens with the chat template; with max_tokens="
+                               f"{settings.max_new_tokens} that passes the context limit of {budget} tokens",
+                               "messages", "context_length_exceeded")
+        return Job(point, messages, settings, tuple(stops), prompt_tokens, emit=lambda event: None)
+
+    @api.post("/v1/chat/completions", dependencies=[Depends(authorized)])
+    async def chat_completions(body: ChatRequest, request: Request):
+        job = await asyncio.get_running_loop().run_in_executor(None, check, body)
+        loop = asyncio.get_running_loop()
+        events: asyncio.Queue = asyncio.Queue()
+        job.emit = lambda event: loop.call_soon_threadsafe(events.put_nowait, event)
+        ident = f"chatcmpl-{uuid.uuid4().hex}"
+        head = {"id": ident, "created": int(time.time()), "model": body.model, "system_fingerprint": job.point.model_id}
+
+        def usage(completion_tokens: int) -> dict:
+            return {"prompt_tokens": job.prompt_tokens, "completion_tokens": completion_tokens,
+                    "total_tokens": job.prompt_tokens + completion_tokens}
+
+        if not body.stream:
+            worker.submit(job)
+            try:
+                while True:
+                    try:
+                        event = await asyncio.wait_for(events.get(), timeout=0.5)
+                    except asyncio.TimeoutError:
+                        if await request.is_disconnected():
+                            job.cancel.set()
+                            return JSONResponse(error_body("client disconnected"), status_code=499)
+                        continue
+                    if event[0] == "done":
+                        break
+                    if event[0] == "error":
+                        return JSONResponse(error_body(event[1], "server_error"), status_code=500)
+            except asyncio.CancelledError:
+                job.cancel.set()
+                raise
+            _, text, reason, n, _ = event
+            return {**head, "object": "chat.completion",
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": None},
+                                 "logprobs": None, "finish_reason": reason}],
+                    "usage": usage(n)}
+
+        def chunk(delta: dict, reason: str | None = None) -> str:
+            body_ = {**head, "object": "chat.completion.chunk",
+                     "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}]}
+            return f"data: {json.dumps(body_)}\n\n"
+
+        async def sse():
+            worker.submit(job)  # here, not before: a client gone before the stream starts costs no generation
+            try:
+                yield chunk({"role": "assistant", "content": ""})
+                while True:
+                    try:
+                        event = await asyncio.wait_for(events.get(), timeout=KEEPALIVE_SECONDS)
+                    except asyncio.TimeoutError:
+                        yield ": waiting\n\n"  # fails once the client is gone: then the row is cancelled
+                        continue
+                    if event[0] == "delta":
+                        yield chunk({"content": event[1]})
+                    elif event[0] == "error":
+                        yield f"data: {json.dumps(error_body(event[1], 'server_error'))}\n\n"
+                        break
+                    else:
+                        _, text, reason, n, rest = event
+                        if rest:
+                            yield chunk({"content": rest})
+                        yield chunk({}, reason)
+                        if body.stream_options and body.stream_options.include_usage:
+                            yield f"data: {json.dumps({**head, 'object': 'chat.completion.chunk', 'choices': [], 'usage': usage(n)})}\n\n"  # noqa: E501
+                        break
+                yield "data: [DONE]\n\n"
+            finally:  # a normal end, or the client went away (the send failed, or the task was cancelled)
+                job.cancel.set()
+
+        return StreamingResponse(sse(), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+    return api
+
+
+def serve(assets_dir=None, host: str = "127.0.0.1", port: int = 8000, device: str | None = None,
+          max_batch: int = DEFAULT_MAX_BATCH, max_context_tokens: int = 1024, batch_window_ms: float = 0.0) -> int:
+    """Load the models, then serve until interrupted (Ctrl-C, SIGTERM)."""
+    import uvicorn
+
+    from peo.assets import load_assets
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    assets = load_assets(assets_dir)
+    start = time.perf_counter()
+    model = ServedModel.load(assets, device, max_context_tokens)
+    api = create_app(model, max_batch=max_batch, api_key=os.environ.get(API_KEY_ENV) or None,
+                     batch_window_s=batch_window_ms / 1000)
+    log.info("models loaded in %.1f s on %s; serving %s on http://%s:%d/v1 (API key %s)",
+             time.perf_counter() - start, model.mix.device, assets.root, host, port,
+             "required" if os.environ.get(API_KEY_ENV) else "off")
+    try:
+        uvicorn.run(api, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)
+    finally:
+        api.state.worker.close()
+    return 0

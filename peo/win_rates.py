@@ -1,0 +1,155 @@
+"""Win rates as the PEO paper reports them: one model against another, prompt by prompt, on test prompts.
+
+Paired by prompt: on each prompt both models answered, a model wins when its answer scores better, ties when the
+two scores are equal (within `TIE_TOLERANCE`, or the two answers are the same text), and loses otherwise.
+Each aspect is judged where it lives (split-aware, as every figure):
+- helpfulness: the reward of the answers to the benign (`help`) prompts, higher wins;
+- harmlessness: the cost of the answers to the harmful (`harm`) prompts, lower wins.
+Shares are of all paired prompts (won + tied + lost = 1), each with a Wilson 95 % interval; `decisive_share` is
+the share won among prompts not tied (what blind human judgments are usually reported as).
+
+Pure (numpy and pandas, no model code), so every count can be checked by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from peo.coefficients import model_id
+from peo.evaluation_stats import finite_or_none, wilson_interval
+from peo.names import JOINT, PROMPT_KIND_OF_EVALUATOR
+
+# the same answer scored in two batches differs by float summation order only (≤ 1.5e-6 measured): a tie
+TIE_TOLERANCE = 1e-5
+ASPECT_SCORES: dict[str, tuple[str, bool]] = {  # aspect judged → (score, higher is better)
+    "helpfulness": ("reward", True),
+    "harmlessness": ("cost", False),
+}
+
+
+@dataclass(frozen=True)
+class Record:
+    """Won, tied and lost prompts of model a against model b on one aspect."""
+
+    won: int
+    tied: int
+    lost: int
+
+    @property
+    def n(self) -> int:
+        return self.won + self.tied + self.lost
+
+    def share(self, outcome: str) -> float:
+        return getattr(self, outcome) / self.n if self.n else float("nan")
+
+    def interval(self, outcome: str) -> tuple[float, float]:
+        return wilson_interval(getattr(self, outcome), self.n)
+
+    @property
+    def decisive_share(self) -> float:
+        decisive = self.won + self.lost
+        return self.won / decisive if decisive else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe: counts, each outcome's share and Wilson interval, the share won among decisive prompts."""
+        out: dict[str, Any] = {"n": self.n, "won": self.won, "tied": self.tied, "lost": self.lost}
+        for outcome in ("won", "tied", "lost"):
+            out[f"{outcome}_share"] = finite_or_none(self.share(outcome))
+            out[f"{outcome}_interval"] = [finite_or_none(v) for v in self.interval(outcome)]
+        decisive = self.won + self.lost
+        out["decisive_share"] = finite_or_none(self.decisive_share)
+        out["decisive_interval"] = [finite_or_none(v) for v in wilson_interval(self.won, decisive)]
+        return out
+
+
+def compare(a: Sequence[float], b: Sequence[float], higher_is_better: bool, tolerance: float = TIE_TOLERANCE,
+            same: Sequence[bool] | None = None) -> Record:
+    """Paired scores of a and b (one per prompt): a's wins, ties and losses. `same`: per prompt, the two answers
+    are the same text (a tie whatever the scores say)."""
+    x, y = np.asarray(a, dtype=float).ravel(), np.asarray(b, dtype=float).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"paired scores differ in length: {x.size} vs {y.size}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise ValueError("paired scores must be finite")
+    d = (x - y) if higher_is_better else (y - x)  # > 0: a is better
+    tie = np.abs(d) <= tolerance
+    if same is not None:
+        same_text = np.asarray(same, dtype=bool).ravel()
+        if same_text.shape != d.shape:
+            raise ValueError("`same` must have one entry per prompt")
+        tie |= same_text
+    return Record(won=int(((d > 0) & ~tie).sum()), tied=int(tie.sum()), lost=int(((d < 0) & ~tie).sum()))
+
+
+def _answers_of(answers: pd.DataFrame, mid: str, kind: str, split: str) -> pd.DataFrame:
+    rows = answers[(answers["model_id"].astype(str) == mid) & (answers["split"].astype(str) == split)
+                   & (answers["prompt_kind"].astype(str) == kind)].drop_duplicates("prompt_id")
+    return rows.set_index(rows["prompt_id"].astype(str))
+
+
+def pairwise(answers: pd.DataFrame, a: str, b: str, split: str = "test") -> dict[str, Record]:
+    """Model a against model b (model_ids of answers.parquet) on `split`'s prompts both answered: per aspect
+    (helpfulness, harmlessness) its Record, each aspect on its own prompt kind."""
+    out = {}
+    for aspect, (score, higher) in ASPECT_SCORES.items():
+        kind = PROMPT_KIND_OF_EVALUATOR[score]
+        ra, rb = _answers_of(answers, a, kind, split), _answers_of(answers, b, kind, split)
+        common = sorted(set(ra.index) & set(rb.index))
+        same = None
+        if "answer" in answers.columns:
+            pairs = zip(ra.loc[common, "answer"], rb.loc[common, "answer"])
+            same = [str(x).strip() == str(y).strip() for x, y in pairs]
+        out[aspect] = compare(ra.loc[common, score].to_numpy(dtype=float), rb.loc[common, score].to_numpy(dtype=float),
+                              higher, same=same)
+    return out
+
+
+# ---------------------------------------------------------------- human votes (peo.votes), where they exist
+
+
+def scales_model_id(scales: Mapping[str, float]) -> str:
+    """The model_id of a voted column's adapter scales (as grid.csv names models)."""
+    if JOINT in scales:
+        alpha = float(scales[JOINT])
+        return JOINT if alpha == 1.0 else f"{JOINT}{alpha:+.3f}"
+    return model_id(float(scales.get("help", 0.0)), float(scales.get("harm", 0.0)))
+
+
+def vote_record(votes: Sequence[Mapping[str, Any]], a: str, b: str) -> Record:
+    """Human votes (peo.votes.VoteStore.votes rows) on turns where models a and b were both shown: a turn is a
+    win for a when a's column was chosen, a loss when b's was, a tie otherwise (tie, all bad, a third column)."""
+    won = tied = lost = 0
+    for vote in votes:
+        columns = {scales_model_id(c["scales"]): c["column_key"] for c in vote.get("columns", [])}
+        if a not in columns or b not in columns or columns[a] == columns[b]:
+            continue
+        if vote["choice"] == columns[a]:
+            won += 1
+        elif vote["choice"] == columns[b]:
+            lost += 1
+        else:
+            tied += 1
+    return Record(won, tied, lost)
+
+
+def judgment_record(judgments: Sequence[Mapping[str, Any]], a: str, b: str, aspect: str) -> Record:
+    """Blind pairwise judgments (assets/report/blind_judgments.jsonl rows: point, opponent, judge_on, winner) of
+    models a and b on `aspect` (helpfulness or harmlessness): a win for a when the reader chose a's answer, a loss
+    when b's, a tie otherwise."""
+    won = tied = lost = 0
+    for j in judgments:
+        if j.get("judge_on") != aspect or {j.get("point"), j.get("opponent")} != {a, b} or a == b:
+            continue
+        winner = j.get("winner")
+        if winner == a:
+            won += 1
+        elif winner == b:
+            lost += 1
+        else:
+            tied += 1
+    return Record(won, tied, lost)
