@@ -155,6 +155,9 @@ class SweepConfig:
     # ExPO (Zheng et al.): θ_ref + α·Δ_joint, the single-vector extrapolation PEO is compared with; [] = none
     expo_alphas: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
     batch_size: int = 64  # rows per generation batch; rows may carry different coefficients
+    # answers per evaluator forward pass when the sweep scores its answers; null = the feature extractor's 16. On
+    # a GPU scoring at 16 took as long as generating (bench/README.md, "The gpu precompute profile")
+    score_batch_size: int | None = None
     dtype: str = "float32"
     max_models: int = 400  # refuse grids that would take longer than any profile should
 
@@ -300,8 +303,10 @@ def _check(cfg: RunConfig, source: str) -> None:
     for key, value in (("dpo.beta", cfg.dpo.beta), ("dpo.learning_rate", cfg.dpo.learning_rate)):
         if value <= 0:
             raise bad(key, f"must be > 0, got {value}")
+    score_batch = cfg.sweep.score_batch_size
     for key, value in (("dpo.batch_size", cfg.dpo.batch_size), ("evaluator.batch_size", cfg.evaluator.batch_size),
-                       ("sweep.batch_size", cfg.sweep.batch_size), ("sweep.max_new_tokens", cfg.sweep.max_new_tokens)):
+                       ("sweep.batch_size", cfg.sweep.batch_size), ("sweep.max_new_tokens", cfg.sweep.max_new_tokens),
+                       ("sweep.score_batch_size", 1 if score_batch is None else score_batch)):
         if value < 1:
             raise bad(key, f"must be >= 1, got {value}")
     n_models = len(cfg.sweep.lambdas) * len(cfg.sweep.phi_help) * len(cfg.sweep.phi_harm)

@@ -201,12 +201,15 @@ class Evaluators:
         self.cost = cost
 
     @classmethod
-    def load(cls, base_model: str, assets: str | Path, device: str | None = None) -> "Evaluators":
-        """With their own copy of the reference model (only when a built-in head needs its features)."""
+    def load(cls, base_model: str, assets: str | Path, device: str | None = None,
+             batch_size: int | None = None) -> "Evaluators":
+        """With their own copy of the reference model (only when a built-in head needs its features), reading
+        `batch_size` answers a forward pass (None: the extractor's default)."""
         reward, cost = _load_pair(Path(assets), device)
         heads = _heads(reward, cost)
+        sizes = {"batch_size": batch_size} if batch_size else {}
         extractor = FeatureExtractor.load(base_model, device, max_length=heads[0].max_length,
-                                          layers=sum((h.layers for h in heads), ())) if heads else None
+                                          layers=sum((h.layers for h in heads), ()), **sizes) if heads else None
         return cls(extractor, reward, cost)
 
     @classmethod

@@ -60,6 +60,7 @@ def sweep_fingerprint(ctx: RunContext, settings: GenerationSettings) -> str:
     inputs = {
         "settings": asdict(settings),
         "batch_size": ctx.cfg.sweep.batch_size,
+        **({"score_batch_size": ctx.cfg.sweep.score_batch_size} if ctx.cfg.sweep.score_batch_size else {}),
         "dtype": ctx.cfg.sweep.dtype,
         "base_model": ctx.cfg.base_model,
         "files": {str(f.relative_to(ctx.out)): sha256(f) for f in files_under([m for m in models if m.exists()])},
@@ -163,7 +164,7 @@ def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], p
         device = procs.device(default_device())
         model = load_causal_lm(ctx.base_model, cfg.sweep.dtype).to(device)
         mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ADAPTERS})
-        evaluators = Evaluators.load(ctx.base_model, ctx.out, device=device)
+        evaluators = Evaluators.load(ctx.base_model, ctx.out, device=device, batch_size=cfg.sweep.score_batch_size)
         initial = len(jobs) - len(todo) if procs.count == 1 else 0
         total = initial + sum(len(chunk) for _, chunk in mine)
         with tqdm(total=total, desc=f"sweep-{split} rows", unit="row", initial=initial) as bar:

@@ -95,3 +95,9 @@ def test_a_nested_key_added_later_is_hashed_only_when_set():
         "help": {"evaluator": 0.4, "policy": 0.2, "dev": 0.1, "test": 0.3}}})
     assert plain.data.splits.fractions_per_aspect == {}
     assert stage_settings(plain, "train-evaluators") != stage_settings(per_aspect, "train-evaluators")
+
+
+def test_a_scoring_batch_below_one_is_refused_with_its_key():
+    tiny = REPO / "precompute" / "configs" / "tiny.yaml"
+    with pytest.raises(ConfigError, match=r"'sweep.score_batch_size' must be >= 1, got 0"):
+        load_config(tiny, {"sweep.score_batch_size": 0})

@@ -158,3 +158,31 @@ def test_log_linear_trend_gives_the_gain_per_doubling_exactly():
     assert abs(b - 0.02) < 1e-12 and abs(a - (0.60 - 0.02 * math.log2(100))) < 1e-12
     _, flat = log_linear_trend([100, 200, 100, 200], [0.6, 0.6, 0.7, 0.7])
     assert flat == 0.0
+
+
+def test_the_sweeps_scoring_batch_changes_how_many_answers_a_pass_reads_not_the_scores(tiny_assets):
+    """sweep.score_batch_size: the gpu profile scores 256 answers a forward pass instead of the extractor's 16."""
+    from peo.assets import load_assets
+    from peo.model_source import resolve_base_model
+    from peo.scoring import Evaluators
+
+    base = resolve_base_model(load_assets(tiny_assets).base_model_spec)
+    prompts = [[{"role": "user", "content": f"question {i}"}] for i in range(20)]
+    answers = [("word " * (i % 7)).strip() or "ok" for i in range(20)]
+    default, wide = Evaluators.load(base, tiny_assets), Evaluators.load(base, tiny_assets, batch_size=256)
+    assert (default.extractor.batch_size, wide.extractor.batch_size) == (16, 256)
+    for got, want in zip(wide.score(prompts, answers), default.score(prompts, answers)):
+        assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-5)
+
+
+def test_an_unset_scoring_batch_leaves_the_sweep_hash_alone_and_a_set_one_reruns_the_sweeps():
+    from pathlib import Path
+
+    from peo.config import load_config
+    from precompute.stages import stage_settings
+
+    tiny = Path(__file__).resolve().parents[1] / "precompute" / "configs" / "tiny.yaml"
+    plain, wide = load_config(tiny), load_config(tiny, {"sweep.score_batch_size": 256})
+    assert plain.sweep.score_batch_size is None
+    for stage, reruns in (("train-aspects", False), ("sweep-dev", True), ("sweep-test", True), ("report", True)):
+        assert (stage_settings(plain, stage) != stage_settings(wide, stage)) == reruns, stage
