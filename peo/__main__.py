@@ -1,8 +1,10 @@
-"""`python -m peo export …`, `validate-data …`, `votes export …` and `serve …`: the stable command-line surface."""
+"""`python -m peo export …`, `validate-data …`, `votes export …`, `serve …` and `judge …`: the stable command-line
+surface."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -69,6 +71,39 @@ def _serve(args: argparse.Namespace) -> int:
                  max_context_tokens=args.max_context_tokens, batch_window_ms=args.batch_window_ms)
 
 
+def _judge(args: argparse.Namespace) -> int:
+    import json
+
+    from peo.judge import API_KEY_ENV, format_summary, run_judge, write_pairs_from_assets
+
+    if args.from_assets is not None:
+        if not (args.point and args.opponent):
+            print("error: --from-assets needs --point and --opponent", file=sys.stderr)
+            return 2
+        n = write_pairs_from_assets(args.from_assets, args.point, args.opponent, args.pairs, split=args.split)
+        print(f"wrote {n} pairs ({args.point} as answer_a vs {args.opponent} as answer_b, {args.split}) "
+              f"to {args.pairs}")
+        if args.base_url is None and args.model is None:
+            return 0
+    if args.base_url is None or args.model is None:
+        print("error: give --base-url and --model (the judge endpoint and model)", file=sys.stderr)
+        return 2
+    run = run_judge(args.pairs, args.base_url, args.model, cache_path=args.cache, budget=args.budget, rpm=args.rpm,
+                    out=args.out, max_tokens=args.max_tokens)
+    if args.out is None:
+        for row in run.results:
+            print(json.dumps(row, ensure_ascii=False))
+    print(f"judge {args.model}: {run.new_requests} new requests, {run.cache_hits} cached judgments"
+          f"{'' if os.environ.get(API_KEY_ENV) else f' (no ${API_KEY_ENV}: no key sent)'}", file=sys.stderr)
+    print(format_summary(run.summary), file=sys.stderr)
+    if run.budget_reached:
+        print(f"budget of {args.budget} new requests reached: {run.pairs_left} pairs left; rerun to resume "
+              "(judged ones come from the cache)", file=sys.stderr)
+    if args.out is not None:
+        print(f"wrote {args.out} and {args.out.with_suffix('.summary.json')}", file=sys.stderr)
+    return 0
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -124,6 +159,30 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--max-context-tokens", type=_positive_int, default=1024,
                        help="prompt + max_tokens budget per request, as the app's (default 1024)")
     serve.set_defaults(run=_serve)
+
+    judge = sub.add_parser("judge", help="pairwise LLM judging (AlpacaEval's way, both orders) through any "
+                           "OpenAI-compatible endpoint; $PEO_JUDGE_API_KEY, when set, is sent as a Bearer key")
+    judge.add_argument("--pairs", required=True, type=Path,
+                       help="JSONL, one object a line: id, prompt (text or chat messages), answer_a, answer_b, "
+                            "optional aspect (helpfulness, the default, or harmlessness)")
+    judge.add_argument("--base-url", default=None, help="the endpoint, e.g. http://127.0.0.1:8000/v1")
+    judge.add_argument("--model", default=None, help="the judge model's name at that endpoint")
+    judge.add_argument("--cache", type=Path, default=None,
+                       help="SQLite cache of judgments (default: next to the pairs file, .judge-cache.sqlite)")
+    judge.add_argument("--budget", type=_positive_int, default=None,
+                       help="new requests at most this run; then stop and report the pairs left (default: no limit)")
+    judge.add_argument("--rpm", type=float, default=None, help="requests per minute at most (default: no limit)")
+    judge.add_argument("--max-tokens", type=_positive_int, default=4, help="the judge's reply length (default 4)")
+    judge.add_argument("--out", type=Path, default=None,
+                       help="results JSONL (one line per pair: both raw verdicts and the combined one) and "
+                            "<out>.summary.json; default: the rows on stdout")
+    judge.add_argument("--from-assets", type=Path, default=None,
+                       help="first write --pairs from this assets folder's answers.parquet: --point (answer_a) vs "
+                            "--opponent (answer_b); benign prompts for helpfulness, harmful for harmlessness")
+    judge.add_argument("--point", default=None, help="a model_id of answers.parquet, e.g. c+1.500_+0.500")
+    judge.add_argument("--opponent", default=None, help="a model_id of answers.parquet, e.g. c+0.500_+0.500")
+    judge.add_argument("--split", choices=["dev", "test"], default="test", help="answers' split (default test)")
+    judge.set_defaults(run=_judge)
 
     args = parser.parse_args(argv)
     try:
