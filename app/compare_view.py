@@ -23,7 +23,7 @@ import pandas as pd
 from app import exports as export_store
 from app.callbacks import SCORE_BUTTON
 from app.score_context import answer_flags
-from peo.coefficients import coefficients, model_id
+from peo.coefficients import coefficients, expo_model_id, model_id
 from peo.names import (
     ASPECTS,
     BASELINE_LABELS,
@@ -36,7 +36,6 @@ from peo.names import (
     REFERENCE,
     SOUP,
 )
-from peo.sweep_plan import expo_model_id
 from peo.win_rates import ASPECT_SCORES, pairwise, vote_record
 
 COMPARED: tuple[str, ...] = (PEO, REFERENCE, *ASPECTS, SOUP)  # chat columns: picked, ref, DPO-Help/-Harm, soup

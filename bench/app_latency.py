@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from app.screenshots import free_port
-from bench.common import REPO, Check, Plan, interleaved, summary
+from bench.common import REPO, Check, Plan, interleaved, stop_process, summary
 from bench.fixtures import dev_prompts
 from peo.assets import Assets
 from peo.model_source import load_tokenizer, resolve_base_model
@@ -74,11 +74,7 @@ def served_app(assets: Assets, plan: Plan, *extra_args: str, log_name: str = "ap
         _wait_for_page(url, process, start + STARTUP_TIMEOUT_S)
         yield url, process, log_path, start
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop_process(process)
 
 
 def run(assets: Assets, plan: Plan) -> dict:

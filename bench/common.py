@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -166,6 +167,15 @@ def machine_info(device: str) -> dict:
     except ImportError:
         pass
     return info
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 30) -> None:
+    """End a server the bench started: SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def write_json(path: Path, data: dict) -> None:

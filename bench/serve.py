@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import BENCH, REPO, machine_info, write_json
+from app.screenshots import free_port
+from bench.common import BENCH, REPO, machine_info, stop_process, write_json
 
 N_CLIENTS = 8
 
@@ -49,12 +49,6 @@ def bench_points(meta: dict, n: int = N_CLIENTS) -> list[str]:
     k = n - len(others)
     picked = [peo[round(i * (len(peo) - 1) / (k - 1))] for i in range(k)] if k > 1 else peo[:k]
     return [m.name for m in picked + others]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -173,11 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             run = measure(url, points, prompts, args.max_tokens, args.rounds)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_process(server)
         runs.append({"batch_window_ms": window, "server_load_seconds": round(load_seconds, 1), **run})
         for mode in ("sequential", "concurrent"):
             s = run["summary"][mode]

@@ -22,19 +22,22 @@ from pathlib import Path
 import pandas as pd
 
 from peo.atomic import write_json, write_text
+from peo.coefficients import coefficients, model_id
+from peo.data.jsonl import iter_jsonl
 from peo.evaluation_stats import wilson_interval
 from peo.judgment_agreement import agreement, evaluator_verdict
 from peo.names import ANSWERS_FILE, REFERENCE_MODEL_ID
+from peo.sweep_plan import baseline_model_id
 
 BLIND_DIR = Path("runs/blind")
 ASPECT_OF_KIND = {"help": "helpfulness", "harm": "harmlessness"}
-HARM_MODEL_ID = "c+0.000_+1.000"  # DPO-Harm
+HARM_MODEL_ID = baseline_model_id("harm")  # DPO-Harm
 PROMPTS_PER_KIND = 8  # per (front point, opponent): 8 benign + 8 harmful test prompts
 VERDICTS = ("1", "2", "tie")
 
 
 def soup_model_id(lambda_help: float) -> str:
-    return f"c{lambda_help:+.3f}_{1 - lambda_help:+.3f}"
+    return model_id(*coefficients(lambda_help, 0.0, 0.0))
 
 
 def comparisons(fronts: dict) -> list[tuple[str, str, str]]:
@@ -84,14 +87,8 @@ def make(assets: Path, seed: int) -> None:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as err:
-                raise SystemExit(f"{path}:{number}: not JSON ({err.msg})") from None
-    return rows
+    """The objects of a JSON-lines file (a bad line is a DataError naming the file and line)."""
+    return [row for _, row in iter_jsonl(path)]
 
 
 def share(successes: int, n: int) -> dict:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
+from peo.names import JOINT
+
 COEFFICIENT_DECIMALS = 6  # coefficients are compared after rounding, so 0.1 + 0.5 and 0.6 are one model
 
 
@@ -33,6 +35,11 @@ def coefficients(lambda_help: float, phi_help: float = 0.0, phi_harm: float = 0.
 def model_id(c_help: float, c_harm: float) -> str:
     """Name of the model at these coefficients; shared by every point that maps there."""
     return f"c{c_help:+.3f}_{c_harm:+.3f}"
+
+
+def expo_model_id(alpha: float) -> str:
+    """Name of ExPO's model θ_ref + α·Δ_joint: α = 1 is the joint DPO policy itself, so it shares that model."""
+    return JOINT if alpha == 1.0 else f"{JOINT}{alpha:+.3f}"
 
 
 def grid_points(lambdas: list[float], phi_help: list[float], phi_harm: list[float]) -> list[Point]:

@@ -44,6 +44,7 @@ import re
 from pathlib import Path
 
 from peo.answer_checks import refuses, words
+from peo.data.jsonl import iter_jsonl
 from peo.evaluation_stats import finite_or_none, wilson_interval
 
 OPENING_CHARS = 120
@@ -195,7 +196,7 @@ def validate(labels_path: Path, answers_path: Path) -> dict:
     """Precision/recall of `evades` on the hand labels (held-out, tune, all) and per-model shares on test prompts."""
     import pandas as pd
 
-    rows = [json.loads(line) for line in labels_path.read_text().splitlines() if line.strip()]
+    rows = [row for _, row in iter_jsonl(labels_path)]
     result: dict = {"labels": str(labels_path), "n_labels": len(rows), "rule": "peo.evasion.evades"}
     for subset in ("held-out", "tune", "all"):
         chosen = [r for r in rows if subset == "all" or r["label_set"] == subset]

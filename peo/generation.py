@@ -67,6 +67,16 @@ class _StopWhenSet(StoppingCriteria):
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
 
 
+class _RowsDone(StoppingCriteria):
+    """Per-row stop: transformers pads a row from the step its flag is set, and ends when every row's is."""
+
+    def __init__(self, done: Callable[[], Sequence[bool]]):
+        self.done = done
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        return torch.tensor(list(self.done()), dtype=torch.bool, device=input_ids.device)
+
+
 @dataclass(frozen=True)
 class Row:
     messages: Messages
@@ -109,10 +119,13 @@ def new_token_counts(new_tokens: torch.Tensor, stop_ids: set[int]) -> list[int]:
 @torch.inference_mode()
 def generate_batch_counted(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
                            on_tokens: Callable[[torch.Tensor], None] | None = None,
-                           stop: StopSignal | None = None) -> list[tuple[str, int]]:
+                           stop: StopSignal | None = None,
+                           rows_done: Callable[[], Sequence[bool]] | None = None) -> list[tuple[str, int]]:
     """One `generate` call for all rows; returns each row's (answer text, tokens generated), cut short when
-    `stop` is set. The count is exact, unlike re-tokenizing the text, so it tells a cut answer from a finished one."""
+    `stop` is set (every row) or when `rows_done()` flags a row (that row alone: a served request that ended).
+    The count is exact, unlike re-tokenizing the text, so it tells a cut answer from a finished one."""
     batch = encode_prompts(tokenizer, [r.messages for r in rows], mix.device)
+    criteria = ([_StopWhenSet(stop)] if stop is not None else []) + ([_RowsDone(rows_done)] if rows_done else [])
     torch.manual_seed(settings.seed)
     with mix.row_scales([r.scales for r in rows]):
         output = mix.model.generate(
@@ -121,7 +134,7 @@ def generate_batch_counted(mix: AdapterMix, tokenizer, rows: Sequence[Row], sett
             pad_token_id=tokenizer.pad_token_id,
             eos_token_id=tokenizer.eos_token_id,
             streamer=_RowStreamer(on_tokens) if on_tokens else None,
-            stopping_criteria=StoppingCriteriaList([_StopWhenSet(stop)]) if stop is not None else None,
+            stopping_criteria=StoppingCriteriaList(criteria) if criteria else None,
         )
     new_tokens = output[:, batch["input_ids"].shape[1]:]
     counts = new_token_counts(new_tokens.cpu(), {tokenizer.eos_token_id, tokenizer.pad_token_id})

@@ -86,17 +86,18 @@ def evasion_limit(grid: pd.DataFrame, max_evasion_excess: float | None) -> float
     return None if max_evasion_excess is None or ref is None else ref + max_evasion_excess
 
 
-def eligible(grid: pd.DataFrame, max_loop_share: float | None, max_evasion_excess: float | None) -> pd.Series:
+def eligible(grid: pd.DataFrame, max_loop_share: float | None, max_benign_evasion: float | None) -> pd.Series:
     """Per row: may the model be on a front? Dev answers loop at most `max_loop_share` of the time and its
-    benign dev evasion share is within evasion_limit (either filter off when None)."""
+    benign dev evasion share is at most `max_benign_evasion` (evasion_limit's value; either filter off when None;
+    a model without an evasion figure passes: the check did not run on its answers)."""
     ok = pd.Series(True, index=grid.index)
     if "n_dev" in grid.columns:
         ok &= grid["n_dev"].fillna(0) > 0
     if max_loop_share is not None:
         ok &= grid["loop_share_dev"] <= max_loop_share + TOL
-    limit = evasion_limit(grid, max_evasion_excess)
-    if limit is not None:
-        ok &= grid["evasion_share_benign_dev"].isna() | (grid["evasion_share_benign_dev"] <= limit + TOL)
+    if max_benign_evasion is not None:
+        evasion = grid["evasion_share_benign_dev"]
+        ok &= evasion.isna() | (evasion <= max_benign_evasion + TOL)
     return ok
 
 
@@ -117,7 +118,7 @@ def grid_table(grid_rows: list[dict], answers: pd.DataFrame, max_loop_share: flo
         out.update({key: out[f"{key}_{shown}"] for key in STATS})
         rows.append(out)
     table = pd.DataFrame(rows)
-    table["front_eligible"] = eligible(table, max_loop_share, max_evasion_excess).astype(bool)
+    table["front_eligible"] = eligible(table, max_loop_share, evasion_limit(table, max_evasion_excess)).astype(bool)
     return table
 
 
@@ -130,10 +131,8 @@ def front_candidates(grid: pd.DataFrame, method: str, max_loop_share: float | No
     passes: the check did not run on its answers).
     """
     rows = grid[grid["method"] == method]
-    rows = rows[eligible(rows, max_loop_share, None)]
-    limit = evasion_limit(grid, max_evasion_excess)  # the reference is another method's row: read it off `grid`
-    if limit is not None:
-        rows = rows[rows["evasion_share_benign_dev"].isna() | (rows["evasion_share_benign_dev"] <= limit + TOL)]
+    # the limit comes from the reference, another method's row: read it off the whole grid
+    rows = rows[eligible(rows, max_loop_share, evasion_limit(grid, max_evasion_excess))]
     return rows.drop_duplicates("model_id")
 
 

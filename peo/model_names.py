@@ -20,13 +20,13 @@ import re
 from dataclasses import dataclass, field, replace
 from itertools import product
 
-from peo.coefficients import coefficients, model_id
+from peo.coefficients import coefficients, expo_model_id, model_id
 from peo.errors import PeoError
 from peo.names import BASELINE_SCALES, EXPO, JOINT, PEO, REFERENCE, SOUP
 
 TOL = 1e-9  # a value this far outside the range still counts as in it (typed decimals)
 MODEL_ID = re.compile(r"^c([+-]\d+(?:\.\d+)?)_([+-]\d+(?:\.\d+)?)$")  # peo.coefficients.model_id
-EXPO_ID = re.compile(r"^joint([+-]\d+(?:\.\d+)?)$")  # peo.sweep_plan.expo_model_id
+EXPO_ID = re.compile(r"^joint([+-]\d+(?:\.\d+)?)$")  # peo.coefficients.expo_model_id
 NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")  # no nan, inf, hex or underscores
 
 # the baselines' names → (method in peo/names.py, adapter scales)
@@ -102,10 +102,6 @@ def number(text: str) -> str:
     return repr(float(text) + 0.0).removesuffix(".0")
 
 
-def _expo_model_id(alpha: float) -> str:
-    return JOINT if alpha == 1.0 else f"{JOINT}{alpha:+.3f}"  # = peo.sweep_plan.expo_model_id (no pandas here)
-
-
 def _fields(name: str, body: str, allowed: tuple[str, ...]) -> dict[str, float]:
     if not body.strip():
         raise ModelNameError(f"model {name!r} names no values; expected {', '.join(k + '=…' for k in allowed)}")
@@ -163,7 +159,7 @@ def parse_model(name: object, family: FamilyRange) -> ModelPoint:
                           coefficients=c, point=(lam, 0.0, 0.0))
     if prefix == EXPO:
         alpha = _in_range(name, "alpha", _fields(name, body, ("alpha",))["alpha"], *family.bounds("expo_alpha"))
-        return ModelPoint(f"expo:alpha={number(alpha)}", EXPO, {JOINT: alpha}, _expo_model_id(alpha), alpha=alpha)
+        return ModelPoint(f"expo:alpha={number(alpha)}", EXPO, {JOINT: alpha}, expo_model_id(alpha), alpha=alpha)
     values = _fields(name, body, ("lambda", "phi_help", "phi_harm", "c_help", "c_harm"))
     by_c = {"c_help", "c_harm"} & set(values)
     if by_c:

@@ -49,12 +49,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
 
 from peo.chat_limits import MAX_MESSAGE_TOKENS, ChatInputError, check_message, check_settings, sweep_defaults
 from peo.chat_template import encode_chat
 from peo.errors import PeoError
-from peo.generation import GenerationSettings, _RowStreamer, encode_prompts
+from peo.generation import GenerationSettings, Row, generate_batch_counted
 from peo.model_names import SYNTAX, FamilyRange, ModelNameError, ModelPoint, catalog, parse_model
 
 log = logging.getLogger("peo.serve")
@@ -169,17 +168,6 @@ class _Row:
         self.ids: list[int] = []
         self.sent = ""
         self.done = False
-
-
-class _RowsDone(StoppingCriteria):
-    """Per-row stop: transformers pads a row from the step its flag is set, and ends when every row's is."""
-
-    def __init__(self, rows: list[_Row]):
-        self.rows = rows
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        return torch.tensor([r.done or r.job.cancel.is_set() for r in self.rows], dtype=torch.bool,
-                            device=input_ids.device)
 
 
 # ---------------------------------------------------------------- the worker: batches of waiting requests
@@ -303,13 +291,9 @@ class BatchWorker:
         self.stats["batches"] += 1
         self.stats["rows"] += len(rows)
         self.stats["max_rows_in_batch"] = max(self.stats["max_rows_in_batch"], len(rows))
-        with self.model.lock, torch.inference_mode():
-            batch = encode_prompts(tokenizer, [j.messages for j in jobs], mix.device)
-            torch.manual_seed(settings.seed)
-            with mix.row_scales([j.point.scales for j in jobs]):
-                mix.model.generate(**batch, **settings.generate_kwargs(), pad_token_id=tokenizer.pad_token_id,
-                                   eos_token_id=tokenizer.eos_token_id, streamer=_RowStreamer(on_tokens),
-                                   stopping_criteria=StoppingCriteriaList([_RowsDone(rows)]))
+        with self.model.lock:
+            generate_batch_counted(mix, tokenizer, [Row(j.messages, j.point.scales) for j in jobs], settings,
+                                   on_tokens, rows_done=lambda: [r.done or r.job.cancel.is_set() for r in rows])
         for row in rows:  # the batch ended at its longest max_tokens: rows left open reached theirs
             if not row.done and not row.job.cancel.is_set():
                 finish(row, "length")

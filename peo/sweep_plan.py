@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from peo.coefficients import grid_points, model_id, soup_points, unique_models
+from peo.coefficients import expo_model_id, grid_points, model_id, soup_points, unique_models
 from peo.config import SweepConfig
 from peo.grid_table import dev_front
 from peo.names import BASELINE_SCALES, BASELINES, EXPO, JOINT, PEO, SOUP
@@ -20,11 +20,6 @@ def baseline_model_id(method: str) -> str:
     """The joint policy has no coefficients on (Δ_help, Δ_harm); every other baseline is a coefficient pair."""
     scales = BASELINE_SCALES[method]
     return JOINT if JOINT in scales else model_id(scales.get("help", 0.0), scales.get("harm", 0.0))
-
-
-def expo_model_id(alpha: float) -> str:
-    """α = 1 is the joint DPO policy itself, so it shares that model; other α get their own id."""
-    return JOINT if alpha == 1.0 else f"{JOINT}{alpha:+.3f}"
 
 
 def is_joint_model(scales: Scales) -> bool:

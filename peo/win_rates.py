@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from peo.coefficients import model_id
+from peo.coefficients import expo_model_id, model_id
 from peo.evaluation_stats import finite_or_none, wilson_interval
 from peo.names import JOINT, PROMPT_KIND_OF_EVALUATOR
 
@@ -115,8 +115,7 @@ def pairwise(answers: pd.DataFrame, a: str, b: str, split: str = "test") -> dict
 def scales_model_id(scales: Mapping[str, float]) -> str:
     """The model_id of a voted column's adapter scales (as grid.csv names models)."""
     if JOINT in scales:
-        alpha = float(scales[JOINT])
-        return JOINT if alpha == 1.0 else f"{JOINT}{alpha:+.3f}"
+        return expo_model_id(float(scales[JOINT]))
     return model_id(float(scales.get("help", 0.0)), float(scales.get("harm", 0.0)))
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peo.coefficients import expo_model_id
 from peo.errors import PeoError
 from peo.evaluation_stats import (
     accuracy_by_confidence,
@@ -50,7 +51,7 @@ from peo.pareto import (
     pareto_front,
     reference_point,
 )
-from peo.sweep_plan import expo_model_id, front_filters
+from peo.sweep_plan import front_filters
 from peo.win_rates import Record, judgment_record, pairwise, vote_record
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from peo.data.jsonl import iter_jsonl
 from peo.names import (
     ANSWERS_FILE,
     EVASION_VALIDATION_FILE,
@@ -28,7 +29,7 @@ def _read_jsonl(path: Path) -> list[dict]:
     """JSON lines (blank lines skipped); [] when the file is not there."""
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row for _, row in iter_jsonl(path)]
 
 
 def report(ctx: RunContext) -> list[Path]:

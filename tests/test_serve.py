@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from app.screenshots import free_port
 
 openai = pytest.importorskip("openai")
 httpx = pytest.importorskip("httpx")
@@ -41,12 +42,6 @@ def serve_assets(request, tiny_adapters, tmp_path_factory) -> Path:
         shutil.rmtree(root / "adapters" / name, ignore_errors=True)
         shutil.copytree(folder, root / "adapters" / name)
     return root
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
