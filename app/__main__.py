@@ -36,7 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="how the picked policy is formed (auto: merged on a GPU, adapter scales on CPU)")
     parser.add_argument("--max-context-tokens", type=int, default=1024,
                         help="prompt + answer token budget per column (history is trimmed to fit)")
-    parser.add_argument("--concurrency", type=int, default=2, help="events run at once (default 2)")
+    parser.add_argument("--concurrency", type=int, default=16,
+                        help="events run at once (default 16: chat turns share one running batch, so they wait "
+                             "on tokens, not on each other)")
     parser.add_argument("--export-ttl-minutes", type=positive, default=60.0,
                         help="an export zip (and Gradio's copy) is deleted this long after it was made (default 60)")
     parser.add_argument("--export-max-mb", type=positive, default=2048.0,

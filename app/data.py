@@ -17,24 +17,15 @@ from peo.assets import Assets, AssetsError, load_assets
 from peo.chat_limits import ChatInputError
 from peo.coefficients import coefficients, model_id
 from peo.grid_table import SPLITS, STATS
-from peo.names import (
-    ANSWERS_FILE,
-    COUNT_STATS,
-    EVADES,
-    GRID_FILE,
-    PEO,
-    PROMPT_KIND_OF_EVALUATOR,
-    REFERENCE_MODEL_ID,
-    REPORT_DIR,
-)
+from peo.layout import AssetLayout
+from peo.names import COUNT_STATS, EVADES, PEO, PROMPT_KIND_OF_EVALUATOR, REFERENCE_MODEL_ID
+from peo.records import Front, FrontsReport, Pick
 
 TOL = 1e-9
-FRONTS_FILE = f"{REPORT_DIR}/fronts.json"
 PROMPT_CHARS = 120  # the answers table shows this much of each prompt, so answer, reward and cost stay visible
 GRID_COLUMNS = ("split", "front_eligible", *STATS, *(f"{stat}_{split}" for split in SPLITS for stat in STATS))
 ANSWER_COLUMNS = ("model_id", "prompt_kind", "prompt", "split", "answer", "new_tokens", "reward", "cost", "loops",
                   "refuses", "n_words", "cut")
-FRONTS_KEYS = ("max_loop_share", "n_prompts", "fronts", "difference")
 ANSWER_TABLE_COLUMNS = ["split", "kind", "prompt", "answer", "reward", "cost", "loops", "refuses", "evades"]
 PICKED_MARK = "★"  # the front table's row of the picked model (the figure's star)
 
@@ -51,24 +42,28 @@ def _require(have, need, where: str) -> None:
 
 
 def read_fronts(root: Path) -> dict:
-    path = root / FRONTS_FILE
+    """report/fronts.json as read (AppData validates it as a FrontsReport)."""
+    path = AssetLayout(root).report.fronts
     if not path.is_file():
-        raise AssetsError(f"{root}: missing {FRONTS_FILE}; run `python -m precompute run --stage report`")
-    fronts = json.loads(path.read_text(encoding="utf-8"))
-    _require(fronts, FRONTS_KEYS, str(path))
-    return fronts
+        raise AssetsError(f"{root}: missing {path.relative_to(root).as_posix()}; "
+                          "run `python -m precompute run --stage report`")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @dataclass
 class AppData:
     assets: Assets
-    fronts: dict = field(default_factory=dict)
+    fronts: dict  # fronts.json as read, for the readers that still take it by key (`report` is the typed view)
+    report: FrontsReport = field(init=False)  # fronts.json, validated once here (RecordError names a bad field)
+
+    def __post_init__(self) -> None:
+        self.report = FrontsReport.from_json(self.fronts, self.assets.layout.report.fronts)
 
     @classmethod
     def load(cls, root: str | Path | None = None) -> "AppData":
         assets = load_assets(root)
-        _require(assets.grid.columns, GRID_COLUMNS, str(assets.root / GRID_FILE))
-        _require(assets.answers.columns, ANSWER_COLUMNS, str(assets.root / ANSWERS_FILE))
+        _require(assets.grid.columns, GRID_COLUMNS, str(assets.layout.grid))
+        _require(assets.answers.columns, ANSWER_COLUMNS, str(assets.layout.answers))
         return cls(assets=assets, fronts=read_fronts(assets.root))
 
     @property
@@ -82,10 +77,10 @@ class AppData:
     @property
     def max_loop_share(self) -> float:
         """Points whose shown answers loop more often than this are drawn as suspect (the front excludes them)."""
-        return float(self.fronts["max_loop_share"])
+        return self.report.max_loop_share
 
     def n_prompts(self, split: str) -> int:
-        return int(self.fronts["n_prompts"][split])
+        return self.report.n_prompts[split]
 
     def axis_range(self, axis: str) -> tuple[float, float]:
         """(min, max) of 'lambda_help', 'phi_help' or 'phi_harm' over the grid the assets were swept on."""
@@ -95,18 +90,17 @@ class AppData:
     def grid_axis(self, axis: str) -> list[float]:
         return sorted(float(v) for v in self.assets.grid_values[axis])
 
-    def front(self, name: str = PEO) -> dict:
-        """A front of fronts.json ('peo', 'soup', 'peo_unfiltered', 'soup_unfiltered'); {} when absent."""
-        return self.fronts["fronts"].get(name) or {}
+    def front(self, name: str = PEO) -> Front | None:
+        """A front of fronts.json ('peo', 'soup', 'peo_unfiltered', 'soup_unfiltered'); None when absent."""
+        return self.report.fronts.get(name)
 
     def front_model_ids(self, name: str = PEO) -> list[str]:
-        return [str(m) for m in self.front(name).get("model_ids", [])]
-
-    def hypervolume(self, name: str) -> tuple[float, list[float] | None] | None:
         front = self.front(name)
-        if not front:
-            return None
-        return float(front["hypervolume"]), front.get("interval")
+        return list(front.model_ids) if front else []
+
+    def hypervolume(self, name: str) -> tuple[float, list[float | None] | None] | None:
+        front = self.front(name)
+        return None if front is None else (front.hypervolume, front.interval)
 
     def model_stats(self, mid: str) -> dict | None:
         """The shown figures of evaluated model `mid` (test, else dev) and which split; None when not evaluated."""
@@ -159,15 +153,10 @@ class AppData:
         lam, ph, pa = self.check_point(lambda_help, phi_help, phi_harm)
         c_help, c_harm = coefficients(lam, ph, pa)
         mid = model_id(c_help, c_harm)
-        stats = self.model_stats(mid)
-        return {
-            "lambda_help": lam, "phi_help": ph, "phi_harm": pa,
-            "c_help": c_help, "c_harm": c_harm, "model_id": mid,
-            "in_range": True,  # out-of-range points raise AppInputError instead
-            "on_grid": self.on_grid(lam, ph, pa),
-            "precomputed": stats,
-            "on_front": mid in self.front_model_ids(PEO),
-        }
+        return Pick(lambda_help=lam, phi_help=ph, phi_harm=pa, c_help=c_help, c_harm=c_harm, model_id=mid,
+                    in_range=True,  # out-of-range points raise AppInputError instead
+                    on_grid=self.on_grid(lam, ph, pa), precomputed=self.model_stats(mid),
+                    on_front=mid in self.front_model_ids(PEO)).to_json()
 
     def reference_scores(self):
         """The reference's per-prompt scores on the test prompts, split-aware: its rewards on the benign prompts

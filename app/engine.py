@@ -1,16 +1,21 @@
 """The one model instance the app serves: the policy (reference + help/harm/joint LoRA adapters), the evaluators.
 
-Every chat turn is ONE batched generation: a row per chat column, each row with its own adapter scales.
+Every chat turn is a set of rows, one per chat column, each with its own adapter scales, and every session's
+rows decode in ONE running batch (peo.decode_loop): a turn joins at the next step boundary, its rows leave at
+their EOS, and no session waits for another's turn to end.
 
 Two ways to form the picked PEO policy θ_ref + c_help·Δ_help + c_harm·Δ_harm:
 - "adapters" (CPU default): nothing is formed; the picked point is just adapter scales (instant).
 - "merged" (default on a GPU): the picked point's task vectors are written into the reference weights in place
   (peo.task_vector.MergedPolicy), and every column's scales become offsets from it (c_column − c_picked), so the
-  picked column runs with plain merged weights and the other columns still share the same batch.
+  picked column runs with plain merged weights and the other columns still share the same batch. The weights
+  are re-formed only when the batch is empty (a turn for another point meanwhile rides on offsets from the
+  merged one).
 Either way the time taken to form the policy is reported.
 
-All model work runs under one lock: the model is shared by every session. In the adapters form the evaluators
-share it too (features are read with the adapters disabled, which is exactly the reference model).
+All model work runs under one lock, taken per decoding step: the model is shared by every session. In the
+adapters form the evaluators share it too (features are read with the adapters disabled, which is exactly the
+reference model), and score between steps.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import torch
 
-from app.memory import ModelLock
+from app.memory import ModelLock, return_freed_memory
 from peo.assets import Assets, default_device, load_policy_mix
 from peo.chat_template import encode_chat
+from peo.decode_loop import DecodeLoop, DecodeRequest
 from peo.generation import GenerationSettings, Row, StopSignal, stream_batch
 from peo.model_source import resolve_base_model
 from peo.names import ASPECTS, BASELINE_SCALES, CHAT_COLUMNS, EXPO, EXPO_CHAT_ALPHA, JOINT, PEO, SOUP
@@ -76,28 +82,9 @@ def same_model_columns(columns: Sequence[str], lambda_help: float, c_help: float
     return same
 
 
-class _FormThenHold:
-    """The lock given to stream_batch: taking it also forms the policy, so forming and generating are atomic."""
-
-    def __init__(self, lock: ModelLock, form):
-        self._lock, self._form = lock, form
-
-    def __enter__(self):
-        self._lock.acquire()
-        try:
-            self._form()
-        except BaseException:
-            self._lock.release()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._lock.release()
-
-
 class Engine:
     def __init__(self, assets: Assets, device: str | None = None, form: str = "auto",
-                 max_context_tokens: int = 1024, load_evaluators: bool = True):
+                 max_context_tokens: int = 1024, load_evaluators: bool = True, max_batch_rows: int = 64):
         self.assets = assets
         self.device = device or default_device()
         if form == "auto":
@@ -109,10 +96,12 @@ class Engine:
         self.want_evaluators = load_evaluators
         self.lock = ModelLock()  # returns each turn's freed memory to the OS on release
         self.mix = None
+        self.loop: DecodeLoop | None = None
+        self.max_batch_rows = max_batch_rows
         self.tokenizer = None
         self.evaluators = None
         self.merged = None
-        self._merged_point: tuple[float, float] | None = None
+        self._merged_point: dict[str, float] | None = None
         self.load_seconds: float | None = None
         self.load_error: BaseException | None = None
         self._ready = threading.Event()
@@ -161,8 +150,10 @@ class Engine:
             vectors = {aspect: {name.removesuffix(".weight") + ".base_layer.weight": d for name, d in deltas.items()}
                        for aspect, deltas in lora_task_vectors(aspects).items()}
             self.merged = MergedPolicy(mix.model.base_model.model, vectors)
-            self._merged_point = (0.0, 0.0)
+            self._merged_point = {"help": 0.0, "harm": 0.0}
         self.mix, self.tokenizer, self.evaluators = mix, tokenizer, evaluators
+        self.loop = DecodeLoop(mix, tokenizer, lock=self.lock.without_trim(), max_rows=self.max_batch_rows,
+                               on_idle=return_freed_memory, prepare=self._form if self.merged is not None else None)
         with self._start_lock:
             self._started = True
         self._ready.set()
@@ -189,43 +180,35 @@ class Engine:
 
     # ---------------------------------------------------------------- generation
 
-    def _row_scales(self, scales: Sequence[Mapping[str, float]], point: tuple[float, float]) -> list[dict]:
-        if self.form != "merged":
-            return [dict(s) for s in scales]
-        c_help, c_harm = point
-        rows = []
-        for s in scales:  # offsets from the merged point; the joint column removes the merge and adds its own
-            row = {"help": s.get("help", 0.0) - c_help, "harm": s.get("harm", 0.0) - c_harm}
-            if JOINT in s:
-                row[JOINT] = s[JOINT]
-            rows.append(row)
-        return rows
+    def _form(self, request: DecodeRequest) -> dict[str, float]:
+        """The merged form, before a turn joins an empty batch: write its point into the weights (if it is not
+        already there); every row's scales are then offsets from it."""
+        point = dict(request.point or {})
+        if self._merged_point != point:
+            self.merged.set_point(point)
+            self._merged_point = point
+            if torch.cuda.is_available():
+                torch.cuda.synchronize()
+        return point
 
     def stream(self, prompts: Sequence[list[dict]], scales: Sequence[Mapping[str, float]],
                settings: GenerationSettings, point: tuple[float, float], timing: dict | None = None,
                stop: StopSignal | None = None, outcome: dict | None = None) -> Iterator[list[str]]:
-        """Every row's text after each step (one batched generation); the last item is the final answers.
+        """Every row's text after each step (the rows join the shared batch); the last item is the final answers.
 
-        `point` is the picked (c_help, c_harm): in the merged form it is written into the weights first, and
-        `timing["form_seconds"]` says how long that took (0 for the adapters form: scales only).
-        Setting `stop`, or closing this iterator, ends generation after the current step and frees the model
-        lock (peo.generation.stream_batch); `outcome["cut"]` says which answers were cut at max_new_tokens.
+        `point` is the picked (c_help, c_harm): in the merged form it is written into the weights first when the
+        batch is empty, and `timing["form_seconds"]` says how long that took (0 for the adapters form: scales
+        only, and for a turn that rode on the point already merged). Setting `stop`, or closing this iterator,
+        makes its rows leave after the current step (peo.generation.stream_batch); `outcome["cut"]` says which
+        answers were cut at max_new_tokens.
         """
         self.wait_ready()
-        timing = timing if timing is not None else {}
-
-        def form() -> None:
-            start = time.perf_counter()
-            if self.merged is not None and self._merged_point != point:
-                self.merged.set_point({"help": point[0], "harm": point[1]})
-                self._merged_point = point
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-            timing["form_seconds"] = time.perf_counter() - start
-
-        rows = [Row(messages=list(p), scales=s) for p, s in zip(prompts, self._row_scales(scales, point))]
-        yield from stream_batch(self.mix, self.tokenizer, rows, settings, lock=_FormThenHold(self.lock, form),
-                                stop=stop, outcome=outcome)
+        outcome = outcome if outcome is not None else {}
+        rows = [Row(messages=list(p), scales=dict(s)) for p, s in zip(prompts, scales)]
+        yield from stream_batch(self.mix, self.tokenizer, rows, settings, stop=stop, outcome=outcome,
+                                loop=self.loop, point={"help": point[0], "harm": point[1]})
+        if timing is not None:
+            timing["form_seconds"] = outcome.get("form_seconds", 0.0)
 
     def score(self, prompts: Sequence[list[dict]], answers: Sequence[str]) -> tuple[list[float], list[float]] | None:
         """(rewards, costs) of the answers, or None when the evaluators are not loaded."""

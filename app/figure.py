@@ -167,25 +167,24 @@ def _interval(interval) -> str:
 
 def hypervolume_text(data: AppData) -> str:
     """Markdown: PEO − soup on the test prompts (fronts chosen on dev), then each front's hypervolume."""
-    ci = data.fronts.get("ci", 0.95)
+    report = data.report
     head = (f"PEO − soup hypervolume on {data.n_prompts('test')} test prompts (split-aware: reward on benign, cost "
             f"on harmful prompts), fronts chosen on {data.n_prompts('dev')} dev prompts")
-    diff = data.fronts["difference"]
-    head += f": {diff['value']:.3g}{_interval(diff.get('interval'))}" if diff else ": not computed"
-    no_evasion = data.fronts.get("difference_no_evasion_filter")
-    if no_evasion and data.fronts.get("evasion_limit") is not None:
-        head += (f"; without the evasion filter: {no_evasion['value']:.3g}"
-                 f"{_interval(no_evasion.get('interval'))}")
+    diff = report.difference
+    head += f": {diff.value:.3g}{_interval(diff.interval)}" if diff else ": not computed"
+    no_evasion = report.difference_no_evasion_filter
+    if no_evasion and report.evasion_limit is not None:
+        head += f"; without the evasion filter: {no_evasion.value:.3g}{_interval(no_evasion.interval)}"
     parts = []
     for name, label in ((PEO, "PEO"), (SOUP, "soup"), (EXPO, "ExPO")):
         hv = data.hypervolume(name)
         if hv is not None:
             parts.append(f"{label} {hv[0]:.3g}{_interval(hv[1])}")
     fronts = "hypervolumes: " + " · ".join(parts) if parts else "no front in these assets"
-    vs_expo = data.fronts.get("difference_vs_expo")
+    vs_expo = report.difference_vs_expo
     if vs_expo:
-        fronts += f"  \nPEO − ExPO: {vs_expo['value']:.3g}{_interval(vs_expo.get('interval'))}"
-    return f"**{head}** ({ci:.0%} bootstrap intervals)  \n{fronts}"
+        fronts += f"  \nPEO − ExPO: {vs_expo.value:.3g}{_interval(vs_expo.interval)}"
+    return f"**{head}** ({report.ci:.0%} bootstrap intervals)  \n{fronts}"
 
 
 def picked_stats(picked: dict, scored: list[dict] | None = None) -> dict | None:

@@ -65,6 +65,11 @@ class ModelLock:
         finally:
             self._lock.release()
 
+    def without_trim(self) -> "_Untrimmed":
+        """The same lock, released without trimming: what a decoding step takes (the decode loop trims once it
+        goes idle, not after every step)."""
+        return _Untrimmed(self._lock)
+
     def locked(self) -> bool:
         return self._lock.locked()
 
@@ -74,3 +79,15 @@ class ModelLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class _Untrimmed:
+    def __init__(self, lock: threading.Lock):
+        self._lock = lock
+
+    def __enter__(self) -> "_Untrimmed":
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()

@@ -26,6 +26,7 @@ from app.research_views import research_views, wire_views
 from app.share_link import share_panel, wire_share_link
 from app.votes_panel import votes_panel, wire_votes
 from peo.names import ASPECTS, BASELINE_LABELS, PEO
+from peo.records import FrontsReport
 from peo.votes import VoteStore
 
 log = logging.getLogger("app")
@@ -150,12 +151,12 @@ def intro(data: AppData) -> None:
         "prompts, except for points that were only run on the dev prompts (labelled *dev only*). Reward is read "
         "on the benign prompts and cost on the harmful ones. Points that "
         f"loop in more than {data.max_loop_share:.0%} of their answers are drawn hollow; the front admits only "
-        "points whose dev answers loop at most that often" + evasion_filter_text(data.fronts) + ".")
+        "points whose dev answers loop at most that often" + evasion_filter_text(data.report) + ".")
 
 
-def evasion_filter_text(fronts: dict) -> str:
+def evasion_filter_text(report: FrontsReport) -> str:
     """The front's evasion filter in words, when the assets have one (fronts.json)."""
-    excess, limit = fronts.get("max_benign_evasion_excess"), fronts.get("evasion_limit")
+    excess, limit = report.max_benign_evasion_excess, report.evasion_limit
     if excess is None or limit is None:
         return ""
     return (f" and whose benign dev answers evade (ignore the request) at most {excess * 100:g} points more often "
@@ -212,7 +213,8 @@ def picker_front_table(data: AppData, picked_model_id: str | None = None) -> pd.
     the dev ones that chose it in brackets, and whether test confirms it. The picked model's row is marked, as the
     figure marks it with a star; a click picks the row's model (front_row_point)."""
     rows = []
-    for p in sorted(data.front(PEO).get("points", []), key=lambda p: float(p["cost_mean"])):
+    front = data.front(PEO)
+    for p in sorted(front.points if front else [], key=lambda p: float(p["cost_mean"])):
         dev = p.get("dev") or {}
         rows.append([PICKED_MARK if p["model_id"] == picked_model_id else "", p["model_id"],
                      f"{p['lambda_help']:g}, {p['phi_help']:g}, {p['phi_harm']:g}",
@@ -233,7 +235,7 @@ def front_table_label(data: AppData) -> str:
 
 def front_row_point(data: AppData, mid: str) -> tuple[float, float, float]:
     """The (λ, ϕ_help, ϕ_harm) a front table row picks: its front point's grid point."""
-    point = next(p for p in data.front(PEO)["points"] if p["model_id"] == mid)
+    point = next(p for p in data.front(PEO).points if p["model_id"] == mid)
     return point["lambda_help"], point["phi_help"], point["phi_harm"]
 
 
@@ -403,7 +405,7 @@ def build_demo(app: cb.App, votes: VoteStore | None = None) -> gr.Blocks:
         scored_state = gr.State([])  # off-grid points scored on demand in this session (offgrid_scoring.summarize)
         chat_state = gr.State(cb.ChatState())
         intro(data)
-        context_panel(data.assets.meta, data.fronts)
+        context_panel(data.assets.run_meta, data.report)
         picker = picker_panel(data, start, start_info)
         views = research_views(app, start_info, scored_state, PLOT_JS, plotly_head(), votes)
         chat = chat_panel(defaults)

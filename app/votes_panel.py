@@ -17,7 +17,6 @@ download of preference pairs holds the page's own session's).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import secrets
@@ -35,6 +34,7 @@ from app.data import AppInputError
 from app.engine import column_scales
 from peo.answer_checks import loops
 from peo.coefficients import model_id
+from peo.digest import digest
 from peo.names import BASELINE_SCALES, CHAT_COLUMNS
 from peo.votes import (
     ALL_BAD,
@@ -134,7 +134,7 @@ def votes_panel() -> VotesPanel:
 
 
 def _fingerprint(history: list[dict]) -> str:
-    return hashlib.sha256(json.dumps(history, sort_keys=True).encode()).hexdigest()[:16]
+    return digest(history)[:16]
 
 
 def begin_turn(session: dict, columns, point: dict, settings: dict, blind: bool,
@@ -220,8 +220,8 @@ def session_pairs(store: VoteStore, session: dict) -> tuple[list[dict], ExportSu
 
 
 def assets_name(app: cb.App) -> str:
-    meta = app.data.assets.meta
-    return f"{meta.get('profile', '?')}:{meta.get('base_model', '?')}:seed{meta.get('seed', '?')}"
+    meta = app.data.assets.run_meta
+    return f"{meta.profile or '?'}:{meta.base_model}:seed{'?' if meta.seed is None else meta.seed}"
 
 
 # ---------------------------------------------------------------- wiring

@@ -21,7 +21,7 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app", "hardware", "load")
+SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app", "hardware", "load", "decode")
 
 
 def _fmt(value, unit: str) -> str:
@@ -151,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="results JSON (default bench/results.json; "
                         "bench/results-quick.json with --quick)")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
+    parser.add_argument("--eager-assets", type=Path, default=None,
+                        help="decode section: a folder with answers.parquet and meta.json made by the eager path "
+                             "(transformers' generate), to compare the running batch's answers with")
     parser.add_argument("--device", default="cpu", help="device for sections 1-4 (default cpu; training "
                         "always runs on the CPU and also on the GPU when there is one)")
     parser.add_argument("--update", action="store_true",
@@ -169,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
-    from bench import app_latency, chat, hardware, load, memory, sweep, switch, training
+    from bench import app_latency, chat, decode, hardware, load, memory, sweep, switch, training
     from bench.common import BENCH, Plan, machine_info, write_json
     from bench.fixtures import base_model, open_assets
 
@@ -201,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     runners = {"point_switch": lambda: switch.run(assets, plan, scratch), "sweep": lambda: sweep.run(assets, plan),
                "chat": lambda: chat.run(assets, plan), "memory": lambda: memory.run(assets, plan),
                "training": lambda: training.run(assets, plan), "app": lambda: app_latency.run(assets, plan),
-               "hardware": lambda: hardware.run(assets, plan), "load": lambda: load.run(assets, plan)}
+               "hardware": lambda: hardware.run(assets, plan), "load": lambda: load.run(assets, plan),
+               "decode": lambda: decode.run(assets, plan, args.eager_assets)}
     try:
         for name in args.only or SECTIONS:
             logging.getLogger("bench").info("section %s", name)

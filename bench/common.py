@@ -50,7 +50,7 @@ class Plan:
     load_sessions: int = 8
     load_turns: int = 3
     load_tokens: int = 48
-    load_concurrency: int = 2  # the app's --concurrency (its default)
+    load_concurrency: int = 16  # the app's --concurrency (its default)
     soak_sessions: int = 2
     soak_seconds: int = 600
     soak_sample_s: int = 30

@@ -115,3 +115,6 @@ class PlainModel:
     @contextmanager
     def row_scales(self, rows):
         yield
+
+    def set_row_scales(self, rows) -> None:
+        """Scales are ignored: the plain model has no adapters (what peo.running_batch sets per step)."""

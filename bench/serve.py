@@ -1,14 +1,14 @@
-"""`python -m bench.serve [--assets DIR] [--out bench/results-serve.json] [--windows 0,50]`: `peo serve`'s throughput.
+"""`python -m bench.serve [--assets DIR] [--out bench/results-serve.json]`: `peo serve`'s throughput.
 
 Starts `python -m peo serve` on the assets (default: the shipped ones, SmolLM2-135M on CPU) as a subprocess, then
 sends 8 chat completions, each for a different point of the family and a different dev prompt (greedy,
-max_tokens 48): once one after another (sequential: each a batch of one), once all at the same moment from 8
-client threads (concurrent: the server's worker batches them). Rounds alternate the two so that a change in the
+max_tokens 48): once one after another (sequential: each request decodes alone in the server's running batch),
+once all at the same moment from 8 client threads (concurrent: the requests join the one running batch at step
+boundaries, each with its own prefill, and leave as each ends). Rounds alternate the two so that a change in the
 machine's load touches both. Reports answers per second (requests / wall time of the round), per-request latency
-p50 / p95 over every round, and whether each concurrent answer equals its sequential one (it must).
-Each `--windows` value (ms) is one server started with `--batch-window-ms` at that value: 0 (the default) batches
-only what is waiting when the worker is free, so the first of 8 simultaneous requests starts alone and the other 7
-share the next batch; a window of a few ms lets all 8 share the first.
+p50 / p95 over every round, the server's `max_rows_in_batch` (from `/health`) after each round (the largest
+running batch so far, so it shows how many of the 8 concurrent requests shared a step), and whether each
+concurrent answer equals its sequential one (it must).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def load_average() -> list[float] | None:
         return None
 
 
-def start_server(assets: str, n: int, window_ms: float) -> tuple[subprocess.Popen, str, float, Path]:
+def start_server(assets: str, n: int) -> tuple[subprocess.Popen, str, float, Path]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = Path(tempfile.mkstemp(prefix="peo-serve-bench-", suffix=".log")[1])
@@ -73,7 +73,7 @@ def start_server(assets: str, n: int, window_ms: float) -> tuple[subprocess.Pope
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     with open(log, "wb") as log_file:
         server = subprocess.Popen([sys.executable, "-m", "peo", "serve", "--assets", assets, "--port", str(port),
-                                   "--device", "cpu", "--max-batch", str(n), "--batch-window-ms", str(window_ms)],
+                                   "--device", "cpu", "--max-batch", str(n)],
                                   cwd=REPO, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     start = time.perf_counter()
     while True:
@@ -126,10 +126,11 @@ def measure(url: str, points: list[str], prompts: list, max_tokens: int, n_round
             answers.setdefault(mode, []).append([results[i][0] for i in range(len(points))])
             rounds.append({"round": r, "mode": mode, "wall_s": round(wall, 3),
                            "answers_per_s": round(len(points) / wall, 3),
-                           "batches": after["batches"] - before["batches"],
+                           "max_rows_in_batch": after["max_rows_in_batch"],
+                           "max_rows_in_batch_delta": after["max_rows_in_batch"] - before["max_rows_in_batch"],
                            "latencies_s": [round(x, 3) for x in lat], "load_average": load_average()})
-            print(f"  round {r} {mode:10s}: {len(points) / wall:.2f} answers/s, wall {wall:.2f} s, "
-                  f"{rounds[-1]['batches']} batch(es), latency p50 {statistics.median(lat):.2f} s")
+            print(f"  round {r} {mode:10s}: {len(points) / wall:.2f} answers/s, wall {wall:.2f} s, largest batch "
+                  f"so far {rounds[-1]['max_rows_in_batch']} row(s), latency p50 {statistics.median(lat):.2f} s")
     first = answers["sequential"][0]
     same = all(a == first for mode in answers for a in answers[mode])
     summary = {}
@@ -141,6 +142,7 @@ def measure(url: str, points: list[str], prompts: list, max_tokens: int, n_round
                          "latency_p95_s": round(percentile(latencies[mode], 0.95), 3)}
     summary["concurrent_over_sequential"] = round(summary["concurrent"]["answers_per_s_median"]
                                                   / summary["sequential"]["answers_per_s_median"], 2)
+    summary["max_rows_in_batch"] = rounds[-1]["max_rows_in_batch"]  # the server's largest batch over every round
     summary["every_answer_equals_the_first_sequential_round"] = same
     return {"summary": summary, "rounds": rounds, "answers": first}
 
@@ -151,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=BENCH / "results-serve.json")
     parser.add_argument("--rounds", type=int, default=3, help="sequential/concurrent round pairs (default 3)")
     parser.add_argument("--max-tokens", type=int, default=48)
-    parser.add_argument("--windows", default="0", help="comma-separated --batch-window-ms values, one server each")
     args = parser.parse_args(argv)
 
     from bench.fixtures import dev_prompts
@@ -160,21 +161,18 @@ def main(argv: list[str] | None = None) -> int:
     assets = load_assets(args.assets)
     points = bench_points(assets.meta)
     prompts = dev_prompts(assets, len(points))
-    runs = []
-    for window in [float(w) for w in args.windows.split(",")]:
-        print(f"peo serve --batch-window-ms {window:g}")
-        server, url, load_seconds, log = start_server(args.assets, len(points), window)
-        try:
-            run = measure(url, points, prompts, args.max_tokens, args.rounds)
-        finally:
-            stop_process(server)
-        runs.append({"batch_window_ms": window, "server_load_seconds": round(load_seconds, 1), **run})
-        for mode in ("sequential", "concurrent"):
-            s = run["summary"][mode]
-            print(f"  {mode:10s}: {s['answers_per_s_median']:.2f} answers/s (median round), latency p50 "
-                  f"{s['latency_p50_s']:.2f} s, p95 {s['latency_p95_s']:.2f} s")
-        print(f"  concurrent / sequential: {run['summary']['concurrent_over_sequential']:.2f}x; every answer the "
-              f"same in every round and mode: {run['summary']['every_answer_equals_the_first_sequential_round']}")
+    print("peo serve")
+    server, url, load_seconds, log = start_server(args.assets, len(points))
+    try:
+        run = measure(url, points, prompts, args.max_tokens, args.rounds)
+    finally:
+        stop_process(server)
+    for mode in ("sequential", "concurrent"):
+        s = run["summary"][mode]
+        print(f"  {mode:10s}: {s['answers_per_s_median']:.2f} answers/s (median round), latency p50 "
+              f"{s['latency_p50_s']:.2f} s, p95 {s['latency_p95_s']:.2f} s")
+    print(f"  concurrent / sequential: {run['summary']['concurrent_over_sequential']:.2f}x; every answer the "
+          f"same in every round and mode: {run['summary']['every_answer_equals_the_first_sequential_round']}")
     results = {
         "what": f"peo serve: {len(points)} greedy requests for {len(points)} different points (one dev prompt each), "
                 "all at once from as many client threads vs one after another",
@@ -182,12 +180,13 @@ def main(argv: list[str] | None = None) -> int:
                      "max_tokens": args.max_tokens, "temperature": 0.0, "rounds": args.rounds},
         "machine": {**machine_info("cpu"), "load_average_at_end": load_average(),
                     "note": "a shared machine: other engineers' jobs may have run on the same cores"},
-        "runs": runs,
+        "server_load_seconds": round(load_seconds, 1),
+        **run,
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
     write_json(args.out, results)
     print(f"wrote {args.out}")
-    return 0 if all(r["summary"]["every_answer_equals_the_first_sequential_round"] for r in runs) else 1
+    return 0 if run["summary"]["every_answer_equals_the_first_sequential_round"] else 1
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ from peo.coefficients import coefficients, model_id
 from peo.data.jsonl import iter_jsonl
 from peo.evaluation_stats import wilson_interval
 from peo.judgment_agreement import agreement, evaluator_verdict
-from peo.names import ANSWERS_FILE, REFERENCE_MODEL_ID
+from peo.layout import AssetLayout
+from peo.names import REFERENCE_MODEL_ID
 from peo.sweep_plan import baseline_model_id
 
 BLIND_DIR = Path("runs/blind")
@@ -55,9 +56,10 @@ def comparisons(fronts: dict) -> list[tuple[str, str, str]]:
 
 def make(assets: Path, seed: int) -> None:
     rng = random.Random(seed)
-    answers = pd.read_parquet(assets / ANSWERS_FILE)
+    layout = AssetLayout(assets)
+    answers = pd.read_parquet(layout.answers)
     test = answers[answers["split"] == "test"].set_index(["model_id", "prompt_id"])
-    fronts = json.loads((assets / "report" / "fronts.json").read_text(encoding="utf-8"))
+    fronts = json.loads(layout.report.fronts.read_text(encoding="utf-8"))
     prompt_ids = {k: sorted(answers.loc[(answers["split"] == "test") & (answers["prompt_kind"] == k), "prompt_id"]
                             .unique()) for k in ASPECT_OF_KIND}
     items, keys = [], []
@@ -129,8 +131,9 @@ def score(assets: Path, judge: str) -> None:
     result["off_topic_share_by_model"] = {m: share(int(g["off_topic"].sum()), len(g))
                                           for m, g in off_frame.groupby("model_id")}
     text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    write_text(assets / "report" / "blind_judgments.jsonl", text)
-    write_json(assets / "report" / "judgment_agreement.json", result)
+    report = AssetLayout(assets).report
+    write_text(report.judgments, text)
+    write_json(report.judgment_agreement, result)
     print(json.dumps(result, indent=1))
 
 

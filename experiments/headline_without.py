@@ -15,14 +15,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from peo.names import ANSWERS_FILE, GRID_FILE, META_FILE
+from peo.layout import AssetLayout
+from peo.records import RunMeta
 from precompute.report_fronts import compute_fronts
 
 
 def headline_without(assets: Path, prompt_ids: set[str], n_boot: int, seed: int, max_loop_share: float,
                      max_evasion_excess: float | None = None) -> dict:
-    grid = pd.read_csv(assets / GRID_FILE)
-    answers = pd.read_parquet(assets / ANSWERS_FILE)
+    layout = AssetLayout(assets)
+    grid = pd.read_csv(layout.grid)
+    answers = pd.read_parquet(layout.answers)
     is_test = answers["split"].astype(str) == "test"
     excluded = sorted(set(answers.loc[is_test, "prompt_id"].astype(str)) & prompt_ids)
     kept = answers[~(is_test & answers["prompt_id"].astype(str).isin(prompt_ids))]
@@ -41,8 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--assets", type=Path, default=Path("assets"))
     parser.add_argument("--prompt-ids", type=Path, required=True, help="a JSON list of prompt ids to leave out")
     args = parser.parse_args(argv)
-    meta = json.loads((args.assets / META_FILE).read_text())
-    config = meta["config"]
+    config = RunMeta.load(AssetLayout(args.assets).meta).config
     ids = {str(x) for x in json.loads(args.prompt_ids.read_text())}
     print(json.dumps(headline_without(args.assets, ids, config["report"]["n_boot"], config["seed"],
                                       config["sweep"]["max_loop_share"],

@@ -68,7 +68,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     return serve(args.assets, host=args.host, port=args.port, device=args.device, max_batch=args.max_batch,
-                 max_context_tokens=args.max_context_tokens, batch_window_ms=args.batch_window_ms)
+                 max_context_tokens=args.max_context_tokens)
 
 
 def _judge(args: argparse.Namespace) -> int:
@@ -151,11 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    serve.add_argument("--max-batch", type=_positive_int, default=16,
-                       help="requests generated together at most (default 16)")
-    serve.add_argument("--batch-window-ms", type=float, default=0.0,
-                       help="after a request reaches an idle server, wait this long for others to share its batch "
-                            "(default 0: batch only what is already waiting)")
+    serve.add_argument("--max-batch", type=_positive_int, default=64,
+                       help="requests decoding together at most; more wait for a place (default 64)")
     serve.add_argument("--max-context-tokens", type=_positive_int, default=1024,
                        help="prompt + max_tokens budget per request, as the app's (default 1024)")
     serve.set_defaults(run=_serve)
@@ -175,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     judge.add_argument("--max-tokens", type=_positive_int, default=4, help="the judge's reply length (default 4)")
     judge.add_argument("--out", type=Path, default=None,
                        help="results JSONL (one line per pair: both raw verdicts and the combined one) and "
-                            "<out>.summary.json; default: the rows on stdout")
+                            "<out>.summary.json; an existing file is added to (a pair judged again by the same judge "
+                            "model replaces its line), e.g. assets/report/judge_verdicts.jsonl for the report; "
+                            "default: the rows on stdout")
     judge.add_argument("--from-assets", type=Path, default=None,
                        help="first write --pairs from this assets folder's answers.parquet: --point (answer_a) vs "
                             "--opponent (answer_b); benign prompts for helpfulness, harmful for harmlessness")

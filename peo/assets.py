@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -11,53 +11,59 @@ import torch
 
 from peo.adapter_files import ADAPTER_CONFIG
 from peo.adapter_mix import AdapterMix
-from peo.errors import PeoError
+from peo.errors import AssetsError
+from peo.layout import AssetLayout
 from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
-from peo.names import ADAPTERS, ADAPTERS_DIR, ANSWERS_FILE, EVALUATORS_DIR, GRID_FILE, META_FILE
+from peo.names import ADAPTERS, ANSWERS_FILE, GRID_FILE, META_FILE
 from peo.project_root import project_root
+from peo.records import RunMeta
 
 DEFAULT_ASSETS = "assets"  # relative to peo.project_root.project_root()
-
-
-class AssetsError(PeoError, RuntimeError):
-    """The assets folder is missing a part or was not produced by precompute."""
 
 
 @dataclass
 class Assets:
     root: Path
-    meta: dict
+    meta: dict  # meta.json as read, for the readers that still take it by key (`run_meta` is the typed view)
     grid: pd.DataFrame
     answers: pd.DataFrame
+    run_meta: RunMeta = field(init=False)  # meta.json, validated once here (RecordError names a bad field)
+
+    def __post_init__(self) -> None:
+        self.run_meta = RunMeta.from_json(self.meta, self.layout.meta)
 
     @property
     def base_model_spec(self) -> str:
-        return self.meta["base_model"]
+        return self.run_meta.base_model
+
+    @property
+    def layout(self) -> AssetLayout:
+        return AssetLayout(self.root)
 
     def adapter(self, name: str) -> Path:
-        return self.root / ADAPTERS_DIR / name
+        return self.layout.adapter(name)
 
     def adapters(self) -> dict[str, Path]:
         """The policy adapters present (help, harm, joint), in that order."""
         return {name: self.adapter(name) for name in ADAPTERS if (self.adapter(name) / ADAPTER_CONFIG).is_file()}
 
     def evaluator(self, kind: str) -> Path:
-        return self.root / EVALUATORS_DIR / kind
+        return self.layout.evaluator(kind)
 
     @property
     def grid_values(self) -> dict[str, list[float]]:
-        return self.meta["grid"]
+        return self.run_meta.grid
 
 
 def load_assets(root: str | Path | None = None) -> Assets:
-    root = Path(root) if root else project_root() / DEFAULT_ASSETS
-    for part in (META_FILE, GRID_FILE, ANSWERS_FILE):
-        if not (root / part).is_file():
-            raise AssetsError(f"{root}: missing {part}; run `python -m precompute run` to produce assets")
-    meta = json.loads((root / META_FILE).read_text(encoding="utf-8"))
-    grid = pd.read_csv(root / GRID_FILE)
-    answers = pd.read_parquet(root / ANSWERS_FILE)
-    return Assets(root=root, meta=meta, grid=grid, answers=answers)
+    layout = AssetLayout(Path(root) if root else project_root() / DEFAULT_ASSETS)
+    for part, path in ((META_FILE, layout.meta), (GRID_FILE, layout.grid), (ANSWERS_FILE, layout.answers)):
+        if not path.is_file():
+            raise AssetsError(f"{layout.root}: missing {part}; run `python -m precompute run` to produce assets")
+    meta = json.loads(layout.meta.read_text(encoding="utf-8"))
+    grid = pd.read_csv(layout.grid)
+    answers = pd.read_parquet(layout.answers)
+    return Assets(root=layout.root, meta=meta, grid=grid, answers=answers)
 
 
 def default_device() -> str:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import math
 
 from peo.errors import PeoError
-from peo.generation import GenerationSettings
+from peo.generation import GenerationSettings, recorded_settings
 
 MAX_MESSAGE_CHARS = 2000
 MAX_MESSAGE_TOKENS = 512
 # what a user may set, and its range; the other decoding settings are the sweep's (meta.json "generation")
-LIMITS = {"max_new_tokens": (1, 256), "temperature": (0.0, 1.5), "top_p": (0.1, 1.0), "seed": (0, 2**31 - 1),
+LIMITS = {"max_new_tokens": (1, 512), "temperature": (0.0, 1.5), "top_p": (0.1, 1.0), "seed": (0, 2**31 - 1),
           "repetition_penalty": (1.0, 2.0)}
 WHOLE_NUMBERS = ("max_new_tokens", "seed")
 DEFAULT_SETTINGS = {"max_new_tokens": 64, "temperature": 0.0, "top_p": 1.0, "seed": 0, "repetition_penalty": 1.0,
@@ -30,7 +30,8 @@ def sweep_defaults(meta: dict) -> dict:
     """The chat's defaults: the sweep's decoding, answer length included, so a live answer is made as the answers
     its scores are placed among (the reference's test answers) and the front was scored on."""
     generation = meta["generation"]
-    return {**DEFAULT_SETTINGS, **{name: generation[name] for name in SWEEP_SETTINGS}}
+    return {**DEFAULT_SETTINGS, **{name: generation[name] for name in SWEEP_SETTINGS},
+            "penalize_eos": recorded_settings(generation).penalize_eos}
 
 
 def check_settings(max_new_tokens=None, temperature=None, top_p=None, seed=None, repetition_penalty=None, *,
@@ -42,7 +43,8 @@ def check_settings(max_new_tokens=None, temperature=None, top_p=None, seed=None,
     defaults = defaults or DEFAULT_SETTINGS
     raw = {"max_new_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p, "seed": seed,
            "repetition_penalty": repetition_penalty}
-    values = {"no_repeat_ngram_size": int(defaults["no_repeat_ngram_size"])}
+    values = {"no_repeat_ngram_size": int(defaults["no_repeat_ngram_size"]),
+              "penalize_eos": bool(defaults.get("penalize_eos", False))}
     for name, value in raw.items():
         if value is None:
             value = defaults[name]

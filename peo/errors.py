@@ -11,3 +11,7 @@ from __future__ import annotations
 
 class PeoError(Exception):
     """An error with a message for the user, not a bug."""
+
+
+class AssetsError(PeoError, RuntimeError):
+    """The assets folder is missing a part or was not produced by precompute (peo.assets, peo.records)."""

@@ -46,6 +46,7 @@ from pathlib import Path
 from peo.answer_checks import refuses, words
 from peo.data.jsonl import iter_jsonl
 from peo.evaluation_stats import finite_or_none, wilson_interval
+from peo.layout import AssetLayout
 
 OPENING_CHARS = 120
 FIRST_PERSON_MIN = 0.06
@@ -229,9 +230,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m peo.evasion", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     v = sub.add_parser("validate", help="precision/recall on the hand labels, per-model shares on test prompts")
-    v.add_argument("--labels", type=Path, default=Path("assets/report/evasion_labels.jsonl"))
-    v.add_argument("--answers", type=Path, default=Path("assets/answers.parquet"))
-    v.add_argument("--out", type=Path, default=Path("assets/report/evasion_validation.json"))
+    assets = AssetLayout(Path("assets"))
+    v.add_argument("--labels", type=Path, default=assets.report.evasion_labels)
+    v.add_argument("--answers", type=Path, default=assets.answers)
+    v.add_argument("--out", type=Path, default=assets.report.evasion_validation)
     args = parser.parse_args(argv)
     result = validate(args.labels, args.answers)
     _print(result)

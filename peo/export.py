@@ -26,7 +26,7 @@ from peo.assets import Assets, AssetsError, load_assets
 from peo.atomic import sha256, write_json
 from peo.coefficients import coefficients
 from peo.errors import PeoError
-from peo.generation import GenerationSettings
+from peo.generation import GenerationSettings, recorded_settings
 from peo.model_source import (
     _GGUF_FILE,
     _GGUF_WHEEL,
@@ -38,7 +38,7 @@ from peo.model_source import (
     load_tokenizer,
     resolve_base_model,
 )
-from peo.names import ASPECTS, BASELINE_SCALES, BASELINES, GRID_FILE, META_FILE, REFERENCE
+from peo.names import ASPECTS, BASELINE_SCALES, BASELINES, REFERENCE
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
 POLICIES = BASELINES  # the fixed policies: ref, help, harm, joint
@@ -47,7 +47,6 @@ BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 README = "README.md"
 FORMATS = ("merged", "adapter")
 ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
-TRACED_ASSET_FILES = (META_FILE, GRID_FILE)  # the run's record and the figures the app shows for a point
 
 
 class ExportError(PeoError, ValueError):
@@ -65,15 +64,14 @@ def _prepare_target(out_dir: Path) -> Path:
 def sweep_decoding(meta: Mapping) -> GenerationSettings:
     """The sweep's decoding (meta.json "generation"): what the app's chat and on-demand scoring use too, so an
     export generated with it gives the app's answers."""
-    names = {f.name for f in dataclasses.fields(GenerationSettings)}
-    return GenerationSettings(**{k: v for k, v in (meta.get("generation") or {}).items() if k in names})
+    return recorded_settings(meta.get("generation") or {})
 
 
 def file_hashes(assets: Assets, adapters: Iterable[str]) -> dict[str, str]:
     """sha256 of the adapter files an export reads and of the assets' meta.json and grid.csv, keyed by their path
     in the assets folder."""
     paths = [assets.adapter(name) / file for name in adapters for file in ADAPTER_FILES]
-    paths += [assets.root / name for name in TRACED_ASSET_FILES]
+    paths += [assets.layout.meta, assets.layout.grid]  # the run's record and the figures the app shows for a point
     return {path.relative_to(assets.root).as_posix(): sha256(path) for path in paths}
 
 
@@ -110,7 +108,7 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
     tmp = _prepare_target(out_dir)
     try:
         provenance: dict = {"base_model": assets.base_model_spec, "format": fmt,
-                            "assets_profile": assets.meta.get("profile"),
+                            "assets_profile": assets.run_meta.profile,
                             "generation": dataclasses.asdict(sweep_decoding(assets.meta)),
                             "sha256": file_hashes(assets, needed)}
         if policy is not None:
@@ -242,6 +240,16 @@ def generate_arguments(generation: Mapping) -> str:
     return ", ".join(f"{name}={value!r}" for name, value in kwargs.items())
 
 
+def eos_note(generation: Mapping) -> str:
+    """What `generate` cannot be told: peo's repetition penalty spares the end-of-turn token (penalize_eos)."""
+    settings = GenerationSettings(**generation)
+    if settings.repetition_penalty == 1.0 or settings.penalize_eos:
+        return ""
+    return ("One difference remains: peo's repetition penalty spares the end-of-turn token, which the chat template "
+            "puts in every prompt (`penalize_eos: false`); transformers' `generate` penalizes it, so its answers "
+            "can run longer than the app's.\n\n")
+
+
 def export_readme(provenance: dict, base_id: str, base_note: str, folder_name: str) -> str:
     """README.md of an export: which policy it is, its exact base model, and how to load it."""
     if "policy" in provenance:
@@ -262,7 +270,8 @@ def export_readme(provenance: dict, base_id: str, base_note: str, folder_name: s
         "## Base model", "",
         f"`{base_id}` (the assets' base model: `{provenance['base_model']}`). {base_note}", "",
         "## Load", "",
-        load + CHAT_SNIPPET.format(kwargs=generate_arguments(provenance["generation"])),
+        load + CHAT_SNIPPET.format(kwargs=generate_arguments(provenance["generation"])) +
+        eos_note(provenance["generation"]),
         "`peo_export.json` records how this export was made: the point, the decoding, and the sha256 of the "
         "adapter files and of the assets' meta.json and grid.csv it came from.", "",
     ])

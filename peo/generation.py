@@ -1,33 +1,32 @@
 """Batched generation where each row may be a different model of the PEO family.
 
-A row is (chat messages, adapter scales). Rows are sorted by prompt length, cut into batches, and each batch
-runs once with per-row adapter scales, so G points × P prompts cost about one batched generation of G·P rows.
-
-A row that emits EOS is finished: transformers pads it from then on and `generate` returns as soon as every row
-is finished (tests/test_app_callbacks.py checks this), so a turn whose rows all end early costs only as many
-steps as its longest row. A finished row still rides along in the batch until then (dropping it would mean
-reshaping the KV cache every step); a row that never ends (a loop) runs to `max_new_tokens`, which is what the
-`stop` event is for: set it (the app's Stop button, a closed page) and generation ends after the current step.
+A row is (chat messages, adapter scales). Every path here decodes through one running batch
+(peo.running_batch): a row leaves the moment it ends (EOS, `max_new_tokens`, or its stop), so a finished answer
+no longer rides along, and the sweep refills the freed places with the next rows instead of waiting for a
+batch's longest answer. The app and `peo serve` share one such batch across users (peo.decode_loop).
+A row's answer does not depend on its batch-mates: each row is decoded as it would be alone.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
-from typing import Protocol
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, fields
 
 import torch
-from transformers.generation.stopping_criteria import StoppingCriteria, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
 
 from peo.adapter_mix import AdapterMix
 from peo.chat_template import chat_text, encode_chat
+from peo.decode_loop import DecodeLoop, StreamResult
 from peo.errors import PeoError
+from peo.running_batch import DecodeRow, RunningBatch, StopSignal
 
 Messages = list[dict[str, str]]
+SWEEP_COMPACT_SHARE = 0.25  # the sweep drops ended rows (and refills) once a quarter of its batch has ended
+
+__all__ = ["GenerationSettings", "GenerationStopped", "Row", "StopSignal", "StreamResult", "decode_rows",
+           "encode_prompts", "generate_batch", "generate_batch_counted", "generate_rows", "generate_rows_counted",
+           "recorded_settings", "stream_batch"]
 
 
 @dataclass(frozen=True)
@@ -38,8 +37,14 @@ class GenerationSettings:
     seed: int = 0
     repetition_penalty: float = 1.0  # > 1 divides the logits of tokens already in prompt or answer (CTRL's rule)
     no_repeat_ngram_size: int = 0  # > 0: no n-gram of this size occurs twice in a row's text
+    # True: the repetition penalty divides the end-of-turn token's logit too (transformers' rule). The chat
+    # template puts that token in every prompt, so under the penalty answers seldom end: measured on the cpu
+    # profile's dev sweep at 1.15, 89 % of answers ran to a 160-token limit. False exempts it.
+    penalize_eos: bool = False
 
     def generate_kwargs(self) -> dict:
+        """The same settings as transformers' `generate` arguments (bench/eager_generation.py, and what a
+        subclass extends: bench's FixedLength adds `min_new_tokens`)."""
         common = {"max_new_tokens": self.max_new_tokens, "repetition_penalty": self.repetition_penalty,
                   "no_repeat_ngram_size": self.no_repeat_ngram_size}
         if self.temperature <= 0:
@@ -47,34 +52,16 @@ class GenerationSettings:
         return {"do_sample": True, "temperature": self.temperature, "top_p": self.top_p, "top_k": 0, **common}
 
 
+def recorded_settings(generation: Mapping) -> GenerationSettings:
+    """The decoding a run recorded (meta.json "generation"). Answers recorded without a `decoder` came from
+    transformers' generate, which penalizes the end-of-turn token: so `penalize_eos` defaults to that there."""
+    names = {f.name for f in fields(GenerationSettings)}
+    recorded = {k: v for k, v in generation.items() if k in names}
+    return GenerationSettings(**{"penalize_eos": "decoder" not in generation, **recorded})
+
+
 class GenerationStopped(PeoError, RuntimeError):
     """Generation was stopped on request (its `stop` event was set) before every row had finished."""
-
-
-class StopSignal(Protocol):
-    """What asks generation to stop: a threading.Event, or anything else with `is_set()`."""
-
-    def is_set(self) -> bool: ...
-
-
-class _StopWhenSet(StoppingCriteria):
-    """Ends `generate` after the current step once `event` is set (checked once per step, for every row)."""
-
-    def __init__(self, event: StopSignal):
-        self.event = event
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-class _RowsDone(StoppingCriteria):
-    """Per-row stop: transformers pads a row from the step its flag is set, and ends when every row's is."""
-
-    def __init__(self, done: Callable[[], Sequence[bool]]):
-        self.done = done
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        return torch.tensor(list(self.done()), dtype=torch.bool, device=input_ids.device)
 
 
 @dataclass(frozen=True)
@@ -91,84 +78,70 @@ def encode_prompts(tokenizer, prompts: Sequence[Messages], device: torch.device)
     return {k: v.to(device) for k, v in batch.items()}
 
 
-class _RowStreamer(BaseStreamer):
-    """Receives each step's new token per row (transformers calls `put` once per step)."""
+def decode_rows(tokenizer, rows: Sequence[Row], settings: GenerationSettings,
+                stop: StopSignal | None = None) -> list[DecodeRow]:
+    """The rows as the running batch takes them: token ids, scales and each row's decoding settings.
 
-    def __init__(self, on_tokens: Callable[[torch.Tensor], None]):
-        self._on_tokens = on_tokens
-        self._prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:  # the first call carries the prompt ids
-            self._prompt_seen = True
-            return
-        self._on_tokens(value.view(-1))
-
-    def end(self) -> None:
-        pass
-
-
-def new_token_counts(new_tokens: torch.Tensor, stop_ids: set[int]) -> list[int]:
-    """Tokens each row generated before it stopped: transformers pads a row after its EOS, so the count is the
-    position of the first EOS or pad, or the whole width (the row reached max_new_tokens, or it was stopped)."""
-    stopped = torch.isin(new_tokens, torch.tensor(sorted(stop_ids), dtype=new_tokens.dtype))
-    width = new_tokens.shape[1]
-    return [int(row.nonzero()[0]) if row.any() else width for row in stopped]
+    A sampled row i draws from its own generator seeded `seed + i`: the columns of one turn get independent
+    draws (as they did from transformers' one generator per batch), and the same request gives the same answers
+    whatever else shares the batch."""
+    min_new = int(settings.generate_kwargs().get("min_new_tokens", 0))
+    return [DecodeRow(prompt_ids=encode_chat(tokenizer, r.messages), scales=dict(r.scales),
+                      max_new_tokens=settings.max_new_tokens, temperature=settings.temperature,
+                      top_p=settings.top_p, seed=settings.seed + i, repetition_penalty=settings.repetition_penalty,
+                      no_repeat_ngram_size=settings.no_repeat_ngram_size, penalize_eos=settings.penalize_eos,
+                      min_new_tokens=min_new, stop=stop)
+            for i, r in enumerate(rows)]
 
 
-@torch.inference_mode()
+def _answer(tokenizer, row: DecodeRow) -> tuple[str, int]:
+    return tokenizer.decode(row.tokens, skip_special_tokens=True).strip(), len(row.tokens)
+
+
 def generate_batch_counted(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
-                           on_tokens: Callable[[torch.Tensor], None] | None = None,
-                           stop: StopSignal | None = None,
-                           rows_done: Callable[[], Sequence[bool]] | None = None) -> list[tuple[str, int]]:
-    """One `generate` call for all rows; returns each row's (answer text, tokens generated), cut short when
-    `stop` is set (every row) or when `rows_done()` flags a row (that row alone: a served request that ended).
+                           stop: StopSignal | None = None) -> list[tuple[str, int]]:
+    """All rows in one running batch; each row's (answer text, tokens generated), cut short when `stop` is set.
     The count is exact, unlike re-tokenizing the text, so it tells a cut answer from a finished one."""
-    batch = encode_prompts(tokenizer, [r.messages for r in rows], mix.device)
-    criteria = ([_StopWhenSet(stop)] if stop is not None else []) + ([_RowsDone(rows_done)] if rows_done else [])
-    torch.manual_seed(settings.seed)
-    with mix.row_scales([r.scales for r in rows]):
-        output = mix.model.generate(
-            **batch,
-            **settings.generate_kwargs(),
-            pad_token_id=tokenizer.pad_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            streamer=_RowStreamer(on_tokens) if on_tokens else None,
-            stopping_criteria=StoppingCriteriaList(criteria) if criteria else None,
-        )
-    new_tokens = output[:, batch["input_ids"].shape[1]:]
-    counts = new_token_counts(new_tokens.cpu(), {tokenizer.eos_token_id, tokenizer.pad_token_id})
-    return [(tokenizer.decode(t, skip_special_tokens=True).strip(), n) for t, n in zip(new_tokens, counts)]
+    batch = RunningBatch(mix, {tokenizer.eos_token_id}, tokenizer.pad_token_id)
+    decoded = decode_rows(tokenizer, rows, settings, stop)
+    batch.join(decoded)
+    while len(batch):
+        batch.step()
+    return [_answer(tokenizer, r) for r in decoded]
 
 
 def generate_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
-                   on_tokens: Callable[[torch.Tensor], None] | None = None,
                    stop: StopSignal | None = None) -> list[str]:
-    """One `generate` call for all rows; returns each row's answer text (cut short when `stop` is set)."""
-    return [text for text, _ in generate_batch_counted(mix, tokenizer, rows, settings, on_tokens, stop)]
+    """generate_batch_counted's answer texts alone."""
+    return [text for text, _ in generate_batch_counted(mix, tokenizer, rows, settings, stop)]
 
 
 def generate_rows_counted(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
                           batch_size: int, progress: Callable[[int], None] | None = None,
                           stop: StopSignal | None = None) -> list[tuple[str, int]]:
-    """All rows, batched by prompt length; (answer, tokens generated) come back in the rows' order.
+    """All rows, at most `batch_size` decoding at once, shortest prompts first (little padding); when a quarter
+    of the batch has ended, the next rows join. (answer, tokens generated) come back in the rows' order.
 
-    GenerationStopped when `stop` is set before the last batch has finished (partial answers are not returned:
+    GenerationStopped when `stop` is set before the last row has finished (partial answers are not returned:
     they would pass for finished ones).
     """
-    lengths = [len(encode_chat(tokenizer, r.messages)) for r in rows]
-    order = sorted(range(len(rows)), key=lambda i: lengths[i])
-    answers: list[tuple[str, int]] = [("", 0)] * len(rows)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start:start + batch_size]
-        results = generate_batch_counted(mix, tokenizer, [rows[i] for i in chunk], settings, stop=stop)
+    decoded = decode_rows(tokenizer, rows, settings, stop)
+    waiting = sorted(decoded, key=lambda r: len(r.prompt_ids), reverse=True)  # pop() takes the shortest
+    batch = RunningBatch(mix, {tokenizer.eos_token_id}, tokenizer.pad_token_id, compact_share=SWEEP_COMPACT_SHARE)
+    refill_at = max(1, batch_size // 4)
+    done = 0
+    while waiting or len(batch):
+        if waiting and (not len(batch) or batch_size - len(batch) >= refill_at):
+            joining = [waiting.pop() for _ in range(min(batch_size - len(batch), len(waiting)))]
+            ended = batch.join(joining)
+        else:
+            ended = batch.step()
         if stop is not None and stop.is_set():
-            raise GenerationStopped(f"generation stopped on request after {start} of {len(rows)} rows")
-        for i, result in zip(chunk, results):
-            answers[i] = result
-        if progress:
-            progress(len(chunk))
-    return answers
+            raise GenerationStopped(f"generation stopped on request after {done} of {len(rows)} rows")
+        done += len(ended)
+        if progress and ended:
+            progress(len(ended))
+    return [_answer(tokenizer, r) for r in decoded]
 
 
 def generate_rows(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
@@ -180,69 +153,32 @@ def generate_rows(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Gen
 
 def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
                  lock: AbstractContextManager | None = None, stop: StopSignal | None = None,
-                 outcome: dict | None = None) -> Iterator[list[str]]:
+                 outcome: dict | None = None, loop: DecodeLoop | None = None,
+                 point: Mapping[str, float] | None = None) -> Iterator[list[str]]:
     """Yield every row's text so far after each step; the last item is the final answers.
 
-    Generation runs in a worker thread. It ends early when `stop` is set (then GenerationStopped is raised
-    here instead of final answers) or when this iterator is closed (a cancelled consumer): either way the worker
-    leaves `generate` after the current step and releases `lock`, and closing does not wait for it (it may run on
-    a server's event loop). When it ends normally, `outcome["cut"]` says per row whether its answer was cut at
-    `max_new_tokens` (no EOS) and `outcome["steps"]` how many steps ran.
+    On `loop` (the app's shared one) the rows join whatever else is decoding; without it a loop of their own
+    runs them (under `lock`). Setting `stop` ends them after the current step (GenerationStopped is then raised
+    here instead of final answers); closing this iterator does too, without waiting. When it ends normally,
+    `outcome` gets `cut` (per row: stopped at `max_new_tokens` without EOS), `steps`, `new_tokens` and
+    `form_seconds` (the StreamResult's fields).
     """
-    steps: queue.Queue = queue.Queue()
-    token_lists: list[list[int]] = [[] for _ in rows]
-    finished = [False] * len(rows)
-    n_steps = [0]
-    result: dict[str, object] = {}
-    cancel = threading.Event()  # set when the consumer goes away; `stop` is the caller's
-
-    def on_tokens(tokens: torch.Tensor) -> None:
-        n_steps[0] += 1
-        for i, t in enumerate(tokens.tolist()):
-            if finished[i]:
-                continue
-            if t == tokenizer.eos_token_id or t == tokenizer.pad_token_id:
-                finished[i] = True
-            else:
-                token_lists[i].append(t)
-        steps.put([tokenizer.decode(ids, skip_special_tokens=True) for ids in token_lists])
-
-    either = _AnyEvent(cancel, stop)
-
-    def work() -> None:
-        try:
-            with lock if lock is not None else nullcontext():
-                if not either.is_set():  # stopped while waiting for the lock: do not start
-                    result["answers"] = generate_batch(mix, tokenizer, rows, settings, on_tokens, either)
-        except BaseException as err:  # re-raised in the consumer's thread
-            result["error"] = err
-        finally:
-            steps.put(None)
-
-    thread = threading.Thread(target=work, name="peo-generate", daemon=True)
-    thread.start()
+    own = loop is None
+    loop = loop or DecodeLoop(mix, tokenizer, lock=lock)
     try:
-        while (item := steps.get()) is not None:
-            yield item
+        result: StreamResult | None = None
+        for item in loop.stream(decode_rows(tokenizer, rows, settings), stop=stop, point=point):
+            if isinstance(item, StreamResult):
+                result = item
+            else:
+                yield item
     finally:
-        cancel.set()  # a no-op after a normal end; on close it ends the worker after its current step
-    thread.join()
-    if "error" in result:
-        raise result["error"]  # type: ignore[misc]
-    at_limit = n_steps[0] >= settings.max_new_tokens
-    if stop is not None and stop.is_set() and not (at_limit or all(finished)):
-        raise GenerationStopped(f"generation stopped on request after {n_steps[0]} step(s)")
+        if own:
+            loop.close()
+    assert result is not None
+    if result.stopped:
+        raise GenerationStopped(f"generation stopped on request after {result.steps} step(s)")
     if outcome is not None:
-        outcome["steps"] = n_steps[0]
-        outcome["cut"] = [at_limit and not done for done in finished]
-    yield result["answers"]  # type: ignore[misc]
-
-
-class _AnyEvent:
-    """Set when any of its events is (None entries ignored): what _StopWhenSet reads."""
-
-    def __init__(self, *events: StopSignal | None):
-        self.events = [e for e in events if e is not None]
-
-    def is_set(self) -> bool:
-        return any(e.is_set() for e in self.events)
+        outcome.update(cut=result.cut, steps=result.steps, new_tokens=result.new_tokens,
+                       form_seconds=result.form_seconds)
+    yield result.answers

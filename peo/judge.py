@@ -12,6 +12,13 @@ cancels the judge's position bias:
 - a request the endpoint refuses (HTTP 400/413/422: e.g. a message over its size limit) is recorded as
   `refused` with the server's reason, not cached (a rerun asks again) and excluded likewise.
 
+The verdicts file: `--out` writes one JSON line per pair (atomically: temp file + rename), with the judge model, the
+template version and, for pairs built from an assets folder (`--from-assets`), where the answers come from: the two
+model_ids (`point` is answer_a, `opponent` answer_b), `prompt_id`, `prompt_kind` and `split`. Runs accumulate in one
+file: a pair judged again by the same judge model replaces its line, other lines are kept. At
+`assets/report/judge_verdicts.jsonl` (peo.names.JUDGE_VERDICTS_FILE) the report reads it (`read_verdicts`, strict)
+as another judge beside the evaluators (assets/FORMAT.md).
+
 The I/O part: judgments cached in one SQLite file (WAL), keyed by sha256 of (prompt, the output shown first, the
 output shown second, aspect, judge model, template version): the order is which answer is shown first, so a
 rerun hits the cache and a crashed run resumes where it stopped (each judgment is committed as it comes). A rate
@@ -29,11 +36,12 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from peo.atomic import write_json, write_text
 from peo.errors import PeoError
 from peo.evaluation_stats import wilson_interval
 
@@ -69,6 +77,8 @@ Here are the outputs of the models:
 
 Now please evaluate the models on the quality of their answers, and select the model that performed best. \
 Answer with the model's identifier alone, exactly "m" or "M", and nothing else."""
+OUTCOMES = ("win", "tie", "loss", "unparsed", "refused", "pending")  # a pair's `combined`: win/tie/loss count
+ORIGIN_FIELDS = ("point", "opponent", "prompt_id", "prompt_kind", "split")  # where a pair's answers come from
 REFUSED_STATUS = {400, 413, 422}
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
@@ -86,13 +96,28 @@ class Pair:
     answer_a: str
     answer_b: str
     aspect: str = "helpfulness"
+    # where the answers come from (pairs built from answers.parquet): the report needs them, the judge never sees them
+    point: str | None = None  # the model_id of answer_a
+    opponent: str | None = None  # the model_id of answer_b
+    prompt_id: str | None = None
+    prompt_kind: str | None = None
+    split: str | None = None
 
     def instruction(self) -> str:
-        if isinstance(self.prompt, str):
-            return self.prompt
-        if len(self.prompt) == 1 and self.prompt[0][0] == "user":
-            return self.prompt[0][1]
-        return "\n\n".join(f"{role}: {content}" for role, content in self.prompt)
+        return instruction_text(self.prompt)
+
+    def origin(self) -> dict[str, str]:
+        return {k: getattr(self, k) for k in ORIGIN_FIELDS if getattr(self, k) is not None}
+
+
+def instruction_text(prompt: str | Sequence[tuple[str, str]]) -> str:
+    """The instruction a judge is shown: the text, a lone user message's content, else "role: content" blocks.
+    The report matches votes to verdicts by it, so both sides render a conversation the same way."""
+    if isinstance(prompt, str):
+        return prompt
+    if len(prompt) == 1 and prompt[0][0] == "user":
+        return prompt[0][1]
+    return "\n\n".join(f"{role}: {content}" for role, content in prompt)
 
 
 def judge_messages(pair: Pair, order: str) -> list[dict]:
@@ -144,7 +169,7 @@ def summarize(outcomes: Iterable[str]) -> dict:
     """Counts of win/tie/loss/unparsed/refused/pending and, over the judged pairs (win + tie + loss), the rates of
     each with 95 % Wilson intervals, and AlpacaEval's win rate (wins + ties / 2)."""
     outcomes = list(outcomes)
-    counts = {k: outcomes.count(k) for k in ("win", "tie", "loss", "unparsed", "refused", "pending")}
+    counts = {k: outcomes.count(k) for k in OUTCOMES}
     n = counts["win"] + counts["tie"] + counts["loss"]
     summary: dict[str, Any] = {"pairs": len(outcomes), "judged": n, **counts}
     score = counts["win"] + 0.5 * counts["tie"]
@@ -210,8 +235,9 @@ def parse_pair(record: Any, where: str) -> Pair:
     aspect = ASPECT_ALIASES.get(aspect, aspect)
     if aspect not in ASPECT_QUESTIONS:
         raise JudgeError(f"{where}: 'aspect' must be one of {sorted(ASPECT_QUESTIONS)}, got {record.get('aspect')!r}")
+    origin = {k: _text(record[k], where, k) for k in ORIGIN_FIELDS if record.get(k) is not None}
     return Pair(str(pair_id), prompt, _text(record["answer_a"], where, "answer_a"),
-                _text(record["answer_b"], where, "answer_b"), aspect)
+                _text(record["answer_b"], where, "answer_b"), aspect, **origin)
 
 
 def read_pairs(path: Path) -> list[Pair]:
@@ -257,7 +283,9 @@ def pairs_from_answers(answers, point: str, opponent: str, split: str = "test") 
         raise JudgeError(f"{point!r} and {opponent!r} share no {split} prompts")
     return [{"id": f"{point}|{opponent}|{split}|{r.prompt_id}", "prompt": json.loads(r.prompt),
              "answer_a": r.answer_a, "answer_b": r.answer_b,
-             "aspect": "helpfulness" if r.prompt_kind == "help" else "harmlessness"}
+             "aspect": "helpfulness" if r.prompt_kind == "help" else "harmlessness",
+             "point": point, "opponent": opponent, "prompt_id": str(r.prompt_id), "prompt_kind": str(r.prompt_kind),
+             "split": split}
             for r in joined.itertuples(index=False)]
 
 
@@ -270,9 +298,7 @@ def write_pairs_from_assets(assets_dir, point: str, opponent: str, out: Path, sp
     if not path.is_file():
         raise JudgeError(f"no {ANSWERS_FILE} in {assets_dir}")
     records = pairs_from_answers(pd.read_parquet(path), point, opponent, split)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return len(records)
 
 
@@ -403,7 +429,8 @@ def judge_pairs(pairs: list[Pair], endpoint: ChatEndpoint, cache: JudgmentCache,
     hits = asked = 0
     reached = False
     for i, pair in enumerate(pairs):
-        row: dict[str, Any] = {"id": pair.id, "aspect": pair.aspect}
+        row: dict[str, Any] = {"id": pair.id, "aspect": pair.aspect, **pair.origin(), "judge_model": endpoint.model,
+                               "template": TEMPLATE_VERSION}
         prefs: dict[str, str | None] = {}
         refused = pending = False
         for order in ORDERS:
@@ -432,6 +459,8 @@ def judge_pairs(pairs: list[Pair], endpoint: ChatEndpoint, cache: JudgmentCache,
             prefs[order] = preferred(verdict, order)
         row["preferred_ab"], row["preferred_ba"] = prefs.get("ab"), prefs.get("ba")
         row["combined"] = "pending" if pending else "refused" if refused else combine(prefs["ab"], prefs["ba"])
+        row["prompt"] = pair.prompt if isinstance(pair.prompt, str) else [
+            {"role": role, "content": content} for role, content in pair.prompt]
         results.append(row)
         if progress:
             progress(i + 1, len(pairs))
@@ -442,8 +471,9 @@ def judge_pairs(pairs: list[Pair], endpoint: ChatEndpoint, cache: JudgmentCache,
 
 def run_judge(pairs_path: Path, base_url: str, model: str, cache_path: Path | None = None, budget: int | None = None,
               rpm: float | None = None, out: Path | None = None, max_tokens: int = 4) -> JudgeRun:
-    """What `python -m peo judge` does: read the pairs, judge them, write the results (JSONL: one line per pair,
-    then nothing else; the summary goes to `<out>.summary.json`)."""
+    """What `python -m peo judge` does: read the pairs, judge them, write the results into `out` (the verdicts
+    file: one JSON line per pair and judge model, merged with the lines earlier runs left there; see
+    `merge_verdicts`) and this run's summary into `<out>.summary.json`, each atomically."""
     pairs = read_pairs(pairs_path)
     cache_path = Path(cache_path) if cache_path else Path(pairs_path).with_suffix(".judge-cache.sqlite")
     endpoint = ChatEndpoint(base_url, model, api_key=os.environ.get(API_KEY_ENV) or None, rpm=rpm,
@@ -455,10 +485,97 @@ def run_judge(pairs_path: Path, base_url: str, model: str, cache_path: Path | No
         endpoint.close()
     if out is not None:
         out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in run.results), encoding="utf-8")
+        rows = merge_verdicts(_json_lines(out) if out.is_file() else [], run.results)
+        write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
         meta = {"judge_model": model, "base_url": base_url, "template": TEMPLATE_VERSION, "pairs_file": str(pairs_path),
                 "new_requests": run.new_requests, "cache_hits": run.cache_hits, "pairs_left": run.pairs_left,
                 "budget_reached": run.budget_reached, **run.summary}
-        out.with_suffix(".summary.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        write_json(out.with_suffix(".summary.json"), meta)
     return run
+
+
+# ---------------------------------------------------------------- the verdicts file, as the report reads it
+
+def _json_lines(path: Path) -> list[tuple[int, Any]]:
+    """(line number, parsed object) of each non-blank line; a JudgeError naming the line when one is not JSON."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise JudgeError(f"cannot read {path}: {err}") from err
+    out = []
+    for number, line in enumerate(lines, start=1):
+        if line.strip():
+            try:
+                out.append((number, json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise JudgeError(f"{path}:{number}: not valid JSON ({err.msg} at column {err.colno})") from err
+    return out
+
+
+def _verdict_key(row: Any) -> tuple[str, str | None]:
+    return (str(row.get("id")), row.get("judge_model")) if isinstance(row, dict) else ("", None)
+
+
+def merge_verdicts(earlier: list[tuple[int, Any]], rows: list[dict]) -> list[Any]:
+    """The verdicts file after a run: earlier lines stay in place, one of the same pair id and judge model replaced
+    by this run's row, this run's other rows appended. So `--out` accumulates model pairs and judges, and a rerun
+    (a resumed budget, say) never leaves two lines for one judgment."""
+    new = {_verdict_key(r): r for r in rows}
+    kept = [new.pop(_verdict_key(old), old) for _, old in earlier]
+    return kept + [r for r in rows if _verdict_key(r) in new]
+
+
+def _field(record: dict, name: str, where: str, allowed: Sequence[str] | None = None) -> str:
+    value = record.get(name)
+    if isinstance(value, int) and not isinstance(value, bool) and name == "id":
+        value = str(value)
+    if not isinstance(value, str) or not value:
+        raise JudgeError(f"{where}: field {name!r} must be a non-empty string, got {value!r}"
+                         + (" (pairs made with --from-assets carry it)" if name in ORIGIN_FIELDS else ""))
+    if allowed is not None and value not in allowed:
+        raise JudgeError(f"{where}: field {name!r} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def parse_verdict_row(record: Any, where: str) -> dict:
+    """One line of the verdicts file as the report needs it: every field checked, a JudgeError naming the field."""
+    if not isinstance(record, dict):
+        raise JudgeError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    row = {"id": _field(record, "id", where), "aspect": _field(record, "aspect", where, tuple(ASPECT_QUESTIONS)),
+           "point": _field(record, "point", where), "opponent": _field(record, "opponent", where),
+           "prompt_id": _field(record, "prompt_id", where), "combined": _field(record, "combined", where, OUTCOMES),
+           "judge_model": _field(record, "judge_model", where), "template": _field(record, "template", where)}
+    if row["point"] == row["opponent"]:
+        raise JudgeError(f"{where}: fields 'point' and 'opponent' name the same model {row['point']!r}")
+    for name in ("prompt_kind", "split"):
+        if record.get(name) is not None:
+            row[name] = _field(record, name, where)
+    prompt = record.get("prompt")
+    if prompt is not None:
+        if isinstance(prompt, list) and all(isinstance(m, dict) and isinstance(m.get("role"), str)
+                                            and isinstance(m.get("content"), str) for m in prompt) and prompt:
+            row["instruction"] = instruction_text([(m["role"], m["content"]) for m in prompt])
+        elif isinstance(prompt, str):
+            row["instruction"] = prompt
+        else:
+            raise JudgeError(f"{where}: field 'prompt' must be text or a non-empty list of chat messages")
+    return row
+
+
+def read_verdicts(path: Path) -> list[dict]:
+    """The verdicts file (`peo judge --out`), each line checked (`parse_verdict_row`); [] when it is not there.
+    One line per pair id and judge model: a repeat is an error naming both lines."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows: list[dict] = []
+    seen: dict[tuple[str, str | None], int] = {}
+    for number, record in _json_lines(path):
+        row = parse_verdict_row(record, f"{path}:{number}")
+        key = (row["id"], row["judge_model"])
+        if key in seen:
+            raise JudgeError(f"{path}:{number}: pair {row['id']!r} judged by {row['judge_model']!r} repeats line "
+                             f"{seen[key]}")
+        seen[key] = number
+        rows.append(row)
+    return rows

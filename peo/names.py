@@ -74,6 +74,7 @@ DEFAULT_CHAT_COLUMNS: list[str] = [PEO, REFERENCE, "help", "harm", SOUP]
 
 # ---------------------------------------------------------------- files in an assets folder (assets/FORMAT.md)
 
+# Joined into paths in one place, peo.layout.AssetLayout, which every stage that writes them and every reader uses.
 GRID_FILE = "grid.csv"
 ANSWERS_FILE = "answers.parquet"
 META_FILE = "meta.json"
@@ -81,6 +82,18 @@ MANIFEST_FILE = "manifest.json"
 ADAPTERS_DIR = "adapters"
 TRAINING_FILE = "adapters/training.json"
 EVALUATORS_DIR = "evaluators"
+# in each evaluators/<kind>/ folder
+HEAD_WEIGHTS = "head.safetensors"  # a trained head's weights (none for a Hugging Face reward model)
+HEAD_META = "evaluator.json"  # what the evaluator is and its held-out figures
+REF_LOGPS = "heldout_ref_logps.json"  # the reference's log-probs of the held-out pairs
 REPORT_DIR = "report"
-JUDGMENTS_FILE = "report/blind_judgments.jsonl"  # blind pairwise judgments of test answers (who judged: `judge`)
-EVASION_VALIDATION_FILE = "report/evasion_validation.json"  # peo.evasion's precision/recall on hand labels
+# in the report folder
+FRONTS_FILE = "fronts.json"  # every number of report.md
+REPORT_FILE = "report.md"
+FRONT_FIGURE = "front.png"
+TRAINING_FIGURE = "training.png"
+JUDGMENTS_FILE = "blind_judgments.jsonl"  # blind pairwise judgments of test answers (who judged: `judge`)
+JUDGMENT_AGREEMENT_FILE = "judgment_agreement.json"  # experiments.blind_judgments' summary of them
+EVASION_LABELS_FILE = "evasion_labels.jsonl"  # the hand labels peo.evasion is validated on
+EVASION_VALIDATION_FILE = "evasion_validation.json"  # peo.evasion's precision/recall on hand labels
+JUDGE_VERDICTS_FILE = "judge_verdicts.jsonl"  # `peo judge --out` here: an LLM judge's verdicts, the report reads

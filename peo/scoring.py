@@ -23,12 +23,11 @@ from safetensors.torch import load_file, save_file
 
 from peo.atomic import write_json, write_with
 from peo.chat_template import encode_chat, token_ids
+from peo.layout import AssetLayout
 from peo.model_source import load_causal_lm, load_tokenizer
-from peo.names import EVALUATORS_DIR
+from peo.names import HEAD_META, HEAD_WEIGHTS
 
 Messages = list[dict[str, str]]
-HEAD_WEIGHTS = "head.safetensors"
-HEAD_META = "evaluator.json"
 HF_SOURCE = "hf_model"  # evaluator.json `source` of a Hugging Face reward model (peo.hf_evaluator)
 
 
@@ -257,5 +256,5 @@ def load_evaluator(folder: Path, device=None):
 
 
 def _load_pair(assets: Path, device=None):
-    return (load_evaluator(assets / EVALUATORS_DIR / "reward", device),
-            load_evaluator(assets / EVALUATORS_DIR / "cost", device))
+    layout = AssetLayout(assets)
+    return load_evaluator(layout.evaluator("reward"), device), load_evaluator(layout.evaluator("cost"), device)

@@ -2,7 +2,7 @@
 
 Routes: `GET /v1/models` (the named models and the point syntax with the assets' range), `GET /v1/models/{name}`,
 `POST /v1/chat/completions` (streamed as server-sent events with `stream: true`, else one JSON answer), and
-`GET /health` (batch counters: batches, rows, the largest batch, rows cancelled by a gone client). The `model`
+`GET /health` (counters: rows, the most rows decoding at once, rows cancelled by a gone client). The `model`
 field names a point or a baseline (peo/model_names.py); a name that does not parse or lies outside the assets'
 range is a 400.
 
@@ -11,15 +11,12 @@ model per name, and its generate and continuous-batching paths take one generati
 in transformers 5.23's `transformers/cli/serve.py` or `cli/serving/` mentions adapters, LoRA, peft or a scale. So
 it cannot serve "this base with help × 1.25 and harm × 0.75" per request, let alone mix points in one batch.
 
-Batching: requests wait in one queue; a worker thread takes every request waiting at that moment (up to
-`max_batch`), and runs the greedy ones as ONE `generate` call with a different adapter mix per row (the adapters
-form, as the app on CPU; a batch of many points has no single point to merge weights for). Rows join at batch
-boundaries: a request that arrives while a batch runs waits for the next one (step boundaries are issue 22's);
-`--batch-window-ms` (default 0: no wait) makes an idle worker wait that long after a first request for others. A
-sampled request (temperature > 0) runs in a batch of its own, because its random draws would otherwise depend on
-its batch-mates; so every answer equals the same request made alone, and greedy answers equal the app's (/chat).
-Each row stops on its own: at its EOS, its `max_tokens`, one of its `stop` strings, or when its client goes away
-(a per-row stopping criterion); a stopped row is padded until the batch ends and never changes the other rows.
+Batching: every request is a row of one shared running batch (peo.decode_loop, as the app's chat turns): it
+joins at the next step boundary, decodes with its own adapter scales and settings, and leaves at its EOS, its
+`max_tokens`, one of its `stop` strings, or when its client goes away; up to `max_batch` rows decode at once.
+A row's answer does not depend on its batch-mates (its repetition penalty sees its own tokens, a sampled row
+draws from its own generator), so every answer equals the same request made alone, and greedy answers equal the
+app's (/chat).
 
 Limits are the app's (peo/chat_limits.py: message size, max_tokens, temperature, top_p, seed, repetition penalty;
 defaults are the sweep's decoding from meta.json, greedy); a prompt longer than the context is refused, not
@@ -35,15 +32,13 @@ import hmac
 import json
 import logging
 import os
-import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -52,14 +47,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from peo.chat_limits import MAX_MESSAGE_TOKENS, ChatInputError, check_message, check_settings, sweep_defaults
 from peo.chat_template import encode_chat
+from peo.decode_loop import DecodeLoop, DecodeRequest
 from peo.errors import PeoError
-from peo.generation import GenerationSettings, Row, generate_batch_counted
+from peo.generation import GenerationSettings, Row, decode_rows
 from peo.model_names import SYNTAX, FamilyRange, ModelNameError, ModelPoint, catalog, parse_model
+from peo.running_batch import LENGTH, STOPPED
 
 log = logging.getLogger("peo.serve")
 
 API_KEY_ENV = "PEO_API_KEY"
-DEFAULT_MAX_BATCH = 16
+DEFAULT_MAX_BATCH = 64
 MAX_STOP_STRINGS = 8
 MAX_STOP_CHARS = 64
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
@@ -130,18 +127,14 @@ class Job:
     messages: list[dict]
     settings: GenerationSettings  # max_new_tokens is this request's max_tokens
     stops: tuple[str, ...]
-    prompt_tokens: int
+    prompt_ids: list[int]
     emit: Callable[[tuple], None]  # from the worker thread: ("delta", text), ("done", answer, finish_reason,
     # completion tokens, what of the answer was not yet sent as a delta) or ("error", message)
     cancel: threading.Event = field(default_factory=threading.Event)
 
     @property
-    def batch_key(self) -> tuple:
-        """Jobs with equal keys may share a batch: greedy decoding is per row, sampling is not."""
-        s = self.settings
-        if s.temperature <= 0:
-            return ("greedy", s.repetition_penalty, s.no_repeat_ngram_size)
-        return ("sampled", id(self))
+    def prompt_tokens(self) -> int:
+        return len(self.prompt_ids)
 
 
 def visible_text(raw: str, stops: tuple[str, ...], final: bool) -> tuple[str, bool]:
@@ -160,14 +153,6 @@ def visible_text(raw: str, stops: tuple[str, ...], final: bool) -> tuple[str, bo
     hold = max((k for s in stops for k in range(1, len(s)) if raw.endswith(s[:k])), default=0)
     text = raw[:len(raw) - hold].rstrip("\ufffd")
     return text.strip(), False
-
-
-class _Row:
-    def __init__(self, job: Job):
-        self.job = job
-        self.ids: list[int] = []
-        self.sent = ""
-        self.done = False
 
 
 # ---------------------------------------------------------------- the worker: batches of waiting requests
@@ -198,105 +183,60 @@ class ServedModel:
 
 
 class BatchWorker:
-    """Runs waiting requests in batches on the model, one batch at a time."""
+    """Puts each request's row into the shared decode loop (peo.decode_loop) and turns its tokens into events."""
 
-    def __init__(self, model: ServedModel, max_batch: int = DEFAULT_MAX_BATCH, batch_window_s: float = 0.0):
+    def __init__(self, model: ServedModel, max_batch: int = DEFAULT_MAX_BATCH):
         self.model = model
-        self.max_batch = max_batch
-        self.batch_window_s = batch_window_s  # > 0: after a request arrives at an idle worker, wait this long for more
-        self.queue: queue.Queue[Job | None] = queue.Queue()
-        self.stats = {"batches": 0, "rows": 0, "max_rows_in_batch": 0, "rows_cancelled": 0, "rows_skipped": 0}
-        self._thread = threading.Thread(target=self._run, name="peo-serve-worker", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def submit(self, job: Job) -> None:
-        self.queue.put(job)
+        self.loop = DecodeLoop(model.mix, model.tokenizer, lock=model.lock, max_rows=max_batch)
+        self.stats = {"rows": 0, "max_rows_in_batch": 0, "rows_cancelled": 0, "rows_skipped": 0}
 
     def close(self) -> None:
-        self.queue.put(None)
+        self.loop.close()
 
-    def _take_waiting(self) -> list[Job] | None:
-        first = self.queue.get()
-        if first is None:
-            return None
-        jobs = [first]
-        deadline = time.monotonic() + self.batch_window_s
-        while len(jobs) < self.max_batch:
-            try:
-                wait = deadline - time.monotonic()
-                job = self.queue.get(timeout=wait) if wait > 0 else self.queue.get_nowait()
-            except queue.Empty:
-                break
-            if job is None:
-                self.queue.put(None)  # stop after this round
-                break
-            jobs.append(job)
-        return jobs
+    def submit(self, job: Job) -> None:
+        if job.cancel.is_set():  # its client left before it was queued
+            self.stats["rows_skipped"] += 1
+            return
+        tokenizer = self.model.tokenizer
+        stop_string = threading.Event()  # one of the request's stop strings appeared: the row leaves
+        row = decode_rows(tokenizer, [Row(job.messages, job.point.scales)], job.settings)[0]
+        row.prompt_ids = job.prompt_ids
+        row.stop = _Either(job.cancel, stop_string)
+        sent = [""]
 
-    def _run(self) -> None:
-        while (jobs := self._take_waiting()) is not None:
-            live = []
-            for job in jobs:
-                if job.cancel.is_set():  # its client left while it waited
-                    self.stats["rows_skipped"] += 1
-                else:
-                    live.append(job)
-            groups: dict[tuple, list[Job]] = {}
-            for job in live:
-                groups.setdefault(job.batch_key, []).append(job)
-            for group in groups.values():
-                try:
-                    self.run_batch(group)
-                except BaseException as err:  # a failed batch fails its requests, not the server
-                    log.exception("a batch of %d row(s) failed", len(group))
-                    for job in group:
-                        job.emit(("error", f"generation failed: {err}"))
+        def on_token(_: int) -> None:
+            self.stats["max_rows_in_batch"] = max(self.stats["max_rows_in_batch"], len(self.loop.batch))
+            text, stopped = visible_text(tokenizer.decode(row.tokens, skip_special_tokens=True), job.stops, False)
+            if stopped:
+                stop_string.set()
+            elif len(text) > len(sent[0]) and text.startswith(sent[0]):
+                job.emit(("delta", text[len(sent[0]):]))
+                sent[0] = text
 
-    def run_batch(self, jobs: list[Job]) -> None:
-        tokenizer, mix = self.model.tokenizer, self.model.mix
-        rows = [_Row(job) for job in jobs]
-        settings = replace(jobs[0].settings, max_new_tokens=max(j.settings.max_new_tokens for j in jobs))
-        end_ids = {tokenizer.eos_token_id, tokenizer.pad_token_id}
+        def on_done(request: DecodeRequest) -> None:
+            if request.error is not None:
+                log.error("generation failed: %s", request.error)
+                job.emit(("error", f"generation failed: {request.error}"))
+                return
+            if row.end == STOPPED and not stop_string.is_set():  # its client went away
+                self.stats["rows_cancelled"] += 1
+                return
+            text, stopped = visible_text(tokenizer.decode(row.tokens, skip_special_tokens=True), job.stops, True)
+            rest = text[len(sent[0]):] if text.startswith(sent[0]) else ""
+            reason = "length" if row.end == LENGTH and not stopped else "stop"
+            job.emit(("done", text, reason, len(row.tokens), rest))
 
-        def finish(row: _Row, reason: str) -> None:
-            row.done = True
-            text, stopped = visible_text(tokenizer.decode(row.ids, skip_special_tokens=True), row.job.stops, True)
-            rest = text[len(row.sent):] if text.startswith(row.sent) else ""
-            row.job.emit(("done", text, "stop" if stopped else reason, len(row.ids), rest))
+        row.on_token = on_token
+        self.stats["rows"] += 1
+        self.loop.submit(DecodeRequest([row], on_done=on_done))
 
-        def on_tokens(tokens: torch.Tensor) -> None:
-            for row, t in zip(rows, tokens.tolist()):
-                if row.done:
-                    continue
-                if row.job.cancel.is_set():
-                    row.done = True
-                    self.stats["rows_cancelled"] += 1
-                    continue
-                if t in end_ids:
-                    finish(row, "stop")
-                    continue
-                row.ids.append(t)
-                raw = tokenizer.decode(row.ids, skip_special_tokens=True)
-                text, stopped = visible_text(raw, row.job.stops, False)
-                if stopped:
-                    finish(row, "stop")
-                elif len(row.ids) >= row.job.settings.max_new_tokens:
-                    finish(row, "length")
-                elif len(text) > len(row.sent) and text.startswith(row.sent):
-                    row.job.emit(("delta", text[len(row.sent):]))
-                    row.sent = text
 
-        self.stats["batches"] += 1
-        self.stats["rows"] += len(rows)
-        self.stats["max_rows_in_batch"] = max(self.stats["max_rows_in_batch"], len(rows))
-        with self.model.lock:
-            generate_batch_counted(mix, tokenizer, [Row(j.messages, j.point.scales) for j in jobs], settings,
-                                   on_tokens, rows_done=lambda: [r.done or r.job.cancel.is_set() for r in rows])
-        for row in rows:  # the batch ended at its longest max_tokens: rows left open reached theirs
-            if not row.done and not row.job.cancel.is_set():
-                finish(row, "length")
+class _Either:
+    def __init__(self, *events: threading.Event):
+        self.events = events
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self.events)
 
 
 # ---------------------------------------------------------------- the app
@@ -313,12 +253,11 @@ def _content(message: Message, i: int) -> str:
     return message.content or ""
 
 
-def create_app(model: ServedModel, *, max_batch: int = DEFAULT_MAX_BATCH, api_key: str | None = None,
-               batch_window_s: float = 0.0) -> FastAPI:
+def create_app(model: ServedModel, *, max_batch: int = DEFAULT_MAX_BATCH, api_key: str | None = None) -> FastAPI:
     """The FastAPI app over a loaded model; its worker thread starts here."""
     family = FamilyRange.from_meta(model.meta)
     defaults = sweep_defaults(model.meta)
-    worker = BatchWorker(model, max_batch, batch_window_s)
+    worker = BatchWorker(model, max_batch)
     created = int(time.time())
     # the worker's tokenizer changes its padding state while it encodes: requests are checked with a copy
     counter = copy.deepcopy(model.tokenizer)
@@ -330,7 +269,6 @@ def create_app(model: ServedModel, *, max_batch: int = DEFAULT_MAX_BATCH, api_ke
 
     api = FastAPI(title="peo serve", description="The PEO model family, OpenAI-compatible", version="1")
     api.state.worker, api.state.model, api.state.family = worker, model, family
-    worker.start()
 
     @api.exception_handler(RequestError)
     async def _bad_request(request: Request, err: RequestError):
@@ -436,13 +374,13 @@ def create_app(model: ServedModel, *, max_batch: int = DEFAULT_MAX_BATCH, api_ke
             if n > MAX_MESSAGE_TOKENS:
                 raise RequestError(f"messages[{i}] is {n} tokens long; the limit is {MAX_MESSAGE_TOKENS}",
                                    f"messages[{i}].content")
-        prompt_tokens = count_tokens(lambda tok: len(encode_chat(tok, messages)))
+        prompt_ids = count_tokens(lambda tok: encode_chat(tok, messages))
         budget = model.context_limit
-        if prompt_tokens + settings.max_new_tokens > budget:
-            raise RequestError(f"the prompt is {prompt_tokens} tokens with the chat template; with max_tokens="
+        if len(prompt_ids) + settings.max_new_tokens > budget:
+            raise RequestError(f"the prompt is {len(prompt_ids)} tokens with the chat template; with max_tokens="
                                f"{settings.max_new_tokens} that passes the context limit of {budget} tokens",
                                "messages", "context_length_exceeded")
-        return Job(point, messages, settings, tuple(stops), prompt_tokens, emit=lambda event: None)
+        return Job(point, messages, settings, tuple(stops), prompt_ids, emit=lambda event: None)
 
     @api.post("/v1/chat/completions", dependencies=[Depends(authorized)])
     async def chat_completions(body: ChatRequest, request: Request):
@@ -520,7 +458,7 @@ def create_app(model: ServedModel, *, max_batch: int = DEFAULT_MAX_BATCH, api_ke
 
 
 def serve(assets_dir=None, host: str = "127.0.0.1", port: int = 8000, device: str | None = None,
-          max_batch: int = DEFAULT_MAX_BATCH, max_context_tokens: int = 1024, batch_window_ms: float = 0.0) -> int:
+          max_batch: int = DEFAULT_MAX_BATCH, max_context_tokens: int = 1024) -> int:
     """Load the models, then serve until interrupted (Ctrl-C, SIGTERM)."""
     import uvicorn
 
@@ -530,8 +468,7 @@ def serve(assets_dir=None, host: str = "127.0.0.1", port: int = 8000, device: st
     assets = load_assets(assets_dir)
     start = time.perf_counter()
     model = ServedModel.load(assets, device, max_context_tokens)
-    api = create_app(model, max_batch=max_batch, api_key=os.environ.get(API_KEY_ENV) or None,
-                     batch_window_s=batch_window_ms / 1000)
+    api = create_app(model, max_batch=max_batch, api_key=os.environ.get(API_KEY_ENV) or None)
     log.info("models loaded in %.1f s on %s; serving %s on http://%s:%d/v1 (API key %s)",
              time.perf_counter() - start, model.mix.device, assets.root, host, port,
              "required" if os.environ.get(API_KEY_ENV) else "off")

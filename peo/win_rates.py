@@ -152,3 +152,36 @@ def judgment_record(judgments: Sequence[Mapping[str, Any]], a: str, b: str, aspe
         else:
             tied += 1
     return Record(won, tied, lost)
+
+
+# ---------------------------------------------------------------- an LLM judge (peo.judge's verdicts), where it ran
+
+JUDGE_SETTLED = ("win", "tie", "loss")  # a verdict row's `combined` that counts; the rest are left out, counted apart
+
+
+def _judged(verdicts: Sequence[Mapping[str, Any]], a: str, b: str, aspect: str) -> list[Mapping[str, Any]]:
+    return [v for v in verdicts if v.get("aspect") == aspect and {v.get("point"), v.get("opponent")} == {a, b}
+            and a != b]
+
+
+def judge_outcome(verdict: Mapping[str, Any], a: str) -> str:
+    """A verdict row's `combined` (stated for its `point`) from model a's side: win and loss swap when a is the
+    row's opponent; tie, unparsed, refused and pending stay."""
+    combined = str(verdict["combined"])
+    if verdict["point"] == a:
+        return combined
+    return {"win": "loss", "loss": "win"}.get(combined, combined)
+
+
+def judge_record(verdicts: Sequence[Mapping[str, Any]], a: str, b: str, aspect: str) -> Record:
+    """An LLM judge's verdicts (peo.judge.read_verdicts rows of ONE judge model) of models a and b on `aspect`:
+    a win for a when both orders preferred a's answer, a loss when both preferred b's, a tie when they disagreed.
+    Pairs the judge did not settle (unparsed, refused, pending) are not counted: `judge_left_out` counts them."""
+    outcomes = [judge_outcome(v, a) for v in _judged(verdicts, a, b, aspect)]
+    return Record(outcomes.count("win"), outcomes.count("tie"), outcomes.count("loss"))
+
+
+def judge_left_out(verdicts: Sequence[Mapping[str, Any]], a: str, b: str, aspect: str) -> dict[str, int]:
+    """The pairs of a and b on `aspect` the judge did not settle, by reason (only reasons that occur)."""
+    outcomes = [str(v["combined"]) for v in _judged(verdicts, a, b, aspect)]
+    return {k: outcomes.count(k) for k in dict.fromkeys(outcomes) if k not in JUDGE_SETTLED}

@@ -30,6 +30,14 @@ def read_pairs(path: Path) -> list[PreferencePair]:
         return [pair_from_json(json.loads(line)) for line in handle if line.strip()]
 
 
+DATA_DIR = "data"  # in the work dir: the pair files and their summary
+
+
 def data_path(work: Path, aspect: str, split: str) -> Path:
     """`split`: evaluator, policy, test (held-out pairs), dev (one pair per dev prompt), test_prompts."""
-    return work / "data" / f"{aspect}_{split}.jsonl"
+    return work / DATA_DIR / f"{aspect}_{split}.jsonl"
+
+
+def summary_path(work: Path) -> Path:
+    """What prepare-data loaded, kept and used per aspect (meta.json's `data` is a copy)."""
+    return work / DATA_DIR / "summary.json"

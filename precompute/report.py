@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from peo.atomic import write_json, write_text
+from peo.layout import ReportLayout
 from precompute.report_figures import plot_front, plot_training
 from precompute.report_fronts import _prepared, compute_fronts
 from precompute.report_markdown import markdown
@@ -30,7 +31,8 @@ def held_out_evasion_check(validation: dict | None) -> dict | None:
 def write_report(grid: pd.DataFrame, answers: pd.DataFrame, out_dir: Path, *, n_boot: int, seed: int,
                  max_loop_share: float, max_evasion_excess: float | None = None, meta: dict | None = None,
                  training: dict | None = None, votes: list[dict] | None = None,
-                 judgments: list[dict] | None = None, evasion_check: dict | None = None) -> dict:
+                 judgments: list[dict] | None = None, evasion_check: dict | None = None,
+                 judge_verdicts: list[dict] | None = None) -> dict:
     """Compute the fronts and write `front.png`, `training.png`, `report.md`, `fronts.json`; return fronts.json.
 
     grid: grid.csv (peo.grid_table). answers: answers.parquet, dev and test rows. training: adapters/training.json.
@@ -46,17 +48,19 @@ def write_report(grid: pd.DataFrame, answers: pd.DataFrame, out_dir: Path, *, n_
     n_models (candidates), n_chosen}, difference, difference_no_evasion_filter, difference_unfiltered,
     difference_vs_expo, difference_vs_expo_no_evasion_filter {a, b, value, interval, excludes_zero, verdict},
     in_sample_dev, baselines, signals, all_prompt_means, win_rates, answers_differ, policies, evaluators,
-    judgment_agreement {judges, pairs, by_evaluator}, evasion_check {labels, precision, recall, intervals},
+    judgment_agreement {judges, pairs, by_evaluator}, llm_judge (an LLM judge's verdicts, report/judge_verdicts.jsonl:
+    {file, judges {judge model: templates, verdicts, outcomes, records, agreement {reward, cost, blind, votes}}},
+    null without verdicts), evasion_check {labels, precision, recall, intervals},
     test_means {model_id: [cost, reward, loop share]}.
     """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    files = ReportLayout(Path(out_dir))
+    files.root.mkdir(parents=True, exist_ok=True)
     result = compute_fronts(grid, answers, n_boot=n_boot, seed=seed, max_loop_share=max_loop_share,
                             max_evasion_excess=max_evasion_excess, meta=meta, training=training, votes=votes,
-                            judgments=judgments)
+                            judgments=judgments, judge_verdicts=judge_verdicts)
     result["evasion_check"] = held_out_evasion_check(evasion_check)
-    plot_front(out_dir / "front.png", _prepared(grid), result)
-    with_training = plot_training(out_dir / "training.png", training)
-    write_text(out_dir / "report.md", markdown(result, meta, with_training))
-    write_json(out_dir / "fronts.json", result)
+    plot_front(files.front_figure, _prepared(grid), result)
+    with_training = plot_training(files.training_figure, training)
+    write_text(files.markdown, markdown(result, meta, with_training))
+    write_json(files.fronts, result)
     return result

@@ -30,7 +30,15 @@ from peo.evaluation_stats import (
     wilson_interval,
 )
 from peo.grid_table import COUNT_STATS, STATS, dev_front, evasion_limit, front_candidates, split_stats, with_evasion
-from peo.judgment_agreement import agreement
+from peo.judge import OUTCOMES
+from peo.judgment_agreement import (
+    agreement,
+    judge_vs_blind,
+    judge_vs_evaluators,
+    judge_vs_votes,
+    on_shipped_answers,
+    verdicts_on_shipped_answers,
+)
 from peo.names import (
     ASPECTS,
     BASELINE_LABELS,
@@ -39,9 +47,11 @@ from peo.names import (
     EXPO,
     EXPO_CHAT_ALPHA,
     JOINT,
+    JUDGE_VERDICTS_FILE,
     PEO,
     PROMPT_KIND_OF_EVALUATOR,
     REFERENCE,
+    REPORT_DIR,
     SOUP,
 )
 from peo.pareto import (
@@ -52,7 +62,7 @@ from peo.pareto import (
     reference_point,
 )
 from peo.sweep_plan import front_filters
-from peo.win_rates import Record, judgment_record, pairwise, vote_record
+from peo.win_rates import Record, judge_left_out, judge_record, judgment_record, pairwise, vote_record
 
 
 class ReportInputError(PeoError, ValueError):
@@ -494,13 +504,35 @@ def _opponents(grid: pd.DataFrame, test: SplitScores) -> dict[str, tuple[str, st
 WIN_OPPONENTS = (SOUP, "help", "harm", JOINT, EXPO)  # the order of the report's win-rate table
 
 
+def _by_judge(verdicts: list[dict] | None) -> dict[str, list[dict]]:
+    """An LLM judge's verdict rows (peo.judge.read_verdicts) per judge model, in the file's order."""
+    out: dict[str, list[dict]] = {}
+    for v in verdicts or []:
+        out.setdefault(str(v["judge_model"]), []).append(v)
+    return out
+
+
+def _judge_entry(rows: list[dict], a: str, b: str, aspects) -> dict[str, Any] | None:
+    """One judge's record of a against b per aspect it judged them on, with the pairs it left unsettled."""
+    out = {}
+    for aspect in aspects:
+        record, left = judge_record(rows, a, b, aspect), judge_left_out(rows, a, b, aspect)
+        if record.n or left:
+            out[aspect] = {**record.as_dict(), "left_out": left}
+    return out or None
+
+
 def _win_rates(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores, front: dict[str, Any],
-               votes: list[dict] | None, judgments: list[dict] | None = None) -> dict[str, Any]:
+               votes: list[dict] | None, judgments: list[dict] | None = None,
+               verdicts: list[dict] | None = None) -> dict[str, Any]:
     """Each point of `front` against the soup at its λ, DPO-Help, DPO-Harm, joint DPO and ExPO α = 1.5 on the
     test prompts (peo.win_rates: helpfulness by reward on benign prompts, harmlessness by cost on harmful ones),
     and per opponent the records pooled over the front points that are another model. With `votes`
     (peo.votes.VoteStore.votes rows), the human votes' record of each pair beside it; with `judgments` (blind
-    pairwise judgments per aspect, assets/report/blind_judgments.jsonl), their record per aspect beside it."""
+    pairwise judgments per aspect, assets/report/blind_judgments.jsonl), their record per aspect beside it; with
+    `verdicts` (an LLM judge's, peo.judge.read_verdicts), each judge model's record per aspect beside it."""
+    judges = _by_judge(_shipped_verdicts(verdicts, answers))
+    shipped = _shipped_judgments(judgments, answers)  # a judgment counts only where it is about the shipped answers
     sub = answers[(answers["split"].astype(str) == "test") & answers["prompt_id"].isin(test.prompts)].copy()
     sub["model_id"] = sub["model_id"].astype(str)
     fixed = _opponents(grid, test)
@@ -520,9 +552,12 @@ def _win_rates(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores, fro
             if votes:
                 human = vote_record(votes, p["model_id"], mid)
                 entry["votes"] = human.as_dict() if human.n else None
-            if judgments:
-                judged = {aspect: judgment_record(judgments, p["model_id"], mid, aspect) for aspect in records}
+            if shipped:
+                judged = {aspect: judgment_record(shipped, p["model_id"], mid, aspect) for aspect in records}
                 entry["judged"] = {aspect: r.as_dict() for aspect, r in judged.items() if r.n} or None
+            if judges:
+                by_judge = {name: _judge_entry(rows, p["model_id"], mid, records) for name, rows in judges.items()}
+                entry["llm_judge"] = {name: e for name, e in by_judge.items() if e} or None
             against[key] = entry
             if mid != p["model_id"]:
                 total = pooled.setdefault(key, {aspect: [0, 0, 0] for aspect in records})
@@ -532,21 +567,88 @@ def _win_rates(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores, fro
     pooled_out = {key: {"label": "soup (same λ)" if key == SOUP else fixed[key][0],
                         **{aspect: Record(*counts).as_dict() for aspect, counts in total.items()}}
                   for key, total in pooled.items()}
-    return {"front": "peo", "split": "test", "points": points, "pooled": pooled_out}
+    out = {"front": "peo", "split": "test", "points": points, "pooled": pooled_out}
+    if judgments:  # the "judged" records count only these: none when no judgment is about the shipped answers
+        out.update(judgments=len(judgments), judgments_on_shipped_answers=len(shipped))
+    return out
 
 
-def _judgment_agreement(judgments: list[dict] | None) -> dict[str, Any] | None:
-    """Each evaluator's agreement with the blind judgments (peo.judgment_agreement), with who judged."""
-    if not judgments or not any(a["pairs"] for a in agreement(judgments).values()):
+def _shipped_judgments(judgments: list[dict] | None, answers: pd.DataFrame) -> list[dict]:
+    """The blind judgments whose two answers are the shipped ones (peo.judgment_agreement.on_shipped_answers)."""
+    judgments = judgments or []
+    return [j for j, ok in zip(judgments, on_shipped_answers(judgments, answers)) if ok]
+
+
+def _shipped_verdicts(verdicts: list[dict] | None, answers: pd.DataFrame) -> list[dict]:
+    """An LLM judge's verdict rows less those known to be about other answers than the shipped ones
+    (peo.judgment_agreement.verdicts_on_shipped_answers: rows that carry no answer text cannot be told, and stay)."""
+    verdicts = verdicts or []
+    return [v for v, ok in zip(verdicts, verdicts_on_shipped_answers(verdicts, answers)) if ok is not False]
+
+
+def _judgment_agreement(judgments: list[dict] | None, answers: pd.DataFrame) -> dict[str, Any] | None:
+    """Each evaluator's agreement with the blind judgments (peo.judgment_agreement), with who judged, and which
+    answers it is about: `judgments` (n, in the file) and `judgments_on_shipped_answers` (k, both answers still in
+    answers.parquet with the stored scores). 0 < k: counted on those k only (`about` "shipped_answers"). k == 0:
+    every judgment is about an earlier run's answers and evaluator heads, so the agreement is counted on all n from
+    the scores they stored, and is about those heads (`about` "earlier_answers"), not the shipped ones."""
+    if not judgments:
         return None
-    return {"judges": sorted({j.get("judge", "") for j in judgments}), "pairs": len(judgments),
-            "by_evaluator": agreement(judgments)}
+    shipped = _shipped_judgments(judgments, answers)
+    counted = shipped or judgments
+    by_evaluator = agreement(counted)
+    if not any(a["pairs"] for a in by_evaluator.values()):
+        return None
+    return {"judges": sorted({j.get("judge", "") for j in counted}), "pairs": len(counted),
+            "judgments": len(judgments), "judgments_on_shipped_answers": len(shipped),
+            "about": "shipped_answers" if shipped else "earlier_answers", "by_evaluator": by_evaluator}
+
+
+def _judged_pairs(rows: list[dict]) -> list[tuple[str, str, str]]:
+    """(point, opponent, aspect) of each model pair a judge judged, in the file's order, each pair once whichever
+    way round its rows name the two models."""
+    seen: dict[tuple, tuple[str, str, str]] = {}
+    for v in rows:
+        seen.setdefault((frozenset((v["point"], v["opponent"])), v["aspect"]), (v["point"], v["opponent"], v["aspect"]))
+    return list(seen.values())
+
+
+def _llm_judge(verdicts: list[dict] | None, answers: pd.DataFrame, judgments: list[dict] | None,
+               votes: list[dict] | None) -> dict[str, Any] | None:
+    """Per judge model of the verdicts file: its outcomes, its record of every model pair it judged, and its
+    agreement (peo.judgment_agreement) with the evaluators on the same answers, with the blind judgments and with
+    the human votes where they share pairs. None without verdicts."""
+    judges = _by_judge(verdicts)
+    if not judges:
+        return None
+    out: dict[str, Any] = {"file": f"{REPORT_DIR}/{JUDGE_VERDICTS_FILE}", "judges": {}}
+    blind = _shipped_judgments(judgments, answers)  # only blind judgments of the shipped answers are "same answers"
+    for name, every in judges.items():
+        on_shipped = verdicts_on_shipped_answers(every, answers)
+        # rows that carry their answer texts count only on the shipped answers; the others cannot be told (None)
+        rows = [v for v, ok in zip(every, on_shipped) if ok is not False]
+        checked = [ok for ok in on_shipped if ok is not None]
+        outcomes = [str(v["combined"]) for v in rows]
+        records = [{"point": a, "opponent": b, "aspect": aspect, **judge_record(rows, a, b, aspect).as_dict(),
+                    "left_out": judge_left_out(rows, a, b, aspect)} for a, b, aspect in _judged_pairs(rows)]
+        agree: dict[str, Any] = dict(judge_vs_evaluators(rows, answers))
+        agree["blind"] = judge_vs_blind(rows, blind) if blind else None
+        agree["votes"] = judge_vs_votes(rows, votes) if votes else None
+        out["judges"][name] = {"templates": sorted({str(v["template"]) for v in every}), "verdicts": len(every),
+                               # None: the rows carry no answer text, so which answers they judged cannot be told
+                               "verdicts_on_shipped_answers": sum(checked) if len(checked) == len(every) else None,
+                               "verdicts_checked": len(checked), "verdicts_counted": len(rows),
+                               "outcomes": {k: outcomes.count(k) for k in OUTCOMES}, "records": records,
+                               "agreement": agree}
+    return out
 
 
 def compute_fronts(grid: pd.DataFrame, answers: pd.DataFrame, *, n_boot: int, seed: int, max_loop_share: float,
                    max_evasion_excess: float | None = None, meta: dict | None = None, training: dict | None = None,
-                   votes: list[dict] | None = None, judgments: list[dict] | None = None) -> dict[str, Any]:
-    """Everything fronts.json holds (see write_report)."""
+                   votes: list[dict] | None = None, judgments: list[dict] | None = None,
+                   judge_verdicts: list[dict] | None = None) -> dict[str, Any]:
+    """Everything fronts.json holds (see write_report). judge_verdicts: an LLM judge's verdicts file
+    (peo.judge.read_verdicts of assets/report/judge_verdicts.jsonl), another judge beside the evaluators."""
     grid = _prepared(grid)
     answers = with_evasion(answers)
     model_ids = list(dict.fromkeys(grid["model_id"]))
@@ -588,11 +690,13 @@ def compute_fronts(grid: pd.DataFrame, answers: pd.DataFrame, *, n_boot: int, se
         "baselines": _baselines(grid, test, fronts),
         "signals": _signals(grid, test, fronts),
         "all_prompt_means": all_stats,  # the older means over every test prompt, for the one table that shows them
-        "win_rates": _win_rates(grid, answers, test, fronts["peo"], votes, judgments) if "peo" in fronts else None,
+        "win_rates": (_win_rates(grid, answers, test, fronts["peo"], votes, judgments, judge_verdicts)
+                      if "peo" in fronts else None),
         "answers_differ": _answers_differ(grid, answers, test, fronts),
         "policies": _policies(training), "policy_gains": _policy_gains(grid, test, n_boot, seed),
         "evaluators": _evaluators(meta),
-        "judgment_agreement": _judgment_agreement(judgments),
+        "judgment_agreement": _judgment_agreement(judgments, answers),
+        "llm_judge": _llm_judge(judge_verdicts, answers, judgments, votes),
         "test_means": {m: [finite_or_none(x) for x in (test.means(m)[1], test.means(m)[0], test.stats[m]["loop_share"])]
                        for m in test.model_ids},  # cost, reward (split-aware), loop share: what front.png draws
     }

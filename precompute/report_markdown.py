@@ -258,12 +258,39 @@ def _record_cell(r: dict[str, Any] | None) -> str:
             f"(n={r['n']})")
 
 
+def _judge_cell(r: dict[str, Any] | None) -> str:
+    """An LLM judge's record (_record_cell), and the pairs it left unsettled: '– (0 judged; 5 unparsed)'."""
+    if not r:
+        return "–"
+    left = ", ".join(f"{n} {why}" for why, n in (r.get("left_out") or {}).items())
+    cell = _record_cell(r) if r.get("n") else f"– (0 judged{'; ' if left else ''}{left})"
+    return cell + (f" ({left} left out)" if left and r.get("n") else "")
+
+
+def _judged_win_rates_note(wins: dict[str, Any]) -> str:
+    """Which answers the blind judgments' columns are about (fronts.json win_rates: judgments n and
+    judgments_on_shipped_answers k): nothing to say when k == n or without judgments."""
+    n, k = wins.get("judgments"), wins.get("judgments_on_shipped_answers")
+    if not n or k is None or k == n:
+        return ""
+    if k == 0:
+        return (f" The {n} blind judgments (report/blind_judgments.jsonl) were made on answers of an earlier run "
+                "(different answers and evaluator heads), none on the answers shipped here, so their win rates would "
+                "be about those earlier answers: their columns are left out of this table.")
+    return (f" Only {k} of the {n} blind judgments (report/blind_judgments.jsonl) are on the answers shipped here "
+            "(answers.parquet holds both judged answers with the scores the judgment stored); their columns count "
+            f"those {k} only, the other {n - k} being about answers that are not shipped.")
+
+
 def _win_rate_tables(wins: dict[str, Any] | None) -> list[str]:
     """The paper's win-rate table: each front point against each compared method, per aspect; then pooled."""
     if not wins or not wins["points"]:
         return []
     with_votes = any("votes" in e for p in wins["points"] for e in p["against"].values())
     with_judged = any(e.get("judged") for p in wins["points"] for e in p["against"].values())
+    judged_note = _judged_win_rates_note(wins)
+    llm_judges = list(dict.fromkeys(name for p in wins["points"] for e in p["against"].values()
+                                    for name in (e.get("llm_judge") or {})))
     out = ["", "## Win rates on test prompts (PEO front points against each method)", "",
            "As the PEO paper reports them, paired by prompt: a front point wins a prompt when its answer scores "
            "better than the other model's answer to the same prompt, ties when the two scores are equal (or the "
@@ -271,11 +298,18 @@ def _win_rate_tables(wins: dict[str, Any] | None) -> list[str]:
            "wins); harmlessness: cost on the harmful test prompts (lower wins). Cells: won [Wilson 95% interval] / "
            "tied / lost, shares of the paired prompts. The front is the (filtered) PEO front chosen on dev."
            + (" Where blind pairwise judgments by a reader exist for the pair (report/blind_judgments.jsonl), their "
-              "record is beside it, in the same form (ties are the reader's)." if with_judged else ""), "",
+              "record is beside it, in the same form (ties are the reader's)." if with_judged else "")
+           + judged_note
+           + (" Where an LLM judge (`peo judge`, report/judge_verdicts.jsonl) judged the pair, its record is beside "
+              "it: a win when both orders preferred the front point's answer, a tie when the orders disagreed; pairs "
+              "it left unsettled (unparsed, refused, pending) are not counted, their number is given."
+              if llm_judges else ""), "",
            "| front point | against | helpfulness (benign): won / tied / lost | harmlessness (harmful): won / tied / "
            "lost |" + (" human votes: won / tied / lost |" if with_votes else "")
-           + (" blind judgments, helpfulness | blind judgments, harmlessness |" if with_judged else ""),
-           "| --- | --- | --- | --- |" + (" --- |" if with_votes else "") + (" --- | --- |" if with_judged else "")]
+           + (" blind judgments, helpfulness | blind judgments, harmlessness |" if with_judged else "")
+           + "".join(f" LLM judge `{name}`, helpfulness | LLM judge `{name}`, harmlessness |" for name in llm_judges),
+           "| --- | --- | --- | --- |" + (" --- |" if with_votes else "") + (" --- | --- |" if with_judged else "")
+           + " --- | --- |" * len(llm_judges)]
     for p in wins["points"]:
         for key in WIN_OPPONENTS:
             e = p["against"].get(key)
@@ -286,7 +320,10 @@ def _win_rate_tables(wins: dict[str, Any] | None) -> list[str]:
                        f"{_record_cell(e['harmlessness'])} |" + (f" {_record_cell(e.get('votes'))} |" if with_votes
                                                                    else "")
                        + (f" {_record_cell((e.get('judged') or {}).get('helpfulness'))} | "
-                          f"{_record_cell((e.get('judged') or {}).get('harmlessness'))} |" if with_judged else ""))
+                          f"{_record_cell((e.get('judged') or {}).get('harmlessness'))} |" if with_judged else "")
+                       + "".join(f" {_judge_cell(((e.get('llm_judge') or {}).get(name) or {}).get('helpfulness'))} | "
+                                 f"{_judge_cell(((e.get('llm_judge') or {}).get(name) or {}).get('harmlessness'))} |"
+                                 for name in llm_judges))
     if wins.get("pooled"):
         out += ["", "Pooled over the front points (each point's prompts counted once per point; a point that is the "
                     "compared model itself is left out):", "",
@@ -403,7 +440,8 @@ def _judgment_agreement_table(agreement: dict[str, Any] | None) -> list[str]:
            f"{agreement['pairs']} pairs of test answers read blind (names hidden, order shuffled) by "
            f"{', '.join(agreement['judges'])}: helpfulness on benign prompts, harmlessness on harmful ones "
            "(report/blind_judgments.jsonl). Agreement is counted on the pairs where both the reader and the "
-           "evaluator prefer one answer; the reader's ties are counted apart.", "",
+           "evaluator prefer one answer; the reader's ties are counted apart."
+           + (" " + judgments_about_text(agreement) if judgments_about_text(agreement) else ""), "",
            "| evaluator | judged on | pairs | reader's ties | decisive | agree | 95% interval (Wilson) | "
            "confirmed beyond chance |", "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for kind, a in agreement["by_evaluator"].items():
@@ -412,10 +450,89 @@ def _judgment_agreement_table(agreement: dict[str, Any] | None) -> list[str]:
                    f"{pct(a['share'], 1)} | {_pct_interval(a['interval'])} | "
                    f"{'–' if sure is None else ('yes' if sure else 'no: the interval reaches 50 %')} |")
     unconfirmed = [a["judged_on"] for a in agreement["by_evaluator"].values() if confirmed(a) is False]
-    if unconfirmed:
+    if unconfirmed and agreement.get("about") == "earlier_answers":
+        out += ["", f"The {' and '.join(unconfirmed)} differences that run's evaluator heads reported were **not "
+                    "confirmed** by the blind reading; this says nothing either way about the shipped heads."]
+    elif unconfirmed:
         out += ["", f"The {' and '.join(unconfirmed)} differences the evaluators report are **not confirmed** by "
                     "the blind reading: their agreement is not distinguishable from chance on these pairs."]
     return out
+
+
+def judgments_about_text(agreement: dict[str, Any]) -> str:
+    """Which answers the blind judgments are about (fronts.json judgment_agreement: judgments n,
+    judgments_on_shipped_answers k), in words; "" for a fronts.json written before it was counted."""
+    n, k = agreement.get("judgments"), agreement.get("judgments_on_shipped_answers")
+    if n is None or k is None:
+        return ""
+    if k == n:
+        return (f"All {n} judgments are on the answers shipped here: answers.parquet holds both judged answers of "
+                "each, with the reward and cost the judgment stored.")
+    if k == 0:
+        return (f"**None of the {n} judgments is on the answers shipped here:** they were made on answers of an "
+                "earlier run (different answers and evaluator heads), so the agreement below is that run's "
+                "evaluator heads against the reading, counted from the scores the judgments stored, **not the "
+                "shipped evaluators'**; and their win rates are about those earlier answers, so the win-rate table "
+                "leaves them out.")
+    return (f"**Only {k} of the {n} judgments are on the answers shipped here** (answers.parquet holds both judged "
+            f"answers with the reward and cost the judgment stored); the other {n - k} are about answers that are "
+            f"not shipped (an earlier run's, or of models whose test answers are not in answers.parquet). The "
+            f"agreement below and the blind judgments' win rates are counted on those {k} only.")
+
+
+LLM_JUDGE_AGAINST = {"reward": "reward evaluator, same answers", "cost": "cost evaluator, same answers",
+                     "blind": "blind judgments, same answers", "votes": "human votes, same prompt text"}
+
+
+def _llm_judge_tables(llm: dict[str, Any] | None) -> list[str]:
+    """Each LLM judge's record of every pair it judged, and its agreement with the evaluators, the blind
+    judgments and the votes (peo.judgment_agreement), counted on decisive pairs as for the evaluators."""
+    if not llm:
+        return []
+    out = ["", "## An LLM judge beside the evaluators", "",
+           f"`peo judge` verdicts ({llm['file']}): each pair judged in both orders (AlpacaEval's pairwise template); "
+           "a win when both orders preferred the first-named model's answer, a tie when they disagreed, and pairs "
+           "the judge left unsettled (unparsed, refused, pending) not counted. Agreement is counted on the pairs "
+           "both sides settle decisively; the ties of each side are counted apart."]
+    for name, j in llm["judges"].items():
+        outcomes = ", ".join(f"{n} {k}" for k, n in j["outcomes"].items() if n)
+        out += ["", f"**Judge `{name}`** (template {', '.join(j['templates'])}): {j['verdicts']} pairs ({outcomes})."
+                + _verdicts_about_text(j),
+                "", "| model | against | judged on | won / tied / lost | won of decisive |",
+                "| --- | --- | --- | --- | ---: |"]
+        for r in j["records"]:
+            out.append(f"| `{r['point']}` | `{r['opponent']}` | {r['aspect']} | {_judge_cell(r)} | "
+                       f"{pct(r['decisive_share'])} |")
+        out += ["", "| the judge against | judged on | shared pairs | judge's ties | other's ties | decisive | agree | "
+                "95% interval (Wilson) |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for key, words in LLM_JUDGE_AGAINST.items():
+            a = j["agreement"].get(key)
+            if a is None:
+                continue
+            out.append(f"| {words} | {a.get('judged_on', 'each pair’s aspect')} | {a['pairs']} | {a['judge_ties']} | "
+                       f"{a['other_ties']} | {a['decisive']} | {pct(a['share'], 1)} | {_pct_interval(a['interval'])} |")
+    return out
+
+
+def _verdicts_about_text(judge: dict[str, Any]) -> str:
+    """Which answers an LLM judge's verdicts are about (fronts.json llm_judge.judges.<name>)."""
+    n, k = judge.get("verdicts"), judge.get("verdicts_on_shipped_answers")
+    if "verdicts_on_shipped_answers" not in judge:
+        return ""
+    if k is None and judge.get("verdicts_checked"):
+        return (f" Only {judge['verdicts_checked']} of its {n} verdict rows carry the judged answers' texts (those "
+                "not on the answers shipped here are not counted); for the others, whether they are the shipped "
+                "answers cannot be checked.")
+    if k is None:
+        return (" Its verdicts file stores neither the judged answers' texts nor their scores, so whether they are "
+                "the answers shipped here cannot be checked: verdicts made before the answers were regenerated are "
+                "about an earlier run's answers.")
+    if k == n:
+        return f" All {n} verdicts are on the answers shipped here (their texts match answers.parquet)."
+    return (f" Only {k} of the {n} verdicts are on the answers shipped here (their texts match answers.parquet); "
+            f"its records and agreement count those {k} only." if k else
+            f" None of the {n} verdicts is on the answers shipped here (their texts differ from answers.parquet's): "
+            "they are about an earlier run's answers, and nothing of them is counted.")
 
 
 def _meta_sections(meta: dict) -> list[str]:
@@ -445,6 +562,7 @@ def markdown(result: dict[str, Any], meta: dict | None, with_training_figure: bo
     out += _baselines_table(result)
     out += _policies_tables(result["policies"], with_training_figure, result["policy_gains"])
     out += _evaluators_tables(result["evaluators"]) + _judgment_agreement_table(result.get("judgment_agreement"))
+    out += _llm_judge_tables(result.get("llm_judge"))
     out += _meta_sections(meta or {})
     out += ["", "![Pareto fronts on test prompts](front.png)", ""]
     return "\n".join(out)

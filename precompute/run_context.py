@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from peo.config import RunConfig
+from peo.layout import AssetLayout
+from peo.names import MANIFEST_FILE
 from peo.project_root import project_root
 from precompute.manifest import Manifest
 from precompute.processes import Processes
@@ -23,8 +25,13 @@ class RunContext:
     def __post_init__(self) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
         self.work.mkdir(parents=True, exist_ok=True)
-        self.out_manifest = Manifest(self.out / "manifest.json", self.out)
-        self.work_manifest = Manifest(self.work / "manifest.json", self.work)
+        self.out_manifest = Manifest(self.layout.manifest, self.out)
+        self.work_manifest = Manifest(self.work / MANIFEST_FILE, self.work)
+
+    @property
+    def layout(self) -> AssetLayout:
+        """Where each asset file lies under `out`."""
+        return AssetLayout(self.out)
 
     def manifest_for(self, in_work_dir: bool) -> Manifest:
         """Where a stage's outputs are recorded (precompute.stages.Stage.in_work_dir)."""

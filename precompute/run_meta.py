@@ -11,9 +11,10 @@ import torch
 
 from peo.atomic import write_json
 from peo.config import config_to_dict
-from peo.names import EVALUATOR_KINDS, META_FILE, TRAINING_FILE
+from peo.names import EVALUATOR_KINDS
+from precompute.pair_files import summary_path
 from precompute.run_context import RunContext
-from precompute.stage_sweep import sweep_settings
+from precompute.stage_sweep import DECODER, sweep_settings
 
 VERSIONED = ("torch", "transformers", "peft", "trl", "safetensors", "datasets", "pandas", "gradio")
 
@@ -30,7 +31,8 @@ def versions() -> dict[str, str]:
 
 def write_meta(ctx: RunContext) -> None:
     """Rewritten after every stage; earlier stages' timings are kept."""
-    meta_path = ctx.out / META_FILE
+    layout = ctx.layout
+    meta_path = layout.meta
     old = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     meta = {
         "profile": ctx.cfg.name,
@@ -38,7 +40,8 @@ def write_meta(ctx: RunContext) -> None:
         "seed": ctx.cfg.seed,
         "grid": {"lambda_help": ctx.cfg.sweep.lambdas, "phi_help": ctx.cfg.sweep.phi_help,
                  "phi_harm": ctx.cfg.sweep.phi_harm},
-        "generation": {**asdict(sweep_settings(ctx.cfg)), "greedy": True, "dtype": ctx.cfg.sweep.dtype},
+        "generation": {**asdict(sweep_settings(ctx.cfg)), "greedy": True, "dtype": ctx.cfg.sweep.dtype,
+                       "decoder": DECODER},
         "timings_seconds": {**old.get("timings_seconds", {}), **ctx.timings},
         "versions": versions(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
@@ -46,14 +49,14 @@ def write_meta(ctx: RunContext) -> None:
                     "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"},
         "config": config_to_dict(ctx.cfg),
     }
-    summary = ctx.work / "data" / "summary.json"
+    summary = summary_path(ctx.work)
     if summary.is_file():
         meta["data"] = json.loads(summary.read_text())
     for kind in EVALUATOR_KINDS:
-        evaluator = ctx.out / "evaluators" / kind / "evaluator.json"
+        evaluator = layout.evaluator_meta(kind)
         if evaluator.is_file():
             meta.setdefault("evaluators", {})[kind] = json.loads(evaluator.read_text())
-    training = ctx.out / TRAINING_FILE
+    training = layout.training
     if training.is_file():
         meta["training"] = json.loads(training.read_text())
     write_json(meta_path, meta)

@@ -20,7 +20,7 @@ from peo.data.splits import cap, filter_by_length, split_pairs
 from peo.model_source import load_tokenizer
 from peo.names import ASPECTS
 from precompute.extra_pairs import load_extra_pairs
-from precompute.pair_files import data_path, write_pairs
+from precompute.pair_files import data_path, summary_path, write_pairs
 from precompute.run_context import RunContext, resolve_path
 
 log = logging.getLogger("precompute")
@@ -93,7 +93,7 @@ def prepare_data(ctx: RunContext) -> list[Path]:
             "test_prompts_asked": sizes.test_prompts,
             "extra_pairs": extra,
         }
-    summary_path = ctx.work / "data" / "summary.json"
-    write_json(summary_path, summary)
-    outputs.append(summary_path)
+    summary_file = summary_path(ctx.work)
+    write_json(summary_file, summary)
+    outputs.append(summary_file)
     return outputs

@@ -8,15 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from peo.data.jsonl import iter_jsonl
-from peo.names import (
-    ANSWERS_FILE,
-    EVASION_VALIDATION_FILE,
-    GRID_FILE,
-    JUDGMENTS_FILE,
-    META_FILE,
-    REPORT_DIR,
-    TRAINING_FILE,
-)
+from peo.judge import read_verdicts
 from precompute.report import write_report
 from precompute.run_context import RunContext
 
@@ -33,11 +25,13 @@ def _read_jsonl(path: Path) -> list[dict]:
 
 
 def report(ctx: RunContext) -> list[Path]:
-    grid = pd.read_csv(ctx.out / GRID_FILE)
-    answers = pd.read_parquet(ctx.out / ANSWERS_FILE)
-    write_report(grid, answers, ctx.out / REPORT_DIR, n_boot=ctx.cfg.report.n_boot, seed=ctx.cfg.seed,
-                 meta=_read_json(ctx.out / META_FILE), max_loop_share=ctx.cfg.sweep.max_loop_share,
+    layout = ctx.layout
+    grid = pd.read_csv(layout.grid)
+    answers = pd.read_parquet(layout.answers)
+    write_report(grid, answers, layout.report.root, n_boot=ctx.cfg.report.n_boot, seed=ctx.cfg.seed,
+                 meta=_read_json(layout.meta), max_loop_share=ctx.cfg.sweep.max_loop_share,
                  max_evasion_excess=ctx.cfg.sweep.max_benign_evasion_excess,
-                 training=_read_json(ctx.out / TRAINING_FILE), judgments=_read_jsonl(ctx.out / JUDGMENTS_FILE),
-                 evasion_check=_read_json(ctx.out / EVASION_VALIDATION_FILE))
-    return [ctx.out / REPORT_DIR]
+                 training=_read_json(layout.training), judgments=_read_jsonl(layout.report.judgments),
+                 evasion_check=_read_json(layout.report.evasion_validation),
+                 judge_verdicts=read_verdicts(layout.report.judge_verdicts))
+    return [layout.report.root]

@@ -8,7 +8,6 @@ killed sweep resumes and a grown grid (new λ/ϕ, ExPO α) generates only what i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from dataclasses import asdict
@@ -22,11 +21,12 @@ from peo.answer_checks import answer_signals
 from peo.assets import default_device
 from peo.atomic import sha256, write_with
 from peo.config import RunConfig
+from peo.digest import digest
 from peo.evasion import last_user_message
 from peo.generation import GenerationSettings, Row, generate_rows_counted
 from peo.grid_table import grid_table, with_evasion
 from peo.model_source import load_causal_lm, load_tokenizer
-from peo.names import ADAPTERS, ANSWERS_FILE, ASPECTS, EVALUATOR_KINDS, GRID_FILE, MANIFEST_FILE, META_FILE
+from peo.names import ADAPTERS, ANSWERS_FILE, ASPECTS, EVALUATOR_KINDS, GRID_FILE, MANIFEST_FILE
 from peo.scoring import Evaluators
 from peo.sweep_plan import Scales, is_joint_model, sweep_models, test_models
 from precompute.manifest import Manifest, files_under
@@ -36,6 +36,9 @@ from precompute.run_context import RunContext
 log = logging.getLogger("precompute")
 # what a sweep generates and scores per answer (saved parts and reused answers alike); answers.parquet adds the
 # coefficients, the split and the per-answer checks
+# which generation loop made an answer: transformers' `generate` over fixed batches made the answers before it
+# (their keys lack this entry), peo.running_batch the ones with it; answers of one are not reused as the other's
+DECODER = "running-batch"
 GENERATED_COLUMNS = ("model_id", "prompt_id", "prompt_kind", "prompt", "answer", "new_tokens", "reward", "cost")
 
 
@@ -58,6 +61,7 @@ def sweep_fingerprint(ctx: RunContext, settings: GenerationSettings) -> str:
     size, dtype, base model, and the adapter and evaluator files (by checksum)."""
     models = [ctx.out / "adapters" / n for n in ADAPTERS] + [ctx.out / "evaluators" / k for k in EVALUATOR_KINDS]
     inputs = {
+        "decoder": DECODER,
         "settings": asdict(settings),
         "batch_size": ctx.cfg.sweep.batch_size,
         **({"score_batch_size": ctx.cfg.sweep.score_batch_size} if ctx.cfg.sweep.score_batch_size else {}),
@@ -65,13 +69,12 @@ def sweep_fingerprint(ctx: RunContext, settings: GenerationSettings) -> str:
         "base_model": ctx.cfg.base_model,
         "files": {str(f.relative_to(ctx.out)): sha256(f) for f in files_under([m for m in models if m.exists()])},
     }
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+    return digest(inputs)
 
 
 def row_key(fingerprint: str, scales: Scales, messages: list[dict]) -> str:
     """One answer's identity: the same key means the same model, prompt and inputs, so the answer can be reused."""
-    text = json.dumps([fingerprint, sorted(scales.items()), messages], sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:24]
+    return digest([fingerprint, sorted(scales.items()), messages], ensure_ascii=False)[:24]
 
 
 def saved_rows(parts_dir: Path) -> pd.DataFrame:
@@ -83,37 +86,28 @@ def saved_rows(parts_dir: Path) -> pd.DataFrame:
 
 
 def answers_from_out(ctx: RunContext, split: str, fingerprint: str, models: dict[str, Scales]) -> pd.DataFrame:
-    """The out folder's answers of `split`, keyed, when they were made from the same inputs as this sweep.
+    """The out folder's answers of `split` that this sweep would make itself: those whose recorded `row_key`
+    equals the key this run computes (same model, prompt, decoding, decoder, adapter and evaluator files).
 
-    The work folder is not kept between machines; the assets are. Their answers are reused only when the
-    manifest says answers.parquet is the one the sweep wrote, the adapters and evaluators are still the files
-    that sweep used, and meta.json's decoding equals this run's.
+    The work folder is not kept between machines; the assets are. The key is the answer's own record of its
+    inputs: meta.json is rewritten by every stage, so it says what the latest stage ran with, not what
+    answers.parquet was made with (a re-run with longer answers once reused the old short ones that way).
+    Answers without a recorded key (made before keys were kept) are generated again.
     """
     manifest = Manifest(ctx.out / MANIFEST_FILE, ctx.out)
-    answers_file, meta_file = ctx.out / ANSWERS_FILE, ctx.out / META_FILE
-    if not (answers_file.is_file() and meta_file.is_file()):
+    answers_file = ctx.out / ANSWERS_FILE
+    if not answers_file.is_file():
         return pd.DataFrame()
-    recorded = {**manifest.stages.get("train-aspects", {}).get("files", {}),
-                **manifest.stages.get("train-evaluators", {}).get("files", {}),
-                **manifest.stages.get("sweep-test", {}).get("files", {})}
-    if recorded.get(ANSWERS_FILE) != sha256(answers_file) or not any(k.startswith("adapters/") for k in recorded):
-        return pd.DataFrame()
-    for rel, digest in recorded.items():
-        if (rel.startswith("adapters/") or rel.startswith("evaluators/")) and (
-                not (ctx.out / rel).is_file() or sha256(ctx.out / rel) != digest):
-            return pd.DataFrame()
-    generation = json.loads(meta_file.read_text(encoding="utf-8")).get("generation", {})
-    settings = asdict(sweep_settings(ctx.cfg))
-    if any(generation.get(k) != settings[k] for k in ("max_new_tokens", "repetition_penalty", "no_repeat_ngram_size",
-                                                      "temperature", "seed")) \
-            or generation.get("dtype") != ctx.cfg.sweep.dtype:
+    recorded = manifest.stages.get("sweep-test", {}).get("files", {})
+    if recorded.get(ANSWERS_FILE) != sha256(answers_file):  # not the file a sweep wrote
         return pd.DataFrame()
     old = pd.read_parquet(answers_file)
-    if "new_tokens" not in old.columns:  # answers from before token counts were kept: generate them again
+    if not {"row_key", "new_tokens"} <= set(old.columns):
         return pd.DataFrame()
     old = old[(old["split"] == split) & old["model_id"].isin(list(models))]
     keys = [row_key(fingerprint, models[m], json.loads(p)) for m, p in zip(old["model_id"], old["prompt"])]
-    return old[list(GENERATED_COLUMNS)].assign(row_key=keys).reset_index(drop=True)
+    old = old[old["row_key"].to_numpy() == pd.Series(keys, dtype=object).to_numpy()]
+    return old[[*GENERATED_COLUMNS, "row_key"]].reset_index(drop=True)
 
 
 def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], parts_dir: Path,
@@ -192,7 +186,7 @@ def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], p
     by_key = done.set_index("row_key")
     answers = by_key.loc[[key for *_, key in jobs]].reset_index(drop=True)
     answers["model_id"] = [mid for mid, *_ in jobs]  # a shared model's rows are listed under each of its ids
-    answers = answers[list(GENERATED_COLUMNS)]
+    answers = answers[list(GENERATED_COLUMNS)].assign(row_key=[key for *_, key in jobs])
     coefficient = lambda m, a: None if is_joint_model(models[m]) else models[m].get(a)  # noqa: E731
     answers.insert(1, "c_help", [coefficient(m, "help") for m in answers["model_id"]])
     answers.insert(2, "c_harm", [coefficient(m, "harm") for m in answers["model_id"]])

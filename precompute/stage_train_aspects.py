@@ -7,7 +7,6 @@ one resumes from its last readable Trainer checkpoint.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -16,11 +15,13 @@ from pathlib import Path
 
 import torch
 
+from peo.adapter_files import ADAPTER_WEIGHTS
 from peo.adapter_mix import AdapterMix
 from peo.assets import default_device
 from peo.atomic import sha256, write_json
 from peo.config import DPOSettings, LoraSettings
 from peo.data.joint_pairs import joint_pairs
+from peo.digest import digest
 from peo.model_source import load_causal_lm, load_tokenizer
 from peo.names import ADAPTERS, EVALUATOR_OF_ASPECT, JOINT
 from peo.pareto import mean_and_se
@@ -30,7 +31,6 @@ from peo.train.dpo import train_dpo
 from peo.train.evaluator import pair_features
 from precompute.pair_files import data_path, pair_to_json, read_pairs
 from precompute.run_context import RunContext
-from precompute.stage_train_evaluators import REF_LOGPS
 
 log = logging.getLogger("precompute")
 
@@ -44,10 +44,9 @@ def policy_settings(pairs: list, dpo: DPOSettings, lora: LoraSettings, seed: int
     epochs; not the other policies' or the held-out check's), LoRA, seed and sequence length, and the number of
     data-parallel processes when more than one (dpo.batch_size is per process, so N processes train on N× the
     global batch: their checkpoints are not a single process's)."""
-    digest = hashlib.sha256(json.dumps([pair_to_json(p) for p in pairs], sort_keys=True).encode()).hexdigest()
     training = {k: v for k, v in asdict(dpo).items() if k not in ("epochs_per_policy", "heldout_pairs")}
-    settings = {"pairs": digest, "n_pairs": len(pairs), "dpo": training, "lora": asdict(lora), "seed": seed,
-                "max_length": max_length}
+    settings = {"pairs": digest([pair_to_json(p) for p in pairs]), "n_pairs": len(pairs), "dpo": training,
+                "lora": asdict(lora), "seed": seed, "max_length": max_length}
     if processes > 1:
         settings["processes"] = processes
     return json.loads(json.dumps(settings))  # tuples become lists: compared with what was read back
@@ -66,7 +65,7 @@ def forget_other_settings(work_dir: Path, settings: dict) -> None:
 
 def finished_policy(work_dir: Path, target: Path) -> dict | None:
     """Metrics of a policy whose training finished and whose published adapter is intact, else None."""
-    final, published = work_dir / "final" / "adapter_model.safetensors", target / "adapter_model.safetensors"
+    final, published = work_dir / "final" / ADAPTER_WEIGHTS, target / ADAPTER_WEIGHTS
     metrics_file = work_dir / "final" / "metrics.json"
     if not (final.is_file() and published.is_file() and metrics_file.is_file() and sha256(final) == sha256(published)):
         return None
@@ -96,9 +95,10 @@ def train_aspects(ctx: RunContext) -> list[Path]:
     max_length = cfg.data.max_prompt_tokens + cfg.data.max_response_tokens + 16
     metrics = {}
     outputs = []
+    layout = ctx.layout
     for name, pairs in policies.items():
         dpo_cfg = replace(cfg.dpo, epochs=cfg.dpo.epochs_per_policy.get(name, cfg.dpo.epochs))
-        target, work_dir = ctx.out / "adapters" / name, ctx.work / f"train-dpo-{name}"
+        target, work_dir = layout.adapter(name), ctx.work / f"train-dpo-{name}"
         settings = policy_settings(pairs, dpo_cfg, cfg.lora, cfg.seed, max_length, procs.count)
         if procs.is_main:  # only rank 0 removes or records; the others wait, then all decide alike
             forget_other_settings(work_dir, settings)
@@ -116,7 +116,7 @@ def train_aspects(ctx: RunContext) -> list[Path]:
             metrics[name] = train_dpo(ctx.base_model, pairs, target, work_dir, dpo_cfg, cfg.lora, cfg.seed,
                                       max_length, name)
         outputs.append(target)
-    metrics_path = ctx.out / "adapters" / "training.json"
+    metrics_path = layout.training
     outputs.append(metrics_path)
     if not procs.is_main:  # the held-out check and training.json are rank 0's (run_pipeline waits for it)
         return outputs
@@ -135,14 +135,14 @@ def check_aspect_policies(ctx: RunContext) -> dict[str, dict]:
     """
     cfg = ctx.cfg
     model = load_causal_lm(ctx.base_model, "float32").to(ctx.procs.device(default_device()))
-    mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ADAPTERS})
+    mix = AdapterMix(model, {name: ctx.layout.adapter(name) for name in ADAPTERS})
     extractor = FeatureExtractor(mix.model.base_model.model, load_tokenizer(ctx.base_model),
                                  max_length=cfg.evaluator.max_length, batch_size=cfg.evaluator.batch_size)
     n = cfg.dpo.heldout_pairs
     results = {}
     for aspect, kind in EVALUATOR_OF_ASPECT.items():
         pairs = read_pairs(data_path(ctx.work, aspect, "test"))[:n]
-        ref = json.loads((ctx.out / "evaluators" / kind / REF_LOGPS).read_text())
+        ref = json.loads(ctx.layout.ref_logps(kind).read_text())
         ref_chosen, ref_rejected = torch.tensor(ref["chosen"][:n]), torch.tensor(ref["rejected"][:n])
         mix.set_scales({aspect: 1.0})  # the aspect policy is the adapter of the same name
         (_, chosen), (_, rejected) = pair_features(extractor, pairs, f"check {aspect} on {aspect} pairs",

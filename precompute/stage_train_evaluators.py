@@ -14,15 +14,13 @@ from pathlib import Path
 
 from peo.assets import default_device
 from peo.atomic import write_json
-from peo.names import EVALUATOR_OF_ASPECT
-from peo.scoring import HEAD_META, HEAD_WEIGHTS, FeatureExtractor
+from peo.names import EVALUATOR_OF_ASPECT, HEAD_META, HEAD_WEIGHTS
+from peo.scoring import FeatureExtractor
 from peo.train.evaluator import pair_features, train_evaluator
 from precompute.pair_files import data_path, read_pairs
 from precompute.run_context import RunContext
 
 log = logging.getLogger("precompute")
-
-REF_LOGPS = "heldout_ref_logps.json"  # in each evaluator's folder: the reference's log-probs of the held-out pairs
 
 
 def train_evaluators(ctx: RunContext) -> list[Path]:
@@ -31,9 +29,9 @@ def train_evaluators(ctx: RunContext) -> list[Path]:
     extractor = FeatureExtractor.load(ctx.base_model, device, max_length=cfg.max_length,
                                       batch_size=cfg.batch_size)
     extractor.layers = tuple(dict.fromkeys(x for layers in cfg.layer_sets for x in layers))
-    outputs = []
+    outputs, layout = [], ctx.layout
     for aspect, kind in EVALUATOR_OF_ASPECT.items():
-        target = ctx.out / "evaluators" / kind
+        target = layout.evaluator(kind)
         pairs = read_pairs(data_path(ctx.work, aspect, "evaluator"))
         test_pairs = read_pairs(data_path(ctx.work, aspect, "test"))
         settings = getattr(cfg, kind)
@@ -45,7 +43,7 @@ def train_evaluators(ctx: RunContext) -> list[Path]:
             meta, ref_logps = _use_hf_model(extractor, settings, kind, pairs, test_pairs, target, device)
             log.info("%s evaluator: %s (%s), held-out accuracy %.3f on %d pairs", kind, meta["name"],
                      meta["model_class"], meta["held_out_accuracy"], meta["held_out_pairs"])
-        write_json(target / REF_LOGPS, ref_logps)
+        write_json(layout.ref_logps(kind), ref_logps)
         outputs.append(target)
     return outputs
 

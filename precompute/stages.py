@@ -10,8 +10,6 @@ process; the other stages, the manifests and meta.json are rank 0's alone, the o
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from pathlib import Path
 import torch
 
 from peo.config import RunConfig, config_to_dict
+from peo.digest import digest
 from peo.model_source import resolve_base_model
 from precompute.processes import Processes
 from precompute.run_context import RunContext, resolve_path
@@ -73,7 +72,7 @@ def stage_settings(cfg: RunConfig, stage: str) -> str:
         if not holder.get(key):
             holder.pop(key, None)
     picked = {key: full[key] for key in REGISTRY[stage].config}
-    return hashlib.sha256(json.dumps(picked, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest(picked)[:16]
 
 
 def run_pipeline(cfg: RunConfig, out: Path | None = None, only: str | None = None, force: bool = False) -> RunContext:

@@ -314,7 +314,7 @@ def test_front_table_rows_pick_front_points(app):
     from app.ui import FRONT_COLUMNS, front_row_point, front_table_label, picker_front_table
 
     # the tiny model may loop everywhere, leaving the filtered front empty: then the unfiltered one stands in
-    front = app.data.front("peo" if app.data.front_model_ids("peo") else "peo_unfiltered")
+    front = app.data.fronts["fronts"]["peo" if app.data.front_model_ids("peo") else "peo_unfiltered"]
     assert front["points"], "the unfiltered front always has a point"
     data = with_fronts(app.data, fronts={**app.data.fronts["fronts"], "peo": front})
     table = picker_front_table(data)
@@ -470,7 +470,7 @@ def test_chat_trims_history_to_the_context(app):
     ({"columns": ["peo", "gpt4"]}, "Unknown column"),
     ({"point": (2.0, 0.0, 0.0)}, "outside the range"),
     ({"settings": {"max_new_tokens": 0}}, "max_new_tokens must be in"),
-    ({"settings": {"max_new_tokens": 257}}, "max_new_tokens must be in"),
+    ({"settings": {"max_new_tokens": 513}}, "max_new_tokens must be in"),
     ({"settings": {"max_new_tokens": 2.5}}, "whole number"),
     ({"settings": {"temperature": 1.6}}, "temperature must be in"),
     ({"settings": {"temperature": float("nan")}}, "temperature must be in"),
@@ -493,8 +493,8 @@ def test_too_many_tokens_is_refused(app):
 
 
 def test_settings_bounds_accept_edges():
-    s = cb.check_settings(256, 1.5, 0.1, 2**31 - 1, 2.0)
-    assert (s.max_new_tokens, s.temperature, s.top_p, s.seed, s.repetition_penalty) == (256, 1.5, 0.1, 2**31 - 1, 2.0)
+    s = cb.check_settings(512, 1.5, 0.1, 2**31 - 1, 2.0)
+    assert (s.max_new_tokens, s.temperature, s.top_p, s.seed, s.repetition_penalty) == (512, 1.5, 0.1, 2**31 - 1, 2.0)
     assert cb.check_settings(1, 0, 1, 0, 1).max_new_tokens == 1
     assert cb.check_settings() == cb.check_settings(**{name: cb.DEFAULT_SETTINGS[name] for name in cb.LIMITS})
 
@@ -827,7 +827,7 @@ def test_refused_chat_inputs_go_to_the_status_not_the_chatbots(app):
     assert isinstance(final[-3], cb.ChatState) and "one batch" in final[-2]
     assert _is_noop(final[-1]), "the turn's end leaves the message box alone (emptied when the turn was accepted)"
     turn, status = check_turn(app, app.default_settings, "hi", ["peo"], point, 9999, 0.0, 1.0, 0, 1.0)
-    assert turn is None and "max_new_tokens must be in [1, 256], got 9999" in status  # refused, not snapped
+    assert turn is None and "max_new_tokens must be in [1, 512], got 9999" in status  # refused, not snapped
 
 
 def _chat_page(app):
@@ -893,33 +893,38 @@ def test_a_columns_trash_icon_clears_its_history_for_good(app):
 # ---------------------------------------------------------------- stop, cancel, EOS
 
 class _ForceTokens:
-    """A logits processor: row i emits EOS from step eos_at[i] on (None: never EOS); sleeps `delay` per step."""
+    """Steers the running batch: the i-th row it sees emits EOS as its token number eos_at[i] (None: never EOS);
+    sleeps `delay` per step. Rows are told apart by identity, since rows leave the batch as they end."""
 
     def __init__(self, eos_id: int, eos_at: list[int | None], delay: float = 0.0):
-        self.eos_id, self.eos_at, self.delay, self.step = eos_id, eos_at, delay, 0
+        self.eos_id, self.eos_at, self.delay = eos_id, eos_at, delay
+        self.seen: dict[int, int] = {}
+        self.last_call = None
 
-    def __call__(self, input_ids, scores):
+    def __call__(self, rows, scores):
         import time
 
-        time.sleep(self.delay)
-        for row in range(scores.shape[0]):
-            at = self.eos_at[row] if row < len(self.eos_at) else None
-            if at is not None and self.step >= at:
-                scores[row, :] = -math.inf
-                scores[row, self.eos_id] = 0.0
+        if self.last_call != id(scores):
+            time.sleep(self.delay)
+        self.last_call = id(scores)
+        for j, row in enumerate(rows):
+            i = self.seen.setdefault(id(row), len(self.seen))
+            at = self.eos_at[i] if i < len(self.eos_at) else None
+            if at is not None and len(row.tokens) >= at:
+                scores[j, :] = -math.inf
+                scores[j, self.eos_id] = 0.0
             else:
-                scores[row, self.eos_id] = -math.inf
-        self.step += 1
+                scores[j, self.eos_id] = -math.inf
         return scores
 
 
-def _steer(monkeypatch, mix, processor) -> None:
-    """Every generate call of `mix` also runs `processor` (as the last logits processor)."""
-    from transformers import LogitsProcessorList
+def _steer(monkeypatch, processor) -> None:
+    """Every running batch also applies `processor(rows, scores)` after its own logits processing."""
+    from peo.running_batch import RunningBatch
 
-    generate = mix.model.generate
-    monkeypatch.setattr(mix.model, "generate",
-                        lambda *a, **k: generate(*a, logits_processor=LogitsProcessorList([processor]), **k))
+    process = RunningBatch._process
+    monkeypatch.setattr(RunningBatch, "_process",
+                        lambda self, rows, scores: processor(rows, process(self, rows, scores)))
 
 
 def _lock_free_within(lock, seconds: float) -> bool:
@@ -930,8 +935,8 @@ def _lock_free_within(lock, seconds: float) -> bool:
 
 
 def test_generation_ends_when_every_row_has_hit_eos(random_app, monkeypatch):
-    """transformers stops a batch once every row has emitted EOS: a turn costs its longest row, not max_new_tokens;
-    a row that never ends runs to the limit and is marked cut."""
+    """A row leaves the running batch at its EOS, and the turn ends with its last row: it costs its longest row,
+    not max_new_tokens; a row that never ends runs to the limit and is marked cut."""
     from peo.generation import GenerationSettings, Row, stream_batch
 
     engine = random_app.engine
@@ -941,10 +946,10 @@ def test_generation_ends_when_every_row_has_hit_eos(random_app, monkeypatch):
     cases = (([2, 5], 6, [False, False]), ([0, 0], 1, [False, False]), ([3, None], 40, [False, True]))
     for eos_at, steps, cut in cases:
         monkeypatch.undo()
-        _steer(monkeypatch, engine.mix, _ForceTokens(engine.tokenizer.eos_token_id, eos_at))
+        _steer(monkeypatch, _ForceTokens(engine.tokenizer.eos_token_id, eos_at))
         outcome: dict = {}
         items = list(stream_batch(engine.mix, engine.tokenizer, rows, settings, outcome=outcome))
-        assert outcome == {"steps": steps, "cut": cut}, eos_at
+        assert (outcome["steps"], outcome["cut"]) == (steps, cut), eos_at
         assert len(items) == steps + 1  # one update per step, then the final answers
         if eos_at[0] == 0:
             assert items[-1] == ["", ""]
@@ -959,7 +964,7 @@ def test_a_closed_turn_frees_the_model_within_a_second(app, monkeypatch):
     from app.chat_panel import check_turn, stream_turn
 
     engine = app.engine
-    _steer(monkeypatch, engine.mix, _ForceTokens(engine.tokenizer.eos_token_id, [], delay=0.04))
+    _steer(monkeypatch, _ForceTokens(engine.tokenizer.eos_token_id, [], delay=0.04))
     point = (0.5, 0.0, 0.0)
     steps = cb.chat_stream(app, "Tell me everything.", ["peo", "ref"], point, {**GREEDY, "max_new_tokens": 256})
     next(steps), next(steps)
@@ -1001,7 +1006,7 @@ def test_a_stopped_turn_keeps_the_message_and_partial_answers_on_screen_not_in_t
     from app.chat_panel import STOPPED, STOPPED_MARK, check_turn, stream_turn
 
     engine = app.engine
-    _steer(monkeypatch, engine.mix, _ForceTokens(engine.tokenizer.eos_token_id, [], delay=0.02))
+    _steer(monkeypatch, _ForceTokens(engine.tokenizer.eos_token_id, [], delay=0.02))
     point = cb.pick(app, 0.5, 0.0, 0.0)
     turn, _ = check_turn(app, app.default_settings, "Write a long story.", ["peo", "ref"], point, 256, 1.0, 1.0, 0,
                          1.0)

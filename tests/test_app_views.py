@@ -49,6 +49,7 @@ from app.score_context import (
 from peo.export import sweep_decoding
 from peo.names import PEO, REFERENCE, REFERENCE_MODEL_ID, SOUP
 from peo.plot_style import COLORS
+from peo.records import RunMeta
 
 LOOPING = "I am not sure I am ready. " * 4
 
@@ -137,7 +138,7 @@ def test_reference_scores_come_from_the_reference_test_answers(app):
 
 def test_context_panel_says_what_the_assets_hold(app):
     meta, fronts = app.data.assets.meta, app.data.fronts
-    text = context_markdown(meta, fronts)
+    text = context_markdown(app.data.assets.run_meta, app.data.report)
     assert f"`{meta['base_model']}`" in text
     for kind in ("reward", "cost"):
         acc = fronts["evaluators"][kind]["held_out_accuracy"]
@@ -150,7 +151,7 @@ def test_context_panel_says_what_the_assets_hold(app):
 
 
 def test_context_panel_degrades_when_fields_are_missing():
-    text = context_markdown({"base_model": "m"}, {})
+    text = context_markdown(RunMeta.from_json({"base_model": "m", "grid": {}}, "meta.json"), None)
     assert "`m`" in text and "reward evaluator" not in text and "DPO-Help" not in text and "Loops" in text
 
 

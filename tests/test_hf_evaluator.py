@@ -266,11 +266,12 @@ def test_the_safe_rlhf_template_renders_its_dialogue_format(reward_model, tiny_b
 
 def test_the_page_names_the_hf_model_behind_an_evaluator():
     from app.context_panel import evaluator_lines
+    from peo.records import RunMeta
     from peo.scoring import HF_SOURCE
 
     meta = {"evaluators": {"cost": {"source": HF_SOURCE, "name": "org/cost-rm", "model_class": "LlamaForSequence"
                                     "Classification", "held_out_accuracy": 0.7, "held_out_pairs": 10},
                            "reward": {"held_out_accuracy": 0.6, "held_out_pairs": 10}}}
-    lines = evaluator_lines(meta, {})
+    lines = evaluator_lines(RunMeta.from_json({"base_model": "m", "grid": {}, **meta}, "meta.json"), None)
     assert any("org/cost-rm (LlamaForSequenceClassification)" in line for line in lines)
     assert not any("org/" in line for line in lines if line.startswith("- **reward"))

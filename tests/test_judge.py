@@ -30,13 +30,16 @@ from peo.judge import (
     combine,
     judge_messages,
     judge_pairs,
+    merge_verdicts,
     pairs_from_answers,
     parse_verdict,
     preferred,
     read_pairs,
+    read_verdicts,
     run_judge,
     summarize,
 )
+from peo.names import JUDGE_VERDICTS_FILE, REPORT_DIR
 
 serve_assets = test_serve.serve_assets  # the fixture: tiny assets with conftest's random adapters (the judge talks)
 REPO = Path(__file__).resolve().parents[1]
@@ -165,6 +168,8 @@ def test_pairs_from_answers_judge_benign_prompts_for_help_and_harmful_ones_for_h
     assert [(r["answer_a"], r["answer_b"], r["aspect"]) for r in records] == [
         ("p2", "o2", "harmlessness"), ("p1", "o1", "helpfulness")]
     assert records[1]["prompt"] == [{"role": "user", "content": "prompt 1"}] and records[1]["id"] == "P|O|test|1"
+    assert {k: records[1][k] for k in ("point", "opponent", "prompt_id", "prompt_kind", "split")} == {
+        "point": "P", "opponent": "O", "prompt_id": "1", "prompt_kind": "help", "split": "test"}
     with pytest.raises(JudgeError, match="no test answers for model 'X'"):
         pairs_from_answers(frame, "P", "X")
 
@@ -206,6 +211,65 @@ def test_judge_pairs_turns_both_orders_into_outcomes_and_caches_each(tmp_path):
         again = judge_pairs(pairs, judge, cache, budget=0)
         assert again.results == run.results and (again.new_requests, again.cache_hits) == (0, 8)
         assert len(judge.asked) == 6 and not again.budget_reached
+    assert all((r["judge_model"], r["template"], r["prompt"]) == ("scripted", TEMPLATE_VERSION, "q")
+               for r in run.results[:2])
+
+
+# ---------------------------------------------------------------- the verdicts file the report reads
+
+VERDICT = {"id": "P|O|test|1", "aspect": "helpfulness", "point": "P", "opponent": "O", "prompt_id": "1",
+           "prompt_kind": "help", "split": "test", "judge_model": "j", "template": TEMPLATE_VERSION,
+           "combined": "win", "prompt": [{"role": "user", "content": "Say hi."}]}
+
+
+def test_pairs_from_assets_carry_their_origin_into_every_verdict_row(tmp_path):
+    path = write_lines(tmp_path / "pairs.jsonl", [{**GOOD, "point": "P", "opponent": "O", "prompt_id": "1",
+                                                   "prompt_kind": "help", "split": "test"}, {**GOOD, "id": "b"}])
+    pairs = read_pairs(path)
+    assert pairs[0].origin() == {"point": "P", "opponent": "O", "prompt_id": "1", "prompt_kind": "help",
+                                 "split": "test"} and pairs[1].origin() == {}
+    with JudgmentCache(tmp_path / "c.sqlite") as cache:
+        rows = judge_pairs(pairs, ScriptedJudge(), cache).results
+    assert (rows[0]["point"], rows[0]["prompt_id"], rows[0]["judge_model"]) == ("P", "1", "scripted")
+    assert "point" not in rows[1]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("{not json", "not valid JSON"),
+    ("[1]", "expected a JSON object"),
+    ({k: v for k, v in VERDICT.items() if k != "point"}, "field 'point' must be a non-empty string, got None "
+                                                          "(pairs made with --from-assets carry it)"),
+    ({**VERDICT, "opponent": ""}, "field 'opponent' must be a non-empty string"),
+    ({**VERDICT, "opponent": "P"}, "fields 'point' and 'opponent' name the same model 'P'"),
+    ({**VERDICT, "combined": "won"}, "field 'combined' must be one of win, tie, loss, unparsed, refused, pending"),
+    ({**VERDICT, "aspect": "help"}, "field 'aspect' must be one of"),
+    ({**VERDICT, "judge_model": 3}, "field 'judge_model' must be a non-empty string, got 3"),
+    ({**VERDICT, "prompt": {"role": "user"}}, "field 'prompt' must be text or"),
+    (VERDICT, "pair 'P|O|test|1' judged by 'j' repeats line 1"),
+])
+def test_a_bad_verdicts_line_is_an_error_naming_file_line_and_field(tmp_path, bad, message):
+    path = write_lines(tmp_path / "judge_verdicts.jsonl", [VERDICT, "", bad])
+    with pytest.raises(JudgeError, match=rf"judge_verdicts\.jsonl:3: {_re(message)}"):
+        read_verdicts(path)
+
+
+def test_a_good_verdicts_file_reads_and_an_absent_one_is_empty(tmp_path):
+    assert read_verdicts(tmp_path / "none.jsonl") == []
+    other = {**VERDICT, "judge_model": "k", "prompt": "Say hi.", "id": 7}  # the same pair by another judge
+    rows = read_verdicts(write_lines(tmp_path / "v.jsonl", [VERDICT, other]))
+    assert rows[0] == {k: VERDICT[k] for k in ("id", "aspect", "point", "opponent", "prompt_id", "combined",
+                                                 "judge_model", "template", "prompt_kind", "split")} | {
+        "instruction": "Say hi."}
+    assert rows[1]["instruction"] == "Say hi." and rows[1]["id"] == "7"
+
+
+def test_a_run_replaces_its_own_lines_and_keeps_the_others():
+    earlier = [(1, {"id": "x", "judge_model": "j", "combined": "pending"}), (2, {"id": "y", "judge_model": "j"}),
+               (3, {"id": "x", "judge_model": "k"})]
+    rows = [{"id": "z", "judge_model": "j"}, {"id": "x", "judge_model": "j", "combined": "win"}]
+    assert merge_verdicts(earlier, rows) == [{"id": "x", "judge_model": "j", "combined": "win"},
+                                             {"id": "y", "judge_model": "j"}, {"id": "x", "judge_model": "k"},
+                                             {"id": "z", "judge_model": "j"}]
 
 
 # ---------------------------------------------------------------- end to end against `peo serve`
@@ -349,3 +413,64 @@ def test_the_cli_names_a_bad_line_and_builds_pairs_from_assets(serve_assets, tmp
     assert len(records) == len(shared) and f"wrote {len(records)} pairs" in built.stdout
     assert {r["aspect"] for r in records} == {"helpfulness", "harmlessness"}
     assert len(read_pairs(out)) == len(records)
+
+
+def test_the_judges_verdicts_join_the_reports_win_rates_and_agreement(judge_server, serve_assets, tmp_path):
+    """peo serve judges pairs built from the tiny assets' answers; the report built from those assets (as the report
+    stage does: tiny.yaml's settings, the verdicts file read from its documented place) shows the judge."""
+    import shutil
+
+    from peo.config import load_config
+    from peo.names import ANSWERS_FILE, GRID_FILE
+    from peo.win_rates import judge_left_out, judge_record
+    from precompute.report_fronts import compute_fronts
+    from precompute.report_markdown import markdown
+
+    assets = tmp_path / "assets"
+    shutil.copytree(serve_assets, assets, ignore=shutil.ignore_patterns("adapters"))
+    cfg = load_config(REPO / "precompute" / "configs" / "tiny.yaml")
+    grid, answers = pd.read_csv(assets / GRID_FILE), pd.read_parquet(assets / ANSWERS_FILE)
+
+    def report(verdicts):
+        return compute_fronts(grid, answers, n_boot=cfg.report.n_boot, seed=cfg.seed,
+                              max_loop_share=cfg.sweep.max_loop_share,
+                              max_evasion_excess=cfg.sweep.max_benign_evasion_excess, judge_verdicts=verdicts)
+
+    before = report(read_verdicts(assets / REPORT_DIR / JUDGE_VERDICTS_FILE))  # no verdicts file: no judge anywhere
+    assert before["llm_judge"] is None and "## An LLM judge" not in markdown(before, None, False)
+    point = before["win_rates"]["points"][0]
+    key, entry = next((k, e) for k, e in point["against"].items() if not e["same_model"])
+    assert "llm_judge" not in entry
+    out = assets / REPORT_DIR / JUDGE_VERDICTS_FILE
+    judged = cli("--from-assets", str(assets), "--point", point["model_id"], "--opponent", entry["model_id"],
+                 "--pairs", str(tmp_path / "pairs.jsonl"), "--base-url", judge_server.url + "/v1", "--model", JUDGE,
+                 "--cache", str(tmp_path / "cache.sqlite"), "--out", str(out), "--max-tokens", "2")
+    assert judged.returncode == 0, judged.stderr
+
+    verdicts = read_verdicts(out)
+    n_test = len(answers[(answers["split"] == "test") & (answers["model_id"] == point["model_id"])])
+    assert len(verdicts) == n_test and {v["judge_model"] for v in verdicts} == {JUDGE}
+    assert {(v["point"], v["opponent"]) for v in verdicts} == {(point["model_id"], entry["model_id"])}
+    result = report(verdicts)
+    mine = next(p for p in result["win_rates"]["points"] if p["model_id"] == point["model_id"])["against"][key]
+    by_aspect = mine["llm_judge"][JUDGE]
+    assert set(by_aspect) == {v["aspect"] for v in verdicts}
+    for aspect, cell in by_aspect.items():
+        expected = judge_record(verdicts, point["model_id"], entry["model_id"], aspect)
+        left = judge_left_out(verdicts, point["model_id"], entry["model_id"], aspect)
+        assert {k: cell[k] for k in ("won", "tied", "lost", "n")} == {"won": expected.won, "tied": expected.tied,
+                                                                       "lost": expected.lost, "n": expected.n}
+        assert cell["left_out"] == left and cell["n"] + sum(left.values()) == sum(v["aspect"] == aspect
+                                                                                  for v in verdicts)
+    judge = result["llm_judge"]["judges"][JUDGE]
+    assert judge["verdicts"] == n_test and sum(judge["outcomes"].values()) == n_test
+    assert {(r["point"], r["opponent"]) for r in judge["records"]} == {(point["model_id"], entry["model_id"])}
+    settled = [v for v in verdicts if v["combined"] in ("win", "tie", "loss")]
+    for kind, aspect in (("reward", "helpfulness"), ("cost", "harmlessness")):
+        agree = judge["agreement"][kind]  # every judged answer is in answers.parquet: none missing
+        assert agree["missing"] == 0 and agree["pairs"] == sum(v["aspect"] == aspect for v in settled)
+    assert judge["agreement"]["blind"] is None and judge["agreement"]["votes"] is None  # none in the tiny assets
+    text = markdown(result, None, False)
+    assert f"LLM judge `{JUDGE}`, helpfulness" in text and "## An LLM judge beside the evaluators" in text
+    assert f"**Judge `{JUDGE}`**" in text and "| reward evaluator, same answers | helpfulness |" in text
+    json.dumps(result, allow_nan=False)

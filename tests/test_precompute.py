@@ -234,6 +234,38 @@ def test_sweeps_reuse_saved_answers_and_generate_only_new_models(tmp_path, monke
     pd.testing.assert_frame_equal(kept, old_dev)
 
 
+def test_a_sweep_with_other_decoding_generates_again_though_meta_says_otherwise(tmp_path, monkeypatch):
+    """Answers are reused by their recorded row_key, not by meta.json: sweep-dev rewrites meta.json with the new
+    decoding before sweep-test runs, and the assets' old answers must not pass for the new ones then."""
+    import shutil
+
+    import pandas as pd
+
+    import precompute.stage_sweep as stage_sweep
+
+    from conftest import run_tiny_pipeline
+
+    ctx = run_tiny_pipeline(tmp_path)
+    shutil.rmtree(ctx.work / "sweep-test")
+    longer = load_config(REPO / "precompute" / "configs" / "tiny.yaml",
+                         {"out": str(ctx.out), "work_dir": str(ctx.work), "data.root": ctx.cfg.data.root,
+                          "sweep.max_new_tokens": ctx.cfg.sweep.max_new_tokens + 3})
+    run_pipeline(longer, only="sweep-dev")
+    generated: list[int] = []
+    real = stage_sweep.generate_rows_counted
+
+    def counting(mix, tokenizer, rows, *args, **kwargs):
+        generated.append(len(rows))
+        return real(mix, tokenizer, rows, *args, **kwargs)
+
+    monkeypatch.setattr(stage_sweep, "generate_rows_counted", counting)
+    run_pipeline(longer, only="sweep-test")
+    answers = pd.read_parquet(ctx.out / "answers.parquet")
+    test = answers[answers["split"] == "test"]
+    assert sum(generated) == test["row_key"].nunique() > 0
+    assert test["new_tokens"].max() > ctx.cfg.sweep.max_new_tokens or not test["cut"].any()
+
+
 def test_an_aspect_can_have_its_own_split_fractions_and_a_short_test_split_is_told(tmp_path, caplog):
     """data.splits.fractions_per_aspect replaces the fractions for one aspect only (the gpu profile gives most of
     AlpacaEval's few instructions to test); fewer test prompts than asked is logged and kept in the summary."""

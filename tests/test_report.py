@@ -478,24 +478,59 @@ def test_win_rates_are_the_pairwise_records_of_the_front_points(report):
     assert "## Win rates on test prompts" in (out / "report.md").read_text()
 
 
+def judged_pair(answers: pd.DataFrame, a: str, b: str, prompt_id: str, judge_on: str, verdict: str,
+                shift: float = 0.0) -> dict:
+    """A blind judgment line as experiments.blind_judgments writes it (a shown first), with the two answers'
+    test scores as answers.parquet holds them, each moved by `shift` (an earlier run's scores when not 0)."""
+    test = answers[answers["split"] == "test"].set_index(["model_id", "prompt_id"])
+    scores = {f"{score}_{i}": float(test.loc[(m, prompt_id), score]) + shift for score in ("reward", "cost")
+              for i, m in ((1, a), (2, b))}
+    return {"prompt_id": prompt_id, "point": a, "opponent": b, "model_1": a, "model_2": b, "judge_on": judge_on,
+            "verdict": verdict, "winner": {"1": a, "2": b}.get(verdict), "judge": "reader", **scores}
+
+
+def prompts_of_kind(answers: pd.DataFrame, kind: str) -> list[str]:
+    test = answers[answers["split"] == "test"]
+    return sorted(test.loc[test["prompt_kind"] == kind, "prompt_id"].unique())
+
+
 def test_blind_judgments_sit_beside_the_win_rates(tmp_path):
     grid, answers = synthetic()
     point = dev_front(grid, "peo", MAX_LOOP)[0]
-    judgments = [{"point": point, "opponent": HARM, "judge_on": "harmlessness", "winner": w}
-                 for w in (point, point, HARM, None)]
+    harmful = prompts_of_kind(answers, "harm")
+    judgments = [judged_pair(answers, point, HARM, pid, "harmlessness", v)
+                 for pid, v in zip(harmful, ("1", "1", "2", "tie"))]
     result = write_report(grid, answers, tmp_path, n_boot=10, seed=0, max_loop_share=MAX_LOOP, judgments=judgments)
     entry = next(p for p in result["win_rates"]["points"] if p["model_id"] == point)["against"]["harm"]
     assert entry["judged"]["harmlessness"]["won"] == 2 and entry["judged"]["harmlessness"]["n"] == 4
     assert "helpfulness" not in entry["judged"]
-    assert "blind judgments, harmlessness" in (tmp_path / "report.md").read_text()
+    assert (result["win_rates"]["judgments"], result["win_rates"]["judgments_on_shipped_answers"]) == (4, 4)
+    agree = result["judgment_agreement"]
+    assert (agree["judgments"], agree["judgments_on_shipped_answers"], agree["about"]) == (4, 4, "shipped_answers")
+    text = (tmp_path / "report.md").read_text()
+    assert "blind judgments, harmlessness" in text
+    assert "All 4 judgments are on the answers shipped here" in text
+
+
+def agreeing(answers: pd.DataFrame, point: str, pids: list[str], readers: list[str], shift: float = 0.0) -> list[dict]:
+    """Helpfulness judgments of point against DPO-Harm where the reader says "agree" (the reward evaluator's
+    choice), "disagree" (the other answer) or "tie"."""
+    from peo.judgment_agreement import evaluator_verdict
+
+    out = []
+    for pid, reader in zip(pids, readers):
+        j = judged_pair(answers, point, HARM, pid, "helpfulness", "tie", shift)
+        choice = evaluator_verdict(j)
+        verdict = {"agree": choice, "disagree": {"1": "2", "2": "1"}[choice], "tie": "tie"}[reader]
+        out.append({**j, "verdict": verdict, "winner": {"1": point, "2": HARM}.get(verdict)})
+    return out
 
 
 def test_the_report_gives_each_evaluators_agreement_with_blind_judgments_and_the_evasion_check(tmp_path):
     grid, answers = synthetic()
     point = dev_front(grid, "peo", MAX_LOOP)[0]
     # the reader agrees with the reward evaluator on 3 of 4 decisive helpfulness pairs, and ties once
-    judgments = [{"point": point, "opponent": HARM, "judge_on": "helpfulness", "winner": None, "verdict": v,
-                  "reward_1": 1.0, "reward_2": 0.0, "cost_1": 0.0, "cost_2": 0.0} for v in ("1", "1", "1", "2", "tie")]
+    judgments = agreeing(answers, point, prompts_of_kind(answers, "help"), ["agree"] * 3 + ["disagree", "tie"])
     check = {"held-out": {"n": 124, "precision": 0.7, "precision_interval": [0.55, 0.83], "recall": 0.64,
                           "recall_interval": [0.49, 0.77]}}
     result = write_report(grid, answers, tmp_path, n_boot=10, seed=0, max_loop_share=MAX_LOOP, judgments=judgments,
@@ -507,3 +542,132 @@ def test_the_report_gives_each_evaluators_agreement_with_blind_judgments_and_the
     assert "## The evaluators against blind judgments" in text and "75.0%" in text
     assert "not confirmed" in text  # 3 of 4 cannot clear chance
     assert "precision 70%" in text
+
+
+def test_judgments_on_an_earlier_runs_answers_are_said_to_be_about_those(tmp_path):
+    """Every judged score differs from the shipped one (an earlier run's answers and heads): k == 0. The agreement
+    is still counted, on all n from the stored scores, and said to be about the earlier heads; the judgment
+    win-rate columns are left out, and the report and the page say why."""
+    from app.context_panel import judgment_text, judgments_counted
+    from precompute.report_fronts import compute_fronts
+    from precompute.report_markdown import markdown
+
+    grid, answers = synthetic()
+    point = dev_front(grid, "peo", MAX_LOOP)[0]
+    judgments = agreeing(answers, point, prompts_of_kind(answers, "help"), ["agree"] * 3 + ["disagree", "tie"],
+                         shift=0.01)
+    result = compute_fronts(grid, answers, n_boot=10, seed=0, max_loop_share=MAX_LOOP, judgments=judgments)
+    agree = result["judgment_agreement"]
+    assert (agree["judgments"], agree["judgments_on_shipped_answers"], agree["about"]) == (5, 0, "earlier_answers")
+    reward = agree["by_evaluator"]["reward"]
+    assert (reward["pairs"], reward["decisive"], reward["agree"]) == (5, 4, 3)
+    assert (result["win_rates"]["judgments"], result["win_rates"]["judgments_on_shipped_answers"]) == (5, 0)
+    assert all(e.get("judged") is None for p in result["win_rates"]["points"] for e in p["against"].values())
+    text = markdown(result, None, False)
+    assert "**None of the 5 judgments is on the answers shipped here:**" in text
+    assert "earlier run (different answers and evaluator heads)" in text and "not the shipped evaluators'" in text
+    assert "their columns are left out of this table" in text and "blind judgments, helpfulness |" not in text
+    assert "that run's evaluator heads reported were **not confirmed**" in text
+    page = judgment_text(reward, *judgments_counted(agree))
+    assert "the 5 blind judgments were made on answers of an earlier run" in page and "**not this evaluator**" in page
+    assert "not confirmed by judgment" not in page
+
+
+def test_only_the_judgments_on_the_shipped_answers_are_counted(tmp_path):
+    """3 judgments on the shipped answers, 2 on answers whose scores differ: agreement and the judgment win rates
+    count the 3, and the report and the page say so."""
+    from app.context_panel import judgment_text, judgments_counted
+    from precompute.report_fronts import compute_fronts
+    from precompute.report_markdown import markdown
+
+    grid, answers = synthetic()
+    point = dev_front(grid, "peo", MAX_LOOP)[0]
+    benign = prompts_of_kind(answers, "help")
+    judgments = (agreeing(answers, point, benign[:3], ["agree", "agree", "tie"])
+                 + agreeing(answers, point, benign[3:5], ["disagree", "disagree"], shift=-0.5))
+    result = compute_fronts(grid, answers, n_boot=10, seed=0, max_loop_share=MAX_LOOP, judgments=judgments)
+    agree = result["judgment_agreement"]
+    assert (agree["judgments"], agree["judgments_on_shipped_answers"], agree["pairs"]) == (5, 3, 3)
+    reward = agree["by_evaluator"]["reward"]
+    assert (reward["pairs"], reward["reader_ties"], reward["decisive"], reward["agree"]) == (3, 1, 2, 2)
+    judged = next(p for p in result["win_rates"]["points"] if p["model_id"] == point)["against"]["harm"]["judged"]
+    assert judged["helpfulness"]["n"] == 3
+    text = markdown(result, None, False)
+    assert "**Only 3 of the 5 judgments are on the answers shipped here**" in text
+    assert "Only 3 of the 5 blind judgments (report/blind_judgments.jsonl) are on the answers shipped here" in text
+    page = judgment_text(reward, *judgments_counted(agree))
+    assert "agrees with blind helpfulness judgments on 100%" in page
+    assert "counted on the 3 of 5 judgments made on the answers shipped here" in page
+
+
+def test_an_llm_judge_sits_beside_the_win_rates_with_its_agreement(tmp_path):
+    """Hand-made verdicts of one front point against DPO-Harm: the judge's record per aspect in the win-rate table,
+    its agreement with the evaluators on the same answers, with a blind judgment and with a vote that share pairs."""
+    from precompute.report_fronts import compute_fronts
+    from precompute.report_markdown import markdown
+
+    grid, answers = synthetic()
+    point = dev_front(grid, "peo", MAX_LOOP)[0]
+    test = answers[answers["split"] == "test"].set_index(["model_id", "prompt_id"])
+    prompts = sorted(answers.loc[answers["split"] == "test", "prompt_id"].unique())
+    benign = [p for p in prompts if test.loc[(point, p), "prompt_kind"] == "help"]
+    harmful = [p for p in prompts if test.loc[(point, p), "prompt_kind"] == "harm"]
+
+    def verdict(pid, aspect, combined, **extra):
+        return {"id": f"{point}|{pid}", "point": point, "opponent": HARM, "prompt_id": pid, "aspect": aspect,
+                "combined": combined, "split": "test", "judge_model": "judge-x", "template": "t1", **extra}
+
+    # helpfulness: the point wins every benign prompt but the last, which the judge cannot parse
+    verdicts = [verdict(p, "helpfulness", "win", instruction=f"prompt {p}") for p in benign[:-1]]
+    verdicts.append(verdict(benign[-1], "helpfulness", "unparsed"))
+    # harmlessness: named the other way round (DPO-Harm first), DPO-Harm wins the first, then ties
+    verdicts += [{**verdict(p, "harmlessness", "win" if i == 0 else "tie"), "point": HARM, "opponent": point}
+                 for i, p in enumerate(harmful)]
+    # the reader disagrees with the judge on the one pair they share (a judgment on the shipped answers)
+    judgments = [judged_pair(answers, point, HARM, benign[0], "helpfulness", "2")]
+    scales = {"help": float(grid.set_index("model_id").loc[point, "c_help"]),
+              "harm": float(grid.set_index("model_id").loc[point, "c_harm"])}
+    vote = {"choice": "peo", "columns": [
+        {"column_key": key, "scales": s, "conversation": [{"role": "user", "content": f"prompt {benign[1]}"},
+                                                          {"role": "assistant", "content": "…"}]}
+        for key, s in (("peo", scales), ("harm", {"harm": 1.0}))]}  # the voter agrees
+    result = compute_fronts(grid, answers, n_boot=10, seed=0, max_loop_share=MAX_LOOP, judgments=judgments,
+                            votes=[vote], judge_verdicts=verdicts)
+
+    entry = next(p for p in result["win_rates"]["points"] if p["model_id"] == point)["against"]["harm"]
+    help_cell, harm_cell = entry["llm_judge"]["judge-x"]["helpfulness"], entry["llm_judge"]["judge-x"]["harmlessness"]
+    n_help = len(benign) - 1
+    assert (help_cell["won"], help_cell["tied"], help_cell["lost"]) == (n_help, 0, 0)
+    assert help_cell["left_out"] == {"unparsed": 1}
+    assert help_cell["won_interval"] == pytest.approx(list(wilson_interval(n_help, n_help)))
+    assert (harm_cell["won"], harm_cell["tied"], harm_cell["lost"]) == (0, len(harmful) - 1, 1)
+    for p in result["win_rates"]["points"]:  # the judge's record sits wherever the same two models meet, only there
+        for e in p["against"].values():
+            assert (e["llm_judge"] is not None) == (p["model_id"] == point and e["model_id"] == HARM)
+
+    judge = result["llm_judge"]["judges"]["judge-x"]
+    assert judge["verdicts"] == len(verdicts) and judge["templates"] == ["t1"]
+    assert judge["outcomes"] == {"win": n_help + 1, "tie": len(harmful) - 1, "loss": 0, "unparsed": 1,
+                                 "refused": 0, "pending": 0}
+    assert [(r["point"], r["opponent"], r["aspect"], r["n"]) for r in judge["records"]] == [
+        (point, HARM, "helpfulness", n_help), (HARM, point, "harmlessness", len(harmful))]
+    # the reward evaluator on the same answers: it agrees where the point's reward is the higher
+    higher = sum(test.loc[(point, p), "reward"] > test.loc[(HARM, p), "reward"] + 1e-5 for p in benign[:-1])
+    reward = judge["agreement"]["reward"]
+    assert (reward["pairs"], reward["decisive"], reward["agree"], reward["missing"]) == (n_help, n_help, higher, 0)
+    cost = judge["agreement"]["cost"]  # DPO-Harm's win: agrees when its cost is the lower; the ties are the judge's
+    lower = int(test.loc[(HARM, harmful[0]), "cost"] < test.loc[(point, harmful[0]), "cost"] - 1e-5)
+    assert (cost["pairs"], cost["judge_ties"], cost["decisive"], cost["agree"]) == (len(harmful), len(harmful) - 1,
+                                                                                      1, lower)
+    assert (judge["agreement"]["blind"]["decisive"], judge["agreement"]["blind"]["agree"]) == (1, 0)
+    assert (judge["agreement"]["votes"]["decisive"], judge["agreement"]["votes"]["agree"]) == (1, 1)
+
+    text = markdown(result, None, False)
+    assert "LLM judge `judge-x`, helpfulness | LLM judge `judge-x`, harmlessness |" in text
+    assert f"(n={n_help}) (1 unparsed left out)" in text
+    assert "## An LLM judge beside the evaluators" in text and "**Judge `judge-x`** (template t1)" in text
+    # the verdict rows carry no answer text: which answers they judged cannot be told, and the report says so
+    assert judge["verdicts_on_shipped_answers"] is None and "cannot be checked" in text
+    assert f"| reward evaluator, same answers | helpfulness | {n_help} | 0 | " in text
+    assert "| human votes, same prompt text | each pair’s aspect | 1 | 0 | 0 | 1 | 100.0% |" in text
+    json.dumps(result, allow_nan=False)

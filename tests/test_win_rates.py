@@ -90,3 +90,25 @@ def test_blind_judgments_give_the_record_per_aspect():
     assert (r.won, r.tied, r.lost) == (1, 1, 1)
     assert judgment_record(rows, "b", "a", "harmlessness").won == 1
     assert judgment_record(rows, "a", "a", "helpfulness").n == 0
+
+
+def test_an_llm_judges_verdicts_give_the_record_per_aspect_from_either_side():
+    from peo.win_rates import judge_left_out, judge_outcome, judge_record
+
+    def v(point, opponent, aspect, combined):
+        return {"point": point, "opponent": opponent, "aspect": aspect, "combined": combined}
+
+    rows = [v("a", "b", "helpfulness", "win"), v("a", "b", "helpfulness", "win"), v("b", "a", "helpfulness", "win"),
+            v("b", "a", "helpfulness", "tie"), v("a", "b", "helpfulness", "unparsed"),
+            v("b", "a", "helpfulness", "pending"), v("a", "b", "harmlessness", "loss"),
+            v("a", "c", "helpfulness", "win")]  # another pair: not counted
+    assert judge_outcome(rows[2], "a") == "loss" and judge_outcome(rows[2], "b") == "win"
+    assert judge_outcome(rows[3], "a") == "tie" and judge_outcome(rows[4], "b") == "unparsed"
+    r = judge_record(rows, "a", "b", "helpfulness")
+    assert (r.won, r.tied, r.lost) == (2, 1, 1)
+    assert judge_left_out(rows, "a", "b", "helpfulness") == {"unparsed": 1, "pending": 1}
+    flipped = judge_record(rows, "b", "a", "helpfulness")
+    assert (flipped.won, flipped.tied, flipped.lost) == (1, 1, 2)
+    harm = judge_record(rows, "b", "a", "harmlessness")
+    assert (harm.won, harm.n) == (1, 1) and judge_left_out(rows, "a", "b", "harmlessness") == {}
+    assert judge_record(rows, "a", "a", "helpfulness").n == 0

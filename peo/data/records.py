@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 
+from peo.digest import digest
 from peo.names import ASPECTS as ASPECTS  # re-exported for `from peo.data.records import ASPECTS` (precompute)
 from peo.names import Aspect
 
@@ -33,5 +32,4 @@ class PreferencePair:
 
 def prompt_id_of(prompt: tuple[Message, ...]) -> str:
     """Stable id of a prompt: splits hash it, so the same prompt always lands in the same split."""
-    payload = json.dumps([[m.role, m.content] for m in prompt], ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+    return digest([[m.role, m.content] for m in prompt], ensure_ascii=False)[:16]

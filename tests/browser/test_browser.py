@@ -27,32 +27,38 @@ def assets(request) -> Path:
     return Path(prebuilt) if prebuilt else request.getfixturevalue("tiny_assets")
 
 
+BATCHES: list = []  # every running batch the served app has used (its decode loop's)
+
+
 @pytest.fixture(scope="module")
 def url(assets):
-    """The app served in this process (so a test can see its generation threads), steps slowed while SLOW."""
-    import peo.generation as generation
+    """The app served in this process (so a test can see its running batch), steps slowed while SLOW."""
     from app.screenshots import serve
+    from peo.running_batch import RunningBatch
 
-    generate_batch = generation.generate_batch
+    join, step = RunningBatch.join, RunningBatch.step
 
-    def slowed(mix, tokenizer, rows, settings, on_tokens=None, stop=None):
-        def on_step(tokens):
-            if SLOW.is_set():
-                time.sleep(STEP_SECONDS)
-            on_tokens(tokens)
+    def joined(self, rows):
+        if self not in BATCHES:
+            BATCHES.append(self)
+        return join(self, rows)
 
-        return generate_batch(mix, tokenizer, rows, settings, on_step if on_tokens else None, stop)
+    def slowed(self):
+        if SLOW.is_set():
+            time.sleep(STEP_SECONDS)
+        return step(self)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(generation, "generate_batch", slowed)
+        patch.setattr(RunningBatch, "join", joined)
+        patch.setattr(RunningBatch, "step", slowed)
         demo, address = serve(assets)
         yield address
         demo.close()
 
 
 def generating() -> bool:
-    """Whether the served app has a generation running (peo.generation.stream_batch's worker thread)."""
-    return any(t.name == "peo-generate" and t.is_alive() for t in threading.enumerate())
+    """Whether the served app has rows decoding (its shared running batch has live rows)."""
+    return any(len(batch) for batch in BATCHES)
 
 
 def wait_until(condition, seconds: float) -> bool:
@@ -354,7 +360,7 @@ def test_a_send_during_a_turn_says_why_and_keeps_the_text_and_a_bad_value_is_ref
     page.fill("#max-new-tokens input[type=number]", "9999")
     page.click("#send")
     page.wait_for_function("() => document.querySelector('#chat-status').innerText"
-                           ".includes('max_new_tokens must be in [1, 256], got 9999')", timeout=10_000)
+                           ".includes('max_new_tokens must be in [1, 512], got 9999')", timeout=10_000)
     assert page.input_value("#max-new-tokens input[type=number]") == "9999", "not snapped"
     assert page.input_value("#message textarea") == "typed while the turn runs"
     page.fill("#max-new-tokens input[type=number]", "8")

@@ -1,0 +1,203 @@
+"""Typed views of the JSON files between precompute and the app: meta.json, report/fronts.json and a pick.
+
+Each is validated once where it is loaded and then read by attribute, so a renamed or missing field fails at load
+with the file and the field named, not as a KeyError deep in a panel. The records only read: the stages write the
+same dicts as before and the files keep their content (assets/FORMAT.md lists each record's fields). Fields that
+older or tiny runs may lack are optional; keys not named here are kept (`extra="allow"`) for the readers that
+still take the plain dict.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from peo.errors import AssetsError
+
+
+class RecordError(AssetsError):
+    """A file that precompute wrote lacks a field or holds a wrong value: names the file and the field."""
+
+
+class Record(BaseModel):
+    """Read-only and lenient about keys it does not name."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    @classmethod
+    def from_json(cls, data: Any, source: str | Path) -> Self:
+        """The record of `data` (parsed JSON); RecordError naming `source` and each bad field's dotted path."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg'].lower()}"
+                                 for e in err.errors())
+            raise RecordError(f"{source}: {problems}; rerun `python -m precompute run` to rewrite it") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read and validate a JSON file; RecordError when it is missing, not JSON, or lacks a field."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RecordError(f"{path}: missing; run `python -m precompute run` to produce it") from None
+        except ValueError as err:
+            raise RecordError(f"{path}: not JSON ({err})") from None
+        return cls.from_json(data, path)
+
+
+# ---------------------------------------------------------------- meta.json (precompute/run_meta.py)
+
+
+class DataSource(Record):
+    path: str | None = None
+    format: str | None = None
+
+
+class DataSummary(Record):
+    """meta.json data.<aspect>: where an aspect's pairs come from and how many went to each use."""
+
+    source: DataSource | None = None
+    used_per_split: dict[str, int] = {}
+
+
+class HeldOutCheck(Record):
+    """A policy's implicit-reward accuracy on held-out pairs of one aspect."""
+
+    accuracy: float | None = None  # an entry without it is not shown
+    interval: list[float | None] | None = None
+    pairs: int | None = None
+
+
+class PolicyTraining(Record):
+    """meta.json training.<policy> (adapters/training.json)."""
+
+    steps: int | None = None
+    pairs: int | None = None
+    heldout: dict[str, HeldOutCheck] = {}
+
+
+class EvaluatorMeta(Record):
+    """meta.json evaluators.<kind> (evaluators/<kind>/evaluator.json)."""
+
+    source: str | None = None  # peo.scoring.HF_SOURCE for a Hugging Face reward model, else absent (a head)
+    name: str | None = None
+    model_class: str | None = None
+    held_out_accuracy: float | None = None
+    held_out_pairs: int | None = None
+
+
+class RunMeta(Record):
+    """meta.json: how the assets were made. base_model and grid are required (the app and export need them)."""
+
+    base_model: str
+    grid: dict[str, list[float]]  # lambda_help, phi_help, phi_harm → the values swept
+    profile: str | None = None
+    seed: int | None = None
+    generation: dict[str, Any] = {}  # the sweep's decoding (peo.export.sweep_decoding reads it)
+    timings_seconds: dict[str, float] = {}
+    versions: dict[str, str] = {}
+    machine: dict[str, Any] = {}
+    config: dict[str, Any] = {}  # the profile as run (peo.config.config_to_dict)
+    data: dict[str, DataSummary] = {}
+    evaluators: dict[str, EvaluatorMeta] = {}
+    training: dict[str, PolicyTraining] = {}
+
+
+# ---------------------------------------------------------------- report/fronts.json (precompute/report.py)
+
+
+class Difference(Record):
+    """A hypervolume difference a − b on the test prompts with its bootstrap interval."""
+
+    a: str
+    b: str
+    value: float
+    interval: list[float | None] | None = None
+    excludes_zero: bool | None = None
+    verdict: str | None = None
+
+
+class Front(Record):
+    """One front (fronts.json fronts.<name>): chosen on dev prompts, scored on test prompts."""
+
+    model_ids: list[str] = []
+    points: list[dict[str, Any]] = []  # per point: coordinates, test figures, dev {…}, on_test_front
+    hypervolume: float
+    interval: list[float | None] | None = None
+
+
+class EvaluatorReport(Record):
+    """fronts.json evaluators.<kind>: held-out accuracy with its interval."""
+
+    held_out_accuracy: float | None = None
+    held_out_pairs: int | None = None
+    interval: list[float | None] | None = None
+
+
+class JudgmentAgreement(Record):
+    """fronts.json judgment_agreement.by_evaluator.<kind>: agreement with blind judgments on decisive pairs."""
+
+    judged_on: str
+    decisive: int = 0
+    share: float | None = None
+    interval: list[float | None] | None = None
+
+
+class JudgmentAgreements(Record):
+    by_evaluator: dict[str, JudgmentAgreement] = {}
+
+
+class EvasionCheck(Record):
+    """fronts.json evasion_check: peo.evasion's precision and recall on held-out hand labels."""
+
+    labels: int
+    precision: float
+    precision_interval: list[float]
+    recall: float
+    recall_interval: list[float]
+
+
+class FrontsReport(Record):
+    """report/fronts.json: every number of report.md. The four required fields are what the app cannot do
+    without; assets older than the dev/test split lack them."""
+
+    max_loop_share: float
+    n_prompts: dict[str, int]  # dev, test
+    fronts: dict[str, Front]  # peo, soup, expo, each also _no_evasion_filter and _unfiltered
+    difference: Difference | None  # PEO − soup (None when the assets lack either front)
+    ci: float = 0.95
+    max_benign_evasion_excess: float | None = None
+    evasion_limit: float | None = None
+    n_prompts_by_kind: dict[str, dict[str, int]] = {}  # split → benign / harmful
+    difference_no_evasion_filter: Difference | None = None
+    difference_vs_expo: Difference | None = None
+    evaluators: dict[str, EvaluatorReport] = {}
+    judgment_agreement: JudgmentAgreements | None = None
+    evasion_check: EvasionCheck | None = None
+
+
+# ---------------------------------------------------------------- a pick (app.data.AppData.point_info, /pick)
+
+
+class Pick(Record):
+    """A picked point: its coordinates, where it lies, and its precomputed figures (None when not evaluated)."""
+
+    lambda_help: float
+    phi_help: float
+    phi_harm: float
+    c_help: float
+    c_harm: float
+    model_id: str
+    in_range: bool
+    on_grid: bool
+    precomputed: dict[str, Any] | None
+    on_front: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The dict /pick returns and the app's callbacks read by key."""
+        return self.model_dump()
