@@ -83,12 +83,14 @@ def run_and_kill(out: Path, work: Path, data: Path, log: Path, when, timeout: fl
 
 
 def assert_same_results(out: Path, reference: Path) -> None:
-    """grid.csv and answers.parquet equal: texts exactly, numbers to 1e-6."""
+    """grid.csv and answers.parquet equal: texts exactly, numbers to 1e-6. Not `row_key`: it hashes every file
+    of the adapters and evaluators folders, training logs included (a resumed aspect's loss summaries in
+    adapters/training.json differ), so it differs while the answers it keys are the same."""
     for name, read in (("grid.csv", pd.read_csv), ("answers.parquet", pd.read_parquet)):
         got, want = read(out / name), read(reference / name)
         assert list(got.columns) == list(want.columns), name
         assert len(got) == len(want), name
-        for col in want.columns:
+        for col in [c for c in want.columns if c != "row_key"]:
             if pd.api.types.is_float_dtype(want[col]):
                 pd.testing.assert_series_equal(got[col], want[col], check_exact=False, atol=1e-6, rtol=0, obj=name)
             else:
