@@ -1,5 +1,6 @@
 """The eager path the benchmarks compare against: transformers' `generate` over a fixed batch (peo.generation
-before the running batch, kept verbatim apart from this note and its imports).
+before the running batch, kept verbatim apart from this note, its imports and what nothing calls any more:
+`generate_rows`, the per-row `rows_done` stop that only `peo serve` used).
 
 Batched generation where each row may be a different model of the PEO family.
 
@@ -26,6 +27,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from peo.adapter_mix import AdapterMix
 from peo.chat_template import encode_chat
+from peo.decode_loop import AnyEvent
 from peo.generation import GenerationSettings, GenerationStopped, Row, StopSignal, encode_prompts
 
 
@@ -37,16 +39,6 @@ class _StopWhenSet(StoppingCriteria):
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
         return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-class _RowsDone(StoppingCriteria):
-    """Per-row stop: transformers pads a row from the step its flag is set, and ends when every row's is."""
-
-    def __init__(self, done: Callable[[], Sequence[bool]]):
-        self.done = done
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        return torch.tensor(list(self.done()), dtype=torch.bool, device=input_ids.device)
 
 
 class _RowStreamer(BaseStreamer):
@@ -77,13 +69,12 @@ def new_token_counts(new_tokens: torch.Tensor, stop_ids: set[int]) -> list[int]:
 @torch.inference_mode()
 def generate_batch_counted(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
                            on_tokens: Callable[[torch.Tensor], None] | None = None,
-                           stop: StopSignal | None = None,
-                           rows_done: Callable[[], Sequence[bool]] | None = None) -> list[tuple[str, int]]:
+                           stop: StopSignal | None = None) -> list[tuple[str, int]]:
     """One `generate` call for all rows; returns each row's (answer text, tokens generated), cut short when
-    `stop` is set (every row) or when `rows_done()` flags a row (that row alone: a served request that ended).
+    `stop` is set (every row).
     The count is exact, unlike re-tokenizing the text, so it tells a cut answer from a finished one."""
     batch = encode_prompts(tokenizer, [r.messages for r in rows], mix.device)
-    criteria = ([_StopWhenSet(stop)] if stop is not None else []) + ([_RowsDone(rows_done)] if rows_done else [])
+    criteria = [_StopWhenSet(stop)] if stop is not None else []
     torch.manual_seed(settings.seed)
     with mix.row_scales([r.scales for r in rows]):
         output = mix.model.generate(
@@ -129,13 +120,6 @@ def generate_rows_counted(mix: AdapterMix, tokenizer, rows: Sequence[Row], setti
     return answers
 
 
-def generate_rows(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
-                  batch_size: int, progress: Callable[[int], None] | None = None,
-                  stop: StopSignal | None = None) -> list[str]:
-    """generate_rows_counted's answer texts alone."""
-    return [text for text, _ in generate_rows_counted(mix, tokenizer, rows, settings, batch_size, progress, stop)]
-
-
 def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
                  lock: AbstractContextManager | None = None, stop: StopSignal | None = None,
                  outcome: dict | None = None) -> Iterator[list[str]]:
@@ -165,7 +149,7 @@ def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Gene
                 token_lists[i].append(t)
         steps.put([tokenizer.decode(ids, skip_special_tokens=True) for ids in token_lists])
 
-    either = _AnyEvent(cancel, stop)
+    either = AnyEvent(cancel, stop)
 
     def work() -> None:
         try:
@@ -194,13 +178,3 @@ def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Gene
         outcome["steps"] = n_steps[0]
         outcome["cut"] = [at_limit and not done for done in finished]
     yield result["answers"]  # type: ignore[misc]
-
-
-class _AnyEvent:
-    """Set when any of its events is (None entries ignored): what _StopWhenSet reads."""
-
-    def __init__(self, *events: StopSignal | None):
-        self.events = [e for e in events if e is not None]
-
-    def is_set(self) -> bool:
-        return any(e.is_set() for e in self.events)

@@ -53,7 +53,7 @@ class DecodeRequest:
         return all(r.end is not None for r in self.rows)
 
 
-class _AnyEvent:
+class AnyEvent:
     """Set when any of its events is (None entries ignored)."""
 
     def __init__(self, *events: StopSignal | None):
@@ -102,7 +102,7 @@ class DecodeLoop:
         """
         cancel = threading.Event()
         for r in rows:
-            r.stop = _AnyEvent(cancel, stop, r.stop)
+            r.stop = AnyEvent(cancel, stop, r.stop)
         request = self.submit(DecodeRequest(list(rows), point))
         try:
             while True:

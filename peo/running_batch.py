@@ -291,9 +291,10 @@ class RunningBatch:
             scores[:, sorted(self.eos_ids)] = -float("inf")
         if first.repetition_penalty != 1.0:
             eos = sorted(self.eos_ids)
-            spared = scores[:, eos].clone()  # the chat template puts EOS in every prompt: do not penalize ending
+            # the chat template puts EOS in every prompt: unless asked, the penalty does not discourage ending
+            spared = None if first.penalize_eos else scores[:, eos].clone()
             scores = RepetitionPenaltyLogitsProcessor(first.repetition_penalty)(_seen_ids(rows, scores.device), scores)
-            if not first.penalize_eos:
+            if spared is not None:
                 scores[:, eos] = spared
         if first.no_repeat_ngram_size > 0:
             ban = NoRepeatNGramLogitsProcessor(first.no_repeat_ngram_size)

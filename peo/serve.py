@@ -47,7 +47,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from peo.chat_limits import MAX_MESSAGE_TOKENS, ChatInputError, check_message, check_settings, sweep_defaults
 from peo.chat_template import encode_chat
-from peo.decode_loop import DecodeLoop, DecodeRequest
+from peo.decode_loop import AnyEvent, DecodeLoop, DecodeRequest
 from peo.errors import PeoError
 from peo.generation import GenerationSettings, Row, decode_rows
 from peo.model_names import SYNTAX, FamilyRange, ModelNameError, ModelPoint, catalog, parse_model
@@ -201,7 +201,7 @@ class BatchWorker:
         stop_string = threading.Event()  # one of the request's stop strings appeared: the row leaves
         row = decode_rows(tokenizer, [Row(job.messages, job.point.scales)], job.settings)[0]
         row.prompt_ids = job.prompt_ids
-        row.stop = _Either(job.cancel, stop_string)
+        row.stop = AnyEvent(job.cancel, stop_string)
         sent = [""]
 
         def on_token(_: int) -> None:
@@ -229,14 +229,6 @@ class BatchWorker:
         row.on_token = on_token
         self.stats["rows"] += 1
         self.loop.submit(DecodeRequest([row], on_done=on_done))
-
-
-class _Either:
-    def __init__(self, *events: threading.Event):
-        self.events = events
-
-    def is_set(self) -> bool:
-        return any(e.is_set() for e in self.events)
 
 
 # ---------------------------------------------------------------- the app
