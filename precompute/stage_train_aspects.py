@@ -27,7 +27,7 @@ from peo.names import ADAPTERS, EVALUATOR_OF_ASPECT, JOINT
 from peo.pareto import mean_and_se
 from peo.scoring import FeatureExtractor
 from peo.train.common import last_checkpoint
-from peo.train.dpo import train_dpo
+from peo.train.dpo import METRICS_FILE, train_dpo
 from peo.train.evaluator import pair_features
 from precompute.pair_files import data_path, pair_to_json, read_pairs
 from precompute.run_context import RunContext
@@ -35,7 +35,7 @@ from precompute.run_context import RunContext
 log = logging.getLogger("precompute")
 
 
-SETTINGS_FILE = "settings.json"  # in each policy's work dir: what its checkpoints and final adapter were made with
+SETTINGS_FILE = "settings.json"  # in each policy's work dir and published adapter: what it was trained with
 
 
 def policy_settings(pairs: list, dpo: DPOSettings, lora: LoraSettings, seed: int, max_length: int,
@@ -63,13 +63,19 @@ def forget_other_settings(work_dir: Path, settings: dict) -> None:
         write_json(recorded, settings)
 
 
-def finished_policy(work_dir: Path, target: Path) -> dict | None:
-    """Metrics of a policy whose training finished and whose published adapter is intact, else None."""
+def finished_policy(work_dir: Path, target: Path, settings: dict) -> dict | None:
+    """Metrics of a policy already trained with `settings`, else None: either its training here finished and
+    the published adapter is intact, or the published adapter records these very settings (assets shipped or
+    copied without their work dir, e.g. a re-run that changes only the evaluators or the sweep)."""
     final, published = work_dir / "final" / ADAPTER_WEIGHTS, target / ADAPTER_WEIGHTS
-    metrics_file = work_dir / "final" / "metrics.json"
-    if not (final.is_file() and published.is_file() and metrics_file.is_file() and sha256(final) == sha256(published)):
-        return None
-    return json.loads(metrics_file.read_text())
+    metrics_file = work_dir / "final" / METRICS_FILE
+    if final.is_file() and published.is_file() and metrics_file.is_file() and sha256(final) == sha256(published):
+        return json.loads(metrics_file.read_text())
+    recorded, published_metrics = target / SETTINGS_FILE, target / METRICS_FILE
+    if published.is_file() and published_metrics.is_file() and recorded.is_file() \
+            and json.loads(recorded.read_text()) == settings:
+        return json.loads(published_metrics.read_text())
+    return None
 
 
 def drop_unreadable_checkpoints(work_dir: Path) -> None:
@@ -102,7 +108,7 @@ def train_aspects(ctx: RunContext) -> list[Path]:
         settings = policy_settings(pairs, dpo_cfg, cfg.lora, cfg.seed, max_length, procs.count)
         if procs.is_main:  # only rank 0 removes or records; the others wait, then all decide alike
             forget_other_settings(work_dir, settings)
-        done = procs.from_main(lambda: finished_policy(work_dir, target))
+        done = procs.from_main(lambda: finished_policy(work_dir, target, settings))
         if done is not None:
             log.info("train-aspects: %s already trained, skipped", name)
             metrics[name] = done
@@ -115,6 +121,8 @@ def train_aspects(ctx: RunContext) -> list[Path]:
                 log.info("train-aspects: %s resumes from %s", name, Path(checkpoint).name)
             metrics[name] = train_dpo(ctx.base_model, pairs, target, work_dir, dpo_cfg, cfg.lora, cfg.seed,
                                       max_length, name)
+            if procs.is_main:  # the published adapter says what it was trained with (see finished_policy)
+                write_json(target / SETTINGS_FILE, settings)
         outputs.append(target)
     metrics_path = layout.training
     outputs.append(metrics_path)

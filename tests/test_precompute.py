@@ -288,3 +288,38 @@ def test_an_aspect_can_have_its_own_split_fractions_and_a_short_test_split_is_to
     short = [r.getMessage() for r in caplog.records if "fewer than data.splits.test_prompts" in r.getMessage()]
     assert any(m.startswith("data.harm:") for m in short)  # 60 prompts × the shared test share < 40
     assert own["help"]["distinct_prompts_used"]["test_prompts"] >= 30
+
+
+def test_published_adapters_are_reused_without_their_work_dir_when_only_the_evaluators_change(tmp_path, monkeypatch):
+    """Shipped assets travel without the work dir: a re-run that changes only the evaluators re-does the
+    held-out check (it reads at the evaluators' length) but not the DPO training the adapters record."""
+    import shutil
+
+    import precompute.stage_train_aspects as stage_train_aspects
+    from precompute.stage_train_aspects import SETTINGS_FILE
+
+    from conftest import run_tiny_pipeline
+
+    ctx = run_tiny_pipeline(tmp_path)
+    for name in ("help", "harm", "joint"):
+        assert (ctx.out / "adapters" / name / SETTINGS_FILE).is_file()
+    weights = {p: p.read_bytes() for p in ctx.out.glob("adapters/*/adapter_model.safetensors")}
+    for folder in ctx.work.glob("train-dpo-*"):
+        shutil.rmtree(folder)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again although the published adapter records the same training settings")
+
+    monkeypatch.setattr(stage_train_aspects, "train_dpo", no_training)
+    longer = load_config(REPO / "precompute" / "configs" / "tiny.yaml",
+                         {"out": str(ctx.out), "work_dir": str(ctx.work), "data.root": ctx.cfg.data.root,
+                          "evaluator.max_length": ctx.cfg.evaluator.max_length + 16})
+    run_pipeline(longer, only="train-aspects")
+    assert {p: p.read_bytes() for p in weights} == weights
+    training = json.loads((ctx.out / "adapters" / "training.json").read_text())
+    assert {"help", "harm"} <= {name for name, figures in training.items() if "heldout" in figures}
+
+    # A published adapter whose recorded settings differ is trained again.
+    (ctx.out / "adapters" / "help" / SETTINGS_FILE).write_text("{}")
+    with pytest.raises(AssertionError, match="trained again"):
+        run_pipeline(longer, only="train-aspects", force=True)

@@ -24,6 +24,7 @@ from peo.model_source import load_causal_lm, load_tokenizer
 from peo.train.common import ProgressCallback, last_checkpoint, preference_dataset, publish_folder, use_bf16
 
 log = logging.getLogger(__name__)
+METRICS_FILE = "metrics.json"  # beside each final and published adapter: its training figures
 CURVE_KEYS = ("step", "epoch", "loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected",
               "learning_rate")
 
@@ -109,7 +110,7 @@ def train_dpo(base_model: str, pairs: list[PreferencePair], out_dir: Path, work_
         "curve": [{k: h[k] for k in CURVE_KEYS if k in h} for h in history],
     }
     if main:
-        write_json(final / "metrics.json", metrics)
+        write_json(final / METRICS_FILE, metrics)
         publish_folder(final, out_dir)
     trainer.accelerator.wait_for_everyone()  # every process returns with the adapter published
     return metrics
