@@ -30,6 +30,7 @@ import torch
 from app.memory import ModelLock, return_freed_memory
 from peo.assets import Assets, default_device, load_policy_mix
 from peo.chat_template import encode_chat
+from peo.coefficients import coefficients, scales
 from peo.decode_loop import DecodeLoop, DecodeRequest
 from peo.generation import GenerationSettings, Row, StopSignal, stream_batch
 from peo.model_source import resolve_base_model
@@ -45,9 +46,9 @@ def column_scales(column: str, lambda_help: float, c_help: float, c_harm: float)
     ExPO at EXPO_CHAT_ALPHA).
     """
     if column == PEO:
-        return {"help": c_help, "harm": c_harm}
+        return scales((c_help, c_harm))
     if column == SOUP:
-        return {"help": lambda_help, "harm": 1.0 - lambda_help}
+        return scales(coefficients(lambda_help))
     if column == EXPO:
         return {JOINT: EXPO_CHAT_ALPHA}
     if column in BASELINE_SCALES:
@@ -150,7 +151,7 @@ class Engine:
             vectors = {aspect: {name.removesuffix(".weight") + ".base_layer.weight": d for name, d in deltas.items()}
                        for aspect, deltas in lora_task_vectors(aspects).items()}
             self.merged = MergedPolicy(mix.model.base_model.model, vectors)
-            self._merged_point = {"help": 0.0, "harm": 0.0}
+            self._merged_point = scales((0.0,) * len(ASPECTS))
         self.mix, self.tokenizer, self.evaluators = mix, tokenizer, evaluators
         self.loop = DecodeLoop(mix, tokenizer, lock=self.lock.without_trim(), max_rows=self.max_batch_rows,
                                on_idle=return_freed_memory, prepare=self._form if self.merged is not None else None)
@@ -191,7 +192,7 @@ class Engine:
                 torch.cuda.synchronize()
         return point
 
-    def stream(self, prompts: Sequence[list[dict]], scales: Sequence[Mapping[str, float]],
+    def stream(self, prompts: Sequence[list[dict]], row_scales: Sequence[Mapping[str, float]],
                settings: GenerationSettings, point: tuple[float, float], timing: dict | None = None,
                stop: StopSignal | None = None, outcome: dict | None = None) -> Iterator[list[str]]:
         """Every row's text after each step (the rows join the shared batch); the last item is the final answers.
@@ -204,9 +205,9 @@ class Engine:
         """
         self.wait_ready()
         outcome = outcome if outcome is not None else {}
-        rows = [Row(messages=list(p), scales=dict(s)) for p, s in zip(prompts, scales)]
+        rows = [Row(messages=list(p), scales=dict(s)) for p, s in zip(prompts, row_scales)]
         yield from stream_batch(self.mix, self.tokenizer, rows, settings, stop=stop, outcome=outcome,
-                                loop=self.loop, point={"help": point[0], "harm": point[1]})
+                                loop=self.loop, point=scales(point))
         if timing is not None:
             timing["form_seconds"] = outcome.get("form_seconds", 0.0)
 

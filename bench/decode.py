@@ -34,7 +34,7 @@ from bench.common import Check, Plan, interleaved, summary
 from bench.fixtures import PlainModel, dev_prompts, fixed
 from peo import generation as running
 from peo.assets import Assets, load_policy_mix
-from peo.coefficients import coefficients, model_id
+from peo.coefficients import coefficients, model_id, scales
 from peo.export import sweep_decoding
 from peo.generation import GenerationSettings, Row, decode_rows
 from peo.model_source import load_causal_lm, resolve_base_model
@@ -110,16 +110,16 @@ def _exactness(eager_assets: Path, mix, tokenizer, batch_size: int) -> dict:
     if fronts.is_file():  # and the first point of that run's PEO front
         first = json.loads(fronts.read_text(encoding="utf-8"))["fronts"]["peo"]["points"][0]
         points.append((float(first["c_help"]), float(first["c_harm"])))
-    models = {model_id(*c): {"help": c[0], "harm": c[1]} for c in points}
+    models = {model_id(*c): scales(c) for c in points}
     missing = [m for m in models if not (test["model_id"] == m).any()]
     if missing:
         raise ValueError(f"{eager_assets / ANSWERS_FILE}: no test answers of {missing}")
     settings = replace(sweep_decoding(meta), penalize_eos=True)
     out: dict = {"eager_assets": str(eager_assets), "settings": asdict(settings), "models": {}}
     evaluators = Evaluators.on_policy(mix.model, tokenizer, eager_assets)
-    for mid, scales in models.items():
+    for mid, model_scales in models.items():
         shipped = test[test["model_id"] == mid].sort_values("prompt_id")
-        rows = [Row(json.loads(p), scales) for p in shipped["prompt"]]
+        rows = [Row(json.loads(p), model_scales) for p in shipped["prompt"]]
         start = time.perf_counter()
         new = running.generate_rows_counted(mix, tokenizer, rows, settings, batch_size)
         seconds = time.perf_counter() - start
@@ -194,7 +194,7 @@ def run(assets: Assets, plan: Plan, eager_assets: Path | None = None) -> dict:
     # transformers' rule for the end-of-turn token on both paths, so that their answers can be compared
     sweep_settings = GenerationSettings(max_new_tokens=plan.chat_tokens, repetition_penalty=decoding.repetition_penalty,
                                         penalize_eos=True)
-    rows = [Row(p, {"help": ch, "harm": cm}) for ch, cm in SWEEP_POINTS for p in prompts[:8]]
+    rows = [Row(p, scales(c)) for c in SWEEP_POINTS for p in prompts[:8]]
     outputs: dict[str, list] = {}
 
     def sweep(module, name):

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from bench.common import Check, Plan, interleaved, summary
 from bench.fixtures import PlainModel, base_model, dev_prompts, fixed, sweep_points
-from peo.adapter_mix import AdapterMix, point_scales
+from peo.adapter_mix import AdapterMix
 from peo.assets import Assets
+from peo.coefficients import scales
 from peo.generation import Row, generate_rows
 from peo.model_source import load_causal_lm, load_tokenizer
 from peo.names import ADAPTERS, ASPECTS
@@ -38,7 +39,7 @@ def run(assets: Assets, plan: Plan) -> dict:
     reference = PlainModel(load_causal_lm(base).to(device))
     naive_model = PlainModel(merged_model)
 
-    rows = [Row(messages=p, scales=point_scales(*c)) for c in points for p in prompts]
+    rows = [Row(messages=p, scales=scales(c)) for c in points for p in prompts]
     outputs: dict[str, list[str]] = {}
 
     def multi() -> None:
@@ -50,7 +51,7 @@ def run(assets: Assets, plan: Plan) -> dict:
     def naive() -> None:
         answers: list[str] = []
         for c in points:
-            merged.set_point(point_scales(*c))
+            merged.set_point(scales(c))
             answers += generate_rows(naive_model, tokenizer, [Row(p, {}) for p in prompts], settings, batch_size=P)
         outputs["naive"] = answers
 

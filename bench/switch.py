@@ -25,8 +25,9 @@ import torch
 
 from bench.common import BENCH, Check, Plan, interleaved, summary, sync
 from bench.fixtures import base_model, sweep_points
-from peo.adapter_mix import AdapterMix, point_scales
+from peo.adapter_mix import AdapterMix
 from peo.assets import Assets
+from peo.coefficients import scales
 from peo.export import export_policy
 from peo.model_source import load_causal_lm
 from peo.names import ADAPTERS, ASPECTS, REFERENCE
@@ -128,7 +129,7 @@ def _cycling(move, points: list[tuple[float, float]]):
     It holds the bound method, not a name of `run`'s, so `run` can `del` its model once the timing is done.
     """
     cycle = itertools.cycle(points)
-    return lambda: move(point_scales(*next(cycle)))
+    return lambda: move(scales(next(cycle)))
 
 
 def run(assets: Assets, plan: Plan, scratch: Path) -> dict:
@@ -211,7 +212,7 @@ def run(assets: Assets, plan: Plan, scratch: Path) -> dict:
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             if i == plan.warmup:  # the same point formed in place: the merge must agree
-                merged.set_point(point_scales(c_help, c_harm))
+                merged.set_point(scales((c_help, c_harm)))
                 result[f"{variant}_max_abs_diff_vs_fused"] = max_weight_diff(loaded, plain)
             del loaded
             if i >= plan.warmup:

@@ -189,5 +189,3 @@ def _nonzero(scale: Scale) -> bool:
     return scale != 0
 
 
-def point_scales(c_help: float, c_harm: float) -> dict[str, float]:
-    return {"help": c_help, "harm": c_harm}

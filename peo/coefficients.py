@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import product
 
-from peo.names import JOINT
+from peo.names import ASPECTS, JOINT
 
 COEFFICIENT_DECIMALS = 6  # coefficients are compared after rounding, so 0.1 + 0.5 and 0.6 are one model
 
@@ -24,12 +24,27 @@ class Point:
     def coefficients(self) -> tuple[float, float]:
         return coefficients(self.lambda_help, self.phi_help, self.phi_harm)
 
+    @property
+    def scales(self) -> dict[str, float]:
+        return scales(self.coefficients)
+
 
 def coefficients(lambda_help: float, phi_help: float = 0.0, phi_harm: float = 0.0) -> tuple[float, float]:
     """(c_help, c_harm) of a PEO point."""
     c_help = round(lambda_help + phi_help, COEFFICIENT_DECIMALS)
     c_harm = round(1.0 - lambda_help + phi_harm, COEFFICIENT_DECIMALS)
     return c_help + 0.0, c_harm + 0.0  # + 0.0 turns -0.0 into 0.0
+
+
+def scales(coefficients: tuple[float, ...]) -> dict[str, float]:
+    """Adapter scales of the model θ_ref + Σ c_i·Δ_i: one per aspect adapter, in ASPECTS' order.
+
+    The one place a point's coefficients become the scales that the sweep, the app's columns, export and serve
+    hand to peo.adapter_mix.
+    """
+    if len(coefficients) != len(ASPECTS):
+        raise ValueError(f"{len(coefficients)} coefficients for {len(ASPECTS)} aspects ({', '.join(ASPECTS)})")
+    return dict(zip(ASPECTS, coefficients))
 
 
 def model_id(c_help: float, c_harm: float) -> str:

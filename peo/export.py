@@ -24,7 +24,7 @@ from pathlib import Path
 from peo.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, check_adapter_folder
 from peo.assets import Assets, AssetsError, load_assets
 from peo.atomic import sha256, write_json
-from peo.coefficients import coefficients
+from peo.coefficients import coefficients, scales
 from peo.errors import PeoError
 from peo.generation import GenerationSettings, recorded_settings
 from peo.model_source import (
@@ -125,7 +125,7 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
             if fmt == "adapter":
                 _write_cat_adapter(base, assets, c_help, c_harm, tmp)
             else:
-                _write_merged(base, {"help": c_help, "harm": c_harm}, assets, tmp)
+                _write_merged(base, scales((c_help, c_harm)), assets, tmp)
         base_id, base_note = loadable_base(assets.base_model_spec, base)
         provenance["base_model_name_or_path"] = base_id
         if fmt == "adapter":

@@ -20,9 +20,9 @@ import re
 from dataclasses import dataclass, field, replace
 from itertools import product
 
-from peo.coefficients import coefficients, expo_model_id, model_id
+from peo.coefficients import coefficients, expo_model_id, model_id, scales
 from peo.errors import PeoError
-from peo.names import BASELINE_SCALES, EXPO, JOINT, PEO, REFERENCE, SOUP
+from peo.names import ASPECTS, BASELINE_SCALES, EXPO, JOINT, PEO, REFERENCE, SOUP
 
 TOL = 1e-9  # a value this far outside the range still counts as in it (typed decimals)
 MODEL_ID = re.compile(r"^c([+-]\d+(?:\.\d+)?)_([+-]\d+(?:\.\d+)?)$")  # peo.coefficients.model_id
@@ -135,11 +135,11 @@ def parse_model(name: object, family: FamilyRange) -> ModelPoint:
     name = name.strip()
     if name in BASELINE_NAMES:
         method = BASELINE_NAMES[name]
-        scales = dict(BASELINE_SCALES[method])
-        if JOINT in scales:
-            return ModelPoint(name, method, scales, JOINT)
-        c = (scales.get("help", 0.0), scales.get("harm", 0.0))
-        return ModelPoint(name, method, scales, model_id(*c), coefficients=c)
+        fixed = dict(BASELINE_SCALES[method])
+        if JOINT in fixed:
+            return ModelPoint(name, method, fixed, JOINT)
+        c = tuple(fixed.get(aspect, 0.0) for aspect in ASPECTS)
+        return ModelPoint(name, method, fixed, model_id(*c), coefficients=c)
     if match := MODEL_ID.match(name):
         c = (float(match[1]) + 0.0, float(match[2]) + 0.0)
         for baseline in ("reference", "dpo-help", "dpo-harm"):  # the grid's rows of these carry coefficients too
@@ -155,7 +155,7 @@ def parse_model(name: object, family: FamilyRange) -> ModelPoint:
     if prefix == SOUP:
         lam = _in_range(name, "lambda", _fields(name, body, ("lambda",))["lambda"], *family.bounds("lambda_help"))
         c = coefficients(lam)
-        return ModelPoint(f"soup:lambda={number(lam)}", SOUP, {"help": c[0], "harm": c[1]}, model_id(*c),
+        return ModelPoint(f"soup:lambda={number(lam)}", SOUP, scales(c), model_id(*c),
                           coefficients=c, point=(lam, 0.0, 0.0))
     if prefix == EXPO:
         alpha = _in_range(name, "alpha", _fields(name, body, ("alpha",))["alpha"], *family.bounds("expo_alpha"))
@@ -174,7 +174,7 @@ def parse_model(name: object, family: FamilyRange) -> ModelPoint:
     phi_harm = _in_range(name, "phi_harm", values.get("phi_harm", 0.0), *family.bounds("phi_harm"))
     c = coefficients(lam, phi_help, phi_harm)
     canonical = f"peo:lambda={number(lam)},phi_help={number(phi_help)},phi_harm={number(phi_harm)}"
-    return ModelPoint(canonical, PEO, {"help": c[0], "harm": c[1]}, model_id(*c), coefficients=c,
+    return ModelPoint(canonical, PEO, scales(c), model_id(*c), coefficients=c,
                       point=(lam, phi_help, phi_harm))
 
 
@@ -193,7 +193,7 @@ def _by_coefficients(name: str, c_help: float, c_harm: float, family: FamilyRang
             f"c_harm = 1 - lambda + phi_harm in [{a_lo:g}, {a_hi:g}], and c_help + c_harm - 1 = phi_help + "
             f"phi_harm in [{ph_lo + pa_lo:g}, {ph_hi + pa_hi:g}])")
     c = (round(c_help, 6) + 0.0, round(c_harm, 6) + 0.0)
-    return ModelPoint(f"peo:c_help={number(c_help)},c_harm={number(c_harm)}", PEO, {"help": c[0], "harm": c[1]},
+    return ModelPoint(f"peo:c_help={number(c_help)},c_harm={number(c_harm)}", PEO, scales(c),
                       model_id(*c), coefficients=c)
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from peo.coefficients import expo_model_id, grid_points, model_id, soup_points, unique_models
+from peo.coefficients import expo_model_id, grid_points, model_id, scales, soup_points, unique_models
 from peo.config import SweepConfig
 from peo.grid_table import dev_front
-from peo.names import BASELINE_SCALES, BASELINES, EXPO, JOINT, PEO, SOUP
+from peo.names import ASPECTS, BASELINE_SCALES, BASELINES, EXPO, JOINT, PEO, SOUP
 
 Scales = dict[str, float]  # adapter → scale
 
@@ -33,8 +33,8 @@ def sweep_models(sweep: SweepConfig) -> tuple[list[dict], dict[str, Scales]]:
     models: dict[str, Scales] = {}
     for method, points in ((PEO, grid_points(sweep.lambdas, sweep.phi_help, sweep.phi_harm)),
                            (SOUP, soup_points(sweep.lambdas))):
-        for mid, (c_help, c_harm) in unique_models(points).items():
-            models.setdefault(mid, {"help": c_help, "harm": c_harm})
+        for mid, c in unique_models(points).items():
+            models.setdefault(mid, scales(c))
         for p in points:
             c_help, c_harm = p.coefficients
             rows.append({"model_id": model_id(c_help, c_harm), "method": method, "lambda_help": p.lambda_help,
@@ -46,11 +46,11 @@ def sweep_models(sweep: SweepConfig) -> tuple[list[dict], dict[str, Scales]]:
         rows.append({"model_id": mid, "method": EXPO, "lambda_help": None, "phi_help": None, "phi_harm": None,
                      "c_help": None, "c_harm": None, "expo_alpha": alpha})
     for method in BASELINES:
-        mid, scales = baseline_model_id(method), BASELINE_SCALES[method]
-        coefficients = (None, None) if mid == JOINT else (scales.get("help", 0.0), scales.get("harm", 0.0))
+        mid, fixed = baseline_model_id(method), BASELINE_SCALES[method]
+        c = (None, None) if mid == JOINT else tuple(fixed.get(aspect, 0.0) for aspect in ASPECTS)
         rows.append({"model_id": mid, "method": method, "lambda_help": None, "phi_help": None, "phi_harm": None,
-                     "c_help": coefficients[0], "c_harm": coefficients[1], "expo_alpha": None})
-        models.setdefault(mid, dict(scales) if mid == JOINT else {"help": coefficients[0], "harm": coefficients[1]})
+                     "c_help": c[0], "c_harm": c[1], "expo_alpha": None})
+        models.setdefault(mid, dict(fixed) if mid == JOINT else scales(c))
     return rows, models
 
 

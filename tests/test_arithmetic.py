@@ -7,7 +7,7 @@ import torch
 
 from peo.adapter_files import read_lora_deltas
 from peo.adapter_mix import AdapterMix, rank_scale
-from peo.coefficients import Point, coefficients, grid_points, model_id, unique_models
+from peo.coefficients import Point, coefficients, grid_points, model_id, scales, unique_models
 from peo.model_source import load_causal_lm
 from peo.task_vector import MergedPolicy, dense_task_vectors, lora_task_vectors
 
@@ -20,6 +20,13 @@ def test_coefficients_map_points():
     assert coefficients(1.0) == (1.0, 0.0)
     assert coefficients(0.0) == (0.0, 1.0)
     assert Point(0.1, 0.5, 0.0).coefficients == Point(0.6, 0.0, 0.5).coefficients == (0.6, 0.9)
+
+
+def test_scales_give_each_aspect_adapter_its_coefficient():
+    assert scales((0.7, 1.8)) == {"help": 0.7, "harm": 1.8}
+    assert Point(0.2, 0.5, 1.0).scales == {"help": 0.7, "harm": 1.8}
+    with pytest.raises(ValueError, match="3 coefficients for 2 aspects"):
+        scales((0.1, 0.2, 0.3))
 
 
 def test_points_sharing_coefficients_are_one_model():
