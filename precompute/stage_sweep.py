@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -110,23 +112,32 @@ def answers_from_out(ctx: RunContext, split: str, fingerprint: str, models: dict
     return old[[*GENERATED_COLUMNS, "row_key"]].reset_index(drop=True)
 
 
-def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], parts_dir: Path,
-              split: str) -> pd.DataFrame:
-    """Every model × every prompt, generated in mixed batches (per-row adapter scales), scored and checked.
+@dataclass(frozen=True)
+class Job:
+    """One row of a sweep: a model (its id and adapter scales) on a prompt, under the key its answer is saved by."""
 
-    Each answer is saved under a key of its model, prompt and inputs (row_key), so a killed sweep resumes, a
-    grown grid generates only its new models, and answers made from other inputs are never mixed in.
-    """
-    cfg = ctx.cfg
-    tokenizer = load_tokenizer(ctx.base_model)
-    settings = sweep_settings(cfg)
-    fingerprint = sweep_fingerprint(ctx, settings)
-    jobs = [(mid, scales, p, row_key(fingerprint, scales, p["messages"])) for mid, scales in models.items()
+    model_id: str
+    scales: Scales
+    prompt: dict
+    row_key: str
+
+
+def plan_jobs(models: dict[str, Scales], prompts: list[dict], fingerprint: str) -> list[Job]:
+    """Every model × every prompt, model-major: the order of the sweep's answers."""
+    return [Job(mid, scales, p, row_key(fingerprint, scales, p["messages"])) for mid, scales in models.items()
             for p in prompts]
-    parts_dir.mkdir(parents=True, exist_ok=True)
+
+
+def done_rows(ctx: RunContext, jobs: list[Job], models: dict[str, Scales], parts_dir: Path, split: str,
+              fingerprint: str) -> pd.DataFrame:
+    """The answers already saved in `parts_dir`; when none is this sweep's, rank 0 first seeds a part with the
+    assets' answers of the same row_keys (the work folder is not kept between machines, the assets are).
+
+    Every process gets the same frame: under N processes all wait for rank 0's seed before listing the parts.
+    """
     procs = ctx.procs
     done = saved_rows(parts_dir) if procs.is_main else pd.DataFrame()
-    needed = {key for *_, key in jobs}
+    needed = {job.row_key for job in jobs}
     # nothing here for this sweep: the assets may hold its answers (rank 0 alone looks and saves them)
     if procs.is_main and not set(done.get("row_key", [])) & needed:
         seeded = answers_from_out(ctx, split, fingerprint, models)
@@ -140,9 +151,84 @@ def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], p
     if procs.count > 1:
         procs.wait()  # rank 0's reused answers are saved before every process lists what is left
         done = saved_rows(parts_dir)
+    return done
+
+
+def generate_chunk(mix: AdapterMix, tokenizer: Any, evaluators: Evaluators, chunk: list[Job],
+                   settings: GenerationSettings, batch_size: int, progress: Callable[[int], object]) -> pd.DataFrame:
+    """One chunk's answers, generated in mixed batches (per-row adapter scales) and scored: a part file's rows
+    (GENERATED_COLUMNS, then row_key)."""
+    rows = [Row(messages=job.prompt["messages"], scales=job.scales) for job in chunk]
+    counted = generate_rows_counted(mix, tokenizer, rows, settings, batch_size, progress)
+    answers = [text for text, _ in counted]
+    rewards, costs = evaluators.score([r.messages for r in rows], answers)
+    return pd.DataFrame({
+        "model_id": [job.model_id for job in chunk],
+        "prompt_id": [job.prompt["prompt_id"] for job in chunk],
+        "prompt_kind": [job.prompt["prompt_kind"] for job in chunk],
+        "prompt": [json.dumps(job.prompt["messages"], ensure_ascii=False) for job in chunk],
+        "answer": answers,
+        "new_tokens": [n for _, n in counted],
+        "reward": rewards,
+        "cost": costs,
+        "row_key": [job.row_key for job in chunk],
+    })
+
+
+def generate_share(ctx: RunContext, mine: list[tuple[int, list[Job]]], first: int, parts_dir: Path, split: str,
+                   settings: GenerationSettings, initial: int) -> None:
+    """This process's chunks, each saved as part-{first + its global number}: the model and evaluators are
+    loaded once, and only by a process that has chunks to make."""
+    if not mine:
+        return
+    cfg = ctx.cfg
+    tokenizer = load_tokenizer(ctx.base_model)
+    device = ctx.procs.device(default_device())
+    model = load_causal_lm(ctx.base_model, cfg.sweep.dtype).to(device)
+    mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ADAPTERS})
+    evaluators = Evaluators.load(ctx.base_model, ctx.out, device=device, batch_size=cfg.sweep.score_batch_size)
+    total = initial + sum(len(chunk) for _, chunk in mine)
+    with tqdm(total=total, desc=f"sweep-{split} rows", unit="row", initial=initial) as bar:
+        for i, chunk in mine:
+            frame = generate_chunk(mix, tokenizer, evaluators, chunk, settings, cfg.sweep.batch_size, bar.update)
+            write_with(parts_dir / f"part-{first + i:04d}.parquet",
+                       lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+
+
+def assemble(jobs: list[Job], done: pd.DataFrame, models: dict[str, Scales], split: str,
+             settings: GenerationSettings) -> pd.DataFrame:
+    """The sweep's answers in plan order, gathered by row_key from the saved rows, with the coefficients, the
+    split, the per-answer checks and `cut` (the columns answers.parquet has)."""
+    by_key = done.set_index("row_key")
+    answers = by_key.loc[[job.row_key for job in jobs]].reset_index(drop=True)
+    answers["model_id"] = [job.model_id for job in jobs]  # a shared model's rows are listed under each of its ids
+    answers = answers[list(GENERATED_COLUMNS)].assign(row_key=[job.row_key for job in jobs])
+    coefficient = lambda m, a: None if is_joint_model(models[m]) else models[m].get(a)  # noqa: E731
+    answers.insert(1, "c_help", [coefficient(m, "help") for m in answers["model_id"]])
+    answers.insert(2, "c_harm", [coefficient(m, "harm") for m in answers["model_id"]])
+    answers.insert(6, "split", split)
+    signals = pd.DataFrame([answer_signals(a, last_user_message(p))
+                            for a, p in zip(answers["answer"], answers["prompt"])])
+    signals["cut"] = answers["new_tokens"] >= settings.max_new_tokens  # stopped by the limit, not by EOS
+    return pd.concat([answers, signals], axis=1)
+
+
+def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], parts_dir: Path,
+              split: str) -> pd.DataFrame:
+    """Every model × every prompt, generated in mixed batches (per-row adapter scales), scored and checked.
+
+    Each answer is saved under a key of its model, prompt and inputs (row_key), so a killed sweep resumes, a
+    grown grid generates only its new models, and answers made from other inputs are never mixed in.
+    """
+    procs = ctx.procs
+    settings = sweep_settings(ctx.cfg)
+    fingerprint = sweep_fingerprint(ctx, settings)
+    jobs = plan_jobs(models, prompts, fingerprint)
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    done = done_rows(ctx, jobs, models, parts_dir, split, fingerprint)
     have = set(done.get("row_key", []))
-    todo = [job for job in jobs if job[3] not in have]
-    chunk_rows = cfg.sweep.batch_size * 4
+    todo = [job for job in jobs if job.row_key not in have]
+    chunk_rows = ctx.cfg.sweep.batch_size * 4
     chunks = [todo[i:i + chunk_rows] for i in range(0, len(todo), chunk_rows)]
     log.info("sweep-%s: %d models × %d prompts = %d rows, %d saved, %d to generate in %d chunks", split,
              len(models), len(prompts), len(jobs), len(jobs) - len(todo), len(todo), len(chunks))
@@ -154,47 +240,12 @@ def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], p
     if procs.count > 1:
         log.info("sweep-%s: process %d of %d generates %d of the %d chunks", split, procs.index + 1, procs.count,
                  len(mine), len(chunks))
-    if mine:
-        device = procs.device(default_device())
-        model = load_causal_lm(ctx.base_model, cfg.sweep.dtype).to(device)
-        mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ADAPTERS})
-        evaluators = Evaluators.load(ctx.base_model, ctx.out, device=device, batch_size=cfg.sweep.score_batch_size)
-        initial = len(jobs) - len(todo) if procs.count == 1 else 0
-        total = initial + sum(len(chunk) for _, chunk in mine)
-        with tqdm(total=total, desc=f"sweep-{split} rows", unit="row", initial=initial) as bar:
-            for i, chunk in mine:
-                rows = [Row(messages=p["messages"], scales=scales) for _, scales, p, _ in chunk]
-                counted = generate_rows_counted(mix, tokenizer, rows, settings, cfg.sweep.batch_size, bar.update)
-                answers = [text for text, _ in counted]
-                rewards, costs = evaluators.score([r.messages for r in rows], answers)
-                frame = pd.DataFrame({
-                    "model_id": [mid for mid, *_ in chunk],
-                    "prompt_id": [p["prompt_id"] for _, _, p, _ in chunk],
-                    "prompt_kind": [p["prompt_kind"] for _, _, p, _ in chunk],
-                    "prompt": [json.dumps(p["messages"], ensure_ascii=False) for _, _, p, _ in chunk],
-                    "answer": answers,
-                    "new_tokens": [n for _, n in counted],
-                    "reward": rewards,
-                    "cost": costs,
-                    "row_key": [key for *_, key in chunk],
-                })
-                write_with(parts_dir / f"part-{first + i:04d}.parquet",
-                           lambda tmp, f=frame: f.to_parquet(tmp, index=False))
+    generate_share(ctx, mine, first, parts_dir, split, settings,
+                   initial=len(jobs) - len(todo) if procs.count == 1 else 0)
     procs.wait()  # every process's parts are written: gather them
     if todo:
         done = saved_rows(parts_dir)
-    by_key = done.set_index("row_key")
-    answers = by_key.loc[[key for *_, key in jobs]].reset_index(drop=True)
-    answers["model_id"] = [mid for mid, *_ in jobs]  # a shared model's rows are listed under each of its ids
-    answers = answers[list(GENERATED_COLUMNS)].assign(row_key=[key for *_, key in jobs])
-    coefficient = lambda m, a: None if is_joint_model(models[m]) else models[m].get(a)  # noqa: E731
-    answers.insert(1, "c_help", [coefficient(m, "help") for m in answers["model_id"]])
-    answers.insert(2, "c_harm", [coefficient(m, "harm") for m in answers["model_id"]])
-    answers.insert(6, "split", split)
-    signals = pd.DataFrame([answer_signals(a, last_user_message(p))
-                            for a, p in zip(answers["answer"], answers["prompt"])])
-    signals["cut"] = answers["new_tokens"] >= settings.max_new_tokens  # stopped by the limit, not by EOS
-    return pd.concat([answers, signals], axis=1)
+    return assemble(jobs, done, models, split, settings)
 
 
 def dev_answers_path(ctx: RunContext) -> Path:
