@@ -20,7 +20,7 @@ Which answers a judgment is about: judgments are made once, on the answers of on
 per judgment, whether both of its answers are still the shipped ones: answers.parquet (test split) holds the same
 model_id and prompt_id with the same reward and cost (to SCORE_TOLERANCE) as the judgment stored, or, where the
 judgment carries the answer texts, the same texts. The report counts agreement and judgment win rates on those only
-(precompute/report_fronts.py). An LLM judge's verdict rows (peo.judge.read_verdicts) carry neither texts nor scores:
+(precompute/report_judges.py). An LLM judge's verdict rows (peo.judge.read_verdicts) carry neither texts nor scores:
 `verdicts_on_shipped_answers` answers None (cannot tell) for them, unless a row does carry the two texts.
 """
 

@@ -15,7 +15,8 @@ import pandas as pd
 from peo.atomic import write_json, write_text
 from peo.layout import ReportLayout
 from precompute.report_figures import plot_front, plot_training
-from precompute.report_fronts import _prepared, compute_fronts
+from precompute.report_fronts import compute_fronts
+from precompute.report_inputs import prepared_grid
 from precompute.report_markdown import markdown
 
 
@@ -59,7 +60,7 @@ def write_report(grid: pd.DataFrame, answers: pd.DataFrame, out_dir: Path, *, n_
                             max_evasion_excess=max_evasion_excess, meta=meta, training=training, votes=votes,
                             judgments=judgments, judge_verdicts=judge_verdicts)
     result["evasion_check"] = held_out_evasion_check(evasion_check)
-    plot_front(files.front_figure, _prepared(grid), result)
+    plot_front(files.front_figure, prepared_grid(grid), result)
     with_training = plot_training(files.training_figure, training)
     write_text(files.markdown, markdown(result, meta, with_training))
     write_json(files.fronts, result)

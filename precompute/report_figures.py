@@ -12,7 +12,8 @@ from peo.atomic import write_with
 from peo.evaluation_stats import finite_or_none
 from peo.names import BASELINE_LABELS
 from peo.plot_style import COLORS
-from precompute.report_fronts import CI, FRONT_NAMES, VERDICT_WORDS, _distinct, fmt
+from precompute.report_inputs import distinct_models
+from precompute.report_words import CI, FRONT_NAMES, VERDICT_WORDS, fmt
 
 CURVES = (("loss", "DPO loss (train batches)"), ("rewards/accuracies", "implicit-reward accuracy (train batches)"),
           ("rewards/margins", "implicit-reward margin (train batches)"))
@@ -52,14 +53,14 @@ def _plot_models(ax, grid: pd.DataFrame, result: dict[str, Any]) -> None:
     _scatter(ax, [means[m][0] for m in mids], [means[m][1] for m in mids],
              [means[m][2] is not None and means[m][2] > limit for m in mids], COLORS["other"], s=20, alpha=0.7,
              zorder=2, label=f"every test-scored model ({len(mids)}; hollow: loops > {limit * 100:g}% on test)")
-    soup = [m for m in _distinct(grid, "soup").sort_values("lambda_help")["model_id"] if m in means]
+    soup = [m for m in distinct_models(grid, "soup").sort_values("lambda_help")["model_id"] if m in means]
     if soup:
         ax.plot([means[m][0] for m in soup], [means[m][1] for m in soup], ls=":", lw=1.0, color=COLORS["soup"],
                 alpha=0.8, zorder=3, label="soup (ϕ = 0), λ from 0 to 1")
-    expo = [m for m in _distinct(grid, "expo").sort_values("expo_alpha")["model_id"] if m in means] \
+    expo = [m for m in distinct_models(grid, "expo").sort_values("expo_alpha")["model_id"] if m in means] \
         if "expo_alpha" in grid.columns else []
     if expo:
-        alphas = _distinct(grid, "expo").set_index("model_id")["expo_alpha"]
+        alphas = distinct_models(grid, "expo").set_index("model_id")["expo_alpha"]
         ax.plot([means[m][0] for m in expo], [means[m][1] for m in expo], ls="-.", lw=1.0, marker="D", ms=4,
                 color=COLORS["expo"], alpha=0.9, zorder=3,
                 label=f"ExPO θ_ref + α·Δ_joint, α = {', '.join(f'{alphas[m]:g}' for m in expo)}")

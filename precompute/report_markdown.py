@@ -8,7 +8,7 @@ from peo import answer_checks
 from peo.evaluation_stats import finite_or_none
 from peo.judgment_agreement import confirmed
 from peo.names import BASELINE_LABELS
-from precompute.report_fronts import CI, FRONT_METHODS, FRONT_NAMES, METHOD_WORDS, VERDICT_WORDS, WIN_OPPONENTS, fmt
+from precompute.report_words import CI, FRONT_METHODS, FRONT_NAMES, METHOD_WORDS, VERDICT_WORDS, WIN_OPPONENTS, fmt
 
 
 def pct(x: float | None, digits: int = 0) -> str:

@@ -15,7 +15,7 @@ from peo.data.errors import DataError, DataSpecError
 from peo.errors import PeoError
 from peo.export import ExportError
 from peo.model_source import ModelSourceError
-from precompute.report_fronts import ReportInputError
+from precompute.report_inputs import ReportInputError
 
 from conftest import REPO
 

@@ -22,7 +22,9 @@ from peo.pareto import (
 )
 from peo.sweep_plan import sweep_models, test_models
 from precompute.report import write_report
-from precompute.report_fronts import _difference, fmt, score_matrices
+from precompute.report_hypervolume import hypervolume_difference
+from precompute.report_scores import score_matrices
+from precompute.report_words import fmt
 
 LAMBDAS = [0.0, 0.5, 1.0]
 PHIS = [0.0, 0.5]
@@ -408,12 +410,12 @@ def test_difference_with_an_empty_front_is_the_other_front_negated():
     hv, lo, hi = bootstrap_hypervolume(*matrices(answers, "test", [HELP, HARM]), *ref, n_boot=50, seed=1,
                                        stratified=True)
     assert hv > 0 and lo > 0
-    only_b = _difference(scores, [], [HELP, HARM], ref, 50, 1)
+    only_b = hypervolume_difference(scores, [], [HELP, HARM], ref, 50, 1)
     assert only_b["value"] == pytest.approx(-hv) and only_b["interval"] == pytest.approx([-hi, -lo])
     assert only_b["verdict"] == "soup_better"
-    only_a = _difference(scores, [HELP, HARM], [], ref, 50, 1)
+    only_a = hypervolume_difference(scores, [HELP, HARM], [], ref, 50, 1)
     assert only_a["value"] == pytest.approx(hv) and only_a["interval"] == pytest.approx([lo, hi])
-    assert _difference(scores, [], [], ref, 50, 1)["verdict"] == "not_distinguishable"
+    assert hypervolume_difference(scores, [], [], ref, 50, 1)["verdict"] == "not_distinguishable"
 
 
 def test_policy_gains_are_paired_test_differences_on_the_own_evaluator(report):
