@@ -21,7 +21,8 @@ from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app", "hardware", "load", "decode")
+SECTIONS = ("point_switch", "sweep", "chat", "memory", "training", "app", "hardware", "load", "decode",
+            "step_candidates")
 
 
 def _fmt(value, unit: str) -> str:
@@ -113,6 +114,12 @@ def print_table(results: dict) -> None:
                           f"{r['us_per_call']:.3g} us: {r['weight_GBps']:.3g} GB/s of weights, "
                           f"{r['GFLOPs']:.3g} GFLOP/s"))
         lines.append(("", "copy 256 MiB", f"{m['copy_256MiB']['GBps_read_plus_write']:.3g} GB/s (read + write)"))
+    if "running" in s.get("step_candidates", {}):
+        c = s["step_candidates"]
+        for i, name in enumerate(c["over_floor"]):
+            lines.append(("10 step" if i == 0 else "", f"plain step, {c['rows']} rows: {name}",
+                          f"{ms(c[name])} ({c['over_floor'][name]:.2f}x floor)"))
+        lines.append(("", f"compile ({c['compile_mode']})", f"{c['compile_seconds']:.3g} s"))
     width = [max(len(r[i]) for r in lines) for i in range(3)]
     for r in lines:
         print("  ".join(x.ljust(w) for x, w in zip(r, width)) if r[0] or r[1] else "  ".join("-" * w for w in width))
@@ -172,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
-    from bench import app_latency, chat, decode, hardware, load, memory, sweep, switch, training
+    from bench import app_latency, chat, decode, hardware, load, memory, step_candidates, sweep, switch, training
     from bench.common import BENCH, Plan, machine_info, write_json
     from bench.fixtures import base_model, open_assets
 
@@ -205,7 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                "chat": lambda: chat.run(assets, plan), "memory": lambda: memory.run(assets, plan),
                "training": lambda: training.run(assets, plan), "app": lambda: app_latency.run(assets, plan),
                "hardware": lambda: hardware.run(assets, plan), "load": lambda: load.run(assets, plan),
-               "decode": lambda: decode.run(assets, plan, args.eager_assets)}
+               "decode": lambda: decode.run(assets, plan, args.eager_assets),
+               "step_candidates": lambda: step_candidates.run(assets, plan)}
     try:
         for name in args.only or SECTIONS:
             logging.getLogger("bench").info("section %s", name)
