@@ -21,7 +21,7 @@ import json
 import random
 import secrets
 import string
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 
 import gradio as gr
@@ -270,7 +270,7 @@ def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat
     def on_accepted(turn, session, point, blind):
         if turn is None:  # refused by the chat (bad input, or a turn still running): the open turn stays
             return (session, gr.update(), gr.update(), *[gr.update()] * (len(buttons) + len(chatbots)))
-        session = begin_turn(_session(session), turn["columns"], point, asdict(turn["settings"]), blind)
+        session = begin_turn(_session(session), turn["columns"], point, turn["settings"].model_dump(), blind)
         sent = session["sent"]
         order = json.dumps(sent["columns"] if sent and sent["blind"] else [])
         return (session, order, "", *_buttons(None), *_chat_labels(sent, reveal=False))

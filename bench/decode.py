@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -114,8 +113,8 @@ def _exactness(eager_assets: Path, mix, tokenizer, batch_size: int) -> dict:
     missing = [m for m in models if not (test["model_id"] == m).any()]
     if missing:
         raise ValueError(f"{eager_assets / ANSWERS_FILE}: no test answers of {missing}")
-    settings = replace(sweep_decoding(meta), penalize_eos=True)
-    out: dict = {"eager_assets": str(eager_assets), "settings": asdict(settings), "models": {}}
+    settings = sweep_decoding(meta).model_copy(update={"penalize_eos": True})
+    out: dict = {"eager_assets": str(eager_assets), "settings": settings.model_dump(), "models": {}}
     evaluators = Evaluators.on_policy(mix.model, tokenizer, eager_assets)
     for mid, model_scales in models.items():
         shipped = test[test["model_id"] == mid].sort_values("prompt_id")

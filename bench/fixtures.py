@@ -6,7 +6,6 @@ import json
 import logging
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -89,7 +88,6 @@ def sweep_points(n: int) -> list[tuple[float, float]]:
     return out[:n]
 
 
-@dataclass(frozen=True)
 class FixedLength(GenerationSettings):
     """Greedy decoding that always makes exactly max_new_tokens tokens (EOS suppressed until then), so every
     variant of a comparison generates the same number of tokens."""

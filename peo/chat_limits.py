@@ -1,24 +1,26 @@
 """What one chat request may ask: message size, decoding settings and their ranges, the sweep's defaults.
 
-One definition for every way in: the app's chat (app/callbacks.py) and `peo serve` (peo/serve.py). Moved here from
-app/callbacks.py, unchanged, so that the library layer can use them (ARCHITECTURE.md: peo/ imports nothing above it).
+One definition for every way in: the app's chat (app/callbacks.py) and `peo serve` (peo/serve.py). The decoding
+settings' defaults and ranges are read from their one declaration, peo/decoding.py (which the profiles' `sweep`
+section and peo.generation.GenerationSettings use too).
 """
 
 from __future__ import annotations
 
 import math
 
+from peo.decoding import Decoding, decoding_defaults, request_limits
 from peo.errors import PeoError
 from peo.generation import GenerationSettings, recorded_settings
 
 MAX_MESSAGE_CHARS = 2000
 MAX_MESSAGE_TOKENS = 512
-# what a user may set, and its range; the other decoding settings are the sweep's (meta.json "generation")
-LIMITS = {"max_new_tokens": (1, 512), "temperature": (0.0, 1.5), "top_p": (0.1, 1.0), "seed": (0, 2**31 - 1),
-          "repetition_penalty": (1.0, 2.0)}
-WHOLE_NUMBERS = ("max_new_tokens", "seed")
-DEFAULT_SETTINGS = {"max_new_tokens": 64, "temperature": 0.0, "top_p": 1.0, "seed": 0, "repetition_penalty": 1.0,
-                    "no_repeat_ngram_size": 0}
+USER_SETTINGS = ("max_new_tokens", "temperature", "top_p", "seed", "repetition_penalty")  # check_settings' order
+# what a user may set, and its range (each setting's `request_range` in peo.decoding); the other decoding settings
+# are the sweep's (meta.json "generation")
+LIMITS = {name: request_limits()[name] for name in USER_SETTINGS}
+WHOLE_NUMBERS = tuple(name for name in USER_SETTINGS if Decoding.model_fields[name].annotation is int)
+DEFAULT_SETTINGS = {name: decoding_defaults()[name] for name in (*USER_SETTINGS, "no_repeat_ngram_size")}
 SWEEP_SETTINGS = ("max_new_tokens", "temperature", "top_p", "seed", "repetition_penalty", "no_repeat_ngram_size")
 
 

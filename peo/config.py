@@ -1,335 +1,414 @@
-"""Run configuration: one YAML file per profile, parsed strictly into dataclasses.
+"""Run configuration: one YAML file per profile, parsed strictly into pydantic models.
 
-Every field has a documented default here; a profile file only states what it changes. Unknown keys and
-out-of-range values are rejected up front with the dotted key that is wrong, before any work starts.
+Every field has a documented default, its bounds and a description here; a profile file only states what it
+changes. Unknown keys, wrong types and out-of-range values are rejected up front with the file and the dotted key
+that is wrong, before any work starts (ConfigError). A check that concerns several fields is a validator of the
+model that holds them.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from peo.data.sources import LOADERS
+from peo.decoding import SweepDecoding
 from peo.errors import PeoError
 from peo.names import ADAPTERS, ASPECTS
+
+Dtype = Literal["float32", "bfloat16"]
+SPLITS = ("evaluator", "policy", "dev", "test")
 
 
 class ConfigError(PeoError, ValueError):
     """A config value that cannot be used; the message names the file and the dotted key."""
 
 
-@dataclass
-class DataSource:
-    format: str = "hh"  # a key of peo.data.sources.LOADERS: hh | alpaca_eval | pku | pairs
-    path: str | None = None  # file or folder; relative to `data.root`
-    hub: str | None = None  # a hub dataset name instead of a path (where a hub is reachable)
-    split: str | None = None  # with `hub`: the dataset split (default train)
-    derive_cross_model_pairs: bool | None = None  # AlpacaEval only: also pairs between two compared models
-    limit: int | None = None  # read at most this many kept pairs
+class _Bad(ValueError):
+    """Raised by a validator: `why` a value is refused; `key` (dotted, relative to where the validator runs)
+    narrows the key the message names."""
+
+    def __init__(self, why: str, key: str = ""):
+        super().__init__(why)
+        self.why, self.key = why, key
 
 
-@dataclass
-class SplitSizes:
+class _Strict(BaseModel):
+    """No unknown keys, no coercion (a string is not a number, 2.0 is not an integer), finite numbers, read-only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+def _aspects() -> str:
+    return " or ".join(ASPECTS)
+
+
+class DataSource(_Strict):
+    format: str = Field("hh", description="a key of peo.data.sources.LOADERS: hh | alpaca_eval | pku | pairs")
+    path: str | None = Field(None, description="file or folder; relative to `data.root`")
+    hub: str | None = Field(None, description="a hub dataset name instead of a path (where a hub is reachable)")
+    split: str | None = Field(None, description="with `hub`: the dataset split (default train)")
+    derive_cross_model_pairs: bool | None = Field(
+        None, description="AlpacaEval only: also pairs between two compared models")
+    limit: int | None = Field(None, description="read at most this many kept pairs")
+
+    @field_validator("format")
+    @classmethod
+    def _known_format(cls, value: str) -> str:
+        if value not in LOADERS:
+            raise _Bad(f"must be one of {', '.join(LOADERS)}; got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_place(self) -> DataSource:
+        if (self.path is None) == (self.hub is None):
+            raise _Bad("needs exactly one of 'path' or 'hub'")
+        return self
+
+
+def _check_fractions(fractions: dict[str, float], key: str = "") -> None:
+    if set(fractions) != set(SPLITS):
+        raise _Bad(f"must name exactly {', '.join(SPLITS)}; got {fractions}", key)
+    if any(v <= 0 for v in fractions.values()) or abs(sum(fractions.values()) - 1.0) > 1e-6:
+        raise _Bad(f"must be positive and sum to 1, got {fractions}", key)
+
+
+class SplitSizes(_Strict):
     """Prompt-disjoint split fractions (by a hash of the prompt) and caps on pairs per split."""
 
-    fractions: dict[str, float] = field(
-        default_factory=lambda: {"evaluator": 0.45, "policy": 0.35, "dev": 0.1, "test": 0.1}
-    )
-    # aspect → its own fractions, replacing `fractions` for that aspect: a source with few prompts (AlpacaEval has
-    # 678 instructions) needs most of them in `test` to give many test prompts; default none
-    fractions_per_aspect: dict[str, dict[str, float]] = field(default_factory=dict)
-    evaluator_pairs: int = 600  # Bradley-Terry training pairs per evaluator
-    evaluator_test_pairs: int = 300  # held-out pairs for evaluator accuracy (from the `test` split)
-    policy_pairs: int = 400  # DPO training pairs per aspect
-    policy_pairs_per_aspect: dict[str, int] = field(default_factory=dict)  # e.g. {harm: 220}: overrides policy_pairs
-    dev_prompts: int = 16  # sweep prompts per aspect for choosing the front (and tuning anything)
-    test_prompts: int = 100  # sweep prompts per aspect for every reported figure (from the `test` split)
-    pairs_per_prompt: int = 2  # cap for sources with many pairs per prompt (AlpacaEval): DPO pairs
-    evaluator_pairs_per_prompt: int = 2  # the same cap for the evaluators' training pairs
-    test_pairs_per_prompt: int = 4  # the same cap for the held-out pairs (evaluator accuracy, policy check)
+    fractions: dict[str, float] = Field(
+        default_factory=lambda: {"evaluator": 0.45, "policy": 0.35, "dev": 0.1, "test": 0.1},
+        description="each split's share of the prompts: evaluator, policy, dev, test; positive, summing to 1")
+    fractions_per_aspect: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="aspect → its own fractions, replacing `fractions` for that aspect: a source with few prompts "
+                    "(AlpacaEval has 678 instructions) needs most of them in `test` to give many test prompts; "
+                    "default none")
+    evaluator_pairs: int = Field(600, ge=1, description="Bradley-Terry training pairs per evaluator")
+    evaluator_test_pairs: int = Field(
+        300, ge=1, description="held-out pairs for evaluator accuracy (from the `test` split)")
+    policy_pairs: int = Field(400, ge=1, description="DPO training pairs per aspect")
+    policy_pairs_per_aspect: dict[str, int] = Field(
+        default_factory=dict, description="e.g. {harm: 220}: overrides policy_pairs")
+    dev_prompts: int = Field(
+        16, ge=1, description="sweep prompts per aspect for choosing the front (and tuning anything)")
+    test_prompts: int = Field(
+        100, ge=1, description="sweep prompts per aspect for every reported figure (from the `test` split)")
+    pairs_per_prompt: int = Field(
+        2, ge=1, description="cap for sources with many pairs per prompt (AlpacaEval): DPO pairs")
+    evaluator_pairs_per_prompt: int = Field(2, ge=1, description="the same cap for the evaluators' training pairs")
+    test_pairs_per_prompt: int = Field(
+        4, ge=1, description="the same cap for the held-out pairs (evaluator accuracy, policy check)")
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, value: dict[str, float]) -> dict[str, float]:
+        _check_fractions(value)
+        return value
+
+    @field_validator("fractions_per_aspect")
+    @classmethod
+    def _fractions_per_aspect(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        if set(value) - set(ASPECTS):
+            raise _Bad(f"names {_aspects()}, got {sorted(value)}")
+        for aspect, fractions in value.items():
+            _check_fractions(fractions, aspect)
+        return value
+
+    @field_validator("policy_pairs_per_aspect")
+    @classmethod
+    def _policy_pairs_per_aspect(cls, value: dict[str, int]) -> dict[str, int]:
+        if set(value) - set(ASPECTS) or any(n < 1 for n in value.values()):
+            raise _Bad(f"names {_aspects()} with at least 1 pair, got {value}")
+        return value
 
     def fractions_of(self, aspect: str) -> dict[str, float]:
         return self.fractions_per_aspect.get(aspect, self.fractions)
 
 
-@dataclass
-class DataConfig:
-    root: str = "../shared/data"  # relative to the repository root unless absolute
-    help: DataSource = field(default_factory=lambda: DataSource(format="alpaca_eval", path="alpaca_eval"))
-    harm: DataSource = field(
-        default_factory=lambda: DataSource(format="hh", path="hh-rlhf/harmless-base-test.jsonl.gz")
-    )
-    skip_bad_rows: bool = False  # False: a bad row stops the run with file/line/field
-    # aspect → a `pairs`-format file (e.g. `peo votes export`), relative to `root`, added to that aspect's DPO
-    # training pairs (precompute/extra_pairs.py); default none
-    extra_pairs: dict[str, str] = field(default_factory=dict)
-    max_prompt_tokens: int = 160
-    max_response_tokens: int = 192
-    splits: SplitSizes = field(default_factory=SplitSizes)
+class DataConfig(_Strict):
+    root: str = Field("../shared/data", description="relative to the repository root unless absolute")
+    help: DataSource = Field(default_factory=lambda: DataSource(format="alpaca_eval", path="alpaca_eval"),
+                             description="the helpfulness preference pairs")
+    harm: DataSource = Field(
+        default_factory=lambda: DataSource(format="hh", path="hh-rlhf/harmless-base-test.jsonl.gz"),
+        description="the harmlessness preference pairs")
+    skip_bad_rows: bool = Field(False, description="False: a bad row stops the run with file/line/field")
+    extra_pairs: dict[str, str] = Field(
+        default_factory=dict,
+        description="aspect → a `pairs`-format file (e.g. `peo votes export`), relative to `root`, added to that "
+                    "aspect's DPO training pairs (precompute/extra_pairs.py); default none")
+    max_prompt_tokens: int = Field(160, description="prompts longer than this are left out")
+    max_response_tokens: int = Field(192, description="answers longer than this are left out")
+    splits: SplitSizes = Field(default_factory=SplitSizes, description="split fractions and sizes")
+
+    @field_validator("extra_pairs")
+    @classmethod
+    def _extra_pairs(cls, value: dict[str, str]) -> dict[str, str]:
+        if set(value) - set(ASPECTS) or not all(value.values()):
+            raise _Bad(f"maps {_aspects()} to a pairs file, got {value}")
+        return value
 
 
-@dataclass
-class LoraSettings:
+class LoraSettings(_Strict):
     """The LoRA adapters' shape (peo.train.dpo.peft_lora_config turns it into PEFT's LoraConfig)."""
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    target_modules: list[str] = field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-    )
+    r: int = Field(16, ge=1, description="the adapters' rank")
+    alpha: int = Field(32, gt=0, description="LoRA's scaling numerator (the update is scaled by alpha / r)")
+    dropout: float = Field(0.0, description="dropout on the adapters' input during training")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="the linear layers that get an adapter")
 
 
-@dataclass
-class DPOSettings:
+class DPOSettings(_Strict):
     """DPO training of each policy (peo.train.dpo.train_dpo turns it into TRL's DPOConfig)."""
 
-    beta: float = 0.1
-    learning_rate: float = 5e-4
-    epochs: float = 1.0
-    batch_size: int = 4
-    grad_accum: int = 1
-    max_steps: int = -1  # -1: derived from epochs
-    save_steps: int = 20  # checkpoint interval (a killed run resumes from the last one)
-    epochs_per_policy: dict[str, float] = field(default_factory=dict)  # e.g. {help: 2}: overrides `epochs`
-    heldout_pairs: int = 200  # held-out pairs of its own aspect for each policy's implicit-reward accuracy
-    dtype: str = "float32"  # float32 | bfloat16; bf16 only pays on CPUs with native bf16 matmul
+    beta: float = Field(0.1, gt=0, description="DPO's KL strength")
+    learning_rate: float = Field(5e-4, gt=0, description="AdamW's learning rate")
+    epochs: float = Field(1.0, description="passes over the training pairs")
+    batch_size: int = Field(4, ge=1, description="pairs per device step")
+    grad_accum: int = Field(1, description="steps per optimizer update")
+    max_steps: int = Field(-1, description="-1: derived from epochs")
+    save_steps: int = Field(20, description="checkpoint interval (a killed run resumes from the last one)")
+    epochs_per_policy: dict[str, float] = Field(default_factory=dict,
+                                                description="e.g. {help: 2}: overrides `epochs`")
+    heldout_pairs: int = Field(
+        200, description="held-out pairs of its own aspect for each policy's implicit-reward accuracy")
+    dtype: Dtype = Field("float32", description="float32 | bfloat16; bf16 only pays on CPUs with native bf16 matmul")
+
+    @field_validator("epochs_per_policy")
+    @classmethod
+    def _epochs_per_policy(cls, value: dict[str, float]) -> dict[str, float]:
+        if set(value) - set(ADAPTERS) or any(v <= 0 for v in value.values()):
+            names = f"{', '.join(ADAPTERS[:-1])} or {ADAPTERS[-1]}"
+            raise _Bad(f"names {names} with epochs > 0, got {value}")
+        return value
 
 
-@dataclass
-class HFEvaluatorSettings:
+class HFEvaluatorSettings(_Strict):
     """A Hugging Face sequence-classification reward model used as an evaluator instead of a trained head
     (peo/hf_evaluator.py, docs/evaluators.md). Loaded by AutoModelForSequenceClassification, safetensors only,
     never remote code."""
 
-    hf_model: str = ""  # required: a hub id (owner/name) or a local folder (relative to the repository root)
-    revision: str | None = None  # a hub id's branch, tag or commit; null = main (the commit used is recorded)
-    # which way the model's score runs: better | worse; null = the kind's own way (reward: higher is better;
-    # cost: higher is worse, i.e. more harmful). `better` on a cost evaluator flips a harmlessness reward model.
-    higher_is: str | None = None
-    # shift so 0 is the midpoint of chosen/rejected scores on the evaluator's training pairs, as the built-in heads
-    # are (the safe share, cost <= 0, then means what it means for them); false keeps the model's own zero
-    center: bool = True
-    max_length: int = 512  # tokens of the rendered conversation; longer ones keep their end (and BOS)
-    batch_size: int = 8  # answers per forward pass
-    dtype: str = "float32"  # float32 | bfloat16
-    # a Jinja chat template for the reward model (e.g. safe-rlhf's "BEGINNING OF CONVERSATION: USER: …
-    # ASSISTANT:…"); null = the reward model's own chat template, else the base model's
-    chat_template: str | None = None
-    label: int | None = None  # models with several labels: the label whose log-odds is the score (required)
+    hf_model: str = Field("", validate_default=True, description="required: a hub id (owner/name) or a local "
+                                                                 "folder (relative to the repository root)")
+    revision: str | None = Field(
+        None, description="a hub id's branch, tag or commit; null = main (the commit used is recorded)")
+    higher_is: str | None = Field(
+        None, description="which way the model's score runs: better | worse; null = the kind's own way (reward: "
+                          "higher is better; cost: higher is worse, i.e. more harmful). `better` on a cost "
+                          "evaluator flips a harmlessness reward model.")
+    center: bool = Field(
+        True, description="shift so 0 is the midpoint of chosen/rejected scores on the evaluator's training pairs, "
+                          "as the built-in heads are (the safe share, cost <= 0, then means what it means for "
+                          "them); false keeps the model's own zero")
+    max_length: int = Field(
+        512, ge=1, description="tokens of the rendered conversation; longer ones keep their end (and BOS)")
+    batch_size: int = Field(8, ge=1, description="answers per forward pass")
+    dtype: Dtype = Field("float32", description="float32 | bfloat16")
+    chat_template: str | None = Field(
+        None, description="a Jinja chat template for the reward model (e.g. safe-rlhf's \"BEGINNING OF "
+                          "CONVERSATION: USER: … ASSISTANT:…\"); null = the reward model's own chat template, else "
+                          "the base model's")
+    label: int | None = Field(
+        None, description="models with several labels: the label whose log-odds is the score (required)")
+
+    @field_validator("hf_model")
+    @classmethod
+    def _hf_model(cls, value: str) -> str:
+        if not value.strip():
+            raise _Bad("is required: a hub id (owner/name) or a local model folder")
+        return value
+
+    @field_validator("higher_is")
+    @classmethod
+    def _higher_is(cls, value: str | None) -> str | None:
+        if value not in (None, "better", "worse"):
+            raise _Bad(f"must be better, worse or null, got {value!r}")
+        return value
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise _Bad(f"must be a label index >= 0 or null, got {value}")
+        return value
+
+    @field_validator("chat_template")
+    @classmethod
+    def _chat_template(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise _Bad("must be a Jinja chat template or null")
+        return value
 
 
-@dataclass
-class EvaluatorConfig:
+class EvaluatorConfig(_Strict):
     """Bradley-Terry heads on frozen reference-model features (see peo/train/evaluator.py for why); `reward` or
     `cost` set to a reward model replaces that head (the other fields then concern the remaining head only)."""
 
-    l2_grid: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])  # chosen by 5-fold CV
-    # candidate hidden-state layer sets (0 = embeddings, -1 = final); the set is chosen with l2 by 5-fold CV
-    # on the training pairs only. One forward pass computes every layer named here.
-    layer_sets: list[list[int]] = field(default_factory=lambda: [[-1]])
-    max_length: int = 320  # tokens of prompt + answer fed to the feature extractor
-    batch_size: int = 16
-    reward: HFEvaluatorSettings | None = None  # null: the built-in head on helpfulness pairs
-    cost: HFEvaluatorSettings | None = None  # null: the built-in head on harmlessness pairs
+    l2_grid: list[float] = Field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1],
+                                 description="candidate L2 strengths, chosen by 5-fold CV; positive")
+    layer_sets: list[list[int]] = Field(
+        default_factory=lambda: [[-1]],
+        description="candidate hidden-state layer sets (0 = embeddings, -1 = final); the set is chosen with l2 by "
+                    "5-fold CV on the training pairs only. One forward pass computes every layer named here.")
+    max_length: int = Field(320, description="tokens of prompt + answer fed to the feature extractor")
+    batch_size: int = Field(16, ge=1, description="texts per feature-extractor forward pass")
+    reward: HFEvaluatorSettings | None = Field(None, description="null: the built-in head on helpfulness pairs")
+    cost: HFEvaluatorSettings | None = Field(None, description="null: the built-in head on harmlessness pairs")
+
+    @field_validator("l2_grid")
+    @classmethod
+    def _l2_grid(cls, value: list[float]) -> list[float]:
+        if not value or any(v <= 0 for v in value):
+            raise _Bad(f"must be a non-empty list of positive numbers, got {value}")
+        return value
+
+    @field_validator("layer_sets")
+    @classmethod
+    def _layer_sets(cls, value: list[list[int]]) -> list[list[int]]:
+        if not value or any(not layers for layers in value):
+            raise _Bad(f"must be a non-empty list of non-empty layer lists, got {value}")
+        return value
 
 
-@dataclass
-class SweepConfig:
-    lambdas: list[float] = field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)])
-    phi_help: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
-    phi_harm: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
-    max_new_tokens: int = 64
-    # decoding of the sweep and the app's default (greedy unless the app's user sets a temperature)
-    repetition_penalty: float = 1.0  # > 1: CTRL's penalty on tokens already in prompt or answer
-    no_repeat_ngram_size: int = 0  # > 0: no n-gram of this size twice in one text
-    max_loop_share: float = 0.1  # points whose dev answers loop more often are left out of the front
-    # points whose benign dev evasion share (answers that do not address an ordinary request, peo.evasion) exceeds
-    # the reference's by more than this are left out of the front; null = no evasion filter
-    max_benign_evasion_excess: float | None = 0.1
-    # ExPO (Zheng et al.): θ_ref + α·Δ_joint, the single-vector extrapolation PEO is compared with; [] = none
-    expo_alphas: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0])
-    batch_size: int = 64  # rows per generation batch; rows may carry different coefficients
-    # answers per evaluator forward pass when the sweep scores its answers; null = the feature extractor's 16. On
-    # a GPU scoring at 16 took as long as generating (bench/README.md, "The gpu precompute profile")
-    score_batch_size: int | None = None
-    dtype: str = "float32"
-    max_models: int = 400  # refuse grids that would take longer than any profile should
+class SweepConfig(SweepDecoding, _Strict):
+    """The grid of models the sweep answers with, and its decoding (max_new_tokens, repetition_penalty and
+    no_repeat_ngram_size are peo.decoding's declaration): greedy, the sweep's and the app's default."""
+
+    lambdas: list[float] = Field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)],
+                                 description="λ, the helpfulness weight of the joint direction, in [0, 1]")
+    phi_help: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0],
+                                  description="extrapolation along the helpfulness direction, in [0, 10]")
+    phi_harm: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0],
+                                  description="extrapolation along the harmlessness direction, in [0, 10]")
+    max_loop_share: float = Field(
+        0.1, ge=0, le=1, description="points whose dev answers loop more often are left out of the front")
+    max_benign_evasion_excess: float | None = Field(
+        0.1, ge=0, le=1,
+        description="points whose benign dev evasion share (answers that do not address an ordinary request, "
+                    "peo.evasion) exceeds the reference's by more than this are left out of the front; null = no "
+                    "evasion filter")
+    expo_alphas: list[float] = Field(
+        default_factory=lambda: [0.5, 1.0, 1.5, 2.0],
+        description="ExPO (Zheng et al.): θ_ref + α·Δ_joint, the single-vector extrapolation PEO is compared with; "
+                    "distinct values in (0, 10]; [] = none")
+    batch_size: int = Field(64, ge=1, description="rows per generation batch; rows may carry different coefficients")
+    score_batch_size: int | None = Field(
+        None, ge=1,
+        description="answers per evaluator forward pass when the sweep scores its answers; null = the feature "
+                    "extractor's 16. On a GPU scoring at 16 took as long as generating (bench/README.md, \"The gpu "
+                    "precompute profile\")")
+    dtype: Dtype = Field("float32", description="float32 | bfloat16")
+    max_models: int = Field(400, description="refuse grids that would take longer than any profile should")
+
+    @field_validator("lambdas")
+    @classmethod
+    def _lambdas(cls, value: list[float]) -> list[float]:
+        if not value or any(not 0.0 <= v <= 1.0 for v in value):
+            raise _Bad(f"must be a non-empty list of values in [0, 1], got {value}")
+        return value
+
+    @field_validator("phi_help", "phi_harm")
+    @classmethod
+    def _phis(cls, value: list[float]) -> list[float]:
+        if not value or any(v < 0.0 or v > 10.0 for v in value):
+            raise _Bad(f"must be a non-empty list of values in [0, 10], got {value}")
+        return value
+
+    @field_validator("expo_alphas")
+    @classmethod
+    def _expo_alphas(cls, value: list[float]) -> list[float]:
+        if any(not 0.0 < a <= 10.0 for a in value) or len(set(value)) != len(value):
+            raise _Bad(f"must be distinct values in (0, 10], got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _grid_size(self) -> SweepConfig:
+        n_models = len(self.lambdas) * len(self.phi_help) * len(self.phi_harm)
+        if n_models > self.max_models:
+            raise _Bad(f"grid has {n_models} points, more than sweep.max_models={self.max_models}")
+        return self
 
 
-@dataclass
-class ReportConfig:
-    n_boot: int = 1000
+class ReportConfig(_Strict):
+    n_boot: int = Field(1000, description="bootstrap resamples for every confidence interval")
 
 
-@dataclass
-class RunConfig:
-    name: str = "cpu"
-    seed: int = 0
-    base_model: str = "smollm2-135m-instruct"  # a local HF folder, a hub id, `smollm2-135m-instruct` or `tiny`
-    threads: int | None = None  # torch threads; None = all cores
-    out: str = "assets"  # relative to the repository root unless absolute
-    work_dir: str = "runs/{name}"  # checkpoints and intermediate files (git-ignored)
-    data: DataConfig = field(default_factory=DataConfig)
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    dpo: DPOSettings = field(default_factory=DPOSettings)
-    evaluator: EvaluatorConfig = field(default_factory=EvaluatorConfig)
-    sweep: SweepConfig = field(default_factory=SweepConfig)
-    report: ReportConfig = field(default_factory=ReportConfig)
+class RunConfig(_Strict):
+    name: str = Field("cpu", description="the profile's name; `{name}` in paths")
+    seed: int = Field(0, description="seeds training, splits and sampling")
+    base_model: str = Field(
+        "smollm2-135m-instruct",
+        description="a local HF folder, a hub id, `smollm2-135m-instruct` or `tiny`")
+    threads: int | None = Field(None, description="torch threads; None = all cores")
+    out: str = Field("assets", description="relative to the repository root unless absolute")
+    work_dir: str = Field("runs/{name}", description="checkpoints and intermediate files (git-ignored)")
+    data: DataConfig = Field(default_factory=DataConfig)
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    dpo: DPOSettings = Field(default_factory=DPOSettings)
+    evaluator: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
+    sweep: SweepConfig = Field(default_factory=SweepConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
 
-def _build(cls: type, raw: Any, where: str, source: str) -> Any:
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: '{where or 'top level'}' must be a mapping, got {type(raw).__name__}")
-    hints = get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        key = f"{where}.{unknown[0]}" if where else unknown[0]
-        raise ConfigError(f"{source}: unknown key '{key}' (allowed here: {', '.join(sorted(names))})")
-    values = {}
-    for name, value in raw.items():
-        key = f"{where}.{name}" if where else name
-        values[name] = _coerce(hints[name], value, key, source)
-    return cls(**values)
+def _dotted(loc: tuple) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    return key
 
 
-def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key, source)
-    args = get_args(hint)
-    if type(None) in args:
-        if value is None:
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The model class that holds the key at `loc` (None past a model, e.g. inside a list)."""
+    model: Any = RunConfig
+    for part in loc:
+        field = model.model_fields.get(part) if isinstance(part, str) else None
+        if field is None:
             return None
-        hint = next(a for a in args if a is not type(None))
-        if dataclasses.is_dataclass(hint):
-            return _build(hint, value, key, source)
-    origin = get_origin(hint)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{source}: '{key}' must be a list, got {value!r}")
-        return [_coerce(get_args(hint)[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: '{key}' must be a mapping, got {value!r}")
-        return {str(k): _coerce(get_args(hint)[1], v, f"{key}.{k}", source) for k, v in value.items()}
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise ConfigError(f"{source}: '{key}' must be a finite number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{source}: '{key}' must be an integer, got {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{source}: '{key}' must be true or false, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{source}: '{key}' must be a string, got {value!r}")
-        return value
-    return value
+        model = next((a for a in (field.annotation, *getattr(field.annotation, "__args__", ()))
+                      if isinstance(a, type) and issubclass(a, BaseModel)), None)
+        if model is None:
+            return None
+    return model
 
 
-def _check(cfg: RunConfig, source: str) -> None:
-    def bad(key: str, why: str) -> ConfigError:
-        return ConfigError(f"{source}: '{key}' {why}")
-
-    for key, values in (("sweep.lambdas", cfg.sweep.lambdas),):
-        if not values or any(not 0.0 <= v <= 1.0 for v in values):
-            raise bad(key, f"must be a non-empty list of values in [0, 1], got {values}")
-    for key, values in (("sweep.phi_help", cfg.sweep.phi_help), ("sweep.phi_harm", cfg.sweep.phi_harm)):
-        if not values or any(v < 0.0 or v > 10.0 for v in values):
-            raise bad(key, f"must be a non-empty list of values in [0, 10], got {values}")
-    alphas = cfg.sweep.expo_alphas
-    if any(not 0.0 < a <= 10.0 for a in alphas) or len(set(alphas)) != len(alphas):
-        raise bad("sweep.expo_alphas", f"must be distinct values in (0, 10], got {alphas}")
-    splits = cfg.data.splits
-    if set(splits.fractions_per_aspect) - set(ASPECTS):
-        raise bad("data.splits.fractions_per_aspect", f"names {' or '.join(ASPECTS)}, got "
-                  f"{sorted(splits.fractions_per_aspect)}")
-    checked = [("data.splits.fractions", splits.fractions)]
-    checked += [(f"data.splits.fractions_per_aspect.{a}", f) for a, f in splits.fractions_per_aspect.items()]
-    for key, fractions in checked:
-        if not isinstance(fractions, dict) or set(fractions) != {"evaluator", "policy", "dev", "test"}:
-            raise bad(key, f"must name exactly evaluator, policy, dev, test; got {fractions}")
-        if any(v <= 0 for v in fractions.values()) or abs(sum(fractions.values()) - 1.0) > 1e-6:
-            raise bad(key, f"must be positive and sum to 1, got {fractions}")
-    for name in ("evaluator_pairs", "evaluator_test_pairs", "policy_pairs", "dev_prompts", "test_prompts",
-                 "pairs_per_prompt", "evaluator_pairs_per_prompt", "test_pairs_per_prompt"):
-        if getattr(cfg.data.splits, name) < 1:
-            raise bad(f"data.splits.{name}", "must be at least 1 (a zero-sized split)")
-    per_aspect = cfg.data.splits.policy_pairs_per_aspect
-    if set(per_aspect) - set(ASPECTS) or any(n < 1 for n in per_aspect.values()):
-        raise bad("data.splits.policy_pairs_per_aspect", f"names {' or '.join(ASPECTS)} with at least 1 pair, "
-                  f"got {per_aspect}")
-    for key, dtype in (("dpo.dtype", cfg.dpo.dtype), ("sweep.dtype", cfg.sweep.dtype)):
-        if dtype not in ("float32", "bfloat16"):
-            raise bad(key, f"must be float32 or bfloat16, got {dtype!r}")
-    for aspect in ASPECTS:
-        source_key, src = f"data.{aspect}", getattr(cfg.data, aspect)
-        if src.format not in LOADERS:
-            raise bad(f"{source_key}.format", f"must be one of {', '.join(LOADERS)}; got {src.format!r}")
-        if (src.path is None) == (src.hub is None):
-            raise bad(source_key, "needs exactly one of 'path' or 'hub'")
-    if set(cfg.data.extra_pairs) - set(ASPECTS) or not all(cfg.data.extra_pairs.values()):
-        raise bad("data.extra_pairs", f"maps {' or '.join(ASPECTS)} to a pairs file, got {cfg.data.extra_pairs}")
-    if not 0.0 <= cfg.sweep.max_loop_share <= 1.0:
-        raise bad("sweep.max_loop_share", f"must be in [0, 1], got {cfg.sweep.max_loop_share}")
-    excess = cfg.sweep.max_benign_evasion_excess
-    if excess is not None and not 0.0 <= excess <= 1.0:
-        raise bad("sweep.max_benign_evasion_excess", f"must be in [0, 1] or null, got {excess}")
-    if cfg.sweep.repetition_penalty <= 0 or cfg.sweep.no_repeat_ngram_size < 0:
-        raise bad("sweep", "repetition_penalty must be > 0 and no_repeat_ngram_size >= 0")
-    unknown = set(cfg.dpo.epochs_per_policy) - set(ADAPTERS)
-    if unknown or any(v <= 0 for v in cfg.dpo.epochs_per_policy.values()):
-        names = f"{', '.join(ADAPTERS[:-1])} or {ADAPTERS[-1]}"
-        raise bad("dpo.epochs_per_policy", f"names {names} with epochs > 0, got {cfg.dpo.epochs_per_policy}")
-    if not cfg.evaluator.layer_sets or any(not layers for layers in cfg.evaluator.layer_sets):
-        raise bad("evaluator.layer_sets",
-                  f"must be a non-empty list of non-empty layer lists, got {cfg.evaluator.layer_sets}")
-    for kind in ("reward", "cost"):
-        _check_hf_evaluator(getattr(cfg.evaluator, kind), f"evaluator.{kind}", bad)
-    if cfg.lora.r < 1 or cfg.lora.alpha <= 0:
-        raise bad("lora", f"r must be >= 1 and alpha > 0, got r={cfg.lora.r}, alpha={cfg.lora.alpha}")
-    if not cfg.evaluator.l2_grid or any(v <= 0 for v in cfg.evaluator.l2_grid):
-        raise bad("evaluator.l2_grid", f"must be a non-empty list of positive numbers, got {cfg.evaluator.l2_grid}")
-    for key, value in (("dpo.beta", cfg.dpo.beta), ("dpo.learning_rate", cfg.dpo.learning_rate)):
-        if value <= 0:
-            raise bad(key, f"must be > 0, got {value}")
-    score_batch = cfg.sweep.score_batch_size
-    for key, value in (("dpo.batch_size", cfg.dpo.batch_size), ("evaluator.batch_size", cfg.evaluator.batch_size),
-                       ("sweep.batch_size", cfg.sweep.batch_size), ("sweep.max_new_tokens", cfg.sweep.max_new_tokens),
-                       ("sweep.score_batch_size", 1 if score_batch is None else score_batch)):
-        if value < 1:
-            raise bad(key, f"must be >= 1, got {value}")
-    n_models = len(cfg.sweep.lambdas) * len(cfg.sweep.phi_help) * len(cfg.sweep.phi_harm)
-    if n_models > cfg.sweep.max_models:
-        raise bad("sweep", f"grid has {n_models} points, more than sweep.max_models={cfg.sweep.max_models}")
+_TYPES = {"float_type": "must be a finite number", "float_parsing": "must be a finite number",
+          "finite_number": "must be a finite number", "int_type": "must be an integer",
+          "int_from_float": "must be an integer", "int_parsing": "must be an integer",
+          "bool_type": "must be true or false", "bool_parsing": "must be true or false",
+          "string_type": "must be a string", "list_type": "must be a list", "dict_type": "must be a mapping"}
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 
 
-def _check_hf_evaluator(hf: HFEvaluatorSettings | None, key: str, bad) -> None:
-    if hf is None:
-        return
-    if not hf.hf_model.strip():
-        raise bad(f"{key}.hf_model", "is required: a hub id (owner/name) or a local model folder")
-    if hf.higher_is not in (None, "better", "worse"):
-        raise bad(f"{key}.higher_is", f"must be better, worse or null, got {hf.higher_is!r}")
-    if hf.dtype not in ("float32", "bfloat16"):
-        raise bad(f"{key}.dtype", f"must be float32 or bfloat16, got {hf.dtype!r}")
-    for name in ("max_length", "batch_size"):
-        if getattr(hf, name) < 1:
-            raise bad(f"{key}.{name}", f"must be >= 1, got {getattr(hf, name)}")
-    if hf.label is not None and hf.label < 0:
-        raise bad(f"{key}.label", f"must be a label index >= 0 or null, got {hf.label}")
-    if hf.chat_template is not None and not hf.chat_template.strip():
-        raise bad(f"{key}.chat_template", "must be a Jinja chat template or null")
+def _message(error: dict) -> str:
+    """One pydantic error as "'dotted.key' why", the way every config error reads."""
+    loc, kind, got, ctx = tuple(error["loc"]), error["type"], error.get("input"), error.get("ctx") or {}
+    key = _dotted(loc)
+    if kind == "value_error" and isinstance(ctx.get("error"), _Bad):
+        bad = ctx["error"]
+        key = ".".join(k for k in (key, bad.key) if k)
+        return f"'{key or 'top level'}' {bad.why}"
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        allowed = f" (allowed here: {', '.join(sorted(model.model_fields))})" if model else ""
+        return f"unknown key '{key}'{allowed}"
+    if kind in ("model_type", "model_attributes_type"):
+        return f"'{key or 'top level'}' must be a mapping, got {type(got).__name__}"
+    if kind in _TYPES:
+        return f"'{key}' {_TYPES[kind]}, got {got!r}"
+    for name, sign in _BOUNDS.items():
+        if kind == name:
+            limit = next(iter(ctx.values()))
+            limit = f"{limit:g}" if isinstance(limit, float) else limit
+            return f"'{key}' must be {sign} {limit}, got {got!r}"
+    if kind == "literal_error":
+        return f"'{key}' must be {ctx['expected'].replace(chr(39), '')}, got {got!r}"
+    return f"'{key}' {error['msg'][0].lower()}{error['msg'][1:]}, got {got!r}"
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> RunConfig:
@@ -339,16 +418,19 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ru
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as err:
         raise ConfigError(f"{path}: cannot read config: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: 'top level' must be a mapping, got {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
         node = raw
         *parents, leaf = dotted.split(".")
         for part in parents:
             node = node.setdefault(part, {})
         node[leaf] = value
-    cfg = _build(RunConfig, raw, "", str(path))
-    _check(cfg, str(path))
-    return cfg
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {'; '.join(_message(e) for e in err.errors())}") from None
 
 
 def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
-    return dataclasses.asdict(cfg)
+    return cfg.model_dump()

@@ -14,7 +14,6 @@ README says the adapters were trained on the dequantized GGUF and how to get tho
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import tempfile
@@ -109,7 +108,7 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
     try:
         provenance: dict = {"base_model": assets.base_model_spec, "format": fmt,
                             "assets_profile": assets.run_meta.profile,
-                            "generation": dataclasses.asdict(sweep_decoding(assets.meta)),
+                            "generation": sweep_decoding(assets.meta).model_dump(),
                             "sha256": file_hashes(assets, needed)}
         if policy is not None:
             provenance["policy"] = policy

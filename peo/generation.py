@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
+from pydantic import Field
 
 from peo.adapter_mix import AdapterMix
 from peo.chat_template import chat_text, encode_chat
 from peo.decode_loop import DecodeLoop, StreamResult
+from peo.decoding import Decoding
 from peo.errors import PeoError
 from peo.running_batch import DecodeRow, RunningBatch, StopSignal
 
@@ -29,18 +31,15 @@ __all__ = ["GenerationSettings", "GenerationStopped", "Row", "StopSignal", "Stre
            "recorded_settings", "stream_batch"]
 
 
-@dataclass(frozen=True)
-class GenerationSettings:
-    max_new_tokens: int = 64
-    temperature: float = 0.0  # 0: greedy, deterministic
-    top_p: float = 1.0
-    seed: int = 0
-    repetition_penalty: float = 1.0  # > 1 divides the logits of tokens already in prompt or answer (CTRL's rule)
-    no_repeat_ngram_size: int = 0  # > 0: no n-gram of this size occurs twice in a row's text
+class GenerationSettings(Decoding):
+    """One answer's decoding: peo.decoding's settings (their defaults and bounds are declared there, once) and
+    whether the repetition penalty spares the end-of-turn token."""
+
     # True: the repetition penalty divides the end-of-turn token's logit too (transformers' rule). The chat
     # template puts that token in every prompt, so under the penalty answers seldom end: measured on the cpu
     # profile's dev sweep at 1.15, 89 % of answers ran to a 160-token limit. False exempts it.
-    penalize_eos: bool = False
+    penalize_eos: bool = Field(False, description="the repetition penalty divides the end-of-turn token's logit "
+                                                  "too (transformers' rule); False spares it")
 
     def generate_kwargs(self) -> dict:
         """The same settings as transformers' `generate` arguments (bench/eager_generation.py, and what a
@@ -55,7 +54,7 @@ class GenerationSettings:
 def recorded_settings(generation: Mapping) -> GenerationSettings:
     """The decoding a run recorded (meta.json "generation"). Answers recorded without a `decoder` came from
     transformers' generate, which penalizes the end-of-turn token: so `penalize_eos` defaults to that there."""
-    names = {f.name for f in fields(GenerationSettings)}
+    names = set(GenerationSettings.model_fields)
     recorded = {k: v for k, v in generation.items() if k in names}
     return GenerationSettings(**{"penalize_eos": "decoder" not in generation, **recorded})
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata as md
 import json
 import platform
-from dataclasses import asdict
 
 import torch
 
@@ -40,7 +39,7 @@ def write_meta(ctx: RunContext) -> None:
         "seed": ctx.cfg.seed,
         "grid": {"lambda_help": ctx.cfg.sweep.lambdas, "phi_help": ctx.cfg.sweep.phi_help,
                  "phi_harm": ctx.cfg.sweep.phi_harm},
-        "generation": {**asdict(sweep_settings(ctx.cfg)), "greedy": True, "dtype": ctx.cfg.sweep.dtype,
+        "generation": {**sweep_settings(ctx.cfg).model_dump(), "greedy": True, "dtype": ctx.cfg.sweep.dtype,
                        "decoder": DECODER},
         "timings_seconds": {**old.get("timings_seconds", {}), **ctx.timings},
         "versions": versions(),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,7 @@ def sweep_fingerprint(ctx: RunContext, settings: GenerationSettings) -> str:
     models = [ctx.out / "adapters" / n for n in ADAPTERS] + [ctx.out / "evaluators" / k for k in EVALUATOR_KINDS]
     inputs = {
         "decoder": DECODER,
-        "settings": asdict(settings),
+        "settings": settings.model_dump(),
         "batch_size": ctx.cfg.sweep.batch_size,
         **({"score_batch_size": ctx.cfg.sweep.score_batch_size} if ctx.cfg.sweep.score_batch_size else {}),
         "dtype": ctx.cfg.sweep.dtype,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -44,9 +43,9 @@ def policy_settings(pairs: list, dpo: DPOSettings, lora: LoraSettings, seed: int
     epochs; not the other policies' or the held-out check's), LoRA, seed and sequence length, and the number of
     data-parallel processes when more than one (dpo.batch_size is per process, so N processes train on N× the
     global batch: their checkpoints are not a single process's)."""
-    training = {k: v for k, v in asdict(dpo).items() if k not in ("epochs_per_policy", "heldout_pairs")}
+    training = {k: v for k, v in dpo.model_dump().items() if k not in ("epochs_per_policy", "heldout_pairs")}
     settings = {"pairs": digest([pair_to_json(p) for p in pairs]), "n_pairs": len(pairs), "dpo": training,
-                "lora": asdict(lora), "seed": seed, "max_length": max_length}
+                "lora": lora.model_dump(), "seed": seed, "max_length": max_length}
     if processes > 1:
         settings["processes"] = processes
     return json.loads(json.dumps(settings))  # tuples become lists: compared with what was read back
@@ -103,7 +102,7 @@ def train_aspects(ctx: RunContext) -> list[Path]:
     outputs = []
     layout = ctx.layout
     for name, pairs in policies.items():
-        dpo_cfg = replace(cfg.dpo, epochs=cfg.dpo.epochs_per_policy.get(name, cfg.dpo.epochs))
+        dpo_cfg = cfg.dpo.model_copy(update={"epochs": cfg.dpo.epochs_per_policy.get(name, cfg.dpo.epochs)})
         target, work_dir = layout.adapter(name), ctx.work / f"train-dpo-{name}"
         settings = policy_settings(pairs, dpo_cfg, cfg.lora, cfg.seed, max_length, procs.count)
         if procs.is_main:  # only rank 0 removes or records; the others wait, then all decide alike

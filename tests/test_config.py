@@ -21,7 +21,7 @@ def test_shipped_profiles_load(profile):
     ({"sweep.lambdas": [0.0, 1.5]}, "'sweep.lambdas' must be a non-empty list of values in [0, 1]"),
     ({"sweep.phi_help": [-1.0]}, "'sweep.phi_help'"),
     ({"dpo.betaa": 0.1}, "unknown key 'dpo.betaa'"),
-    ({"data.splits.policy_pairs": 0}, "'data.splits.policy_pairs' must be at least 1"),
+    ({"data.splits.policy_pairs": 0}, "'data.splits.policy_pairs' must be >= 1, got 0"),
     ({"data.splits.fractions": {"evaluator": 0.5, "policy": 0.5, "dev": 0.5, "test": 0.5}}, "sum to 1"),
     ({"sweep.lambdas": [i / 100 for i in range(101)], "sweep.phi_help": [0, 1, 2], "sweep.phi_harm": [0, 1, 2]},
      "more than sweep.max_models"),

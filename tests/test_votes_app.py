@@ -7,7 +7,6 @@ import json
 import os
 import random
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -36,7 +35,7 @@ def run_turn(app, session, state, message, columns, point, blind, seed=0, rng=No
     """What the page does: the send starts the turn, the chat answers, the changed chat state ends it.
     Sampled (temperature 1): the tiny random model's greedy answer is empty."""
     settings = cb.check_settings(12, 1.0, 1.0, seed, 1.0, defaults=app.default_settings)
-    session = begin_turn(session, columns, point, asdict(settings), blind, rng=rng)
+    session = begin_turn(session, columns, point, settings.model_dump(), blind, rng=rng)
     steps = list(cb.chat_stream(app, message, columns, (point["lambda_help"], point["phi_help"], point["phi_harm"]),
                                 settings, state))
     final = steps[-1]
