@@ -34,6 +34,7 @@ from peo.sweep_plan import Scales, is_joint_model, sweep_models, test_models
 from precompute.manifest import Manifest, files_under
 from precompute.pair_files import data_path, read_pairs
 from precompute.run_context import RunContext
+from precompute.stage_train_aspects import SETTINGS_FILE
 
 log = logging.getLogger("precompute")
 # what a sweep generates and scores per answer (saved parts and reused answers alike); answers.parquet adds the
@@ -69,7 +70,10 @@ def sweep_fingerprint(ctx: RunContext, settings: GenerationSettings) -> str:
         **({"score_batch_size": ctx.cfg.sweep.score_batch_size} if ctx.cfg.sweep.score_batch_size else {}),
         "dtype": ctx.cfg.sweep.dtype,
         "base_model": ctx.cfg.base_model,
-        "files": {str(f.relative_to(ctx.out)): sha256(f) for f in files_under([m for m in models if m.exists()])},
+        # an adapter's training record (settings.json, added after answers were first keyed) is left out: it
+        # says how the weights were made, and the weights' own checksum is here already
+        "files": {str(f.relative_to(ctx.out)): sha256(f) for f in files_under([m for m in models if m.exists()])
+                  if f.name != SETTINGS_FILE},
     }
     return digest(inputs)
 
