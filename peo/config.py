@@ -337,6 +337,10 @@ class SweepConfig(SweepDecoding, _Strict):
 
 class ReportConfig(_Strict):
     n_boot: int = Field(1000, description="bootstrap resamples for every confidence interval")
+    votes_dir: str | None = Field(
+        None, description="a folder of the app's votes (its --votes-dir, e.g. data/votes): the report sets the "
+        "human votes beside each win rate and measures the LLM judge's agreement with them; none: no votes. "
+        "The report is not redone when votes are added: run `--stage report --force`")
 
 
 class RunConfig(_Strict):

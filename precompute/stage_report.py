@@ -10,7 +10,7 @@ import pandas as pd
 from peo.data.jsonl import iter_jsonl
 from peo.judge import read_verdicts
 from precompute.report import write_report
-from precompute.run_context import RunContext
+from precompute.run_context import RunContext, resolve_path
 
 
 def _read_json(path: Path) -> dict:
@@ -24,6 +24,16 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [row for _, row in iter_jsonl(path)]
 
 
+def _read_votes(folder: str | None) -> list[dict] | None:
+    """The stored votes of the app's votes folder (report.votes_dir), or None when none is set."""
+    if not folder:
+        return None
+    from peo.votes import VoteStore
+
+    with VoteStore(resolve_path(folder, ""), create=False) as store:
+        return store.votes()
+
+
 def report(ctx: RunContext) -> list[Path]:
     layout = ctx.layout
     grid = pd.read_csv(layout.grid)
@@ -33,5 +43,6 @@ def report(ctx: RunContext) -> list[Path]:
                  max_evasion_excess=ctx.cfg.sweep.max_benign_evasion_excess,
                  training=_read_json(layout.training), judgments=_read_jsonl(layout.report.judgments),
                  evasion_check=_read_json(layout.report.evasion_validation),
-                 judge_verdicts=read_verdicts(layout.report.judge_verdicts))
+                 judge_verdicts=read_verdicts(layout.report.judge_verdicts),
+                 votes=_read_votes(ctx.cfg.report.votes_dir))
     return [layout.report.root]

@@ -59,7 +59,7 @@ STAGES = tuple(REGISTRY)
 # Config fields added after assets were shipped, whose empty value changes nothing: left out of the hash when
 # empty, so the shipped stages stay done (a non-empty value is hashed and reruns what depends on it).
 UNHASHED_WHEN_EMPTY = (("data", "extra_pairs"), ("data", "splits", "fractions_per_aspect"), ("evaluator", "reward"),
-                       ("evaluator", "cost"), ("sweep", "score_batch_size"))
+                       ("evaluator", "cost"), ("sweep", "score_batch_size"), ("report", "votes_dir"))
 
 
 def stage_settings(cfg: RunConfig, stage: str) -> str:

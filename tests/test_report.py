@@ -673,3 +673,53 @@ def test_an_llm_judge_sits_beside_the_win_rates_with_its_agreement(tmp_path):
     assert f"| reward evaluator, same answers | helpfulness | {n_help} | 0 | " in text
     assert "| human votes, same prompt text | each pair’s aspect | 1 | 0 | 0 | 1 | 100.0% |" in text
     json.dumps(result, allow_nan=False)
+
+
+def test_the_report_stage_sets_the_apps_votes_beside_the_win_rates(tiny_assets, tmp_path):
+    """report.votes_dir: the stage reads the app's votes folder and each win rate gets the human record of its
+    pair; a folder without a votes database is a clear error, not an empty column."""
+    import shutil
+
+    from peo.config import ConfigError, load_config
+    from peo.votes import ColumnAnswer, Vote, VotesError, VoteStore
+    from precompute.stages import run_pipeline
+
+    from conftest import REPO
+
+    assets = tmp_path / "assets"
+    shutil.copytree(tiny_assets, assets)
+    before = json.loads((assets / "report" / "fronts.json").read_text())
+    point = before["win_rates"]["points"][0]
+    key, opponent = next((k, e["model_id"]) for k, e in point["against"].items()
+                         if e["model_id"].startswith("c") and e["model_id"] != point["model_id"])
+    grid = pd.read_csv(assets / "grid.csv").drop_duplicates("model_id").set_index("model_id")
+    scales = {mid: {"help": float(grid.at[mid, "c_help"]), "harm": float(grid.at[mid, "c_harm"])}
+              for mid in (point["model_id"], opponent)}
+    user = {"role": "user", "content": "a question"}
+    picked = {"lambda_help": 0.0, "phi_help": 0.0, "phi_harm": 0.0, "c_help": 0.0, "c_harm": 1.0}  # not read here
+    decoding = {"max_new_tokens": 8, "temperature": 0.0, "top_p": 1.0, "seed": 0, "repetition_penalty": 1.0,
+                "no_repeat_ngram_size": 0}
+
+    def column(name: str, scales: dict) -> ColumnAnswer:
+        return ColumnAnswer(name, scales, f"answer of {name}", [user, {"role": "assistant", "content": "x"}])
+
+    with VoteStore(tmp_path / "votes") as store:
+        for turn, choice in enumerate(("peo", "peo", "ref"), start=1):
+            store.record(Vote("s1", turn, picked, (column("peo", scales[point["model_id"]]),
+                                                   column("ref", scales[opponent])), choice, decoding))
+    settings = {"out": str(assets), "work_dir": str(tmp_path / "work")}
+    cfg = load_config(REPO / "precompute" / "configs" / "tiny.yaml",
+                      settings | {"report.votes_dir": str(tmp_path / "votes")})
+    run_pipeline(cfg, only="report")
+    after = json.loads((assets / "report" / "fronts.json").read_text())
+    entry = next(p for p in after["win_rates"]["points"] if p["model_id"] == point["model_id"])["against"][key]
+    assert (entry["votes"]["won"], entry["votes"]["tied"], entry["votes"]["lost"]) == (2, 0, 1)
+    assert "human votes: won / tied / lost" in (assets / "report" / "report.md").read_text()
+
+    (tmp_path / "empty").mkdir()
+    empty = load_config(REPO / "precompute" / "configs" / "tiny.yaml",
+                        settings | {"report.votes_dir": str(tmp_path / "empty")})
+    with pytest.raises(VotesError, match="no votes database"):
+        run_pipeline(empty, only="report")
+    with pytest.raises(ConfigError, match="report.votes_dir"):
+        load_config(REPO / "precompute" / "configs" / "tiny.yaml", {"report.votes_dir": 3})
