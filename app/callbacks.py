@@ -30,6 +30,7 @@ from peo.chat_limits import (  # noqa: F401  (the limits live in the library: pe
 from peo.export import ExportError, export_policy
 from peo.generation import GenerationSettings, StopSignal
 from peo.names import BASELINES, CHAT_COLUMNS, PEO, REFERENCE
+from peo.records import Pick
 
 EXPORTABLE = (PEO, *BASELINES)  # the picked point, or one of the fixed models
 SCORE_BUTTON = "Score this point"  # the on-demand scoring of an off-grid point, named where the page points to it
@@ -62,32 +63,33 @@ class App:
 
 # ---------------------------------------------------------------- pick
 
-def pick(app: App, lambda_help, phi_help, phi_harm) -> dict:
+def pick(app: App, lambda_help, phi_help, phi_harm) -> Pick:
     """The point's coefficients, model id, precomputed scores (None off-grid), whether it is on the PEO front.
+    `.to_json()` is the dict the /pick endpoint returns.
 
     Raises AppInputError for a non-number or a value outside the assets' grid range.
     """
     return app.data.point_info(lambda_help, phi_help, phi_harm)
 
 
-def pick_summary(info: dict, data: AppData, scored: Sequence[dict] = ()) -> str:
+def pick_summary(info: Pick, data: AppData, scored: Sequence[dict] = ()) -> str:
     """Markdown about a picked point, for the page. `scored`: the session's points scored on demand
     (app/offgrid_scoring.summarize), whose test figures a point without them shows once scored."""
     # the model id on a line of its own: inline after the coefficients, a wrapped line left a lone ")" under it
-    head = (f"**Picked** λ = {info['lambda_help']:g}, ϕ_help = {info['phi_help']:g}, ϕ_harm = {info['phi_harm']:g} "
-            f"→ c_help = {info['c_help']:g}, c_harm = {info['c_harm']:g}  \nmodel `{info['model_id']}`")
+    head = (f"**Picked** λ = {info.lambda_help:g}, ϕ_help = {info.phi_help:g}, ϕ_harm = {info.phi_harm:g} "
+            f"→ c_help = {info.c_help:g}, c_harm = {info.c_harm:g}  \nmodel `{info.model_id}`")
     same = same_model_phrase(info)
     if same:
         head += f"  \n{same}"
-    stats = info["precomputed"]
-    on_demand = next((p for p in scored if p["model_id"] == info["model_id"]), None)
+    stats = info.precomputed
+    on_demand = next((p for p in scored if p["model_id"] == info.model_id), None)
     if on_demand is not None and (stats is None or stats["split"] != "test"):
         return f"{head}\n\n{on_demand_phrase(on_demand)}: {scores_phrase(on_demand)}; {checks_phrase(on_demand)}."
     if stats is None:
         return (head + "\n\nThis point is **off the grid**: it was not evaluated, so it has **no precomputed "
                 f"scores or answers** (the answers table stays empty). Use **{SCORE_BUTTON}** to generate and score "
                 "its test answers, or chat with it (its answers are scored live).")
-    where = "on the PEO Pareto front" if info["on_front"] else "not on the PEO Pareto front"
+    where = "on the PEO Pareto front" if info.on_front else "not on the PEO Pareto front"
     text = f"{head}\n\n{split_phrase(stats, data)}: {scores_phrase(stats)}; {checks_phrase(stats)}; {where}."
     if over_loop_limit(stats["loop_share"], data.max_loop_share):
         text += (f"\n\nIts answers loop more often than {data.max_loop_share:.0%} of the time (drawn hollow): "
@@ -106,9 +108,9 @@ def same_model_label(col: str, other: str) -> str:
     return f"{CHAT_COLUMNS[col]} = {CHAT_COLUMNS[other]} at this point"
 
 
-def same_model_phrase(info: dict, columns: Sequence[str] = tuple(CHAT_COLUMNS)) -> str:
+def same_model_phrase(info: Pick, columns: Sequence[str] = tuple(CHAT_COLUMNS)) -> str:
     """Which chat columns are the same model at this point (e.g. the soup is PEO when ϕ = 0); '' when none."""
-    same = same_model_columns(columns, info["lambda_help"], info["c_help"], info["c_harm"])
+    same = same_model_columns(columns, info.lambda_help, info.c_help, info.c_harm)
     return "; ".join(same_model_label(col, other) for col, other in same.items())
 
 
@@ -229,23 +231,23 @@ class ChatStep:
     cut: dict[str, bool] = field(default_factory=dict)  # on the last step: answers cut at max_new_tokens
 
 
-def point_key(info: dict) -> tuple[float, float, float]:
+def point_key(info: Pick) -> tuple[float, float, float]:
     """(λ, c_help, c_harm) rounded: two picks with the same key give the PEO and soup columns the same models."""
-    return round(info["lambda_help"], 6), round(info["c_help"], 6), round(info["c_harm"], 6)
+    return round(info.lambda_help, 6), round(info.c_help, 6), round(info.c_harm, 6)
 
 
-def starts_fresh(state: ChatState | None, info: dict, fresh_on_new_point: bool) -> bool:
+def starts_fresh(state: ChatState | None, info: Pick, fresh_on_new_point: bool) -> bool:
     """Whether a turn at the point `info` starts from an empty chat: asked for, and the chat so far was at
     another point."""
     return (fresh_on_new_point and state is not None and not state.empty and state.point is not None
             and state.point != point_key(info))
 
 
-def answer_tag(col: str, info: dict, cut_at: int | None) -> AnswerTag:
+def answer_tag(col: str, info: Pick, cut_at: int | None) -> AnswerTag:
     """The tag of `col`'s answer at the picked point: its coefficients when the column follows the pick."""
     coefficients = None
     if col in FOLLOWS_POINT:
-        scales = column_scales(col, info["lambda_help"], info["c_help"], info["c_harm"])
+        scales = column_scales(col, info.lambda_help, info.c_help, info.c_harm)
         coefficients = (scales.get("help", 0.0), scales.get("harm", 0.0))
     return AnswerTag(coefficients, cut_at)
 
@@ -286,14 +288,14 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
     for col in columns:
         messages, n_dropped = trim_history(app.engine.prompt_tokens, state.histories.get(col, []), message, budget)
         prompts.append(messages)
-        scales.append(column_scales(col, info["lambda_help"], info["c_help"], info["c_harm"]))
+        scales.append(column_scales(col, info.lambda_help, info.c_help, info.c_harm))
         if n_dropped:
             dropped[col] = n_dropped
     timing: dict = {}
     outcome: dict = {}
     start = time.perf_counter()
     final: list[str] = []
-    stream = app.engine.stream(prompts, scales, settings, (info["c_help"], info["c_harm"]), timing, stop=stop,
+    stream = app.engine.stream(prompts, scales, settings, (info.c_help, info.c_harm), timing, stop=stop,
                                outcome=outcome)
     try:
         for texts in stream:
@@ -364,8 +366,8 @@ def export_zip(app: App, what: str, point, fmt: str = "adapter") -> Path:
     folder = export_store.new_folder()  # expired exports are removed first
     try:
         if info is not None:
-            p = (info["lambda_help"], info["phi_help"], info["phi_harm"])
-            name = f"peo-{info['model_id']}-{fmt}"
+            p = (info.lambda_help, info.phi_help, info.phi_harm)
+            name = f"peo-{info.model_id}-{fmt}"
             out = export_policy(app.data.assets.root, folder / name, point=p, fmt=fmt)
         else:
             name = f"peo-{what}-{fmt}"

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import gradio as gr
 
 from app import callbacks as cb
-from app.data import AppInputError
+from app.data import AppInputError, as_pick
 from app.engine import same_model_columns
 from app.score_context import compact_score_line
 from peo.errors import PeoError
 from peo.generation import GenerationStopped
 from peo.names import CHAT_COLUMNS, DEFAULT_CHAT_COLUMNS
+from peo.records import Pick
 
 CHAT_MIN_WIDTH = 150  # px: six chat columns side by side in a 1400 px window
 STOPPED = ("Stopped: the turn was cancelled. Its partial answers stay on screen, marked [stopped], but are not kept "
@@ -162,15 +163,15 @@ def setting_box(defaults: dict, name: str, label: str, step: float, elem_id: str
     return gr.Number(defaults[name], label=f"{label} [{lo:g}, {hi:g}]", step=step, elem_id=elem_id, min_width=120)
 
 
-def column_labels(info: dict, columns) -> list[dict]:
+def column_labels(info: Pick, columns) -> list[dict]:
     """Each chatbot's label at this point, marking a column that is the same model as another chosen one
     ('Soup (same λ) = PEO (picked point) at this point'), in CHAT_COLUMNS' order."""
     chosen = [k for k in CHAT_COLUMNS if k in (columns or [])]
-    same = same_model_columns(chosen, info["lambda_help"], info["c_help"], info["c_harm"])
+    same = same_model_columns(chosen, info.lambda_help, info.c_help, info.c_harm)
     return [cb.same_model_label(k, same[k]) if k in same else label for k, label in CHAT_COLUMNS.items()]
 
 
-def check_turn(app: cb.App, defaults: dict, msg, cols, point: dict, *settings,
+def check_turn(app: cb.App, defaults: dict, msg, cols, point: Pick, *settings,
                busy: bool = False) -> tuple[dict | None, str]:
     """(the turn to run, status): the first, non-streaming step of a chat turn. A refused input gives no turn
     and its message for the status beside the message box, so the chatbots never show an error. `busy`: this
@@ -180,7 +181,7 @@ def check_turn(app: cb.App, defaults: dict, msg, cols, point: dict, *settings,
     try:
         turn = {"settings": cb.check_settings(*settings, defaults=defaults), "columns": cb.check_columns(cols),
                 "message": cb.check_message(msg),
-                "point": (point["lambda_help"], point["phi_help"], point["phi_harm"])}
+                "point": (point.lambda_help, point.phi_help, point.phi_harm)}
         cb.pick(app, *turn["point"])
     except AppInputError as err:
         return None, f"⚠️ {err}"
@@ -273,16 +274,17 @@ def wire_chat(app: cb.App, chat: ChatPanel, point_state: gr.State, chat_state: g
     chat's per-session events. `blind`: the votes panel's blind mode; while on, the labels are the votes panel's
     (letters until the vote) and the columns show answers only. `before_stream`: the votes panel's turn start."""
     chatbots = list(chat.chatbots.values())
-    for bot, label in zip(chatbots, column_labels(point_state.value, chat.columns.value)):
+    for bot, label in zip(chatbots, column_labels(as_pick(point_state.value), chat.columns.value)):
         bot.label = label  # the start point's labels (the soup is PEO there when ϕ starts at 0)
 
     def show_columns(cols, point, is_blind):
         return [gr.update(visible=k in (cols or [])) if is_blind else gr.update(visible=k in (cols or []), label=label)
-                for k, label in zip(CHAT_COLUMNS, column_labels(point, cols))]
+                for k, label in zip(CHAT_COLUMNS, column_labels(as_pick(point), cols))]
 
     chat.columns.change(show_columns, [chat.columns, point_state, blind], chatbots, api_visibility="private")
 
     def on_new_point(point, cols, state, fresh, is_blind):
+        point = as_pick(point)
         note = ""
         if state is not None and not state.empty and state.point != cb.point_key(point):
             note = ("The point changed: your next message starts a fresh chat." if fresh else
@@ -300,7 +302,7 @@ def wire_chat(app: cb.App, chat: ChatPanel, point_state: gr.State, chat_state: g
     stops = chat.turns
 
     def do_check(msg, cols, point, n, t, p, sd, rp, request: gr.Request):  # Gradio passes `request` by position
-        turn, status = check_turn(app, defaults, msg, cols, point, n, t, p, sd, rp,
+        turn, status = check_turn(app, defaults, msg, cols, as_pick(point), n, t, p, sd, rp,
                                   busy=stops.running(request.session_hash))
         return turn, status, gr.update() if turn is None else ""  # the box is emptied once the turn is accepted
 

@@ -19,6 +19,7 @@ from app.figure import CUSTOM_FIELDS, custom_data, split_label
 from peo.evaluation_stats import finite_or_none
 from peo.names import BASELINE_LABELS, PEO, SOUP
 from peo.plot_style import COLORS
+from peo.records import Pick
 
 PANELS = (("reward_mean", "reward on benign prompts (↑ better)", "Viridis"),
           ("cost_mean", "cost on harmful prompts (↓ better)", "Viridis_r"))  # split-aware, as every figure
@@ -65,7 +66,7 @@ def _hover_text(row: Mapping, on_front: bool) -> str:
             f"<br>(λ, ϕ_help, ϕ_harm) = {same}{front}")
 
 
-def coefficient_figure(grid: pd.DataFrame, front_ids: list[str], picked: Mapping | None = None) -> go.Figure:
+def coefficient_figure(grid: pd.DataFrame, front_ids: list[str], picked: Pick | None = None) -> go.Figure:
     """Two panels over (c_help, c_harm): points coloured by reward and by cost, soup segment, front (ringed),
     pick."""
     points = model_points(grid)
@@ -89,8 +90,8 @@ def coefficient_figure(grid: pd.DataFrame, front_ids: list[str], picked: Mapping
             fig.add_trace(go.Scatter(x=[r["c_help"] for r in front], y=[r["c_harm"] for r in front],
                                      mode="markers", name=FRONT_NAME, showlegend=col == 1, legendgroup="front",
                                      hoverinfo="skip", marker=FRONT_RING), row=1, col=col)
-        if picked:
-            fig.add_trace(go.Scatter(x=[picked["c_help"]], y=[picked["c_harm"]], mode="markers",
+        if picked is not None:
+            fig.add_trace(go.Scatter(x=[picked.c_help], y=[picked.c_harm], mode="markers",
                                      name="picked point", showlegend=col == 1, legendgroup="picked",
                                      hoverinfo="skip", marker={"color": COLORS["picked"], "size": 20, "symbol": "star",
                                                                "line": {"width": 1.5, "color": "#333"}}),
@@ -100,11 +101,11 @@ def coefficient_figure(grid: pd.DataFrame, front_ids: list[str], picked: Mapping
     fig.update_layout(template="plotly_white", height=460, margin={"l": 50, "r": 20, "t": 40, "b": 40},
                       hovermode="closest", clickmode="event",
                       legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0},
-                      meta={"picked": str(picked["model_id"]) if picked else ""})
+                      meta={"picked": str(picked.model_id) if picked is not None else ""})
     return fig
 
 
-def coefficient_json(grid: pd.DataFrame, front_ids: list[str], picked: Mapping | None = None) -> str:
+def coefficient_json(grid: pd.DataFrame, front_ids: list[str], picked: Pick | None = None) -> str:
     return coefficient_figure(grid, front_ids, picked).to_json()
 
 
@@ -120,7 +121,7 @@ def degrees_of_freedom_text(grid: pd.DataFrame) -> str:
     return text + f"\n\n{len(groups)} models are reached from several (λ, ϕ_help, ϕ_harm):\n" + "\n".join(lines)
 
 
-def coefficient_panel(grid: pd.DataFrame, front_ids: list[str], picked: Mapping, plot_js: str, head: str
+def coefficient_panel(grid: pd.DataFrame, front_ids: list[str], picked: Pick, plot_js: str, head: str
                       ) -> gr.HTML:
     """The accordion with the figure (drawn and clicked like the front: `plot_js`) and the note."""
     with gr.Accordion("The model family in coefficient space (c_help, c_harm)", open=False,

@@ -22,6 +22,7 @@ import pandas as pd
 
 from app import exports as export_store
 from app.callbacks import SCORE_BUTTON
+from app.data import as_pick
 from app.score_context import answer_flags
 from peo.coefficients import coefficients, expo_model_id, model_id
 from peo.names import (
@@ -36,6 +37,7 @@ from peo.names import (
     REFERENCE,
     SOUP,
 )
+from peo.records import Pick
 from peo.win_rates import ASPECT_SCORES, pairwise, vote_record
 
 COMPARED: tuple[str, ...] = (PEO, REFERENCE, *ASPECTS, SOUP)  # chat columns: picked, ref, DPO-Help/-Harm, soup
@@ -99,15 +101,15 @@ class PromptRow:
         return getattr(picked, score) - getattr(ref, score)
 
 
-def compared_models(grid: pd.DataFrame, info: Mapping) -> dict[str, str | None]:
+def compared_models(grid: pd.DataFrame, info: Pick) -> dict[str, str | None]:
     """Compared column → model_id: the picked point, the fixed baselines (grid rows of their method), and the
     soup at the picked λ (the model c = (λ, 1 − λ)); None for a baseline the assets lack."""
     out: dict[str, str | None] = {}
     for column in COMPARED:
         if column == PEO:
-            out[column] = str(info["model_id"])
+            out[column] = str(info.model_id)
         elif column == SOUP:
-            out[column] = model_id(*coefficients(float(info["lambda_help"]), 0.0, 0.0))
+            out[column] = model_id(*coefficients(float(info.lambda_help), 0.0, 0.0))
         elif column in BASELINES:
             rows = grid[grid["method"] == column]
             out[column] = str(rows.iloc[0]["model_id"]) if not rows.empty else None
@@ -220,28 +222,28 @@ def row_html(row: PromptRow, labels: Mapping[str, str], colors: Mapping[str, str
             f'<div class="peo-answers">{"".join(cells)}</div></section>')
 
 
-def column_labels(info: Mapping, ids: Mapping[str, str | None]) -> dict[str, str]:
+def column_labels(info: Pick, ids: Mapping[str, str | None]) -> dict[str, str]:
     """Chat column labels with the model each one is here; same-model columns say so (e.g. soup = picked)."""
     labels = {}
     for column, mid in ids.items():
         label = CHAT_COLUMNS[column]
         if column == PEO:
-            label += f" c=({info['c_help']:g}, {info['c_harm']:g})"
+            label += f" c=({info.c_help:g}, {info.c_harm:g})"
         if column == SOUP:
-            label = f"Soup λ={float(info['lambda_help']):g}"
+            label = f"Soup λ={float(info.lambda_help):g}"
         same = [CHAT_COLUMNS[c] for c, m in ids.items() if c != column and m is not None and m == mid]
         labels[column] = label + (f" (= {', '.join(same)})" if same else "")
     return labels
 
 
-def note(info: Mapping, ids: Mapping[str, str | None], split: str, shown: int, total: int, on_demand: bool) -> str:
+def note(info: Pick, ids: Mapping[str, str | None], split: str, shown: int, total: int, on_demand: bool) -> str:
     """What the grid shows and why a column may be empty (off-grid pick, a model not run on these prompts)."""
     text = f"{shown} of {total} {split} prompts; Δ is each answer's score minus the reference's on the same prompt."
     if on_demand:
         text += (" The picked point's answers were generated and scored on demand in this session (a Stop "
                  "leaves the prompts after it not run).")
-    elif info.get("precomputed") is None:
-        text += (f" The picked point {info['model_id']} is <b>off-grid</b>: it has no precomputed answers (score it "
+    elif info.precomputed is None:
+        text += (f" The picked point {info.model_id} is <b>off-grid</b>: it has no precomputed answers (score it "
                  f"with <b>{SCORE_BUTTON}</b>, above this view); the other columns are shown.")
     elif split == "dev":
         text += " The picked point was run on the dev prompts only, so every column shows dev answers."
@@ -251,11 +253,11 @@ def note(info: Mapping, ids: Mapping[str, str | None], split: str, shown: int, t
 RECORD_SPLIT = "test"
 
 
-def record_opponents(grid: pd.DataFrame, info: Mapping, answers: pd.DataFrame) -> dict[str, str]:
+def record_opponents(grid: pd.DataFrame, info: Pick, answers: pd.DataFrame) -> dict[str, str]:
     """What the picked point's record is against: label → model_id, those with test answers."""
     tested = set(answers.loc[answers["split"] == RECORD_SPLIT, "model_id"].astype(str))
-    out: dict[str, str] = {f"Soup λ={float(info['lambda_help']):g}": model_id(*coefficients(float(info["lambda_help"]),
-                                                                                           0.0, 0.0))}
+    soup = model_id(*coefficients(float(info.lambda_help), 0.0, 0.0))
+    out: dict[str, str] = {f"Soup λ={float(info.lambda_help):g}": soup}
     for method in ("help", "harm", JOINT):
         rows = grid[grid["method"] == method]
         if not rows.empty:
@@ -272,11 +274,11 @@ def _record_cell(record) -> str:
             f"{record.share('lost'):.0%} <small>(n={record.n})</small>")
 
 
-def record_html(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, picked_extra: pd.DataFrame | None = None,
+def record_html(answers: pd.DataFrame, grid: pd.DataFrame, info: Pick, picked_extra: pd.DataFrame | None = None,
                 votes: Sequence[Mapping] = ()) -> str:
     """The picked point's pairwise record on the test prompts against each compared method; '' without test
     answers of the picked point. Helpfulness: reward on benign prompts; harmlessness: cost on harmful prompts."""
-    mid = str(info["model_id"])
+    mid = str(info.model_id)
     sub = answers[answers["split"] == RECORD_SPLIT]
     if picked_extra is not None:
         mine = picked_extra.assign(model_id="__picked__", split=RECORD_SPLIT)
@@ -290,7 +292,7 @@ def record_html(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, picked
         same = " (the same model)" if other == mid else ""
         cells = "".join(f"<td>{_record_cell(records[aspect])}</td>" for aspect in ASPECT_SCORES)
         if with_votes:
-            human = vote_record(votes, str(info["model_id"]), other)
+            human = vote_record(votes, str(info.model_id), other)
             cells += f"<td>{_record_cell(human) if human.n else 'no votes'}</td>"
         rows.append(f"<tr><td>{html.escape(label)} <code>{html.escape(other)}</code>{same}</td>{cells}</tr>")
     if not rows:
@@ -304,16 +306,16 @@ def record_html(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, picked
             f'<table class="peo-record"><tr><th>against</th>{head}</tr>{"".join(rows)}</table>')
 
 
-def compared(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, scored: Sequence[Mapping]
+def compared(answers: pd.DataFrame, grid: pd.DataFrame, info: Pick, scored: Sequence[Mapping]
              ) -> tuple[dict[str, str | None], pd.DataFrame | None, str]:
     """What the view compares for a pick: column → model_id, the picked point's answers scored on demand (only a
     point without test answers is ever scored), and the split shown."""
     ids = compared_models(grid, info)
-    extra = scored_answers(scored, str(info["model_id"]))
-    return ids, extra, choose_split(answers, str(info["model_id"]), extra)
+    extra = scored_answers(scored, str(info.model_id))
+    return ids, extra, choose_split(answers, str(info.model_id), extra)
 
 
-def compare_html(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, colors: Mapping[str, str],
+def compare_html(answers: pd.DataFrame, grid: pd.DataFrame, info: Pick, colors: Mapping[str, str],
                  aspect: str | None = None, sort: str = "prompt order", limit: int | None = DEFAULT_SHOWN,
                  scored: Sequence[Mapping] = (), votes: Sequence[Mapping] = ()) -> str:
     """The whole view for one pick: the pairwise record, a note, then one block per prompt. `votes`: human votes
@@ -329,7 +331,7 @@ def compare_html(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, color
             f"{body}</div>")
 
 
-def compare_table(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, aspect: str | None = None,
+def compare_table(answers: pd.DataFrame, grid: pd.DataFrame, info: Pick, aspect: str | None = None,
                   sort: str = "prompt order", limit: int | None = DEFAULT_SHOWN,
                   scored: Sequence[Mapping] = ()) -> pd.DataFrame:
     """The rows the view shows (same filter, order and count), one line per prompt and compared column, for a
@@ -369,7 +371,7 @@ class CompareView:
     file: gr.File
 
 
-def compare_panel(answers: pd.DataFrame, grid: pd.DataFrame, info: Mapping, colors: Mapping[str, str],
+def compare_panel(answers: pd.DataFrame, grid: pd.DataFrame, info: Pick, colors: Mapping[str, str],
                   votes: Sequence[Mapping] = ()) -> CompareView:
     """An accordion with the filters and the side-by-side answers of the start point (`votes`: the human votes
     so far, beside the record)."""
@@ -394,12 +396,13 @@ def wire_compare(view: CompareView, answers: pd.DataFrame, grid: pd.DataFrame, c
     (peo.votes.VoteStore.votes rows) at redraw time, shown beside the pairwise record; none when not given."""
 
     def redraw(info, aspect, sort, limit, scored):
-        return compare_html(answers, grid, info, colors, ASPECT_FILTERS.get(aspect), sort, _limit(limit),
+        return compare_html(answers, grid, as_pick(info), colors, ASPECT_FILTERS.get(aspect), sort, _limit(limit),
                             scored or (), votes() if votes else ())
 
     def download(info, aspect, sort, limit, scored) -> dict:
+        info = as_pick(info)
         table = compare_table(answers, grid, info, ASPECT_FILTERS.get(aspect), sort, _limit(limit), scored or ())
-        path = export_store.download(f"compare-{info['model_id']}.csv", lambda p: table.to_csv(p, index=False))
+        path = export_store.download(f"compare-{info.model_id}.csv", lambda p: table.to_csv(p, index=False))
         return gr.update(value=str(path), visible=True)
 
     inputs = [point_state, view.aspect, view.sort, view.limit, scored_state]

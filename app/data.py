@@ -148,15 +148,16 @@ class AppData:
         return all(any(abs(x - g) <= 1e-6 for g in self.grid_axis(axis))
                    for axis, x in (("lambda_help", lambda_help), ("phi_help", phi_help), ("phi_harm", phi_harm)))
 
-    def point_info(self, lambda_help, phi_help, phi_harm) -> dict:
-        """Everything /pick returns about a point (see callbacks.pick)."""
+    def point_info(self, lambda_help, phi_help, phi_harm) -> Pick:
+        """Everything /pick returns about a point (see callbacks.pick), read by attribute; `.to_json()` is the
+        dict /pick returns."""
         lam, ph, pa = self.check_point(lambda_help, phi_help, phi_harm)
         c_help, c_harm = coefficients(lam, ph, pa)
         mid = model_id(c_help, c_harm)
         return Pick(lambda_help=lam, phi_help=ph, phi_harm=pa, c_help=c_help, c_harm=c_harm, model_id=mid,
                     in_range=True,  # out-of-range points raise AppInputError instead
                     on_grid=self.on_grid(lam, ph, pa), precomputed=self.model_stats(mid),
-                    on_front=mid in self.front_model_ids(PEO)).to_json()
+                    on_front=mid in self.front_model_ids(PEO))
 
     def reference_scores(self):
         """The reference's per-prompt scores on the test prompts, split-aware: its rewards on the benign prompts
@@ -171,6 +172,13 @@ class AppData:
         return ReferenceScores(tuple(float(x) for x in rows.loc[kind == PROMPT_KIND_OF_EVALUATOR["reward"], "reward"]),
                                tuple(float(x) for x in rows.loc[kind == PROMPT_KIND_OF_EVALUATOR["cost"], "cost"]),
                                split)
+
+
+def as_pick(value: Pick | dict) -> Pick:
+    """The pick a panel reads, from what the page's point state holds: the pick's dict (`Pick.to_json()`), since
+    Gradio hashes each State value to see whether it changed, and a Pick, frozen with its `precomputed` dict,
+    cannot be hashed."""
+    return value if isinstance(value, Pick) else Pick.model_validate(value)
 
 
 def over_loop_limit(loop_share: float | None, limit: float) -> bool:

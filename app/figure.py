@@ -24,6 +24,7 @@ from peo.evaluation_stats import finite_or_none
 from peo.names import BASELINE_LABELS, EXPO, JOINT, PEO, REFERENCE, SOUP
 from peo.pareto import dominates
 from peo.plot_style import COLORS
+from peo.records import Pick
 
 X_TITLE = "cost (harmfulness) on harmful prompts ← better"
 Y_TITLE = "reward on benign prompts ↑ better"
@@ -187,26 +188,27 @@ def hypervolume_text(data: AppData) -> str:
     return f"**{head}** ({report.ci:.0%} bootstrap intervals)  \n{fronts}"
 
 
-def picked_stats(picked: dict, scored: list[dict] | None = None) -> dict | None:
+def picked_stats(picked: Pick, scored: list[dict] | None = None) -> dict | None:
     """The figures the picked point is drawn at: its test figures scored on demand this session when it has no
     precomputed test figures, else its precomputed ones; None when it has neither."""
-    stats = picked["precomputed"]
-    on_demand = next((p for p in scored or () if p["model_id"] == picked["model_id"]), None)
+    stats = picked.precomputed
+    on_demand = next((p for p in scored or () if p["model_id"] == picked.model_id), None)
     return on_demand if on_demand is not None and (stats is None or stats["split"] != "test") else stats
 
 
-def _picked_trace(picked: dict, scored: list[dict] | None = None) -> go.Scatter | None:
+def _picked_trace(picked: Pick, scored: list[dict] | None = None) -> go.Scatter | None:
     """The star of the picked point at its own scores (picked_stats); None for a point without scores: a star
     anywhere else would sit on another model's scores (the title says why)."""
     stats = picked_stats(picked, scored)
     if stats is None:
         return None
     star = {"color": COLORS["picked"], "size": 20, "symbol": "star", "line": {"width": 1.5, "color": "#333"}}
-    return go.Scatter(x=[stats["cost_mean"]], y=[stats["reward_mean"]], customdata=[custom_data(picked, stats)],
-                      hovertemplate=HOVER, meta="picked", name=PICKED_NAME, mode="markers", marker=star)
+    return go.Scatter(x=[stats["cost_mean"]], y=[stats["reward_mean"]],
+                      customdata=[custom_data(picked.to_json(), stats)], hovertemplate=HOVER, meta="picked",
+                      name=PICKED_NAME, mode="markers", marker=star)
 
 
-def front_figure(data: AppData, picked: dict | None = None, scored: list[dict] | None = None) -> go.Figure:
+def front_figure(data: AppData, picked: Pick | None = None, scored: list[dict] | None = None) -> go.Figure:
     """All evaluated points, the PEO and soup fronts, baselines, the points scored on demand in this session
     (app/offgrid_scoring) and the picked point (when it has scores). Error bars: ± one standard error."""
     grid = data.grid.copy()
@@ -245,14 +247,14 @@ def front_figure(data: AppData, picked: dict | None = None, scored: list[dict] |
                              marker_style={"size": 13, "line": {"width": 1, "color": "white"}}))
     if any(over_loop_limit(finite_or_none(share), limit) for share in grid["loop_share"]):
         fig.add_trace(_loop_legend(limit))
-    star = _picked_trace(picked, scored) if picked else None
+    star = _picked_trace(picked, scored) if picked is not None else None
     if star is not None:
         fig.add_trace(star)
     if scored:  # over the star: a picked scored point shows its diamond inside the star
         fig.add_trace(scored_trace(scored))
     title = "Scores on the test prompts ± one standard error (points run on dev prompts only: dev scores)"
-    if picked and not picked["precomputed"]:
-        title += (f"<br><sup>picked {picked['model_id']} is off the grid: "
+    if picked is not None and not picked.precomputed:
+        title += (f"<br><sup>picked {picked.model_id} is off the grid: "
                   + ("scored on demand (the diamond in the star)</sup>" if star is not None
                      else f"not scored, so no star (use '{SCORE_BUTTON}')</sup>"))
     fig.update_layout(
@@ -260,15 +262,16 @@ def front_figure(data: AppData, picked: dict | None = None, scored: list[dict] |
         xaxis_title=X_TITLE, yaxis_title=Y_TITLE, template="plotly_white", height=520,
         margin={"l": 60, "r": 20, "t": 60, "b": 60}, hovermode="closest", clickmode="event",
         legend={"orientation": "h", "yanchor": "top", "y": -0.14, "x": 0},
-        meta={"picked": picked["model_id"] if star is not None else "",
-              "picked_point": picked and [picked["lambda_help"], picked["phi_help"], picked["phi_harm"]]},
+        meta={"picked": picked.model_id if picked is not None and star is not None else "",
+              "picked_point": (None if picked is None
+                               else [picked.lambda_help, picked.phi_help, picked.phi_harm])},
     )
     return fig
 
 
-def figure_json(data: AppData, picked: dict | None = None, scored: list[dict] | None = None) -> str:
+def figure_json(data: AppData, picked: Pick | None = None, scored: list[dict] | None = None) -> str:
     return front_figure(data, picked, scored).to_json()
 
 
-def figure_dict(data: AppData, picked: dict | None = None, scored: list[dict] | None = None) -> dict:
+def figure_dict(data: AppData, picked: Pick | None = None, scored: list[dict] | None = None) -> dict:
     return json.loads(figure_json(data, picked, scored))

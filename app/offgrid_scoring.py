@@ -18,6 +18,7 @@ import pandas as pd
 
 from app import exports as export_store
 from app.callbacks import SCORE_BUTTON, scores_phrase
+from app.data import as_pick
 from app.engine import column_scales
 from peo.answer_checks import answer_signals
 from peo.evasion import last_user_message
@@ -25,8 +26,9 @@ from peo.export import sweep_decoding
 from peo.generation import GenerationSettings
 from peo.grid_table import split_stats
 from peo.names import PEO
+from peo.records import Pick
 
-POINT_KEYS = ("model_id", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm")  # of a pick dict
+POINT_KEYS = ("model_id", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm")  # of a Pick
 ANSWER_COLUMNS = ("split", "prompt_id", "prompt_kind", "prompt", "answer", "reward", "cost", "loops", "refuses",
                   "n_words", "evades", "cut")  # answer_rows' keys, answers.parquet's names
 BATCH_SIZE = 8  # prompts per generation: small enough that Stop and the progress bar respond within a batch
@@ -48,19 +50,19 @@ def answer_rows(prompts: pd.DataFrame, answers: list[str], rewards: list[float],
             for p, a, r, c, k in zip(prompts.itertuples(), answers, rewards, costs, cut)]
 
 
-def summarize(info: Mapping, rows: list[dict], total: int) -> dict:
+def summarize(info: Pick, rows: list[dict], total: int) -> dict:
     """The scored point: its coordinates, the sweep's per-model figures (peo.grid_table.split_stats), answers."""
     stats = split_stats(pd.DataFrame(rows))
     stats = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in stats.items()}
-    point = {k: info[k] for k in POINT_KEYS}
+    point = {k: getattr(info, k) for k in POINT_KEYS}
     return {**point, **stats, "split": SPLIT, "complete": len(rows) == total, "answers": rows}
 
 
-def score_point(engine, info: Mapping, prompts: pd.DataFrame, settings: GenerationSettings,
+def score_point(engine, info: Pick, prompts: pd.DataFrame, settings: GenerationSettings,
                 batch_size: int = BATCH_SIZE) -> Iterator[list[dict]]:
-    """Generate and score `prompts` for the point `info` (a pick dict); yields all rows so far after each batch."""
-    scales = column_scales(PEO, info["lambda_help"], info["c_help"], info["c_harm"])
-    point = (info["c_help"], info["c_harm"])
+    """Generate and score `prompts` for the point `info` (a Pick); yields all rows so far after each batch."""
+    scales = column_scales(PEO, info.lambda_help, info.c_help, info.c_harm)
+    point = (info.c_help, info.c_harm)
     rows: list[dict] = []
     for start in range(0, len(prompts), batch_size):
         batch = prompts.iloc[start:start + batch_size]
@@ -82,9 +84,9 @@ def merge_scored(scored: list[dict] | None, point: dict) -> list[dict]:
     return [p for p in (scored or []) if p["model_id"] != point["model_id"]] + [point]
 
 
-def needs_scoring(info: Mapping) -> bool:
+def needs_scoring(info: Pick) -> bool:
     """A point without test figures: off-grid, or a grid point run on the dev prompts only."""
-    stats = info.get("precomputed")
+    stats = info.precomputed
     return stats is None or stats.get("split") != SPLIT
 
 
@@ -136,8 +138,9 @@ def wire_score(app, panel: ScorePanel, point_state: gr.State, scored_state: gr.S
     data = app.data
 
     def run(info, scored, progress=gr.Progress()):
+        info = as_pick(info)
         if not needs_scoring(info):
-            raise gr.Error(f"{info['model_id']} already has test figures: nothing to score", print_exception=False)
+            raise gr.Error(f"{info.model_id} already has test figures: nothing to score", print_exception=False)
         prompts = scoring_prompts(data.answers)
         total = len(prompts)
         progress(0.0, desc=eta_text(0, total, 0.0))
@@ -155,7 +158,8 @@ def wire_score(app, panel: ScorePanel, point_state: gr.State, scored_state: gr.S
             yield merge_scored(scored, point), scored_text(point, total)
 
     def stopped(info, scored):
-        kept = next((p for p in scored or () if p["model_id"] == info["model_id"]), None)
+        mid = as_pick(info).model_id
+        kept = next((p for p in scored or () if p["model_id"] == mid), None)
         if kept is None:
             return "Stopped before a batch finished: nothing was kept."
         return "Stopped. " + scored_text(kept, len(scoring_prompts(data.answers)))

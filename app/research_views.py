@@ -15,9 +15,11 @@ import gradio as gr
 from app import callbacks as cb
 from app.coefficient_figure import click_point, coefficient_json, coefficient_panel
 from app.compare_view import CompareView, compare_panel, wire_compare
+from app.data import as_pick
 from app.figure import figure_json
 from app.offgrid_scoring import ScorePanel, score_panel, wire_score
 from peo.plot_style import COLORS
+from peo.records import Pick
 from peo.votes import VoteStore
 
 
@@ -29,7 +31,7 @@ class ResearchViews:
     coefficient_plot: gr.HTML
 
 
-def research_views(app, start_info: dict, scored_state: gr.State, plot_js: str, plot_head: str,
+def research_views(app, start_info: Pick, scored_state: gr.State, plot_js: str, plot_head: str,
                    votes: VoteStore) -> ResearchViews:
     """Lay the views out (inside the Blocks). `scored_state` is the page's: the pick path draws its points too;
     `votes`: the page's votes database, whose human votes the compare view shows beside its win record."""
@@ -53,11 +55,11 @@ def wire_views(app, views: ResearchViews, front_plot: gr.HTML, summary: gr.Markd
     wire_compare(views.compare, data.answers, data.grid, COLORS, point_state, views.scored_state, votes.votes)
 
     # a pick draws the front with the scored points itself (pick_updates); a newly scored point redraws it here
-    views.scored_state.change(lambda info, scored: (figure_json(data, info, scored),
-                                                    cb.pick_summary(info, data, scored or ())),
+    views.scored_state.change(lambda info, scored: (figure_json(data, as_pick(info), scored),
+                                                    cb.pick_summary(as_pick(info), data, scored or ())),
                               [point_state, views.scored_state], [front_plot, summary], api_visibility="private",
                               show_progress="hidden")
-    point_state.change(lambda info: coefficient_json(data.grid, data.front_model_ids(), info), point_state,
+    point_state.change(lambda info: coefficient_json(data.grid, data.front_model_ids(), as_pick(info)), point_state,
                        views.coefficient_plot, api_visibility="private", show_progress="hidden")
 
     def do_click(current, scored, evt: gr.EventData):

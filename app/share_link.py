@@ -17,8 +17,9 @@ from urllib.parse import urlencode
 import gradio as gr
 
 from app import callbacks as cb
-from app.data import AppInputError
+from app.data import AppInputError, as_pick
 from peo.names import CHAT_COLUMNS
+from peo.records import Pick
 
 POINT_PARAMS = ("lambda_help", "phi_help", "phi_harm")
 COLUMNS_PARAM = "columns"
@@ -60,9 +61,9 @@ def share_panel() -> SharePanel:
     return SharePanel(copy, link, query)
 
 
-def share_query(point: dict, columns) -> str:
+def share_query(point: Pick, columns) -> str:
     """The query string of a point (λ, ϕ_help, ϕ_harm as picked) and the chat columns."""
-    params = {key: f"{float(point[key]):g}" for key in POINT_PARAMS}
+    params = {key: f"{float(getattr(point, key)):g}" for key in POINT_PARAMS}
     cols = [c for c in (columns or []) if c in CHAT_COLUMNS]
     if cols:
         params[COLUMNS_PARAM] = ",".join(cols)
@@ -111,7 +112,7 @@ def wire_share_link(app: cb.App, demo: gr.Blocks, panel: SharePanel, chat, point
     demo.load(restore, point_state, [*pick_outputs, chat.columns], api_visibility="private")
 
     def query(point, columns):
-        return share_query(point, columns)
+        return share_query(as_pick(point), columns)
 
     for trigger in (point_state.change, chat.columns.change):
         trigger(query, [point_state, chat.columns], panel.query, queue=False, api_visibility="private").then(

@@ -20,13 +20,13 @@ import plotly
 from app import callbacks as cb
 from app.chat_panel import chat_panel, wire_chat
 from app.context_panel import context_panel
-from app.data import PICKED_MARK, AppData, AppInputError
+from app.data import PICKED_MARK, AppData, AppInputError, as_pick
 from app.figure import CUSTOM_FIELDS, figure_json, fmt, hypervolume_text
 from app.research_views import research_views, wire_views
 from app.share_link import share_panel, wire_share_link
 from app.votes_panel import votes_panel, wire_votes
 from peo.names import ASPECTS, BASELINE_LABELS, PEO
-from peo.records import FrontsReport
+from peo.records import FrontsReport, Pick
 from peo.votes import VoteStore
 
 log = logging.getLogger("app")
@@ -163,7 +163,7 @@ def evasion_filter_text(report: FrontsReport) -> str:
             f"than the reference's ({limit:.0%})")
 
 
-def picker_panel(data: AppData, start: tuple[float, float, float], start_info: dict) -> Picker:
+def picker_panel(data: AppData, start: tuple[float, float, float], start_info: Pick) -> Picker:
     """The figure beside the sliders, the front table under both, so each way to pick a point is in view of the
     others.
 
@@ -191,13 +191,13 @@ def picker_panel(data: AppData, start: tuple[float, float, float], start_info: d
             status = gr.Markdown("", elem_id="pick-status", elem_classes=["peo-status"])
             summary = gr.Markdown(cb.pick_summary(start_info, data), elem_id="pick-summary")
     # the page's full width under the figure and the picker: beside the figure, cost, loops and model_id were hidden
-    front_table = gr.Dataframe(picker_front_table(data, start_info["model_id"]), interactive=False, wrap=True,
+    front_table = gr.Dataframe(picker_front_table(data, start_info.model_id), interactive=False, wrap=True,
                                elem_id="front-table", max_height=260, column_widths=FRONT_COLUMN_WIDTHS,
                                label=front_table_label(data))
     with gr.Accordion("Precomputed answers of the picked point", open=False):
         answer_kind = gr.Radio([(label, key) for key, label in ANSWER_KINDS.items()], value=BOTH_KINDS,
                                label="prompts", elem_id="answer-kind")
-        start = picked_answers(data, start_info["model_id"], BOTH_KINDS)
+        start = picked_answers(data, start_info.model_id, BOTH_KINDS)
         answers = gr.Dataframe(start, interactive=False, wrap=True, elem_id="picked-answers", max_height=400,
                                column_widths=ANSWER_COLUMN_WIDTHS, label=answers_label(start_info, start))
     return Picker(plot, sliders, boxes, pick_btn, status, summary, front_table, answers, answer_kind)
@@ -265,24 +265,24 @@ def picked_answers(data: AppData, mid: str, kind: str) -> pd.DataFrame:
     return pd.concat(per_kind).sort_index(kind="stable").reset_index(drop=True)
 
 
-def answers_label(info: dict, shown: pd.DataFrame) -> str:
+def answers_label(info: Pick, shown: pd.DataFrame) -> str:
     """The answers table's label: whose answers and how many of each kind, or why there are none (an off-grid
     point was never run)."""
-    if info["precomputed"] is None:
-        return (f"No precomputed answers: {info['model_id']} is off the grid (never evaluated); "
+    if info.precomputed is None:
+        return (f"No precomputed answers: {info.model_id} is off the grid (never evaluated); "
                 f"use '{cb.SCORE_BUTTON}' or chat with it")
     counts = shown["kind"].value_counts()
     kinds = ", ".join(f"{counts.get(k, 0)} {ANSWER_KINDS[k]}" for k in ASPECTS)
-    return f"Precomputed answers of {info['model_id']} ({kinds})"
+    return f"Precomputed answers of {info.model_id} ({kinds})"
 
 
-def answers_update(data: AppData, info: dict, kind: str) -> dict:
+def answers_update(data: AppData, info: Pick, kind: str) -> dict:
     """The answers table after a pick or a change of `kind`."""
-    shown = picked_answers(data, info["model_id"], kind)
+    shown = picked_answers(data, info.model_id, kind)
     return gr.update(value=shown, label=answers_label(info, shown))
 
 
-def pick_updates(app: cb.App, values, current: dict, refused: str | None = None,
+def pick_updates(app: cb.App, values, current: Pick | dict, refused: str | None = None,
                  scored: list[dict] | None = None) -> tuple:
     """What a pick sets, in Picker.outputs' order: sliders, boxes, figure, summary, front table, state, status.
 
@@ -290,7 +290,8 @@ def pick_updates(app: cb.App, values, current: dict, refused: str | None = None,
     drawn once per pick, and re-picking never drops them).
 
     A value that is refused (not a number, out of range; or `refused`, a reason found before) changes nothing:
-    the boxes go back to the current pick and the status says why.
+    the boxes go back to the current pick and the status says why. `current`: the point state's pick (its dict,
+    app.data.as_pick); the state gets the new pick's dict.
     """
     data = app.data
     try:
@@ -298,12 +299,12 @@ def pick_updates(app: cb.App, values, current: dict, refused: str | None = None,
             raise AppInputError(refused)
         info = cb.pick(app, *values)
     except AppInputError as err:
-        boxes = [gr.update(value=current[axis]) for axis, *_ in AXES]
+        boxes = [gr.update(value=getattr(as_pick(current), axis)) for axis, *_ in AXES]
         return (*[gr.update()] * len(AXES), *boxes, *[gr.update()] * 4,
                 f"⚠️ **Not picked:** {err}. The picked point is unchanged.")
-    point = [info[axis] for axis, *_ in AXES]
+    point = [getattr(info, axis) for axis, *_ in AXES]
     return (*point, *point, figure_json(data, info, scored or None), cb.pick_summary(info, data, scored or ()),
-            picker_front_table(data, info["model_id"]), info, "")
+            picker_front_table(data, info.model_id), info.to_json(), "")
 
 
 def wire_pick(app: cb.App, picker: Picker, point_state: gr.State, scored_state: gr.State) -> None:
@@ -337,7 +338,7 @@ def wire_pick(app: cb.App, picker: Picker, point_state: gr.State, scored_state: 
     picker.front_table.select(do_select, [picker.front_table, *state], outputs, api_visibility="private")
 
     def show_answers(info, kind):
-        return answers_update(app.data, info, kind)
+        return answers_update(app.data, as_pick(info), kind)
 
     for trigger in (point_state.change, picker.answer_kind.change):
         trigger(show_answers, [point_state, picker.answer_kind], picker.answers, api_visibility="private")
@@ -348,7 +349,8 @@ def wire_export(app: cb.App, export: ExportPanel, point_state: gr.State) -> None
 
     def do_export(w, f, point):
         try:
-            point3 = (point["lambda_help"], point["phi_help"], point["phi_harm"])
+            pick = as_pick(point)
+            point3 = (pick.lambda_help, pick.phi_help, pick.phi_harm)
             return str(cb.export_zip(app, w, point3, f))
         except AppInputError as err:
             raise _error(err) from None
@@ -365,7 +367,7 @@ def add_api(app: cb.App, start: tuple[float, float, float], defaults: dict) -> N
         Raises an error when a value is outside the assets' grid range.
         """
         try:
-            return cb.pick(app, lambda_help, phi_help, phi_harm)
+            return cb.pick(app, lambda_help, phi_help, phi_harm).to_json()
         except AppInputError as err:
             raise _error(err) from None
 
@@ -401,7 +403,7 @@ def build_demo(app: cb.App, votes: VoteStore | None = None) -> gr.Blocks:
     # Gradio's copies of served files (the export zips) expire with the exports (app/exports.py)
     with gr.Blocks(title="PEO: Pareto-optimal policies by task-vector arithmetic",
                    delete_cache=cb.export_store.limits().gradio_delete_cache()) as demo:
-        point_state = gr.State(start_info)
+        point_state = gr.State(start_info.to_json())  # the dict: Gradio hashes State values (app.data.as_pick)
         scored_state = gr.State([])  # off-grid points scored on demand in this session (offgrid_scoring.summarize)
         chat_state = gr.State(cb.ChatState())
         intro(data)

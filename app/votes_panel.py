@@ -30,12 +30,13 @@ import pandas as pd
 from app import callbacks as cb
 from app import exports as export_store
 from app.chat_panel import BeforeStream, render_all
-from app.data import AppInputError
+from app.data import AppInputError, as_pick
 from app.engine import column_scales
 from peo.answer_checks import loops
 from peo.coefficients import model_id
 from peo.digest import digest
 from peo.names import BASELINE_SCALES, CHAT_COLUMNS
+from peo.records import Pick
 from peo.votes import (
     ALL_BAD,
     MAX_COMMENT_CHARS,
@@ -137,7 +138,7 @@ def _fingerprint(history: list[dict]) -> str:
     return digest(history)[:16]
 
 
-def begin_turn(session: dict, columns, point: dict, settings: dict, blind: bool,
+def begin_turn(session: dict, columns, point: Pick, settings: dict, blind: bool,
                rng: random.Random | None = None) -> dict:
     """What the chat sends with (point, columns, settings) and, when blind, the shuffled order; the open turn
     is closed (a new message supersedes it)."""
@@ -149,7 +150,7 @@ def begin_turn(session: dict, columns, point: dict, settings: dict, blind: bool,
     order = list(cols)
     if blind:
         (rng or random.SystemRandom()).shuffle(order)
-    session["sent"] = {"columns": order, "point": {k: point[k] for k in POINT_KEYS}, "settings": settings,
+    session["sent"] = {"columns": order, "point": {k: getattr(point, k) for k in POINT_KEYS}, "settings": settings,
                        "blind": bool(blind)}
     return session
 
@@ -270,7 +271,7 @@ def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat
     def on_accepted(turn, session, point, blind):
         if turn is None:  # refused by the chat (bad input, or a turn still running): the open turn stays
             return (session, gr.update(), gr.update(), *[gr.update()] * (len(buttons) + len(chatbots)))
-        session = begin_turn(_session(session), turn["columns"], point, turn["settings"].model_dump(), blind)
+        session = begin_turn(_session(session), turn["columns"], as_pick(point), turn["settings"].model_dump(), blind)
         sent = session["sent"]
         order = json.dumps(sent["columns"] if sent and sent["blind"] else [])
         return (session, order, "", *_buttons(None), *_chat_labels(sent, reveal=False))

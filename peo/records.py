@@ -199,5 +199,6 @@ class Pick(Record):
     on_front: bool
 
     def to_json(self) -> dict[str, Any]:
-        """The dict /pick returns and the app's callbacks read by key."""
+        """The dict /pick returns and the page's state holds (gradio hashes a State's value, which a record with a
+        dict field cannot be); the app's handlers read it back with app.data.as_pick."""
         return self.model_dump()

@@ -72,22 +72,22 @@ def test_pick_on_grid_matches_grid_and_fronts(app):
     front_ids = set(app.data.front_model_ids("peo"))
     for row in grid[grid["method"] == "peo"].itertuples():
         info = cb.pick(app, row.lambda_help, row.phi_help, row.phi_harm)
-        assert info["model_id"] == row.model_id
-        assert (info["c_help"], info["c_harm"]) == pytest.approx((row.c_help, row.c_harm))
-        assert info["c_help"] == pytest.approx(row.lambda_help + row.phi_help)
-        assert info["c_harm"] == pytest.approx(1 - row.lambda_help + row.phi_harm)
-        assert info["on_grid"] and info["in_range"]
-        stats = info["precomputed"]
+        assert info.model_id == row.model_id
+        assert (info.c_help, info.c_harm) == pytest.approx((row.c_help, row.c_harm))
+        assert info.c_help == pytest.approx(row.lambda_help + row.phi_help)
+        assert info.c_harm == pytest.approx(1 - row.lambda_help + row.phi_harm)
+        assert info.on_grid and info.in_range
+        stats = info.precomputed
         assert stats["reward_mean"] == pytest.approx(row.reward_mean)
         assert stats["cost_mean"] == pytest.approx(row.cost_mean)
         assert stats["n"] == row.n
         for key in ("loop_share", "refusal_share", "over_refusal_share", "mean_words", "cut_share"):
             assert stats[key] == pytest.approx(getattr(row, key), nan_ok=True), key
-        assert info["on_front"] == (row.model_id in front_ids)
+        assert info.on_front == (row.model_id in front_ids)
     eligible = grid.loc[grid["method"] == "peo", "front_eligible"].astype(bool)
     assert bool(front_ids) == eligible.any(), "the front is empty exactly when no PEO point passes the loop filter"
     assert set(front_ids) <= set(grid.loc[grid["front_eligible"].astype(bool), "model_id"])
-    json.dumps(info)  # what /pick returns must be JSON
+    json.dumps(info.to_json())  # what /pick returns must be JSON
 
 
 def test_pick_reports_the_split_its_figures_come_from(app):
@@ -96,7 +96,7 @@ def test_pick_reports_the_split_its_figures_come_from(app):
     seen = set()
     for row in grid[grid["method"] == "peo"].itertuples():
         info = cb.pick(app, row.lambda_help, row.phi_help, row.phi_harm)
-        stats = info["precomputed"]
+        stats = info.precomputed
         split = "test" if row.n_test > 0 else "dev"
         seen.add(split)
         assert stats["split"] == split
@@ -126,8 +126,8 @@ def test_pick_off_grid_has_no_scores(app):
 
     lam = sum(app.data.axis_range("lambda_help")) / 2 + 0.013
     info = cb.pick(app, lam, 0.0, 0.0)
-    assert not info["on_grid"] and info["precomputed"] is None and not info["on_front"]
-    assert info["model_id"] == f"c{lam:+.3f}_{1 - lam:+.3f}"
+    assert not info.on_grid and info.precomputed is None and not info.on_front
+    assert info.model_id == f"c{lam:+.3f}_{1 - lam:+.3f}"
     summary = cb.pick_summary(info, app.data)
     assert "no precomputed scores or answers" in summary and cb.SCORE_BUTTON in summary
     table = answers_update(app.data, info, BOTH_KINDS)
@@ -139,7 +139,7 @@ def test_pick_summary_has_no_stray_parenthesis_and_names_same_models(app):
     """The model id on a line of its own (inline it wrapped, leaving a lone ')' under it); same models named."""
     info = cb.pick(app, 0.5, 0.0, 0.0)
     summary = cb.pick_summary(info, app.data)
-    assert f"model `{info['model_id']}`" in summary and "(`" not in summary and "`)" not in summary
+    assert f"model `{info.model_id}`" in summary and "(`" not in summary and "`)" not in summary
     assert "Soup (same λ) = PEO (picked point) at this point" in summary  # ϕ = 0: the soup is PEO
     assert "Soup (same λ) =" not in cb.pick_summary(cb.pick(app, 0.5, 0.5, 0.0), app.data)
 
@@ -189,9 +189,9 @@ def test_figure_has_every_point_fronts_baselines_and_the_pick(app):
     assert any(n.startswith("weight soup") for n in names)
     assert fig["layout"]["xaxis"]["title"]["text"] == X_TITLE
     assert fig["layout"]["yaxis"]["title"]["text"] == Y_TITLE
-    assert fig["layout"]["meta"]["picked"] == on["model_id"]
+    assert fig["layout"]["meta"]["picked"] == on.model_id
     picked = fig["data"][names.index("picked point")]
-    assert picked["x"][0] == pytest.approx(on["precomputed"]["cost_mean"])
+    assert picked["x"][0] == pytest.approx(on.precomputed["cost_mean"])
     hover = fig["data"][0]["hovertemplate"]
     for word in ("λ", "ϕ_help", "ϕ_harm", "c_help", "c_harm", "reward", "cost", "±", "loops", "refuses",
                  "over-refuses", "words"):
@@ -327,7 +327,7 @@ def test_front_table_rows_pick_front_points(app):
         assert row["loops test (dev)"] == f"{point['loop_share']:.0%} ({point['dev']['loop_share']:.0%})"
         assert row["on the test front"] == ("yes" if point["on_test_front"] else "dominated")
         info = data.point_info(*front_row_point(data, row["model_id"]))
-        assert info["model_id"] == row["model_id"] and info["on_front"]
+        assert info.model_id == row["model_id"] and info.on_front
         marked = picker_front_table(data, row["model_id"])
         assert list(marked[""]) == [PICKED_MARK if m == row["model_id"] else "" for m in marked["model_id"]]
     assert "ordered by test cost" in front_table_label(data) and "dev in brackets" in front_table_label(data)
@@ -386,7 +386,7 @@ def test_each_column_equals_its_policy_generated_alone(random_app):
     info = cb.pick(app, *point)
     prompt = [{"role": "user", "content": message}]
     for col in CHAT_COLUMNS:
-        scales = column_scales(col, info["lambda_help"], info["c_help"], info["c_harm"])
+        scales = column_scales(col, info.lambda_help, info.c_help, info.c_harm)
         alone = generate_batch(app.engine.mix, app.engine.tokenizer, [Row(prompt, scales)], settings)[0]
         assert final.texts[col] == alone, col
     assert len(set(final.texts.values())) >= 4, final.texts  # the columns really are different models
@@ -665,7 +665,7 @@ def test_a_refused_typed_value_picks_nothing(app, values, match):
     n = len(AXES)
     sliders, boxes, rest, status = out[:n], out[n:2 * n], out[2 * n:-1], out[-1]
     assert all(_is_noop(u) for u in sliders) and all(_is_noop(u) for u in rest)  # figure ... state: unchanged
-    assert [u["value"] for u in boxes] == [current[axis] for axis, *_ in AXES]
+    assert [u["value"] for u in boxes] == [getattr(current, axis) for axis, *_ in AXES]
     assert "Not picked" in status and re.search(match, status) and "unchanged" in status
 
 
@@ -814,9 +814,10 @@ def test_refused_chat_inputs_go_to_the_status_not_the_chatbots(app):
     from app.chat_panel import check_turn, stream_turn
 
     point = cb.pick(app, 0.5, 0.0, 0.0)
+    outside = point.model_copy(update={"lambda_help": 7})
     settings = (4, 0.0, 1.0, 0, 1.0)
     for msg, cols, pt, match in (("", ["peo"], point, "empty message"), ("hi", [], point, "at least one column"),
-                                 ("hi", ["peo"], {**point, "lambda_help": 7}, "lambda_help=7 is outside")):
+                                 ("hi", ["peo"], outside, "lambda_help=7 is outside")):
         turn, status = check_turn(app, app.default_settings, msg, cols, pt, *settings)
         assert turn is None and status.startswith("⚠️") and match in status
         updates = list(stream_turn(app, turn, cb.ChatState(), True))
@@ -837,7 +838,7 @@ def _chat_page(app):
     from app.chat_panel import BeforeStream, chat_panel, wire_chat
 
     with gr.Blocks() as demo:
-        point_state, chat_state = gr.State(cb.pick(app, 0.5, 0.0, 0.0)), gr.State(cb.ChatState())
+        point_state, chat_state = gr.State(cb.pick(app, 0.5, 0.0, 0.0).to_json()), gr.State(cb.ChatState())
         chat = chat_panel(app.default_settings)
         blind = gr.Checkbox(False)
         nothing = BeforeStream(lambda turn: None, [], [], blind, "() => []")  # no votes panel here

@@ -49,7 +49,7 @@ from app.score_context import (
 from peo.export import sweep_decoding
 from peo.names import PEO, REFERENCE, REFERENCE_MODEL_ID, SOUP
 from peo.plot_style import COLORS
-from peo.records import RunMeta
+from peo.records import Pick, RunMeta
 
 LOOPING = "I am not sure I am ready. " * 4
 
@@ -186,7 +186,7 @@ def test_compare_shows_every_compared_model_per_prompt(app):
     info = data.point_info(0.5, 0.0, 0.0)
     ids = compared_models(data.grid, info)
     assert list(ids) == list(COMPARED)
-    assert ids[PEO] == ids[SOUP] == info["model_id"] and ids[REFERENCE] == REFERENCE_MODEL_ID
+    assert ids[PEO] == ids[SOUP] == info.model_id and ids[REFERENCE] == REFERENCE_MODEL_ID
     rows = prompt_rows(data.answers, ids, "test")
     assert len(rows) == data.n_prompts("test")
     assert all(all(a is not None for a in r.answers.values()) for r in rows)
@@ -223,7 +223,7 @@ def test_coefficient_figure_clicks_carry_a_grid_point(app):
     assert list(scatter.x) == list(model_points(app.data.grid)["c_help"])
     clickable = [c for c in scatter.customdata if c[0] != "–"]
     assert clickable and all(len(c) >= 4 for c in clickable)
-    assert fig.layout.meta["picked"] == info["model_id"]
+    assert fig.layout.meta["picked"] == info.model_id
 
 
 def test_the_coefficient_view_rings_the_front_without_a_crossing_line(app):
@@ -283,7 +283,7 @@ def test_offgrid_point_is_scored_on_the_test_prompts(app):
     assert progress[-1] == len(prompts) and progress == sorted(progress)
     *_, last = score_point(app.engine, info, prompts.iloc[:2], sweep_decoding(data.assets.meta))
     point = summarize(info, last, 2)
-    assert point["n"] == 2 and point["complete"] and point["model_id"] == info["model_id"]
+    assert point["n"] == 2 and point["complete"] and point["model_id"] == info.model_id
     assert point["reward_mean"] == pytest.approx(sum(r["reward"] for r in last) / 2)
     scored = merge_scored(merge_scored([], point), {**point, "reward_mean": 0.0})
     assert len(scored) == 1 and scored[0]["reward_mean"] == 0.0
@@ -326,13 +326,13 @@ def test_a_scored_point_is_shown_as_scored_everywhere(app):
     assert names.index(PICKED_NAME) < names.index(SCORED_NAME)  # the diamond over the star, not under it
     star = fig["data"][names.index(PICKED_NAME)]
     assert star["x"] == [pytest.approx(point["cost_mean"])] and star["y"] == [pytest.approx(point["reward_mean"])]
-    assert fig["layout"]["meta"]["picked"] == info["model_id"]
+    assert fig["layout"]["meta"]["picked"] == info.model_id
     page = compare_html(data.answers, data.grid, info, COLORS, scored=[point])
     assert all(answer["answer"] in html.unescape(page) for answer in rows if answer["answer"])
     assert "below" not in page
     dev_only = data.grid[(data.grid["method"] == "peo") & (data.grid["split"] == "dev")].iloc[0]
     dev_info = data.point_info(dev_only.lambda_help, dev_only.phi_help, dev_only.phi_harm)
-    dev_point = {**point, "model_id": dev_info["model_id"]}
+    dev_point = {**point, "model_id": dev_info.model_id}
     assert "Scored on demand" in cb.pick_summary(dev_info, data, [dev_point])
     assert "scored on demand" in compare_html(data.answers, data.grid, dev_info, COLORS, scored=[dev_point])
 
@@ -358,11 +358,11 @@ def test_compare_rows_and_scored_answers_download_as_csv(app, tmp_path, monkeypa
     assert list(table.columns) == COMPARE_CSV_COLUMNS and set(table["kind"]) == {"harm"}
     assert list(dict.fromkeys(table["prompt_id"])) == [r.prompt_id for r in shown]
     assert len(table) == len(shown) * len(COMPARED)
-    picked = table[table["model_id"] == info["model_id"]]
+    picked = table[table["model_id"] == info.model_id]
     scored_ids = {r["prompt_id"] for r in rows}
     assert picked["answer"].notna().tolist() == [pid in scored_ids for pid in picked["prompt_id"]]
     answers = scored_table([point])
-    assert len(answers) == len(rows) and set(answers["model_id"]) == {info["model_id"]}
+    assert len(answers) == len(rows) and set(answers["model_id"]) == {info.model_id}
     assert not answers["complete"].any() and list(answers["answer"]) == [r["answer"] for r in rows]
     assert scored_table([]).empty
 
@@ -398,7 +398,7 @@ def test_a_stopped_scoring_keeps_its_finished_batches_and_shows_an_eta(app, tmp_
         run.close()  # what a Stop does to the event
         demo.close()
     (kept,) = scored
-    assert kept["model_id"] == info["model_id"] and not kept["complete"] and kept["n"] == len(kept["answers"]) > 0
+    assert kept["model_id"] == info.model_id and not kept["complete"] and kept["n"] == len(kept["answers"]) > 0
     assert "about" in status and "s left" in status
     text = fns["stopped"](info, scored)
     assert text.startswith("Stopped.") and f"on {kept['n']} test prompts (of {app.data.n_prompts('test')}: " in text
@@ -426,7 +426,7 @@ def test_compare_view_shows_the_picked_points_pairwise_record():
                              "reward": r[i], "cost": c[i], "cut": False, "evades": i == 3}
                             for m, (r, c) in scores.items() for i in range(4)])
     grid = pd.DataFrame([{"model_id": helper, "method": "help"}, {"model_id": soup, "method": "soup"}])
-    info = {"model_id": picked, "lambda_help": 0.5, "c_help": 1.5, "c_harm": 0.5, "precomputed": {"split": "test"}}
+    info = Pick.model_construct(model_id=picked, lambda_help=0.5, c_help=1.5, c_harm=0.5, precomputed={"split": "test"})
     page = record_html(answers, grid, info)
     assert "Pairwise record on the test prompts" in page
     soup_row = page.split("Soup λ=0.5")[1].split("</tr>")[0]
@@ -439,4 +439,5 @@ def test_compare_view_shows_the_picked_points_pairwise_record():
     assert "human votes" in record_html(answers, grid, info, votes=votes)
     full = compare_html(answers, grid, info, COLORS, limit=None)
     assert "Pairwise record" in full and "evades" in full  # p3's answers carry the evasion flag
-    assert record_html(answers, grid, {**info, "model_id": "c+9.000_+9.000"}) == ""  # no test answers: no record
+    untested = info.model_copy(update={"model_id": "c+9.000_+9.000"})
+    assert record_html(answers, grid, untested) == ""  # no test answers: no record

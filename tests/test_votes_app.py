@@ -16,6 +16,7 @@ from app.data import AppInputError
 from app.share_link import parse_query, share_query
 from app.votes_panel import assets_name, begin_turn, end_turn, make_vote, new_session
 from peo.names import CHAT_COLUMNS
+from peo.records import Pick
 from peo.votes import TIE, VotesError, VoteStore
 
 from conftest import REPO
@@ -36,7 +37,7 @@ def run_turn(app, session, state, message, columns, point, blind, seed=0, rng=No
     Sampled (temperature 1): the tiny random model's greedy answer is empty."""
     settings = cb.check_settings(12, 1.0, 1.0, seed, 1.0, defaults=app.default_settings)
     session = begin_turn(session, columns, point, settings.model_dump(), blind, rng=rng)
-    steps = list(cb.chat_stream(app, message, columns, (point["lambda_help"], point["phi_help"], point["phi_harm"]),
+    steps = list(cb.chat_stream(app, message, columns, (point.lambda_help, point.phi_help, point.phi_harm),
                                 settings, state))
     final = steps[-1]
     return end_turn(session, final.state), final
@@ -60,11 +61,11 @@ def test_a_blind_turn_and_its_vote_hold_the_full_state(app, tmp_path):
         assert row["session_id"] == session["session"] and row["turn"] == 1
         assert row["blind_order"] == order and row["choice"] == order[1] and row["comment"] == "B reads better"
         assert (row["lambda_help"], row["phi_help"], row["phi_harm"]) == (0.5, 0.5, 0.0)
-        assert (row["c_help"], row["c_harm"]) == (point["c_help"], point["c_harm"])
+        assert (row["c_help"], row["c_harm"]) == (point.c_help, point.c_harm)
         assert row["settings"]["seed"] == 0 and row["settings"]["max_new_tokens"] == 12
         assert row["settings"]["temperature"] == 1.0
         columns = {c["column_key"]: c for c in row["columns"]}
-        assert columns["peo"]["scales"] == {"help": point["c_help"], "harm": point["c_harm"]}
+        assert columns["peo"]["scales"] == {"help": point.c_help, "harm": point.c_harm}
         assert columns["soup"]["scales"] == {"help": 0.5, "harm": 0.5} and columns["ref"]["scales"] == {}
         for col in order:
             assert columns[col]["answer"] == first.texts[col] != ""
@@ -186,7 +187,7 @@ def test_a_share_link_sets_sliders_boxes_summary_and_state_alike(app, tmp_path):
 
     with _page(app, tmp_path) as demo:
         restore = _fn(demo, "restore")
-        start = cb.pick(app, 0.5, 0.0, 0.0)
+        start = cb.pick(app, 0.5, 0.0, 0.0).to_json()  # what the page state holds
         hi = app.data.axis_range("lambda_help")[1]
         link = {"lambda_help": "0.25", "phi_help": str(app.data.axis_range("phi_help")[1]), "phi_harm": "0.5"}
         out = restore(start, _request(**link, columns="peo,ref"))
@@ -259,7 +260,7 @@ def test_every_votes_event_is_private(app, tmp_path):
 
 
 def test_share_query_round_trips_and_bad_links_are_refused():
-    point = {"lambda_help": 0.4, "phi_help": 0.55, "phi_harm": 0.0}
+    point = Pick.model_construct(lambda_help=0.4, phi_help=0.55, phi_harm=0.0)  # the coordinates are all it reads
     query = share_query(point, ["peo", "help", "nonsense"])
     assert query == "lambda_help=0.4&phi_help=0.55&phi_harm=0&columns=peo,help"
     from urllib.parse import parse_qsl
