@@ -30,7 +30,7 @@ from peo.train.dpo import peft_lora_config
 
 def lora_config(assets: Assets) -> LoraSettings:
     raw = (assets.meta.get("config") or {}).get("lora") or {}
-    return LoraSettings(**{k: v for k, v in raw.items() if k in LoraSettings.__dataclass_fields__})
+    return LoraSettings(**{k: v for k, v in raw.items() if k in LoraSettings.model_fields})
 
 
 def dpo_step_fn(base: str, lora: LoraSettings, pairs: int, length: int, device: str, beta: float = 0.1):

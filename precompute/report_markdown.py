@@ -539,7 +539,11 @@ def _meta_sections(meta: dict) -> list[str]:
     out: list[str] = []
     timings = meta.get("timings_seconds") or {}
     if timings:
-        out += ["", "## Timings", "", "| stage | seconds |", "| --- | ---: |"]
+        out += ["", "## Timings", "",
+                "Each stage's last run (meta.json `timings_seconds`). A stage run again on saved work (a sweep "
+                "whose answers were all saved, a held-out check on trained adapters) records only that run, so "
+                "these are not the profile's time from scratch; assets/RUN_NOTES.md gives that.", "",
+                "| stage | seconds |", "| --- | ---: |"]
         for stage, seconds in timings.items():
             shown = f"{float(seconds):.1f}" if isinstance(seconds, (int, float)) else str(seconds)
             out.append(f"| {stage} | {shown} |")

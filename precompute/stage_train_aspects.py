@@ -62,17 +62,23 @@ def forget_other_settings(work_dir: Path, settings: dict) -> None:
         write_json(recorded, settings)
 
 
+def published_record(settings: dict, weights: Path) -> dict:
+    """What a published adapter's settings.json holds: the settings it was trained with and its weights' sha256,
+    so that a copy cut short or changed after publishing is not taken for a finished training."""
+    return {"training": settings, "weights_sha256": sha256(weights)}
+
+
 def finished_policy(work_dir: Path, target: Path, settings: dict) -> dict | None:
     """Metrics of a policy already trained with `settings`, else None: either its training here finished and
-    the published adapter is intact, or the published adapter records these very settings (assets shipped or
-    copied without their work dir, e.g. a re-run that changes only the evaluators or the sweep)."""
+    the published adapter is intact, or the published adapter records these very settings and its intact
+    weights (assets shipped or copied without their work dir, e.g. a re-run that changes only the evaluators)."""
     final, published = work_dir / "final" / ADAPTER_WEIGHTS, target / ADAPTER_WEIGHTS
     metrics_file = work_dir / "final" / METRICS_FILE
     if final.is_file() and published.is_file() and metrics_file.is_file() and sha256(final) == sha256(published):
         return json.loads(metrics_file.read_text())
     recorded, published_metrics = target / SETTINGS_FILE, target / METRICS_FILE
     if published.is_file() and published_metrics.is_file() and recorded.is_file() \
-            and json.loads(recorded.read_text()) == settings:
+            and json.loads(recorded.read_text()) == published_record(settings, published):
         return json.loads(published_metrics.read_text())
     return None
 
@@ -121,7 +127,7 @@ def train_aspects(ctx: RunContext) -> list[Path]:
             metrics[name] = train_dpo(ctx.base_model, pairs, target, work_dir, dpo_cfg, cfg.lora, cfg.seed,
                                       max_length, name)
             if procs.is_main:  # the published adapter says what it was trained with (see finished_policy)
-                write_json(target / SETTINGS_FILE, settings)
+                write_json(target / SETTINGS_FILE, published_record(settings, target / ADAPTER_WEIGHTS))
         outputs.append(target)
     metrics_path = layout.training
     outputs.append(metrics_path)
