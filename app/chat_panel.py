@@ -255,7 +255,9 @@ def stream_turn(app: cb.App, turn: dict | None, state: cb.ChatState, fresh: bool
                 return
             views = [render_column(base, k, (msg, step.texts.get(k, "")), reference, blind) if k in cols
                      else gr.update() for k in CHAT_COLUMNS]
-            yield (*views, gr.update(), "generating…", gr.update())
+            # the status is left as it is: the check step set "generating…", and a refused send during the
+            # turn (BUSY) must stay readable until the turn ends, not be overwritten at the next step
+            yield (*views, gr.update(), gr.update(), gr.update())
     except GenerationStopped:
         views = [render_column(base, k, (msg, texts.get(k, "") + STOPPED_MARK), reference, blind) if k in cols
                  else gr.update() for k in CHAT_COLUMNS]

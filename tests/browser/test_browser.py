@@ -349,6 +349,8 @@ def test_a_send_during_a_turn_says_why_and_keeps_the_text_and_a_bad_value_is_ref
         page.click("#send")
         page.wait_for_function("m => document.querySelector('#chat-status').innerText.includes(m)",
                                arg=BUSY.split(":")[0].removeprefix("⚠️ "), timeout=10_000)
+        time.sleep(1.0)  # the running turn's next steps leave the refusal readable
+        assert generating() and BUSY.split(":")[0].removeprefix("⚠️ ") in page.inner_text("#chat-status")
         page.click("#stop")
         assert wait_until(lambda: not generating(), 5)
     finally:
