@@ -27,6 +27,7 @@ from peo.chat_limits import (  # noqa: F401  (the limits live in the library: pe
     check_settings,
     sweep_defaults,
 )
+from peo.decode_loop import StreamResult
 from peo.export import ExportError, export_policy
 from peo.generation import GenerationSettings, StopSignal
 from peo.names import BASELINES, CHAT_COLUMNS, PEO, REFERENCE
@@ -291,21 +292,19 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
         scales.append(column_scales(col, info.lambda_help, info.c_help, info.c_harm))
         if n_dropped:
             dropped[col] = n_dropped
-    timing: dict = {}
-    outcome: dict = {}
     start = time.perf_counter()
-    final: list[str] = []
-    stream = app.engine.stream(prompts, scales, settings, (info.c_help, info.c_harm), timing, stop=stop,
-                               outcome=outcome)
+    result: StreamResult | None = None
+    stream = app.engine.stream(prompts, scales, settings, (info.c_help, info.c_harm), stop=stop)
     try:
-        for texts in stream:
-            final = texts
-            yield ChatStep(texts=dict(zip(columns, texts)))
+        for item in stream:
+            result = item if isinstance(item, StreamResult) else None
+            yield ChatStep(texts=dict(zip(columns, result.answers if result else item)))
     finally:  # closed early (a cancelled turn): close the generation now, not whenever it is collected
         stream.close()
+    assert result is not None
     gen_seconds = time.perf_counter() - start
-    final = [t.strip() for t in final]
-    cut = dict(zip(columns, outcome.get("cut") or [False] * len(columns)))
+    final = [t.strip() for t in result.answers]
+    cut = dict(zip(columns, result.cut))
     start = time.perf_counter()
     scored = app.engine.score(prompts, final)
     score_seconds = time.perf_counter() - start
@@ -318,7 +317,7 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
         state.tags[col] = [None] * (keep - len(tags)) + tags + [
             answer_tag(col, info, settings.max_new_tokens if cut[col] else None)]
     state.point = point_key(info)
-    form = timing.get("form_seconds", 0.0)
+    form = result.form_seconds
     how = "merged weights" if app.engine.form == "merged" else "adapter scales only"
     text = (f"policy formed in {form * 1000:.1f} ms ({how}); {len(columns)} column(s) generated in one batch in "
             f"{gen_seconds:.1f} s; scored in {score_seconds:.1f} s")

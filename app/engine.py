@@ -31,7 +31,7 @@ from app.memory import ModelLock, return_freed_memory
 from peo.assets import Assets, default_device, load_policy_mix
 from peo.chat_template import encode_chat
 from peo.coefficients import coefficients, scales
-from peo.decode_loop import DecodeLoop, DecodeRequest
+from peo.decode_loop import DecodeLoop, DecodeRequest, StreamResult
 from peo.generation import GenerationSettings, Row, StopSignal, stream_batch
 from peo.model_source import resolve_base_model
 from peo.names import ASPECTS, BASELINE_SCALES, CHAT_COLUMNS, EXPO, EXPO_CHAT_ALPHA, JOINT, PEO, SOUP
@@ -193,23 +193,20 @@ class Engine:
         return point
 
     def stream(self, prompts: Sequence[list[dict]], row_scales: Sequence[Mapping[str, float]],
-               settings: GenerationSettings, point: tuple[float, float], timing: dict | None = None,
-               stop: StopSignal | None = None, outcome: dict | None = None) -> Iterator[list[str]]:
-        """Every row's text after each step (the rows join the shared batch); the last item is the final answers.
+               settings: GenerationSettings, point: tuple[float, float],
+               stop: StopSignal | None = None) -> Iterator[list[str] | StreamResult]:
+        """Every row's text after each step (the rows join the shared batch); the last item is the StreamResult.
 
         `point` is the picked (c_help, c_harm): in the merged form it is written into the weights first when the
-        batch is empty, and `timing["form_seconds"]` says how long that took (0 for the adapters form: scales
-        only, and for a turn that rode on the point already merged). Setting `stop`, or closing this iterator,
-        makes its rows leave after the current step (peo.generation.stream_batch); `outcome["cut"]` says which
-        answers were cut at max_new_tokens.
+        batch is empty, and the result's `form_seconds` says how long that took (0 for the adapters form: scales
+        only, and for a turn that rode on the point already merged); its `cut` says which answers were cut at
+        max_new_tokens. Setting `stop`, or closing this iterator, makes its rows leave after the current step
+        (peo.generation.stream_batch).
         """
         self.wait_ready()
-        outcome = outcome if outcome is not None else {}
         rows = [Row(messages=list(p), scales=dict(s)) for p, s in zip(prompts, row_scales)]
-        yield from stream_batch(self.mix, self.tokenizer, rows, settings, stop=stop, outcome=outcome,
-                                loop=self.loop, point=scales(point))
-        if timing is not None:
-            timing["form_seconds"] = outcome.get("form_seconds", 0.0)
+        yield from stream_batch(self.mix, self.tokenizer, rows, settings, stop=stop, loop=self.loop,
+                                point=scales(point))
 
     def score(self, prompts: Sequence[list[dict]], answers: Sequence[str]) -> tuple[list[float], list[float]] | None:
         """(rewards, costs) of the answers, or None when the evaluators are not loaded."""

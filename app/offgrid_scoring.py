@@ -67,15 +67,12 @@ def score_point(engine, info: Pick, prompts: pd.DataFrame, settings: GenerationS
     for start in range(0, len(prompts), batch_size):
         batch = prompts.iloc[start:start + batch_size]
         messages = [json.loads(p) for p in batch["prompt"]]
-        final: list[str] = []
-        outcome: dict = {}
-        for final in engine.stream(messages, [scales] * len(batch), settings, point, outcome=outcome):
-            pass
-        texts = [t.strip() for t in final]
+        *_, result = engine.stream(messages, [scales] * len(batch), settings, point)
+        texts = [t.strip() for t in result.answers]
         scored = engine.score(messages, texts)
         if scored is None:
             raise RuntimeError("the evaluators are not loaded: this app cannot score answers")
-        rows += answer_rows(batch, texts, *scored, outcome["cut"])
+        rows += answer_rows(batch, texts, *scored, result.cut)
         yield rows
 
 

@@ -175,10 +175,8 @@ def run(assets: Assets, plan: Plan, eager_assets: Path | None = None) -> dict:
 
     def turn(module, name):
         def go() -> None:
-            final = None
-            for final in module.stream_batch(mix, tokenizer, five, settings):
-                pass
-            answers[name] = final
+            *_, result = module.stream_batch(mix, tokenizer, five, settings)
+            answers[name] = result.answers
         return go
 
     times = interleaved({"columns_5_running": turn(running, "running"), "columns_5_eager": turn(eager, "eager")},

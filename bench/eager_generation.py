@@ -27,8 +27,9 @@ from transformers.generation.streamers import BaseStreamer
 
 from peo.adapter_mix import AdapterMix
 from peo.chat_template import encode_chat
-from peo.decode_loop import AnyEvent
+from peo.decode_loop import AnyEvent, StreamResult
 from peo.generation import GenerationSettings, GenerationStopped, Row, StopSignal, encode_prompts
+from peo.running_batch import EOS, LENGTH
 
 
 class _StopWhenSet(StoppingCriteria):
@@ -121,15 +122,14 @@ def generate_rows_counted(mix: AdapterMix, tokenizer, rows: Sequence[Row], setti
 
 
 def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
-                 lock: AbstractContextManager | None = None, stop: StopSignal | None = None,
-                 outcome: dict | None = None) -> Iterator[list[str]]:
-    """Yield every row's text so far after each step; the last item is the final answers.
+                 lock: AbstractContextManager | None = None,
+                 stop: StopSignal | None = None) -> Iterator[list[str] | StreamResult]:
+    """Yield every row's text so far after each step; the last item is a StreamResult, as peo.generation's.
 
     Generation runs in a worker thread. It ends early when `stop` is set (then GenerationStopped is raised
     here instead of final answers) or when this iterator is closed (a cancelled consumer): either way the worker
     leaves `generate` after the current step and releases `lock`, and closing does not wait for it (it may run on
-    a server's event loop). When it ends normally, `outcome["cut"]` says per row whether its answer was cut at
-    `max_new_tokens` (no EOS) and `outcome["steps"]` how many steps ran.
+    a server's event loop).
     """
     steps: queue.Queue = queue.Queue()
     token_lists: list[list[int]] = [[] for _ in rows]
@@ -174,7 +174,6 @@ def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Gene
     at_limit = n_steps[0] >= settings.max_new_tokens
     if stop is not None and stop.is_set() and not (at_limit or all(finished)):
         raise GenerationStopped(f"generation stopped on request after {n_steps[0]} step(s)")
-    if outcome is not None:
-        outcome["steps"] = n_steps[0]
-        outcome["cut"] = [at_limit and not done for done in finished]
-    yield result["answers"]  # type: ignore[misc]
+    cut = [at_limit and not done for done in finished]
+    yield StreamResult(answers=result["answers"], new_tokens=[len(t) for t in token_lists], cut=cut,  # type: ignore[arg-type]
+                       ends=[LENGTH if c else EOS for c in cut], steps=n_steps[0])

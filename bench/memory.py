@@ -78,10 +78,8 @@ def worker(mode: str, assets_dir: str, device: str, tokens: int) -> dict:
             evaluators = Evaluators.load(base, assets.root, device=device)
         out["rss_after_load"] = _rss_bytes()
         rows = [Row(prompt, s) for s in column_scales(POINT[0], *coefficients(*POINT)).values()]
-        answers: list[str] = []
-        for answers in stream_batch(mix, tokenizer, rows, settings):
-            pass
-        evaluators.score([prompt] * len(answers), answers)
+        *_, result = stream_batch(mix, tokenizer, rows, settings)
+        evaluators.score([prompt] * len(result.answers), result.answers)
     out["rss_end"] = _rss_bytes()
     out["peak_rss"] = _peak_bytes()
     out["ru_maxrss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -152,15 +152,14 @@ def generate_rows(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Gen
 
 def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: GenerationSettings,
                  lock: AbstractContextManager | None = None, stop: StopSignal | None = None,
-                 outcome: dict | None = None, loop: DecodeLoop | None = None,
-                 point: Mapping[str, float] | None = None) -> Iterator[list[str]]:
-    """Yield every row's text so far after each step; the last item is the final answers.
+                 loop: DecodeLoop | None = None,
+                 point: Mapping[str, float] | None = None) -> Iterator[list[str] | StreamResult]:
+    """Yield every row's text so far after each step; the last item is the StreamResult (answers, tokens, which
+    were cut at `max_new_tokens`, steps, the seconds forming the point took).
 
     On `loop` (the app's shared one) the rows join whatever else is decoding; without it a loop of their own
     runs them (under `lock`). Setting `stop` ends them after the current step (GenerationStopped is then raised
-    here instead of final answers); closing this iterator does too, without waiting. When it ends normally,
-    `outcome` gets `cut` (per row: stopped at `max_new_tokens` without EOS), `steps`, `new_tokens` and
-    `form_seconds` (the StreamResult's fields).
+    here instead of a result); closing this iterator does too, without waiting.
     """
     own = loop is None
     loop = loop or DecodeLoop(mix, tokenizer, lock=lock)
@@ -177,7 +176,4 @@ def stream_batch(mix: AdapterMix, tokenizer, rows: Sequence[Row], settings: Gene
     assert result is not None
     if result.stopped:
         raise GenerationStopped(f"generation stopped on request after {result.steps} step(s)")
-    if outcome is not None:
-        outcome.update(cut=result.cut, steps=result.steps, new_tokens=result.new_tokens,
-                       form_seconds=result.form_seconds)
-    yield result.answers
+    yield result

@@ -18,6 +18,7 @@ import pytest
 from app import callbacks as cb
 from app.data import PICKED_MARK, AppData, AppInputError
 from app.engine import column_scales, same_model_columns
+from peo.decode_loop import StreamResult
 from peo.names import CHAT_COLUMNS
 
 
@@ -509,9 +510,10 @@ def test_chat_settings_default_to_the_sweep_decoding_in_meta(app, monkeypatch):
     monkeypatch.setitem(generation, "seed", 5)
     seen = []
 
-    def stream(prompts, scales, settings, point, timing=None, stop=None, outcome=None):
+    def stream(prompts, scales, settings, point, stop=None):
         seen.append(settings)
-        yield ["an answer"] * len(prompts)
+        n = len(prompts)
+        yield StreamResult(answers=["an answer"] * n, new_tokens=[2] * n, cut=[False] * n, ends=["eos"] * n, steps=2)
 
     monkeypatch.setattr(app.engine, "stream", stream)
     cb.chat(app, "hi", ["peo"], (0.5, 0.0, 0.0))
@@ -775,12 +777,9 @@ def test_sweep_token_counts_agree_with_the_chat_cut_marker(random_app):
     counted = generate_rows_counted(engine.mix, engine.tokenizer, rows, settings, batch_size=len(rows))
     assert [text for text, _ in counted] == generate_rows(engine.mix, engine.tokenizer, rows, settings, len(rows))
     assert all(0 <= n <= 3 for _, n in counted)
-    outcome: dict = {}
-    for _ in engine.stream([r.messages for r in rows], [r.scales for r in rows], settings, (0.0, 0.0),
-                           outcome=outcome):
-        pass
-    assert outcome["cut"] == [n == 3 for _, n in counted]
-    assert any(outcome["cut"]), "a random tiny model does not end every answer within 3 tokens"
+    *_, result = engine.stream([r.messages for r in rows], [r.scales for r in rows], settings, (0.0, 0.0))
+    assert result.cut == [n == 3 for _, n in counted]
+    assert any(result.cut), "a random tiny model does not end every answer within 3 tokens"
 
 
 @pytest.mark.parametrize("fresh", [True, False])
@@ -948,12 +947,12 @@ def test_generation_ends_when_every_row_has_hit_eos(random_app, monkeypatch):
     for eos_at, steps, cut in cases:
         monkeypatch.undo()
         _steer(monkeypatch, _ForceTokens(engine.tokenizer.eos_token_id, eos_at))
-        outcome: dict = {}
-        items = list(stream_batch(engine.mix, engine.tokenizer, rows, settings, outcome=outcome))
-        assert (outcome["steps"], outcome["cut"]) == (steps, cut), eos_at
-        assert len(items) == steps + 1  # one update per step, then the final answers
+        items = list(stream_batch(engine.mix, engine.tokenizer, rows, settings))
+        result = items[-1]
+        assert (result.steps, result.cut) == (steps, cut), eos_at
+        assert len(items) == steps + 1  # one update per step, then the result
         if eos_at[0] == 0:
-            assert items[-1] == ["", ""]
+            assert result.answers == ["", ""]
 
 
 def test_a_closed_turn_frees_the_model_within_a_second(app, monkeypatch):
