@@ -46,7 +46,7 @@ class App:
 
     @property
     def default_settings(self) -> dict:
-        return sweep_defaults(self.data.assets.meta)
+        return sweep_defaults(self.data.assets.run_meta)
 
     @functools.cached_property
     def reference_scores(self):

@@ -144,7 +144,7 @@ def wire_score(app, panel: ScorePanel, point_state: gr.State, scored_state: gr.S
         start = time.monotonic()
         point: dict | None = None
         try:
-            for rows in score_point(app.engine, info, prompts, sweep_decoding(data.assets.meta)):
+            for rows in score_point(app.engine, info, prompts, sweep_decoding(data.assets.run_meta)):
                 point = summarize(info, rows, total)
                 text = eta_text(len(rows), total, time.monotonic() - start)
                 progress(len(rows) / total, desc=text)

@@ -38,6 +38,7 @@ from peo.export import sweep_decoding
 from peo.generation import GenerationSettings, Row, decode_rows
 from peo.model_source import load_causal_lm, resolve_base_model
 from peo.names import ANSWERS_FILE, DEFAULT_CHAT_COLUMNS, FRONTS_FILE, META_FILE, REPORT_DIR
+from peo.records import RunMeta
 from peo.running_batch import RunningBatch
 
 POINT = (0.4, 0.5, 0.5)  # (λ, ϕ_help, ϕ_harm), as section 3
@@ -113,7 +114,8 @@ def _exactness(eager_assets: Path, mix, tokenizer, batch_size: int) -> dict:
     missing = [m for m in models if not (test["model_id"] == m).any()]
     if missing:
         raise ValueError(f"{eager_assets / ANSWERS_FILE}: no test answers of {missing}")
-    settings = sweep_decoding(meta).model_copy(update={"penalize_eos": True})
+    settings = sweep_decoding(RunMeta.from_json(meta, eager_assets / META_FILE)).model_copy(
+        update={"penalize_eos": True})
     out: dict = {"eager_assets": str(eager_assets), "settings": settings.model_dump(), "models": {}}
     evaluators = Evaluators.on_policy(mix.model, tokenizer, eager_assets)
     for mid, model_scales in models.items():
@@ -187,7 +189,7 @@ def run(assets: Assets, plan: Plan, eager_assets: Path | None = None) -> dict:
     result["chat"] = chat
 
     # sweep: answers per second, natural lengths
-    decoding = sweep_decoding(assets.meta)
+    decoding = sweep_decoding(assets.run_meta)
     # transformers' rule for the end-of-turn token on both paths, so that their answers can be compared
     sweep_settings = GenerationSettings(max_new_tokens=plan.chat_tokens, repetition_penalty=decoding.repetition_penalty,
                                         penalize_eos=True)

@@ -27,16 +27,17 @@ import httpx
 
 from app.screenshots import free_port
 from bench.common import BENCH, REPO, machine_info, stop_process, write_json
+from peo.records import RunMeta
 
 N_CLIENTS = 8
 
 
-def bench_points(meta: dict, n: int = N_CLIENTS) -> list[str]:
+def bench_points(run_meta: RunMeta, n: int = N_CLIENTS) -> list[str]:
     """n different models: PEO grid points spread over the grid (distinct coefficients), the soup at the middle λ
     and ExPO at its middle α."""
     from peo.model_names import FamilyRange, catalog
 
-    family = FamilyRange.from_meta(meta)
+    family = FamilyRange.from_run_meta(run_meta)
     models = catalog(family)
     soup = [m for m in models if m.method == "soup"]
     expo = [m for m in models if m.method == "expo" and m.model_id != "joint"]
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     from peo.assets import load_assets
 
     assets = load_assets(args.assets)
-    points = bench_points(assets.meta)
+    points = bench_points(assets.run_meta)
     prompts = dev_prompts(assets, len(points))
     print("peo serve")
     server, url, load_seconds, log = start_server(args.assets, len(points))

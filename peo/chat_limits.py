@@ -12,6 +12,7 @@ import math
 from peo.decoding import Decoding, decoding_defaults, request_limits
 from peo.errors import PeoError
 from peo.generation import GenerationSettings, recorded_settings
+from peo.records import RunMeta
 
 MAX_MESSAGE_CHARS = 2000
 MAX_MESSAGE_TOKENS = 512
@@ -28,10 +29,10 @@ class ChatInputError(PeoError, ValueError):
     """A chat request outside the limits; the message says what to change (the app's AppInputError)."""
 
 
-def sweep_defaults(meta: dict) -> dict:
+def sweep_defaults(run_meta: RunMeta) -> dict:
     """The chat's defaults: the sweep's decoding, answer length included, so a live answer is made as the answers
     its scores are placed among (the reference's test answers) and the front was scored on."""
-    generation = meta["generation"]
+    generation = run_meta.generation
     return {**DEFAULT_SETTINGS, **{name: generation[name] for name in SWEEP_SETTINGS},
             "penalize_eos": recorded_settings(generation).penalize_eos}
 

@@ -38,6 +38,7 @@ from peo.model_source import (
     resolve_base_model,
 )
 from peo.names import ASPECTS, BASELINE_SCALES, BASELINES, REFERENCE
+from peo.records import RunMeta
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
 POLICIES = BASELINES  # the fixed policies: ref, help, harm, joint
@@ -60,10 +61,10 @@ def _prepare_target(out_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
 
 
-def sweep_decoding(meta: Mapping) -> GenerationSettings:
+def sweep_decoding(run_meta: RunMeta) -> GenerationSettings:
     """The sweep's decoding (meta.json "generation"): what the app's chat and on-demand scoring use too, so an
     export generated with it gives the app's answers."""
-    return recorded_settings(meta.get("generation") or {})
+    return recorded_settings(run_meta.generation)
 
 
 def file_hashes(assets: Assets, adapters: Iterable[str]) -> dict[str, str]:
@@ -108,7 +109,7 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
     try:
         provenance: dict = {"base_model": assets.base_model_spec, "format": fmt,
                             "assets_profile": assets.run_meta.profile,
-                            "generation": sweep_decoding(assets.meta).model_dump(),
+                            "generation": sweep_decoding(assets.run_meta).model_dump(),
                             "sha256": file_hashes(assets, needed)}
         if policy is not None:
             provenance["policy"] = policy

@@ -23,6 +23,7 @@ from itertools import product
 from peo.coefficients import coefficients, expo_model_id, model_id, scales
 from peo.errors import PeoError
 from peo.names import ASPECTS, BASELINE_SCALES, EXPO, JOINT, PEO, REFERENCE, SOUP
+from peo.records import RunMeta
 
 TOL = 1e-9  # a value this far outside the range still counts as in it (typed decimals)
 MODEL_ID = re.compile(r"^c([+-]\d+(?:\.\d+)?)_([+-]\d+(?:\.\d+)?)$")  # peo.coefficients.model_id
@@ -55,9 +56,9 @@ class FamilyRange:
     expo_alpha: tuple[float, ...] = ()
 
     @classmethod
-    def from_meta(cls, meta: dict) -> "FamilyRange":
-        grid = meta["grid"]
-        alphas = ((meta.get("config") or {}).get("sweep") or {}).get("expo_alphas") or []
+    def from_run_meta(cls, run_meta: RunMeta) -> "FamilyRange":
+        grid = run_meta.grid
+        alphas = (run_meta.config.get("sweep") or {}).get("expo_alphas") or []
         return cls(*(tuple(sorted(float(v) for v in grid[axis])) for axis in ("lambda_help", "phi_help", "phi_harm")),
                    expo_alpha=tuple(sorted(float(a) for a in alphas)))
 

@@ -51,6 +51,7 @@ from peo.decode_loop import AnyEvent, DecodeLoop, DecodeRequest
 from peo.errors import PeoError
 from peo.generation import GenerationSettings, Row, decode_rows
 from peo.model_names import SYNTAX, FamilyRange, ModelNameError, ModelPoint, catalog, parse_model
+from peo.records import RunMeta
 from peo.running_batch import LENGTH, STOPPED
 
 log = logging.getLogger("peo.serve")
@@ -164,7 +165,7 @@ class ServedModel:
 
     mix: Any
     tokenizer: Any
-    meta: dict
+    run_meta: RunMeta
     max_context_tokens: int = 1024
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -173,7 +174,7 @@ class ServedModel:
         from peo.assets import load_policy_mix
 
         mix, tokenizer = load_policy_mix(assets, device)
-        return cls(mix, tokenizer, assets.meta, max_context_tokens)
+        return cls(mix, tokenizer, assets.run_meta, max_context_tokens)
 
     @property
     def context_limit(self) -> int:
@@ -247,8 +248,8 @@ def _content(message: Message, i: int) -> str:
 
 def create_app(model: ServedModel, *, max_batch: int = DEFAULT_MAX_BATCH, api_key: str | None = None) -> FastAPI:
     """The FastAPI app over a loaded model; its worker thread starts here."""
-    family = FamilyRange.from_meta(model.meta)
-    defaults = sweep_defaults(model.meta)
+    family = FamilyRange.from_run_meta(model.run_meta)
+    defaults = sweep_defaults(model.run_meta)
     worker = BatchWorker(model, max_batch)
     created = int(time.time())
     # the worker's tokenizer changes its padding state while it encodes: requests are checked with a copy

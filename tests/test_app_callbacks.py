@@ -502,7 +502,7 @@ def test_settings_bounds_accept_edges():
 
 def test_chat_settings_default_to_the_sweep_decoding_in_meta(app, monkeypatch):
     """Chat decodes as the sweep did (meta.json "generation"): repetition penalty and n-gram block included."""
-    generation = app.data.assets.meta["generation"]
+    generation = app.data.assets.run_meta.generation
     assert cb.check_settings(defaults=app.default_settings).repetition_penalty == generation["repetition_penalty"]
     monkeypatch.setitem(generation, "repetition_penalty", 1.37)
     monkeypatch.setitem(generation, "no_repeat_ngram_size", 3)
@@ -530,11 +530,13 @@ def test_the_chat_starts_at_the_shipped_sweeps_decoding():
     import gradio as gr
 
     from app.chat_panel import chat_panel, decoding_note
+    from peo.records import RunMeta
 
     from conftest import REPO
 
-    generation = json.loads((REPO / "assets" / "meta.json").read_text())["generation"]
-    defaults = cb.sweep_defaults({"generation": generation})
+    run_meta = RunMeta.load(REPO / "assets" / "meta.json")
+    generation = run_meta.generation
+    defaults = cb.sweep_defaults(run_meta)
     for name in cb.SWEEP_SETTINGS:
         assert defaults[name] == generation[name], name
     assert (defaults["max_new_tokens"], defaults["repetition_penalty"]) == (160, 1.15)
@@ -615,7 +617,7 @@ def test_an_export_records_its_sources_and_its_readme_gives_the_apps_answer(app,
                                                                               "adapter_model.safetensors"))}
     for name, digest in provenance["sha256"].items():
         assert hashlib.sha256((root / name).read_bytes()).hexdigest() == digest
-    decoding = sweep_decoding(app.data.assets.meta)
+    decoding = sweep_decoding(app.data.assets.run_meta)
     assert provenance["generation"]["repetition_penalty"] == decoding.repetition_penalty
     readme = (folder / "README.md").read_text()
     kwargs = generate_arguments(provenance["generation"])

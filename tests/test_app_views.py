@@ -277,11 +277,11 @@ def test_offgrid_point_is_scored_on_the_test_prompts(app):
     prompts = scoring_prompts(data.answers)
     assert len(prompts) == data.n_prompts("test")
     start = time.perf_counter()
-    progress = [len(rows) for rows in score_point(app.engine, info, prompts, sweep_decoding(data.assets.meta),
+    progress = [len(rows) for rows in score_point(app.engine, info, prompts, sweep_decoding(data.assets.run_meta),
                                                   batch_size=3)]
     assert time.perf_counter() - start < 120
     assert progress[-1] == len(prompts) and progress == sorted(progress)
-    *_, last = score_point(app.engine, info, prompts.iloc[:2], sweep_decoding(data.assets.meta))
+    *_, last = score_point(app.engine, info, prompts.iloc[:2], sweep_decoding(data.assets.run_meta))
     point = summarize(info, last, 2)
     assert point["n"] == 2 and point["complete"] and point["model_id"] == info.model_id
     assert point["reward_mean"] == pytest.approx(sum(r["reward"] for r in last) / 2)
@@ -314,7 +314,8 @@ def test_a_scored_point_is_shown_as_scored_everywhere(app):
 
     data = app.data
     info = data.point_info(0.25, 0.0, 0.25)
-    *_, rows = score_point(app.engine, info, scoring_prompts(data.answers).iloc[:3], sweep_decoding(data.assets.meta))
+    decoding = sweep_decoding(data.assets.run_meta)
+    *_, rows = score_point(app.engine, info, scoring_prompts(data.answers).iloc[:3], decoding)
     point = summarize(info, rows, data.n_prompts("test"))
     assert not point["complete"]
     summary = cb.pick_summary(info, data, [point])
@@ -350,7 +351,8 @@ def test_compare_rows_and_scored_answers_download_as_csv(app, tmp_path, monkeypa
 
     data = app.data
     info = data.point_info(0.25, 0.0, 0.25)
-    *_, rows = score_point(app.engine, info, scoring_prompts(data.answers).iloc[:2], sweep_decoding(data.assets.meta))
+    decoding = sweep_decoding(data.assets.run_meta)
+    *_, rows = score_point(app.engine, info, scoring_prompts(data.answers).iloc[:2], decoding)
     point = summarize(info, rows, data.n_prompts("test"))
     table = compare_table(data.answers, data.grid, info, "harm", "prompt order", 3, [point])
     shown = select_rows(prompt_rows(data.answers, compared_models(data.grid, info), "test",

@@ -7,10 +7,12 @@ import re
 import pytest
 
 from peo.model_names import FamilyRange, ModelNameError, catalog, number, parse_model
+from peo.records import RunMeta
 
-META = {"grid": {"lambda_help": [0.0, 0.25, 0.5, 0.75, 1.0], "phi_help": [0.0, 0.5, 1.0], "phi_harm": [0.0, 0.5, 1.0]},
-        "config": {"sweep": {"expo_alphas": [0.5, 1.0, 1.5, 2.0]}}}
-FAMILY = FamilyRange.from_meta(META)
+META = RunMeta(base_model="tiny", grid={"lambda_help": [0.0, 0.25, 0.5, 0.75, 1.0], "phi_help": [0.0, 0.5, 1.0],
+                                        "phi_harm": [0.0, 0.5, 1.0]},
+               config={"sweep": {"expo_alphas": [0.5, 1.0, 1.5, 2.0]}})
+FAMILY = FamilyRange.from_run_meta(META)
 
 
 def test_a_point_by_lambda_and_phi():
@@ -127,7 +129,8 @@ def test_edges_of_the_range_are_in_it():
 
 
 def test_the_range_comes_from_the_assets_meta():
-    small = FamilyRange.from_meta({"grid": {"lambda_help": [0.0, 0.5], "phi_help": [0.0], "phi_harm": [0.0]}})
+    small = FamilyRange.from_run_meta(RunMeta(base_model="tiny", grid={"lambda_help": [0.0, 0.5], "phi_help": [0.0],
+                                                                        "phi_harm": [0.0]}))
     assert small.expo_alpha == ()
     with pytest.raises(ModelNameError, match="phi_help=0.5 is outside the range these assets support: \\[0, 0\\]"):
         parse_model("peo:lambda=0.5,phi_help=0.5", small)
