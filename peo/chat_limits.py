@@ -19,10 +19,11 @@ MAX_MESSAGE_TOKENS = 512
 USER_SETTINGS = ("max_new_tokens", "temperature", "top_p", "seed", "repetition_penalty")  # check_settings' order
 # what a user may set, and its range (each setting's `request_range` in peo.decoding); the other decoding settings
 # are the sweep's (meta.json "generation")
-LIMITS = {name: request_limits()[name] for name in USER_SETTINGS}
+_RANGES, _DEFAULTS = request_limits(), decoding_defaults()
+LIMITS = {name: _RANGES[name] for name in USER_SETTINGS}
 WHOLE_NUMBERS = tuple(name for name in USER_SETTINGS if Decoding.model_fields[name].annotation is int)
-DEFAULT_SETTINGS = {name: decoding_defaults()[name] for name in (*USER_SETTINGS, "no_repeat_ngram_size")}
-SWEEP_SETTINGS = ("max_new_tokens", "temperature", "top_p", "seed", "repetition_penalty", "no_repeat_ngram_size")
+SWEEP_SETTINGS = (*USER_SETTINGS, "no_repeat_ngram_size")  # what the chat takes from the sweep's decoding
+DEFAULT_SETTINGS = {name: _DEFAULTS[name] for name in SWEEP_SETTINGS}
 
 
 class ChatInputError(PeoError, ValueError):

@@ -24,13 +24,14 @@ def _read_jsonl(path: Path) -> list[dict]:
     return [row for _, row in iter_jsonl(path)]
 
 
-def _read_votes(folder: str | None) -> list[dict] | None:
-    """The stored votes of the app's votes folder (report.votes_dir), or None when none is set."""
+def _read_votes(folder: str | None, profile: str) -> list[dict] | None:
+    """The stored votes of the app's votes folder (report.votes_dir, a config path like `out`), or None when none
+    is set."""
     if not folder:
         return None
     from peo.votes import VoteStore
 
-    with VoteStore(resolve_path(folder, ""), create=False) as store:
+    with VoteStore(resolve_path(folder, profile), create=False) as store:
         return store.votes()
 
 
@@ -44,5 +45,5 @@ def report(ctx: RunContext) -> list[Path]:
                  training=_read_json(layout.training), judgments=_read_jsonl(layout.report.judgments),
                  evasion_check=_read_json(layout.report.evasion_validation),
                  judge_verdicts=read_verdicts(layout.report.judge_verdicts),
-                 votes=_read_votes(ctx.cfg.report.votes_dir))
+                 votes=_read_votes(ctx.cfg.report.votes_dir, ctx.cfg.name))
     return [layout.report.root]
