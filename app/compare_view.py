@@ -109,7 +109,7 @@ def compared_models(grid: pd.DataFrame, info: Pick) -> dict[str, str | None]:
         if column == PEO:
             out[column] = str(info.model_id)
         elif column == SOUP:
-            out[column] = model_id(*coefficients(float(info.lambda_help), 0.0, 0.0))
+            out[column] = model_id(*coefficients((float(info.lambda_help),)))
         elif column in BASELINES:
             rows = grid[grid["method"] == column]
             out[column] = str(rows.iloc[0]["model_id"]) if not rows.empty else None
@@ -256,7 +256,7 @@ RECORD_SPLIT = "test"
 def record_opponents(grid: pd.DataFrame, info: Pick, answers: pd.DataFrame) -> dict[str, str]:
     """What the picked point's record is against: label → model_id, those with test answers."""
     tested = set(answers.loc[answers["split"] == RECORD_SPLIT, "model_id"].astype(str))
-    soup = model_id(*coefficients(float(info.lambda_help), 0.0, 0.0))
+    soup = model_id(*coefficients((float(info.lambda_help),)))
     out: dict[str, str] = {f"Soup λ={float(info.lambda_help):g}": soup}
     for method in ("help", "harm", JOINT):
         rows = grid[grid["method"] == method]

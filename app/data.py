@@ -152,7 +152,7 @@ class AppData:
         """Everything /pick returns about a point (see callbacks.pick), read by attribute; `.to_json()` is the
         dict /pick returns."""
         lam, ph, pa = self.check_point(lambda_help, phi_help, phi_harm)
-        c_help, c_harm = coefficients(lam, ph, pa)
+        c_help, c_harm = coefficients((lam,), (ph, pa))
         mid = model_id(c_help, c_harm)
         return Pick(lambda_help=lam, phi_help=ph, phi_harm=pa, c_help=c_help, c_harm=c_harm, model_id=mid,
                     in_range=True,  # out-of-range points raise AppInputError instead

@@ -46,9 +46,9 @@ def column_scales(column: str, lambda_help: float, c_help: float, c_harm: float)
     ExPO at EXPO_CHAT_ALPHA).
     """
     if column == PEO:
-        return scales((c_help, c_harm))
+        return scales((c_help, c_harm), ASPECTS)
     if column == SOUP:
-        return scales(coefficients(lambda_help))
+        return scales(coefficients((lambda_help,)), ASPECTS)
     if column == EXPO:
         return {JOINT: EXPO_CHAT_ALPHA}
     if column in BASELINE_SCALES:
@@ -151,7 +151,7 @@ class Engine:
             vectors = {aspect: {name.removesuffix(".weight") + ".base_layer.weight": d for name, d in deltas.items()}
                        for aspect, deltas in lora_task_vectors(aspects).items()}
             self.merged = MergedPolicy(mix.model.base_model.model, vectors)
-            self._merged_point = scales((0.0,) * len(ASPECTS))
+            self._merged_point = scales((0.0,) * len(ASPECTS), ASPECTS)
         self.mix, self.tokenizer, self.evaluators = mix, tokenizer, evaluators
         self.loop = DecodeLoop(mix, tokenizer, lock=self.lock.without_trim(), max_rows=self.max_batch_rows,
                                on_idle=return_freed_memory, prepare=self._form if self.merged is not None else None)
@@ -206,7 +206,7 @@ class Engine:
         self.wait_ready()
         rows = [Row(messages=list(p), scales=dict(s)) for p, s in zip(prompts, row_scales)]
         yield from stream_batch(self.mix, self.tokenizer, rows, settings, stop=stop, loop=self.loop,
-                                point=scales(point))
+                                point=scales(point, ASPECTS))
 
     def score(self, prompts: Sequence[list[dict]], answers: Sequence[str]) -> tuple[list[float], list[float]] | None:
         """(rewards, costs) of the answers, or None when the evaluators are not loaded."""

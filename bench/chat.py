@@ -33,7 +33,7 @@ def run(assets: Assets, plan: Plan) -> dict:
     peft_mix, _ = load_policy_mix(assets, plan.device, fused=False)
     prompt = dev_prompts(assets, 1)[0]
     settings = fixed(plan.chat_tokens)
-    columns = column_scales(POINT[0], *coefficients(*POINT))
+    columns = column_scales(POINT[0], *coefficients(POINT[:1], POINT[1:]))
     five = [Row(prompt, s) for s in columns.values()]
     one = [Row(prompt, columns[PEO])]
 

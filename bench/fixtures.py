@@ -80,7 +80,7 @@ def sweep_points(n: int) -> list[tuple[float, float]]:
     for phi_help in (0.0, 0.5, 1.0):
         for phi_harm in (0.0, 0.5, 1.0):
             for lam in lambdas:
-                c = coefficients(lam, phi_help, phi_harm)
+                c = coefficients((lam,), (phi_help, phi_harm))
                 if c not in out:
                     out.append(c)
     if n > len(out):

@@ -77,7 +77,7 @@ def worker(mode: str, assets_dir: str, device: str, tokens: int) -> dict:
         else:
             evaluators = Evaluators.load(base, assets.root, device=device)
         out["rss_after_load"] = _rss_bytes()
-        rows = [Row(prompt, s) for s in column_scales(POINT[0], *coefficients(*POINT)).values()]
+        rows = [Row(prompt, s) for s in column_scales(POINT[0], *coefficients(POINT[:1], POINT[1:])).values()]
         *_, result = stream_batch(mix, tokenizer, rows, settings)
         evaluators.score([prompt] * len(result.answers), result.answers)
     out["rss_end"] = _rss_bytes()

@@ -39,7 +39,7 @@ def run(assets: Assets, plan: Plan) -> dict:
     reference = PlainModel(load_causal_lm(base).to(device))
     naive_model = PlainModel(merged_model)
 
-    rows = [Row(messages=p, scales=scales(c)) for c in points for p in prompts]
+    rows = [Row(messages=p, scales=scales(c, ASPECTS)) for c in points for p in prompts]
     outputs: dict[str, list[str]] = {}
 
     def multi() -> None:
@@ -51,7 +51,7 @@ def run(assets: Assets, plan: Plan) -> dict:
     def naive() -> None:
         answers: list[str] = []
         for c in points:
-            merged.set_point(scales(c))
+            merged.set_point(scales(c, ASPECTS))
             answers += generate_rows(naive_model, tokenizer, [Row(p, {}) for p in prompts], settings, batch_size=P)
         outputs["naive"] = answers
 

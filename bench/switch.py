@@ -129,7 +129,7 @@ def _cycling(move, points: list[tuple[float, float]]):
     It holds the bound method, not a name of `run`'s, so `run` can `del` its model once the timing is done.
     """
     cycle = itertools.cycle(points)
-    return lambda: move(scales(next(cycle)))
+    return lambda: move(scales(next(cycle), ASPECTS))
 
 
 def run(assets: Assets, plan: Plan, scratch: Path) -> dict:
@@ -212,7 +212,7 @@ def run(assets: Assets, plan: Plan, scratch: Path) -> dict:
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             if i == plan.warmup:  # the same point formed in place: the merge must agree
-                merged.set_point(scales((c_help, c_harm)))
+                merged.set_point(scales((c_help, c_harm), ASPECTS))
                 result[f"{variant}_max_abs_diff_vs_fused"] = max_weight_diff(loaded, plain)
             del loaded
             if i >= plan.warmup:

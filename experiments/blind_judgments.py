@@ -38,7 +38,7 @@ VERDICTS = ("1", "2", "tie")
 
 
 def soup_model_id(lambda_help: float) -> str:
-    return model_id(*coefficients(lambda_help, 0.0, 0.0))
+    return model_id(*coefficients((lambda_help,)))
 
 
 def comparisons(fronts: dict) -> list[tuple[str, str, str]]:

@@ -32,7 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = load_config(args.config)
     answers = with_evasion(pd.read_parquet(args.work / "sweep-dev" / "answers.parquet"))
-    rows, models = sweep_models(cfg.sweep)
+    rows, models = sweep_models(cfg.sweep, cfg.aspect_set)
     loop, evasion = cfg.sweep.max_loop_share, cfg.sweep.max_benign_evasion_excess
     grid = grid_table(rows, answers, loop, evasion)
     by_id = grid.drop_duplicates("model_id").set_index("model_id")  # a soup point's model is also a PEO row's

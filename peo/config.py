@@ -14,10 +14,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from peo.aspects import DEFAULT_ASPECTS, Aspect, Aspects, check_aspects
+from peo.coefficients import grid_points
 from peo.data.sources import LOADERS
 from peo.decoding import SweepDecoding
 from peo.errors import PeoError
-from peo.names import ADAPTERS, ASPECTS
 
 Dtype = Literal["float32", "bfloat16"]
 SPLITS = ("evaluator", "policy", "dev", "test")
@@ -42,8 +43,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
 
 
-def _aspects() -> str:
-    return " or ".join(ASPECTS)
+class AspectSettings(_Strict):
+    """One aspect of the run (peo/aspects.py): the name of its evaluator and which way that evaluator is better."""
+
+    evaluator: str = Field(description="the evaluator's name: its score column in answers.parquet and grid.csv "
+                                       "(e.g. reward), and its folder under evaluators/")
+    better: Literal["higher", "lower"] = Field(
+        description="higher: a higher score is better (a reward); lower: a lower one is (a cost, minus the head "
+                    "trained on the aspect's pairs)")
+    label: str = Field("", description="the aspect in words (e.g. helpfulness); empty: its name")
+
+
+def _default_aspects() -> dict[str, AspectSettings]:
+    return {a.name: AspectSettings(evaluator=a.evaluator, better=a.better, label=a.label) for a in DEFAULT_ASPECTS}
+
+
+def _unknown_names(value: dict, names: tuple[str, ...], what: str, key: str) -> None:
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        raise _Bad(f"names {', '.join(unknown)}; the run's {what} are {', '.join(names)}", key)
 
 
 class DataSource(_Strict):
@@ -112,8 +130,6 @@ class SplitSizes(_Strict):
     @field_validator("fractions_per_aspect")
     @classmethod
     def _fractions_per_aspect(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        if set(value) - set(ASPECTS):
-            raise _Bad(f"names {_aspects()}, got {sorted(value)}")
         for aspect, fractions in value.items():
             _check_fractions(fractions, aspect)
         return value
@@ -121,8 +137,8 @@ class SplitSizes(_Strict):
     @field_validator("policy_pairs_per_aspect")
     @classmethod
     def _policy_pairs_per_aspect(cls, value: dict[str, int]) -> dict[str, int]:
-        if set(value) - set(ASPECTS) or any(n < 1 for n in value.values()):
-            raise _Bad(f"names {_aspects()} with at least 1 pair, got {value}")
+        if any(n < 1 for n in value.values()):
+            raise _Bad(f"needs each aspect with at least 1 pair, got {value}")
         return value
 
     def fractions_of(self, aspect: str) -> dict[str, float]:
@@ -131,11 +147,11 @@ class SplitSizes(_Strict):
 
 class DataConfig(_Strict):
     root: str = Field("../shared/data", description="relative to the repository root unless absolute")
-    help: DataSource = Field(default_factory=lambda: DataSource(format="alpaca_eval", path="alpaca_eval"),
-                             description="the helpfulness preference pairs")
-    harm: DataSource = Field(
-        default_factory=lambda: DataSource(format="hh", path="hh-rlhf/harmless-base-test.jsonl.gz"),
-        description="the harmlessness preference pairs")
+    sources: dict[str, DataSource] = Field(
+        default_factory=lambda: {"help": DataSource(format="alpaca_eval", path="alpaca_eval"),
+                                 "harm": DataSource(format="hh", path="hh-rlhf/harmless-base-test.jsonl.gz")},
+        description="aspect → where its preference pairs come from: one entry per aspect of `aspects`, in any "
+                    "order (default: AlpacaEval for help, HH-RLHF harmless-base for harm)")
     skip_bad_rows: bool = Field(False, description="False: a bad row stops the run with file/line/field")
     extra_pairs: dict[str, str] = Field(
         default_factory=dict,
@@ -148,8 +164,8 @@ class DataConfig(_Strict):
     @field_validator("extra_pairs")
     @classmethod
     def _extra_pairs(cls, value: dict[str, str]) -> dict[str, str]:
-        if set(value) - set(ASPECTS) or not all(value.values()):
-            raise _Bad(f"maps {_aspects()} to a pairs file, got {value}")
+        if not all(value.values()):
+            raise _Bad(f"maps aspects to a pairs file, got {value}")
         return value
 
 
@@ -183,9 +199,8 @@ class DPOSettings(_Strict):
     @field_validator("epochs_per_policy")
     @classmethod
     def _epochs_per_policy(cls, value: dict[str, float]) -> dict[str, float]:
-        if set(value) - set(ADAPTERS) or any(v <= 0 for v in value.values()):
-            names = f"{', '.join(ADAPTERS[:-1])} or {ADAPTERS[-1]}"
-            raise _Bad(f"names {names} with epochs > 0, got {value}")
+        if any(v <= 0 for v in value.values()):
+            raise _Bad(f"needs epochs > 0 per policy, got {value}")
         return value
 
 
@@ -258,8 +273,10 @@ class EvaluatorConfig(_Strict):
                     "5-fold CV on the training pairs only. One forward pass computes every layer named here.")
     max_length: int = Field(320, description="tokens of prompt + answer fed to the feature extractor")
     batch_size: int = Field(16, ge=1, description="texts per feature-extractor forward pass")
-    reward: HFEvaluatorSettings | None = Field(None, description="null: the built-in head on helpfulness pairs")
-    cost: HFEvaluatorSettings | None = Field(None, description="null: the built-in head on harmlessness pairs")
+    reward_models: dict[str, HFEvaluatorSettings] = Field(
+        default_factory=dict,
+        description="evaluator name (e.g. cost) → a Hugging Face reward model that replaces that evaluator's "
+                    "built-in head; default none: every evaluator is a head trained on its aspect's pairs")
 
     @field_validator("l2_grid")
     @classmethod
@@ -282,10 +299,9 @@ class SweepConfig(SweepDecoding, _Strict):
 
     lambdas: list[float] = Field(default_factory=lambda: [round(0.1 * i, 1) for i in range(11)],
                                  description="λ, the helpfulness weight of the joint direction, in [0, 1]")
-    phi_help: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0],
-                                  description="extrapolation along the helpfulness direction, in [0, 10]")
-    phi_harm: list[float] = Field(default_factory=lambda: [0.0, 0.5, 1.0],
-                                  description="extrapolation along the harmlessness direction, in [0, 10]")
+    phi: dict[str, list[float]] = Field(
+        default_factory=lambda: {"help": [0.0, 0.5, 1.0], "harm": [0.0, 0.5, 1.0]},
+        description="aspect → the extrapolations ϕ along its task vector, in [0, 10]: one entry per aspect")
     max_loop_share: float = Field(
         0.1, ge=0, le=1, description="points whose dev answers loop more often are left out of the front")
     max_benign_evasion_excess: float | None = Field(
@@ -313,11 +329,12 @@ class SweepConfig(SweepDecoding, _Strict):
             raise _Bad(f"must be a non-empty list of values in [0, 1], got {value}")
         return value
 
-    @field_validator("phi_help", "phi_harm")
+    @field_validator("phi")
     @classmethod
-    def _phis(cls, value: list[float]) -> list[float]:
-        if not value or any(v < 0.0 or v > 10.0 for v in value):
-            raise _Bad(f"must be a non-empty list of values in [0, 10], got {value}")
+    def _phis(cls, value: dict[str, list[float]]) -> dict[str, list[float]]:
+        for aspect, values in value.items():
+            if not values or any(v < 0.0 or v > 10.0 for v in values):
+                raise _Bad(f"must be a non-empty list of values in [0, 10], got {values}", aspect)
         return value
 
     @field_validator("expo_alphas")
@@ -327,12 +344,9 @@ class SweepConfig(SweepDecoding, _Strict):
             raise _Bad(f"must be distinct values in (0, 10], got {value}")
         return value
 
-    @model_validator(mode="after")
-    def _grid_size(self) -> SweepConfig:
-        n_models = len(self.lambdas) * len(self.phi_help) * len(self.phi_harm)
-        if n_models > self.max_models:
-            raise _Bad(f"grid has {n_models} points, more than sweep.max_models={self.max_models}")
-        return self
+    def phis(self, aspects: tuple[str, ...]) -> list[list[float]]:
+        """ϕ values per aspect, in the aspects' order."""
+        return [self.phi[a] for a in aspects]
 
 
 class ReportConfig(_Strict):
@@ -344,6 +358,11 @@ class ReportConfig(_Strict):
 
 
 class RunConfig(_Strict):
+    aspects: dict[str, AspectSettings] = Field(
+        default_factory=_default_aspects,
+        description="aspect → its evaluator and which way it is better, in order (peo/aspects.py); default: help "
+                    "(reward, higher) and harm (cost, lower). Each aspect gets a DPO policy, an evaluator and a "
+                    "coefficient; `data.sources` and `sweep.phi` name the same aspects")
     name: str = Field("cpu", description="the profile's name; `{name}` in paths")
     seed: int = Field(0, description="seeds training, splits and sampling")
     base_model: str = Field(
@@ -358,6 +377,39 @@ class RunConfig(_Strict):
     evaluator: EvaluatorConfig = Field(default_factory=EvaluatorConfig)
     sweep: SweepConfig = Field(default_factory=SweepConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+
+    @field_validator("aspects")
+    @classmethod
+    def _aspect_names(cls, value: dict[str, AspectSettings]) -> dict[str, AspectSettings]:
+        problems = check_aspects([(name, a.evaluator) for name, a in value.items()])
+        if problems:
+            raise _Bad("; ".join(problems))
+        return value
+
+    @model_validator(mode="after")
+    def _same_aspects(self) -> RunConfig:
+        """Every section that names aspects names this run's, and the grid is not too large."""
+        names = tuple(self.aspects)
+        for key, value in (("data.sources", self.data.sources), ("sweep.phi", self.sweep.phi)):
+            if set(value) != set(names):
+                raise _Bad(f"must name exactly the aspects ({', '.join(names)}); got {', '.join(value) or 'none'}",
+                           key)
+        for key, value, allowed, what in (
+                ("data.extra_pairs", self.data.extra_pairs, names, "aspects"),
+                ("data.splits.fractions_per_aspect", self.data.splits.fractions_per_aspect, names, "aspects"),
+                ("data.splits.policy_pairs_per_aspect", self.data.splits.policy_pairs_per_aspect, names, "aspects"),
+                ("dpo.epochs_per_policy", self.dpo.epochs_per_policy, self.aspect_set.adapters, "policies"),
+                ("evaluator.reward_models", self.evaluator.reward_models, self.aspect_set.evaluators, "evaluators")):
+            _unknown_names(value, allowed, what, key)
+        n_models = len(grid_points(self.sweep.lambdas, self.sweep.phis(names)))
+        if n_models > self.sweep.max_models:
+            raise _Bad(f"grid has {n_models} points, more than sweep.max_models={self.sweep.max_models}", "sweep")
+        return self
+
+    @property
+    def aspect_set(self) -> Aspects:
+        """The run's aspects as peo.aspects reads them."""
+        return Aspects(tuple(Aspect(name, a.evaluator, a.better, a.label or name) for name, a in self.aspects.items()))
 
 
 def _dotted(loc: tuple) -> str:

@@ -119,13 +119,13 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
             else:
                 _write_merged(base, dict(BASELINE_SCALES[policy]), assets, tmp)
         else:
-            c_help, c_harm = coefficients(*point)
+            c_help, c_harm = coefficients(point[:1], point[1:])
             provenance.update({"lambda_help": point[0], "phi_help": point[1], "phi_harm": point[2],
                                "c_help": c_help, "c_harm": c_harm})
             if fmt == "adapter":
                 _write_cat_adapter(base, assets, c_help, c_harm, tmp)
             else:
-                _write_merged(base, scales((c_help, c_harm)), assets, tmp)
+                _write_merged(base, scales((c_help, c_harm), ASPECTS), assets, tmp)
         base_id, base_note = loadable_base(assets.base_model_spec, base)
         provenance["base_model_name_or_path"] = base_id
         if fmt == "adapter":

@@ -1,4 +1,4 @@
-"""Any Hugging Face sequence-classification reward model as an evaluator (`evaluator.reward` / `evaluator.cost`).
+"""Any Hugging Face sequence-classification reward model as an evaluator (`evaluator.reward_models`).
 
 The model is loaded with transformers' documented recipe only: AutoTokenizer + AutoModelForSequenceClassification,
 weights from safetensors (`use_safetensors=True`), never `trust_remote_code`. A checkpoint whose classification
@@ -175,7 +175,7 @@ class HFEvaluator:
     @classmethod
     def from_meta(cls, meta: dict, device: str | torch.device | None = None) -> "HFEvaluator":
         """From the evaluator.json that the train-evaluators stage wrote (the model is loaded from where it says)."""
-        key = meta.get("config_key", f"evaluator.{meta['kind']}.hf_model")
+        key = meta.get("config_key", f"evaluator.reward_models.{meta['kind']}.hf_model")
         source = meta["hf_model"]
         recorded = meta.get("weights") or {}
         if recorded:  # a local folder: the files must be the ones the assets were made with (sizes; cheap)
@@ -207,7 +207,7 @@ def direction_sign(kind: str, higher_is: str) -> float:
 
 def build_hf_evaluator(settings, kind: str, base_tokenizer, device=None) -> tuple[HFEvaluator, dict]:
     """The evaluator of `settings` (peo.config.HFEvaluatorSettings) and the facts to record about it."""
-    key = f"evaluator.{kind}"
+    key = f"evaluator.reward_models.{kind}"
     source = resolve_hf_model(settings.hf_model, f"{key}.hf_model")
     model, tokenizer = load_reward_model(source, f"{key}.hf_model", settings.dtype, settings.revision, device)
     num_labels = int(model.config.num_labels)

@@ -155,8 +155,8 @@ def parse_model(name: object, family: FamilyRange) -> ModelPoint:
         raise ModelNameError(f"unknown model {name!r}; expected one of: " + "; ".join(SYNTAX))
     if prefix == SOUP:
         lam = _in_range(name, "lambda", _fields(name, body, ("lambda",))["lambda"], *family.bounds("lambda_help"))
-        c = coefficients(lam)
-        return ModelPoint(f"soup:lambda={number(lam)}", SOUP, scales(c), model_id(*c),
+        c = coefficients((lam,))
+        return ModelPoint(f"soup:lambda={number(lam)}", SOUP, scales(c, ASPECTS), model_id(*c),
                           coefficients=c, point=(lam, 0.0, 0.0))
     if prefix == EXPO:
         alpha = _in_range(name, "alpha", _fields(name, body, ("alpha",))["alpha"], *family.bounds("expo_alpha"))
@@ -173,9 +173,9 @@ def parse_model(name: object, family: FamilyRange) -> ModelPoint:
     lam = _in_range(name, "lambda", values["lambda"], *family.bounds("lambda_help"))
     phi_help = _in_range(name, "phi_help", values.get("phi_help", 0.0), *family.bounds("phi_help"))
     phi_harm = _in_range(name, "phi_harm", values.get("phi_harm", 0.0), *family.bounds("phi_harm"))
-    c = coefficients(lam, phi_help, phi_harm)
+    c = coefficients((lam,), (phi_help, phi_harm))
     canonical = f"peo:lambda={number(lam)},phi_help={number(phi_help)},phi_harm={number(phi_harm)}"
-    return ModelPoint(canonical, PEO, scales(c), model_id(*c), coefficients=c,
+    return ModelPoint(canonical, PEO, scales(c, ASPECTS), model_id(*c), coefficients=c,
                       point=(lam, phi_help, phi_harm))
 
 
@@ -194,7 +194,7 @@ def _by_coefficients(name: str, c_help: float, c_harm: float, family: FamilyRang
             f"c_harm = 1 - lambda + phi_harm in [{a_lo:g}, {a_hi:g}], and c_help + c_harm - 1 = phi_help + "
             f"phi_harm in [{ph_lo + pa_lo:g}, {ph_hi + pa_hi:g}])")
     c = (round(c_help, 6) + 0.0, round(c_harm, 6) + 0.0)
-    return ModelPoint(f"peo:c_help={number(c_help)},c_harm={number(c_harm)}", PEO, scales(c),
+    return ModelPoint(f"peo:c_help={number(c_help)},c_harm={number(c_harm)}", PEO, scales(c, ASPECTS),
                       model_id(*c), coefficients=c)
 
 

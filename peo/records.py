@@ -15,6 +15,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from peo.aspects import Aspects
 from peo.errors import AssetsError
 
 
@@ -95,7 +96,8 @@ class RunMeta(Record):
     """meta.json: how the assets were made. base_model and grid are required (the app and export need them)."""
 
     base_model: str
-    grid: dict[str, list[float]]  # lambda_help, phi_help, phi_harm → the values swept
+    grid: dict[str, list[float]]  # each free λ column and each ϕ column (Aspects.point_columns) → the values swept
+    aspects: list[dict[str, str]] = []  # peo.aspects.Aspects.to_json; absent in 2-aspect assets made before it
     profile: str | None = None
     seed: int | None = None
     generation: dict[str, Any] = {}  # the sweep's decoding (peo.export.sweep_decoding reads it)
@@ -106,6 +108,11 @@ class RunMeta(Record):
     data: dict[str, DataSummary] = {}
     evaluators: dict[str, EvaluatorMeta] = {}
     training: dict[str, PolicyTraining] = {}
+
+    @property
+    def aspect_set(self) -> Aspects:
+        """The run's aspects (the default two for assets made before aspects were data)."""
+        return Aspects.from_json(self.aspects)
 
 
 # ---------------------------------------------------------------- report/fronts.json (precompute/report.py)

@@ -6,8 +6,8 @@ head on those standardized features. reward = helpfulness head; cost = −(harml
 means more harmful. Both are centred on their held-out pairs, so 0 means "between a chosen and a rejected
 answer" and the safe share (cost ≤ 0) has a meaning.
 
-Either evaluator may instead be a Hugging Face sequence-classification reward model (`evaluator.reward` /
-`evaluator.cost` in config; peo/hf_evaluator.py): `Evaluators` serves both kinds through one interface.
+Either evaluator may instead be a Hugging Face sequence-classification reward model (`evaluator.reward_models`
+in config; peo/hf_evaluator.py): `Evaluators` serves both kinds through one interface.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import torch
 
 from peo.atomic import write_json
 from peo.config import config_to_dict
-from peo.names import EVALUATOR_KINDS
 from precompute.pair_files import summary_path
 from precompute.run_context import RunContext
 from precompute.stage_sweep import DECODER, sweep_settings
@@ -30,15 +29,16 @@ def versions() -> dict[str, str]:
 
 def write_meta(ctx: RunContext) -> None:
     """Rewritten after every stage; earlier stages' timings are kept."""
-    layout = ctx.layout
+    layout, aspects = ctx.layout, ctx.cfg.aspect_set
     meta_path = layout.meta
     old = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
     meta = {
         "profile": ctx.cfg.name,
         "base_model": ctx.cfg.base_model,
         "seed": ctx.cfg.seed,
-        "grid": {"lambda_help": ctx.cfg.sweep.lambdas, "phi_help": ctx.cfg.sweep.phi_help,
-                 "phi_harm": ctx.cfg.sweep.phi_harm},
+        "aspects": aspects.to_json(),
+        "grid": {**{column: ctx.cfg.sweep.lambdas for column in aspects.lambda_columns},
+                 **{f"phi_{aspect}": ctx.cfg.sweep.phi[aspect] for aspect in aspects.names}},
         "generation": {**sweep_settings(ctx.cfg).model_dump(), "greedy": True, "dtype": ctx.cfg.sweep.dtype,
                        "decoder": DECODER},
         "timings_seconds": {**old.get("timings_seconds", {}), **ctx.timings},
@@ -51,7 +51,7 @@ def write_meta(ctx: RunContext) -> None:
     summary = summary_path(ctx.work)
     if summary.is_file():
         meta["data"] = json.loads(summary.read_text())
-    for kind in EVALUATOR_KINDS:
+    for kind in aspects.evaluators:
         evaluator = layout.evaluator_meta(kind)
         if evaluator.is_file():
             meta.setdefault("evaluators", {})[kind] = json.loads(evaluator.read_text())

@@ -28,7 +28,7 @@ log = logging.getLogger("precompute")
 
 def source_spec(cfg: RunConfig, aspect: str) -> dict:
     """An aspect's data source as the profile names it (peo.data.sources.load_source's spec)."""
-    spec = {k: v for k, v in getattr(cfg.data, aspect).model_dump().items() if v is not None}
+    spec = {k: v for k, v in cfg.data.sources[aspect].model_dump().items() if v is not None}
     return {**spec, "aspect": aspect}
 
 

@@ -258,7 +258,7 @@ def dev_answers_path(ctx: RunContext) -> Path:
 
 def sweep_dev(ctx: RunContext) -> list[Path]:
     """Every grid model on the dev prompts: what the front is chosen from."""
-    _, models = sweep_models(ctx.cfg.sweep)
+    _, models = sweep_models(ctx.cfg.sweep, ctx.cfg.aspect_set)
     answers = run_sweep(ctx, models, sweep_prompts(ctx, "dev"), ctx.work / "sweep-dev", "dev")
     path = dev_answers_path(ctx)
     if ctx.procs.is_main:
@@ -269,7 +269,7 @@ def sweep_dev(ctx: RunContext) -> list[Path]:
 def sweep_test(ctx: RunContext) -> list[Path]:
     """The models that any reported figure needs, on the test prompts; then answers.parquet and grid.csv."""
     max_loop, max_evasion = ctx.cfg.sweep.max_loop_share, ctx.cfg.sweep.max_benign_evasion_excess
-    grid_rows, models = sweep_models(ctx.cfg.sweep)
+    grid_rows, models = sweep_models(ctx.cfg.sweep, ctx.cfg.aspect_set)
     dev = with_evasion(pd.read_parquet(dev_answers_path(ctx)))
     chosen = test_models(grid_table(grid_rows, dev, max_loop, max_evasion), models, max_loop, max_evasion)
     test = run_sweep(ctx, chosen, sweep_prompts(ctx, "test"), ctx.work / "sweep-test", "test")

@@ -1,5 +1,5 @@
 """Stage train-evaluators: a Bradley-Terry reward head on helpfulness pairs, a cost head on harmlessness pairs, or,
-for an evaluator that config sets to a Hugging Face reward model (`evaluator.reward` / `evaluator.cost`), no head:
+for an evaluator that config sets to a Hugging Face reward model (`evaluator.reward_models`), no head:
 that model is measured on the same held-out pairs and recorded (evaluator.json: where it is, its weights' sha256
 where local, its direction and offset).
 
@@ -34,7 +34,7 @@ def train_evaluators(ctx: RunContext) -> list[Path]:
         target = layout.evaluator(kind)
         pairs = read_pairs(data_path(ctx.work, aspect, "evaluator"))
         test_pairs = read_pairs(data_path(ctx.work, aspect, "test"))
-        settings = getattr(cfg, kind)
+        settings = cfg.reward_models.get(kind)
         if settings is None:
             meta, ref_logps = train_evaluator(extractor, pairs, test_pairs, target, cfg, ctx.cfg.seed, kind)
             log.info("%s evaluator: held-out accuracy %.3f on %d pairs (layers %s)", kind,

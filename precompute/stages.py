@@ -43,7 +43,7 @@ class Stage:
     in_work_dir: bool = False  # its outputs are recorded in the work dir's manifest, not the assets'
 
 
-_DATA = ("seed", "base_model", "data")
+_DATA = ("aspects", "seed", "base_model", "data")
 _TRAINED = (*_DATA, "evaluator", "lora", "dpo")
 REGISTRY: dict[str, Stage] = {stage.name: stage for stage in (
     Stage("prepare-data", prepare_data, _DATA, in_work_dir=True),
@@ -58,20 +58,32 @@ STAGES = tuple(REGISTRY)
 
 # Config fields added after assets were shipped, whose empty value changes nothing: left out of the hash when
 # empty, so the shipped stages stay done (a non-empty value is hashed and reruns what depends on it).
-UNHASHED_WHEN_EMPTY = (("data", "extra_pairs"), ("data", "splits", "fractions_per_aspect"), ("evaluator", "reward"),
-                       ("evaluator", "cost"), ("sweep", "score_batch_size"), ("report", "votes_dir"))
+UNHASHED_WHEN_EMPTY = (("data", "extra_pairs"), ("data", "splits", "fractions_per_aspect"),
+                       ("evaluator", "reward_models"), ("sweep", "score_batch_size"), ("report", "votes_dir"))
 
 
-def stage_settings(cfg: RunConfig, stage: str) -> str:
-    """A hash of the config sections `stage` depends on: a stage made with other settings is not done."""
-    full = config_to_dict(cfg)
-    for *parents, key in UNHASHED_WHEN_EMPTY:  # added after runs were shipped: empty means what absent meant
+def hashed_view(full: dict) -> dict:
+    """The config as stage hashes read it: the shape the shipped runs were hashed in. Aspect-keyed sections are
+    flattened as they were written before aspects were data (data.<aspect>, sweep.phi_<aspect>), the default
+    aspects are left out, and the fields of UNHASHED_WHEN_EMPTY are left out when empty."""
+    full = {**full, "data": dict(full["data"]), "sweep": dict(full["sweep"])}
+    full["data"].update(full["data"].pop("sources"))
+    full["sweep"].update({f"phi_{aspect}": values for aspect, values in full["sweep"].pop("phi").items()})
+    if full["aspects"] == RunConfig().model_dump()["aspects"]:
+        full.pop("aspects")
+    for *parents, key in UNHASHED_WHEN_EMPTY:
         holder = full
         for name in parents:
             holder = holder.get(name) or {}
         if not holder.get(key):
             holder.pop(key, None)
-    picked = {key: full[key] for key in REGISTRY[stage].config}
+    return full
+
+
+def stage_settings(cfg: RunConfig, stage: str) -> str:
+    """A hash of the config sections `stage` depends on: a stage made with other settings is not done."""
+    full = hashed_view(config_to_dict(cfg))
+    picked = {key: full[key] for key in REGISTRY[stage].config if key in full}
     return digest(picked)[:16]
 
 

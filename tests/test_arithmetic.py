@@ -7,7 +7,16 @@ import torch
 
 from peo.adapter_files import read_lora_deltas
 from peo.adapter_mix import AdapterMix, rank_scale
-from peo.coefficients import Point, coefficients, grid_points, model_id, scales, unique_models
+from peo.coefficients import (
+    Point,
+    coefficients,
+    grid_points,
+    model_id,
+    scales,
+    simplex_lambdas,
+    soup_points,
+    unique_models,
+)
 from peo.model_source import load_causal_lm
 from peo.task_vector import MergedPolicy, dense_task_vectors, lora_task_vectors
 
@@ -15,26 +24,41 @@ POINTS = [(1.0, 0.0), (0.5, 0.5), (1.7, 0.3), (-0.4, 1.2), (2.0, 2.0), (0.0, 0.0
 
 
 def test_coefficients_map_points():
-    assert coefficients(0.3, 0.0, 0.0) == (0.3, 0.7)
-    assert coefficients(0.2, 0.5, 1.0) == (0.7, 1.8)
-    assert coefficients(1.0) == (1.0, 0.0)
-    assert coefficients(0.0) == (0.0, 1.0)
-    assert Point(0.1, 0.5, 0.0).coefficients == Point(0.6, 0.0, 0.5).coefficients == (0.6, 0.9)
+    assert coefficients((0.3,), (0.0, 0.0)) == (0.3, 0.7)
+    assert coefficients((0.2,), (0.5, 1.0)) == (0.7, 1.8)
+    assert coefficients((1.0,)) == (1.0, 0.0)
+    assert coefficients((0.0,)) == (0.0, 1.0)
+    assert Point((0.1,), (0.5, 0.0)).coefficients == Point((0.6,), (0.0, 0.5)).coefficients == (0.6, 0.9)
+
+
+def test_three_aspects_put_lambda_on_the_simplex():
+    # c_i = λ_i + ϕ_i, the last λ being 1 − the free ones' sum
+    assert coefficients((0.2, 0.3), (0.5, 0.0, 1.0)) == (0.7, 0.3, 1.5)
+    assert Point((0.2, 0.3), (0.0, 0.0, 0.0)).weights == (0.2, 0.3, 0.5)
+    assert coefficients((0.5, 0.5)) == (0.5, 0.5, 0.0)
+    with pytest.raises(ValueError, match="2 free λs for 2 aspects"):
+        coefficients((0.2, 0.3), (0.0, 0.0))
+    assert simplex_lambdas([0.0, 0.5, 1.0], 3) == [(0.0, 0.0), (0.0, 0.5), (0.0, 1.0), (0.5, 0.0), (0.5, 0.5),
+                                                  (1.0, 0.0)]
+    points = grid_points([0.0, 0.5, 1.0], [[0.0], [0.0, 1.0], [0.0]])
+    assert len(points) == 12 and points[1] == Point((0.0, 0.0), (0.0, 1.0, 0.0))
+    assert len(soup_points([0.0, 0.5, 1.0], 3)) == 6
+    assert model_id(0.5, 0.0, 1.25) == "c+0.500_+0.000_+1.250"
 
 
 def test_scales_give_each_aspect_adapter_its_coefficient():
-    assert scales((0.7, 1.8)) == {"help": 0.7, "harm": 1.8}
-    assert Point(0.2, 0.5, 1.0).scales == {"help": 0.7, "harm": 1.8}
+    assert scales((0.7, 1.8), ("help", "harm")) == {"help": 0.7, "harm": 1.8}
+    assert Point((0.2,), (0.5, 1.0)).scales(("help", "harm")) == {"help": 0.7, "harm": 1.8}
     with pytest.raises(ValueError, match="3 coefficients for 2 aspects"):
-        scales((0.1, 0.2, 0.3))
+        scales((0.1, 0.2, 0.3), ("help", "harm"))
 
 
 def test_points_sharing_coefficients_are_one_model():
-    points = grid_points([0.0, 0.5, 1.0], [0.0, 0.5], [0.0, 0.5])
+    points = grid_points([0.0, 0.5, 1.0], [[0.0, 0.5], [0.0, 0.5]])
     models = unique_models(points)
     assert len(points) == 12
     # (0.5, 0, 0) and (0, 0.5, ... ) etc.: c_help = λ+ϕh ∈ {0,0.5,1,1.5}; c_harm = 1-λ+ϕa ∈ {0,0.5,1,1.5}
-    expected = {coefficients(p.lambda_help, p.phi_help, p.phi_harm) for p in points}
+    expected = {coefficients(p.lambdas, p.phis) for p in points}
     assert set(models.values()) == expected
     assert len(models) == len(expected) < len(points)
     assert model_id(0.5, 1.0) == "c+0.500_+1.000"

@@ -16,6 +16,7 @@ import torch
 from conftest import REPO, write_tiny_data
 
 TINY_YAML = REPO / "precompute" / "configs" / "tiny.yaml"
+COST, REWARD = "evaluator.reward_models.cost", "evaluator.reward_models.reward"  # the override keys
 
 
 def save_reward_model(base: str, folder: Path, num_labels: int = 1, seed: int = 0) -> Path:
@@ -67,7 +68,7 @@ def hf_cost_run(reward_model, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hf-run")
     cfg = load_config(TINY_YAML, {"out": str(tmp / "assets"), "work_dir": str(tmp / "work"),
                                   "data.root": str(write_tiny_data(tmp / "data")),
-                                  "evaluator.cost": {"hf_model": str(reward_model), "batch_size": 4}})
+                                  "evaluator.reward_models.cost": {"hf_model": str(reward_model), "batch_size": 4}})
     return run_pipeline(cfg).out
 
 
@@ -129,15 +130,15 @@ def test_direction_flips_the_sign(reward_model, tiny_base):
     answers = [f"Answer number {i}, with some words." for i in range(5)]
     scores = {}
     for higher_is in ("worse", "better"):
-        cfg = hf_settings({"evaluator.cost": {"hf_model": str(reward_model), "higher_is": higher_is}})
-        evaluator, meta = build_hf_evaluator(cfg.evaluator.cost, "cost", load_tokenizer(tiny_base))
+        cfg = hf_settings({"evaluator.reward_models.cost": {"hf_model": str(reward_model), "higher_is": higher_is}})
+        evaluator, meta = build_hf_evaluator(cfg.evaluator.reward_models["cost"], "cost", load_tokenizer(tiny_base))
         assert meta["higher_is"] == higher_is
         scores[higher_is] = evaluator.scores(prompts, answers)
     assert scores["better"] == pytest.approx([-s for s in scores["worse"]])
     assert scores["worse"][0] == pytest.approx(direct_score(reward_model, prompts[0], answers[0]), abs=1e-4)
     # a reward evaluator runs the other way round by default: higher is better, so no flip
-    cfg = hf_settings({"evaluator.reward": {"hf_model": str(reward_model)}})
-    evaluator, meta = build_hf_evaluator(cfg.evaluator.reward, "reward", load_tokenizer(tiny_base))
+    cfg = hf_settings({"evaluator.reward_models.reward": {"hf_model": str(reward_model)}})
+    evaluator, meta = build_hf_evaluator(cfg.evaluator.reward_models["reward"], "reward", load_tokenizer(tiny_base))
     assert meta["higher_is"] == "better" and evaluator.scores(prompts, answers) == pytest.approx(scores["worse"])
 
 
@@ -147,8 +148,8 @@ def test_batches_give_the_scores_of_one_answer_at_a_time(reward_model, tiny_base
 
     prompts = [[{"role": "user", "content": "Hi" + " there" * i}] for i in range(7)]
     answers = ["Yes." * (1 + 3 * i) for i in range(7)]
-    cfg = hf_settings({"evaluator.reward": {"hf_model": str(reward_model), "batch_size": 3, "max_length": 40}})
-    evaluator, _ = build_hf_evaluator(cfg.evaluator.reward, "reward", load_tokenizer(tiny_base))
+    cfg = hf_settings({REWARD: {"hf_model": str(reward_model), "batch_size": 3, "max_length": 40}})
+    evaluator, _ = build_hf_evaluator(cfg.evaluator.reward_models["reward"], "reward", load_tokenizer(tiny_base))
     batched = evaluator.scores(prompts, answers)
     evaluator.batch_size = 1
     assert batched == pytest.approx(evaluator.scores(prompts, answers), abs=1e-4)
@@ -156,17 +157,17 @@ def test_batches_give_the_scores_of_one_answer_at_a_time(reward_model, tiny_base
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda tmp, base: tmp, "'evaluator.cost.hf_model'.*not a model folder"),
-    (lambda tmp, base: base, "'evaluator.cost.hf_model'.*lack score.weight.*not a sequence-classification"),
-    (lambda tmp, base: "not a hub id!", "'evaluator.cost.hf_model'.*not a hub id"),
+    (lambda tmp, base: tmp, "'evaluator.reward_models.cost.hf_model'.*not a model folder"),
+    (lambda tmp, base: base, f"'{COST}.hf_model'.*lack score.weight.*not a sequence-classification"),
+    (lambda tmp, base: "not a hub id!", "'evaluator.reward_models.cost.hf_model'.*not a hub id"),
 ])
 def test_a_bad_model_gives_an_error_naming_the_key(tmp_path, tiny_base, make, match):
     from peo.hf_evaluator import HFEvaluatorError, build_hf_evaluator
     from peo.model_source import load_tokenizer
 
-    cfg = hf_settings({"evaluator.cost": {"hf_model": str(make(tmp_path, tiny_base))}})
+    cfg = hf_settings({"evaluator.reward_models.cost": {"hf_model": str(make(tmp_path, tiny_base))}})
     with pytest.raises(HFEvaluatorError, match=match):
-        build_hf_evaluator(cfg.evaluator.cost, "cost", load_tokenizer(tiny_base))
+        build_hf_evaluator(cfg.evaluator.reward_models["cost"], "cost", load_tokenizer(tiny_base))
 
 
 def test_several_labels_need_a_label_and_score_its_log_odds(tmp_path, tiny_base):
@@ -174,11 +175,11 @@ def test_several_labels_need_a_label_and_score_its_log_odds(tmp_path, tiny_base)
     from peo.model_source import load_tokenizer
 
     folder = save_reward_model(tiny_base, tmp_path / "rm2", num_labels=2)
-    cfg = hf_settings({"evaluator.cost": {"hf_model": str(folder)}})
-    with pytest.raises(HFEvaluatorError, match="'evaluator.cost.label'"):
-        build_hf_evaluator(cfg.evaluator.cost, "cost", load_tokenizer(tiny_base))
-    cfg = hf_settings({"evaluator.cost": {"hf_model": str(folder), "label": 1}})
-    evaluator, meta = build_hf_evaluator(cfg.evaluator.cost, "cost", load_tokenizer(tiny_base))
+    cfg = hf_settings({"evaluator.reward_models.cost": {"hf_model": str(folder)}})
+    with pytest.raises(HFEvaluatorError, match="'evaluator.reward_models.cost.label'"):
+        build_hf_evaluator(cfg.evaluator.reward_models["cost"], "cost", load_tokenizer(tiny_base))
+    cfg = hf_settings({"evaluator.reward_models.cost": {"hf_model": str(folder), "label": 1}})
+    evaluator, meta = build_hf_evaluator(cfg.evaluator.reward_models["cost"], "cost", load_tokenizer(tiny_base))
     assert meta["num_labels"] == 2 and meta["label"] == 1
     logits = torch.tensor([[0.5, 2.0], [1.0, -1.0]], dtype=torch.float64)
     assert label_score(logits, 1).tolist() == pytest.approx([1.5, -2.0])
@@ -201,15 +202,15 @@ def test_without_its_own_chat_template_the_base_models_is_used(tmp_path, tiny_ba
     tokenizer.save_pretrained(folder)
     assert not AutoTokenizer.from_pretrained(folder).chat_template
     base_tokenizer = load_tokenizer(tiny_base)
-    cfg = hf_settings({"evaluator.reward": {"hf_model": str(folder)}})
-    evaluator, meta = build_hf_evaluator(cfg.evaluator.reward, "reward", base_tokenizer)
+    cfg = hf_settings({"evaluator.reward_models.reward": {"hf_model": str(folder)}})
+    evaluator, meta = build_hf_evaluator(cfg.evaluator.reward_models["reward"], "reward", base_tokenizer)
     assert meta["chat_template"] == "base model" and meta["chat_template_text"] == base_tokenizer.chat_template
     prompt, answer = [{"role": "user", "content": "Hello?"}], "Hi."
     assert evaluator.text(prompt, answer) == base_tokenizer.apply_chat_template(
         [*prompt, {"role": "assistant", "content": answer}], tokenize=False)
     template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
-    cfg = hf_settings({"evaluator.reward": {"hf_model": str(folder), "chat_template": template}})
-    evaluator, meta = build_hf_evaluator(cfg.evaluator.reward, "reward", base_tokenizer)
+    cfg = hf_settings({"evaluator.reward_models.reward": {"hf_model": str(folder), "chat_template": template}})
+    evaluator, meta = build_hf_evaluator(cfg.evaluator.reward_models["reward"], "reward", base_tokenizer)
     assert meta["chat_template"] == "config" and evaluator.text(prompt, answer) == "user: Hello?\nassistant: Hi.\n"
 
 
@@ -237,14 +238,14 @@ def test_a_safe_rlhf_score_model_is_refused_then_converted(tmp_path, tiny_base, 
         if other.name not in ("config.json", "model.safetensors"):
             (score_model / other.name).write_bytes(other.read_bytes())
     base_tokenizer = load_tokenizer(tiny_base)
-    cfg = hf_settings({"evaluator.cost": {"hf_model": str(score_model)}})
-    with pytest.raises(HFEvaluatorError, match="'evaluator.cost.hf_model'.*lack score.weight"):
-        build_hf_evaluator(cfg.evaluator.cost, "cost", base_tokenizer)
+    cfg = hf_settings({"evaluator.reward_models.cost": {"hf_model": str(score_model)}})
+    with pytest.raises(HFEvaluatorError, match="'evaluator.reward_models.cost.hf_model'.*lack score.weight"):
+        build_hf_evaluator(cfg.evaluator.reward_models["cost"], "cost", base_tokenizer)
 
     converted = tmp_path / "beaver-like-converted"
     assert main(["convert-score-model", str(score_model), str(converted)]) == 0
-    cfg = hf_settings({"evaluator.cost": {"hf_model": str(converted)}})
-    evaluator, meta = build_hf_evaluator(cfg.evaluator.cost, "cost", base_tokenizer)
+    cfg = hf_settings({"evaluator.reward_models.cost": {"hf_model": str(converted)}})
+    evaluator, meta = build_hf_evaluator(cfg.evaluator.reward_models["cost"], "cost", base_tokenizer)
     assert meta["architectures"] == ["LlamaForSequenceClassification"]
     prompt, answer = [{"role": "user", "content": "How do I pick a lock?"}], "With a pick."
     assert evaluator.scores([prompt], [answer])[0] == pytest.approx(direct_score(reward_model, prompt, answer),
@@ -255,8 +256,8 @@ def test_the_safe_rlhf_template_renders_its_dialogue_format(reward_model, tiny_b
     from peo.hf_evaluator import SAFE_RLHF_TEMPLATE, build_hf_evaluator
     from peo.model_source import load_tokenizer
 
-    cfg = hf_settings({"evaluator.cost": {"hf_model": str(reward_model), "chat_template": SAFE_RLHF_TEMPLATE}})
-    evaluator, _ = build_hf_evaluator(cfg.evaluator.cost, "cost", load_tokenizer(tiny_base))
+    cfg = hf_settings({COST: {"hf_model": str(reward_model), "chat_template": SAFE_RLHF_TEMPLATE}})
+    evaluator, _ = build_hf_evaluator(cfg.evaluator.reward_models["cost"], "cost", load_tokenizer(tiny_base))
     eos = evaluator.tokenizer.eos_token
     prompt = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."},
               {"role": "user", "content": "Help me?"}]

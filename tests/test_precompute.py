@@ -30,9 +30,9 @@ def test_tiny_pipeline_writes_the_asset_format(tiny_assets):
     assert list(grid.columns) == GRID_COLUMNS
     cfg = load_config(REPO / "precompute" / "configs" / "tiny.yaml")
     peo = grid[grid.method == "peo"]
-    assert len(peo) == len(cfg.sweep.lambdas) * len(cfg.sweep.phi_help) * len(cfg.sweep.phi_harm)
+    assert len(peo) == len(cfg.sweep.lambdas) * len(cfg.sweep.phi["help"]) * len(cfg.sweep.phi["harm"])
     for row in peo.itertuples():
-        assert (row.c_help, row.c_harm) == coefficients(row.lambda_help, row.phi_help, row.phi_harm)
+        assert (row.c_help, row.c_harm) == coefficients((row.lambda_help,), (row.phi_help, row.phi_harm))
         assert row.model_id == model_id(row.c_help, row.c_harm)
     soup = grid[grid.method == "soup"]
     assert (soup.phi_help == 0).all() and (soup.phi_harm == 0).all() and len(soup) == len(cfg.sweep.lambdas)

@@ -242,7 +242,7 @@ def test_forced_sweep_with_changed_settings_discards_old_chunks(tmp_path, data_r
     answers = pd.read_parquet(out / "answers.parquet")
     dev = answers[answers["split"] == "dev"]
     grid = pd.read_csv(out / "grid.csv")
-    _, models = sweep_models(cfg.sweep)
+    _, models = sweep_models(cfg.sweep, cfg.aspect_set)
     assert set(dev["model_id"]) == set(models) == set(grid["model_id"])
     assert 0.25 in set(grid["lambda_help"]) and 0.5 not in set(grid["lambda_help"])
     assert grid["n_dev"].eq(dev.groupby("model_id").size().iloc[0]).all()

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from peo.aspects import DEFAULT_ASPECTS
 from peo.coefficients import model_id
 from peo.config import SweepConfig
 from peo.evaluation_stats import accuracy_by_confidence, wilson_interval
@@ -36,7 +37,7 @@ LOOP_TEXT = "yes yes yes yes yes yes yes yes yes yes yes yes"
 
 def grid_rows() -> list[dict]:
     """The grid rows as the sweep builds them: every PEO point, the soup line, the baselines."""
-    return sweep_models(SweepConfig(lambdas=LAMBDAS, phi_help=PHIS, phi_harm=PHIS))[0]
+    return sweep_models(SweepConfig(lambdas=LAMBDAS, phi={"help": PHIS, "harm": PHIS}), DEFAULT_ASPECTS)[0]
 
 
 def true_means(c_help, c_harm, peo_bonus: float) -> tuple[float, float]:
