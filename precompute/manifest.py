@@ -3,7 +3,10 @@
 A stage counts as done only if every recorded file still exists with the same checksum, so a file that was
 cut short or corrupted after the fact sends the stage round again instead of being trusted, and only if it was
 made with the same settings (a hash of the config sections it depends on), so that a changed profile is never
-answered with outputs of the old one.
+answered with outputs of the old one, and only if the earlier stages' outputs are the ones it was made from
+(`upstream`: a digest of their recorded checksums), so that a stage rerun upstream with other outputs (`--force`,
+new data) sends every later stage round again. Entries recorded before `upstream` existed lack it and are
+judged by their files and settings alone.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ class Manifest:
         self.root = root  # recorded paths are relative to this
         self.stages: dict[str, dict] = json.loads(path.read_text()) if path.is_file() else {}
 
-    def is_done(self, stage: str, settings: str) -> bool:
+    def is_done(self, stage: str, settings: str, upstream: str | None = None) -> bool:
         entry = self.stages.get(stage)
         if not entry or entry.get("settings") != settings:
+            return False
+        if upstream is not None and entry.get("upstream", upstream) != upstream:
             return False
         for rel, digest in entry["files"].items():
             file = self.root / rel
@@ -37,7 +42,14 @@ class Manifest:
                 return False
         return True
 
-    def record(self, stage: str, outputs: list[Path], seconds: float, settings: str) -> None:
+    def files(self, stage: str) -> dict[str, str] | None:
+        """The recorded checksums of `stage`'s outputs (None when it was never recorded here)."""
+        return (self.stages.get(stage) or {}).get("files")
+
+    def record(self, stage: str, outputs: list[Path], seconds: float, settings: str,
+               upstream: str | None = None) -> None:
         files = {str(f.resolve().relative_to(self.root.resolve())): sha256(f) for f in files_under(outputs)}
         self.stages[stage] = {"files": files, "seconds": round(seconds, 1), "settings": settings}
+        if upstream is not None:
+            self.stages[stage]["upstream"] = upstream
         write_json(self.path, self.stages)

@@ -2,7 +2,8 @@
 
 Each stage (one module each, registered in REGISTRY as a `Stage` record) reads what earlier stages wrote, writes its own
 outputs atomically and records them in a manifest; a stage whose recorded outputs are intact and were made with
-the same settings is skipped, so a killed run picks up where it stopped.
+the same settings from the same earlier outputs is skipped, so a killed run picks up where it stopped and a stage
+rerun upstream sends the later ones round again.
 
 Under `accelerate launch --num_processes N` (precompute/processes.py) train-aspects and the sweeps run on every
 process; the other stages, the manifests and meta.json are rank 0's alone, the others waiting at a barrier.
@@ -87,6 +88,12 @@ def stage_settings(cfg: RunConfig, stage: str) -> str:
     return digest(picked)[:16]
 
 
+def upstream_digest(ctx: RunContext, stage: str) -> str:
+    """A digest of every earlier stage's recorded outputs: what `stage` is made from."""
+    earlier = STAGES[:STAGES.index(stage)]
+    return digest({name: ctx.manifest_for(REGISTRY[name].in_work_dir).files(name) for name in earlier})[:16]
+
+
 def run_pipeline(cfg: RunConfig, out: Path | None = None, only: str | None = None, force: bool = False) -> RunContext:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -100,7 +107,8 @@ def run_pipeline(cfg: RunConfig, out: Path | None = None, only: str | None = Non
     for stage in [REGISTRY[only]] if only else REGISTRY.values():
         name, manifest = stage.name, ctx.manifest_for(stage.in_work_dir)
         settings = stage_settings(cfg, name)
-        if procs.from_main(lambda: not force and manifest.is_done(name, settings)):
+        upstream = procs.from_main(lambda: upstream_digest(ctx, name))
+        if procs.from_main(lambda: not force and manifest.is_done(name, settings, upstream)):
             log.info("stage %s: outputs present and valid, skipped", name)
             continue
         runs_here = procs.is_main or stage.all_processes
@@ -111,7 +119,7 @@ def run_pipeline(cfg: RunConfig, out: Path | None = None, only: str | None = Non
         seconds = time.time() - start
         ctx.timings[name] = round(seconds, 1)
         if procs.is_main:
-            manifest.record(name, outputs, seconds, settings)
+            manifest.record(name, outputs, seconds, settings, upstream)
             write_meta(ctx)
         procs.wait()  # the next stage's skip decision reads what rank 0 just recorded
         log.info("stage %s: done in %.1f s", name, seconds)
