@@ -7,7 +7,10 @@ on the same prompt, interleaved, against the memory floor (section 9's method):
 - **eager_dynamic**: transformers' `model(...)` on a DynamicCache, as `generate` steps;
 - **static_eager**: `model(...)` on a transformers StaticCache (fixed slots and length, no growth);
 - **static_compiled**: the same step under `torch.compile` (inductor: C++/OpenMP kernels on a CPU; mode
-  "reduce-overhead", CUDA graphs, on a GPU), gpt-fast's recipe; its compile time is reported.
+  "reduce-overhead", CUDA graphs, on a GPU), gpt-fast's recipe; its compile time is reported;
+- **running_int4** (CPU only): the running batch on a copy of the model whose Q4_1 linear layers hold their
+  weights as 4-bit values (bench/int4_weights.py), read at about a third of the bytes; its own memory floor
+  (`int4_memory_floor_s`) is reported beside the float one.
 
 The static step's logits are compared with the eager step's, and the compiled step's with the static one's
 (max |Δ|, beside the logits' own scale), so a fast candidate that computes something else shows. A candidate
@@ -25,6 +28,7 @@ from transformers import DynamicCache, StaticCache
 from bench.common import Check, Plan, interleaved, summary
 from bench.decode import _floor_seconds, _step_variants
 from bench.fixtures import dev_prompts
+from bench.int4_weights import convert, weight_bytes
 from peo import generation as running
 from peo.assets import Assets
 from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
@@ -83,6 +87,13 @@ def run(assets: Assets, plan: Plan) -> dict:
     variants["static_compiled"], compiled_logits, compile_s = _static_step(model, ids, room, compiled=True,
                                                                            compile_mode=compile_mode)
     eager_logits = _eager_logits(model, ids)[:, -1]
+    int4 = {}
+    if ids.device.type == "cpu":  # the packed-int4 kernel used here is the CPU one
+        model_int4, int4 = convert(model)
+        variants["running_int4"] = _step_variants(model_int4, tokenizer, prompt, ROWS)[f"step_{ROWS}_running"]
+        int4["int4_vs_eager"] = float((_eager_logits(model_int4, ids)[:, -1] - eager_logits).abs().max())
+        int4["int4_memory_floor_s"] = floor_s * weight_bytes(model_int4) / weight_bytes(model)
+        int4["weight_bytes"] = {"float32": weight_bytes(model), "int4": weight_bytes(model_int4)}
     differences = {"static_eager_vs_eager": float((static_logits - eager_logits).abs().max()),
                    "static_compiled_vs_static_eager": float((compiled_logits - static_logits).abs().max()),
                    "eager_logit_scale": float(eager_logits.abs().max())}
@@ -99,6 +110,7 @@ def run(assets: Assets, plan: Plan) -> dict:
         "max_abs_logit_difference": differences,
         "over_floor": {name: med[name] / floor_s for name in variants},
         "running_over": {name: med["running"] / med[name] for name in variants if name != "running"},
+        "int4": int4,
     })
     result["checks"] = [
         Check("best candidate step at 5 rows / memory floor", min(result["over_floor"].values()), "<=", 1.5),
