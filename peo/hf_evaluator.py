@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from peo.aspects import DEFAULT_ASPECTS, Better
 from peo.atomic import sha256
 from peo.errors import PeoError
 from peo.model_source import ModelSourceError, check_model_folder, torch_dtype
@@ -199,14 +200,19 @@ def label_score(logits: torch.Tensor, label: int | None) -> torch.Tensor:
     return logits[:, label] - torch.logsumexp(others, dim=1)
 
 
-def direction_sign(kind: str, higher_is: str) -> float:
-    """+1 when the model's scale already runs the way peo's does (reward: higher better; cost: higher worse)."""
-    natural = "better" if kind == "reward" else "worse"
+def direction_sign(better: Better, higher_is: str) -> float:
+    """+1 when the model's scale already runs the way the aspect's score does (`better` higher: a reward, higher
+    better; lower: a cost, higher worse)."""
+    natural = "better" if better == "higher" else "worse"
     return 1.0 if higher_is == natural else -1.0
 
 
-def build_hf_evaluator(settings, kind: str, base_tokenizer, device=None) -> tuple[HFEvaluator, dict]:
-    """The evaluator of `settings` (peo.config.HFEvaluatorSettings) and the facts to record about it."""
+def build_hf_evaluator(settings, kind: str, base_tokenizer, device=None,
+                       better: Better | None = None) -> tuple[HFEvaluator, dict]:
+    """The evaluator `kind` of `settings` (peo.config.HFEvaluatorSettings) and the facts to record about it.
+    `better`: which way its aspect's score is better (peo.aspects.Aspect.better); None: the default aspects'
+    direction for an evaluator of that name (reward: higher, cost: lower)."""
+    better = better or DEFAULT_ASPECTS.of_evaluator(kind).better
     key = f"evaluator.reward_models.{kind}"
     source = resolve_hf_model(settings.hf_model, f"{key}.hf_model")
     model, tokenizer = load_reward_model(source, f"{key}.hf_model", settings.dtype, settings.revision, device)
@@ -225,9 +231,9 @@ def build_hf_evaluator(settings, kind: str, base_tokenizer, device=None) -> tupl
     else:
         raise HFEvaluatorError(f"'{key}.chat_template': neither {source} nor the base model has a chat template; "
                                "give one in config")
-    higher_is = settings.higher_is or ("better" if kind == "reward" else "worse")
+    higher_is = settings.higher_is or ("better" if better == "higher" else "worse")
     evaluator = HFEvaluator(kind=kind, model=model, tokenizer=tokenizer, template=template,
-                            sign=direction_sign(kind, higher_is), max_length=settings.max_length,
+                            sign=direction_sign(better, higher_is), max_length=settings.max_length,
                             batch_size=settings.batch_size, label=settings.label,
                             name=settings.hf_model)
     meta = {
@@ -254,8 +260,8 @@ def measure(evaluator: HFEvaluator, meta: dict, pairs, test_pairs, center: bool)
         return evaluator.raw_scores([p.prompt_messages() for p in items], [getattr(p, which) for p in items],
                                     desc=f"{kind} evaluator ({evaluator.name}): {split} {which}")
 
-    # orient the raw scale so that higher = better, whatever the model's direction
-    better = evaluator.sign if kind == "reward" else -evaluator.sign
+    # orient the raw scale so that higher = better, whatever the model's direction (and the aspect's)
+    better = 1.0 if meta["higher_is"] == "better" else -1.0
     chosen, rejected = raw(test_pairs, "chosen", "held out"), raw(test_pairs, "rejected", "held out")
     correct = (better * chosen > better * rejected).float()
     offset, train = 0.0, {}

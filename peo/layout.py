@@ -6,6 +6,7 @@ names of peo/names.py, so a file is moved or renamed in one place.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,8 +108,12 @@ class AssetLayout:
         return self.root / ADAPTERS_DIR
 
     def adapter(self, name: str) -> Path:
-        """A policy's LoRA folder (peo.names.ADAPTERS)."""
+        """A policy's LoRA folder: an aspect's, or the joint policy's (peo.aspects.Aspects.adapters)."""
         return self.adapters / name
+
+    def adapter_folders(self, names: Iterable[str]) -> dict[str, Path]:
+        """The run's policies' folders, name → folder (e.g. `aspects.adapters`)."""
+        return {name: self.adapter(name) for name in names}
 
     @property
     def training(self) -> Path:
@@ -119,8 +124,12 @@ class AssetLayout:
         return self.root / EVALUATORS_DIR
 
     def evaluator(self, kind: str) -> Path:
-        """An evaluator's folder (peo.names.EVALUATOR_KINDS)."""
+        """An evaluator's folder, named by the evaluator (peo.aspects.Aspect.evaluator: reward, cost, …)."""
         return self.evaluators / kind
+
+    def evaluator_folders(self, evaluators: Iterable[str]) -> dict[str, Path]:
+        """The run's evaluators' folders, evaluator → folder (e.g. `aspects.evaluators`)."""
+        return {kind: self.evaluator(kind) for kind in evaluators}
 
     def evaluator_meta(self, kind: str) -> Path:
         return self.evaluator(kind) / HEAD_META

@@ -18,7 +18,6 @@ from peo.data.records import PreferencePair
 from peo.data.sources import load_source
 from peo.data.splits import cap, filter_by_length, split_pairs
 from peo.model_source import load_tokenizer
-from peo.names import ASPECTS
 from precompute.extra_pairs import load_extra_pairs
 from precompute.pair_files import data_path, summary_path, write_pairs
 from precompute.run_context import RunContext, resolve_path
@@ -57,7 +56,7 @@ def prepare_data(ctx: RunContext) -> list[Path]:
     sizes = cfg.data.splits
     summary: dict = {}
     outputs: list[Path] = []
-    for aspect in ASPECTS:
+    for aspect in cfg.aspect_set.names:
         result = aspect_source(cfg, aspect)
         kept, too_long = filter_by_length(result.pairs, tokenizer, cfg.data.max_prompt_tokens,
                                           cfg.data.max_response_tokens)

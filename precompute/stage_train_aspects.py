@@ -1,5 +1,5 @@
-"""Stage train-aspects: DPO-Help, DPO-Harm and the joint DPO baseline (LoRA on the reference), then a held-out
-check that each aspect policy learned its aspect.
+"""Stage train-aspects: one DPO policy per aspect (DPO-Help, DPO-Harm, …) and the joint DPO baseline on a mix of
+every aspect's pairs (LoRA on the reference), then a held-out check that each aspect policy learned its aspect.
 
 A policy whose training finished and whose published adapter is intact is not trained again; an interrupted
 one resumes from its last readable Trainer checkpoint.
@@ -22,7 +22,7 @@ from peo.config import DPOSettings, LoraSettings
 from peo.data.joint_pairs import joint_pairs
 from peo.digest import digest
 from peo.model_source import load_causal_lm, load_tokenizer
-from peo.names import ADAPTERS, EVALUATOR_OF_ASPECT, JOINT
+from peo.names import JOINT
 from peo.pareto import mean_and_se
 from peo.scoring import FeatureExtractor
 from peo.train.common import last_checkpoint
@@ -99,10 +99,9 @@ def drop_unreadable_checkpoints(work_dir: Path) -> None:
 def train_aspects(ctx: RunContext) -> list[Path]:
     """Every process trains each policy together (the Trainer's data parallelism); rank 0 alone writes."""
     cfg, procs = ctx.cfg, ctx.procs
-    help_pairs = read_pairs(data_path(ctx.work, "help", "policy"))
-    harm_pairs = read_pairs(data_path(ctx.work, "harm", "policy"))
-    policies = {"help": help_pairs, "harm": harm_pairs,
-                JOINT: joint_pairs(help_pairs, harm_pairs, len(help_pairs), cfg.seed)}
+    policies = {aspect: read_pairs(data_path(ctx.work, aspect, "policy")) for aspect in cfg.aspect_set.names}
+    first = policies[cfg.aspect_set.names[0]]  # the joint policy has one aspect policy's budget: the first's
+    policies[JOINT] = joint_pairs(list(policies.values()), len(first), cfg.seed)
     max_length = cfg.data.max_prompt_tokens + cfg.data.max_response_tokens + 16
     metrics = {}
     outputs = []
@@ -146,16 +145,16 @@ def check_aspect_policies(ctx: RunContext) -> dict[str, dict]:
     The reference's log-probs come from the evaluator stage's pass over the same held-out pairs (same
     truncation); only the policy's are computed here.
     """
-    cfg = ctx.cfg
+    cfg, aspects = ctx.cfg, ctx.cfg.aspect_set
     model = load_causal_lm(ctx.base_model, "float32").to(ctx.procs.device(default_device()))
-    mix = AdapterMix(model, {name: ctx.layout.adapter(name) for name in ADAPTERS})
+    mix = AdapterMix(model, ctx.layout.adapter_folders(aspects.adapters))
     extractor = FeatureExtractor(mix.model.base_model.model, load_tokenizer(ctx.base_model),
                                  max_length=cfg.evaluator.max_length, batch_size=cfg.evaluator.batch_size)
     n = cfg.dpo.heldout_pairs
     results = {}
-    for aspect, kind in EVALUATOR_OF_ASPECT.items():
+    for aspect in aspects.names:
         pairs = read_pairs(data_path(ctx.work, aspect, "test"))[:n]
-        ref = json.loads(ctx.layout.ref_logps(kind).read_text())
+        ref = json.loads(ctx.layout.ref_logps(aspects[aspect].evaluator).read_text())
         ref_chosen, ref_rejected = torch.tensor(ref["chosen"][:n]), torch.tensor(ref["rejected"][:n])
         mix.set_scales({aspect: 1.0})  # the aspect policy is the adapter of the same name
         (_, chosen), (_, rejected) = pair_features(extractor, pairs, f"check {aspect} on {aspect} pairs",

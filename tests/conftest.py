@@ -49,10 +49,19 @@ def tiny_adapters(tiny_base, tmp_path_factory) -> dict[str, Path]:
     }
 
 
-def write_tiny_data(root: Path, n: int = 80) -> Path:
-    """Small HH-format and AlpacaEval-format files with distinct prompts, in the layout of ../shared/data."""
+BRIEF_DATA = "brief.jsonl"  # tiny3.yaml's third aspect: brevity pairs in the `pairs` format
+
+
+def write_tiny_data(root: Path, n: int = 80, aspects: int = 2) -> Path:
+    """Small HH-format and AlpacaEval-format files with distinct prompts, in the layout of ../shared/data; with
+    `aspects=3` also the `brief` aspect's pairs (tiny3.yaml)."""
     import gzip
     import json
+
+    if aspects not in (2, 3):
+        raise ValueError(f"the tiny data has 2 or 3 aspects, not {aspects}")
+    if aspects == 3:
+        write_brief_pairs(root / BRIEF_DATA, n)
 
     (root / "hh-rlhf").mkdir(parents=True, exist_ok=True)
     (root / "alpaca_eval").mkdir(parents=True, exist_ok=True)
@@ -71,14 +80,38 @@ def write_tiny_data(root: Path, n: int = 80) -> Path:
     return root
 
 
-def run_tiny_pipeline(tmp: Path, data_root: Path | None = None):
+def write_brief_pairs(path: Path, n: int) -> Path:
+    """`pairs`-format brevity pairs with distinct prompts: chosen a short direct answer, rejected a long rambling one
+    (within tiny's max_response_tokens)."""
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for i in range(n):
+            rambling = (f"Well, that is a big question about item {i}, and before I answer I should say that there "
+                        "are many ways to look at it, so let me ramble on about shades, moods and seasons for a "
+                        "while before I maybe get to it.")
+            f.write(json.dumps({"prompt": f"Which colour is item {i}? Answer briefly.",
+                                "chosen": f"Item {i} is blue.", "rejected": rambling}) + "\n")
+    return path
+
+
+TINY_ASPECTS = {"tiny.yaml": 2, "tiny3.yaml": 3}  # the aspects each tiny profile's data has
+
+
+def tiny_config(tmp: Path, data_root: Path | None = None, profile: str = "tiny.yaml"):
+    """A tiny profile (precompute/configs) writing under `tmp`, on the fixture data (written there when not given)."""
     from peo.config import load_config
+
+    data_root = data_root or write_tiny_data(tmp / "data", aspects=TINY_ASPECTS[profile])
+    return load_config(REPO / "precompute" / "configs" / profile,
+                       {"out": str(tmp / "assets"), "work_dir": str(tmp / "work"), "data.root": str(data_root)})
+
+
+def run_tiny_pipeline(tmp: Path, data_root: Path | None = None, profile: str = "tiny.yaml"):
     from precompute.stages import run_pipeline
 
-    data_root = data_root or write_tiny_data(tmp / "data")
-    cfg = load_config(REPO / "precompute" / "configs" / "tiny.yaml",
-                      {"out": str(tmp / "assets"), "work_dir": str(tmp / "work"), "data.root": str(data_root)})
-    return run_pipeline(cfg)
+    return run_pipeline(tiny_config(tmp, data_root, profile))
 
 
 @pytest.fixture(scope="session")

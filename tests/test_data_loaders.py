@@ -226,6 +226,8 @@ def test_pku_aspects(tmp_path):
     assert len(load_pku_saferlhf(bad, aspect="harm").pairs) == 1
     with pytest.raises(ValueError, match="aspect"):
         load_pku_saferlhf(p, aspect="helpful")
+    with pytest.raises(ValueError, match="format pku labels only aspects help, harm"):
+        load_pku_saferlhf(p, aspect="brief")  # a valid aspect name, but PKU has no label for it
 
 
 def test_pku_hub_loader_imports():
@@ -267,6 +269,19 @@ def test_pairs_errors_name_field(tmp_path, row, field):
     assert f"line 1, field '{field}'" in str(e.value)
 
 
+def test_any_aspect_a_run_declares_labels_the_pairs_and_a_bad_name_is_refused(tmp_path):
+    p = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Q", "chosen": "Short.", "rejected": "Long and rambling."}])
+    (pair,) = load_pairs_jsonl(p, aspect="brief").pairs
+    assert pair.aspect == "brief"
+    res = load_source({"format": "pairs", "path": "p.jsonl", "aspect": "brief"}, base_dir=tmp_path)
+    assert (res.summary.aspect, res.pairs[0].aspect) == ("brief", "brief")
+    h = write_jsonl(tmp_path / "h.jsonl", [{"chosen": hh("Q", "A"), "rejected": hh("Q", "B")}])
+    assert load_hh_rlhf(h, aspect="honesty2").pairs[0].aspect == "honesty2"
+    for bad in ("Brief", "2brief", "joint", "", None):  # not a name, or reserved
+        with pytest.raises(ValueError, match="aspect must be an aspect's name"):
+            load_pairs_jsonl(p, aspect=bad)
+
+
 # ------------------------------------------------------------------ sources, detection, validation
 
 def test_load_source_spec_and_base_dir(tmp_path):
@@ -282,7 +297,10 @@ def test_load_source_spec_and_base_dir(tmp_path):
 @pytest.mark.parametrize("spec, needle", [
     ({"format": "hh", "path": "x", "colour": 1}, "'colour'"),
     ({"format": "csv", "path": "x"}, "'csv'; allowed: hh, alpaca_eval, pku, pairs"),
-    ({"format": "hh", "path": "x", "aspect": "both"}, "allowed: help, harm"),
+    ({"format": "hh", "path": "x", "aspect": "Both"}, "'aspect': got 'Both'; allowed: an aspect's name"),
+    ({"format": "pku", "path": "x", "aspect": "brief"}, "format 'pku' labels only help, harm"),
+    ({"format": "pku", "path": "x"}, "'aspect' is required for format 'pku'; allowed: help, harm"),
+    ({"format": "pairs", "path": "x"}, "'aspect' is required for format 'pairs'; allowed: an aspect's name"),
     ({"format": "pku", "path": "x"}, "'aspect' is required"),
     ({"format": "hh", "path": "x", "limit": -1}, "'limit'"),
     ({"format": "hh", "path": "x", "derive_cross_model_pairs": True}, "'derive_cross_model_pairs'"),

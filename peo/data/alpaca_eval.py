@@ -27,7 +27,6 @@ from peo.data.loading import (
     response_text,
 )
 from peo.data.records import Message, PreferencePair
-from peo.names import Aspect
 
 SOURCE = "alpaca_eval"
 NO_PREFERENCE = "no preference"
@@ -68,7 +67,7 @@ def alpaca_files(paths: str | Path | Sequence[str | Path]) -> list[Path]:
     return files
 
 
-def _row(obj: dict[str, Any], aspect: Aspect, source: str) -> tuple[PreferencePair, str, int] | Drop:
+def _row(obj: dict[str, Any], aspect: str, source: str) -> tuple[PreferencePair, str, int] | Drop:
     instruction = required_text(obj, "instruction")
     preference = parse_preference(required(obj, "preference"))
     if preference is None:

@@ -13,7 +13,6 @@ from typing import Any
 from peo.data.errors import DataError
 from peo.data.loading import EMPTY_RESPONSE, Drop, LoadResult, check_aspect, load_rows_file, make_pair, required_text
 from peo.data.records import Message, PreferencePair
-from peo.names import Aspect
 
 SOURCE = "hh-rlhf"
 _TURN = re.compile(r"(?:\A\s*|\n\n)(Human|Assistant):")
@@ -49,7 +48,7 @@ def _split_final(text: str, field: str) -> tuple[tuple[Message, ...], str]:
     return tuple(turns[:-1]), turns[-1].content
 
 
-def parse_hh_row(obj: dict[str, Any], aspect: Aspect, source: str = SOURCE) -> list[PreferencePair] | Drop:
+def parse_hh_row(obj: dict[str, Any], aspect: str, source: str = SOURCE) -> list[PreferencePair] | Drop:
     """One row's pair. An empty final Assistant turn (3 rows of the real test file) is a dropped
     row, not a format error: the transcript is well-formed, it just has nothing to learn from."""
     prompt, chosen = _split_final(required_text(obj, "chosen"), "chosen")

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from peo.aspects import NAME, RESERVED
 from peo.data.errors import DataError, DataSpecError, describe
 from peo.data.jsonl import iter_jsonl
 from peo.data.records import Message, PreferencePair, prompt_id_of
-from peo.names import ASPECTS, Aspect
 
 DUPLICATE = "duplicate"
 SAME_TEXT = "chosen equals rejected"
@@ -59,10 +59,18 @@ RowParser = Callable[[dict[str, Any]], "list[PreferencePair] | Drop"]
 
 # ---------------------------------------------------------------- field checks (raise DataError without location)
 
-def check_aspect(aspect: str) -> Aspect:
-    if aspect not in ASPECTS:
-        raise DataSpecError(f"aspect must be one of {', '.join(ASPECTS)}; got {aspect!r}")
-    return aspect  # type: ignore[return-value]
+ASPECT_NAME_RULE = "an aspect's name: lowercase letters and digits, starting with a letter, not a reserved word"
+
+
+def is_aspect_name(aspect: object) -> bool:
+    """A name any run may give an aspect (peo.aspects): loaders label pairs with it, whatever the run's aspects."""
+    return isinstance(aspect, str) and bool(NAME.match(aspect)) and aspect not in RESERVED
+
+
+def check_aspect(aspect: str) -> str:
+    if not is_aspect_name(aspect):
+        raise DataSpecError(f"aspect must be {ASPECT_NAME_RULE}; got {aspect!r}")
+    return aspect
 
 
 def _encodable(text: str) -> bool:
@@ -106,7 +114,7 @@ def response_text(obj: dict[str, Any], field: str) -> str:
     return text_value(value, field)
 
 
-def make_pair(prompt: tuple[Message, ...], chosen: str, rejected: str, aspect: Aspect, source: str) -> PreferencePair:
+def make_pair(prompt: tuple[Message, ...], chosen: str, rejected: str, aspect: str, source: str) -> PreferencePair:
     return PreferencePair(prompt=prompt, chosen=chosen, rejected=rejected, aspect=aspect, source=source,
                           prompt_id=prompt_id_of(prompt))
 

@@ -26,7 +26,6 @@ from peo.data.loading import (
     text_value,
 )
 from peo.data.records import Message, PreferencePair
-from peo.names import Aspect
 
 SOURCE = "pairs"
 ROLES = ("system", "user", "assistant")
@@ -68,7 +67,7 @@ def parse_response(value: Any, field: str) -> str:
     raise DataError(None, field=field, expected=_RESPONSE_EXPECTED, got=describe(value))
 
 
-def parse_pairs_row(obj: dict[str, Any], aspect: Aspect, source: str = SOURCE) -> list[PreferencePair] | Drop:
+def parse_pairs_row(obj: dict[str, Any], aspect: str, source: str = SOURCE) -> list[PreferencePair] | Drop:
     prompt = parse_prompt(required(obj, "prompt"))
     chosen = parse_response(required(obj, "chosen"), "chosen")
     rejected = parse_response(required(obj, "rejected"), "rejected")

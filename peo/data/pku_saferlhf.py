@@ -1,6 +1,7 @@
 """PKU-SafeRLHF: one prompt, two responses, and separate "better" (help) and "safer" (harm) labels.
 
-The same rows give both aspects, which is why the aspect picks the label column.
+The same rows give both aspects, which is why the aspect picks the label column; an aspect with no label column
+here (any but help and harm) cannot take its pairs from this format.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from peo.data.errors import DataError, describe
+from peo.data.errors import DataError, DataSpecError, describe
 from peo.data.loading import (
     EMPTY_RESPONSE,
     Drop,
@@ -25,11 +26,20 @@ from peo.data.loading import (
     response_text,
 )
 from peo.data.records import Message, PreferencePair
-from peo.names import Aspect
 
 SOURCE = "pku-saferlhf"
 HUB_NAME = "PKU-Alignment/PKU-SafeRLHF"
 ID_FIELD: dict[str, str] = {"help": "better_response_id", "harm": "safer_response_id"}
+ASPECTS: tuple[str, ...] = tuple(ID_FIELD)  # the aspects this format has a label for
+
+
+def check_pku_aspect(aspect: str) -> str:
+    """An aspect this format labels: its rows say only which answer is better (help) and which is safer (harm)."""
+    check_aspect(aspect)
+    if aspect not in ID_FIELD:
+        raise DataSpecError(f"format pku labels only aspects {', '.join(ASPECTS)} "
+                            f"({', '.join(ID_FIELD.values())}); got aspect {aspect!r}")
+    return aspect
 
 
 def _response_id(obj: dict[str, Any], field: str) -> int:
@@ -39,7 +49,7 @@ def _response_id(obj: dict[str, Any], field: str) -> int:
     return int(value)
 
 
-def parse_pku_row(obj: dict[str, Any], aspect: Aspect, source: str = SOURCE) -> list[PreferencePair] | Drop:
+def parse_pku_row(obj: dict[str, Any], aspect: str, source: str = SOURCE) -> list[PreferencePair] | Drop:
     prompt = required_text(obj, "prompt")
     responses = (response_text(obj, "response_0"), response_text(obj, "response_1"))
     better = _response_id(obj, ID_FIELD[aspect])
@@ -50,14 +60,14 @@ def parse_pku_row(obj: dict[str, Any], aspect: Aspect, source: str = SOURCE) -> 
 
 def load_pku_saferlhf(path: str | Path, *, aspect: str, skip_bad: bool = False) -> LoadResult:
     """Load a PKU-SafeRLHF `.jsonl(.gz)` export; aspect 'help' uses better_response_id, 'harm' safer_response_id."""
-    asp = check_aspect(aspect)
+    asp = check_pku_aspect(aspect)
     return load_rows_file(path, "pku", asp, lambda obj: parse_pku_row(obj, asp), skip_bad)
 
 
 def load_rows(rows: Iterable[tuple[int, dict[str, Any]]], label: str, *, aspect: str,
               skip_bad: bool = False) -> LoadResult:
     """Same as `load_pku_saferlhf`, from already-read (row number, object) pairs."""
-    asp = check_aspect(aspect)
+    asp = check_pku_aspect(aspect)
     collector = PairCollector(LoadSummary(label, "pku", asp), skip_bad)
     collector.feed(rows, lambda obj: parse_pku_row(obj, asp), label)
     return collector.result()

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from peo.digest import digest
-from peo.names import ASPECTS as ASPECTS  # re-exported for `from peo.data.records import ASPECTS` (precompute)
-from peo.names import Aspect
 
 
 @dataclass(frozen=True)
@@ -22,7 +20,7 @@ class PreferencePair:
     prompt: tuple[Message, ...]
     chosen: str
     rejected: str
-    aspect: Aspect
+    aspect: str  # an aspect's name (peo.aspects): the run's aspect these pairs teach
     source: str
     prompt_id: str
 

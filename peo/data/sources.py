@@ -15,10 +15,10 @@ from peo.data.alpaca_eval import alpaca_files, load_alpaca_eval
 from peo.data.errors import DataError, DataSpecError
 from peo.data.hh_rlhf import load_hh_rlhf
 from peo.data.jsonl import first_record
-from peo.data.loading import LoadResult
+from peo.data.loading import ASPECT_NAME_RULE, LoadResult, is_aspect_name
 from peo.data.pairs_jsonl import load_pairs_hub, load_pairs_jsonl
+from peo.data.pku_saferlhf import ASPECTS as PKU_ASPECTS
 from peo.data.pku_saferlhf import load_pku_saferlhf, load_pku_saferlhf_hub
-from peo.names import ASPECTS
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,7 @@ class Loader:
     read_hub: Callable[..., LoadResult] | None = None  # (dataset name, split, *, aspect, skip_bad); None: files only
     default_aspect: str | None = None  # the aspect a spec gets when it names none; None: the spec must name one
     options: tuple[str, ...] = ()  # spec keys only this format takes, passed on to `read_file` when given
+    aspects: tuple[str, ...] | None = None  # the aspects its labels can give (PKU: help, harm); None: any aspect
 
 
 # The one table of data formats: load_source, validate_file, the config check and the CLI's --format read it.
@@ -36,7 +37,7 @@ LOADERS: dict[str, Loader] = {
     "hh": Loader(load_hh_rlhf, default_aspect="harm"),
     "alpaca_eval": Loader(load_alpaca_eval, default_aspect="help",
                           options=("derive_cross_model_pairs", "max_derived_per_prompt")),
-    "pku": Loader(load_pku_saferlhf, read_hub=load_pku_saferlhf_hub),
+    "pku": Loader(load_pku_saferlhf, read_hub=load_pku_saferlhf_hub, aspects=PKU_ASPECTS),
     "pairs": Loader(load_pairs_jsonl, read_hub=load_pairs_hub),
 }
 FORMATS: tuple[str, ...] = tuple(LOADERS)
@@ -60,10 +61,16 @@ def check_spec(spec: dict[str, Any]) -> None:
     fmt = spec.get("format")
     if fmt not in FORMATS:
         raise _allowed("format", fmt, FORMATS)
-    if "aspect" in spec and spec["aspect"] not in ASPECTS:
-        raise _allowed("aspect", spec["aspect"], ASPECTS)
+    labels = LOADERS[fmt].aspects
+    if "aspect" in spec:
+        if not is_aspect_name(spec["aspect"]):
+            raise DataSpecError(f"data spec 'aspect': got {spec['aspect']!r}; allowed: {ASPECT_NAME_RULE}")
+        if labels is not None and spec["aspect"] not in labels:
+            raise DataSpecError(f"data spec 'aspect': format {fmt!r} labels only {', '.join(labels)}; "
+                                f"got {spec['aspect']!r}")
     if "aspect" not in spec and fmt not in DEFAULT_ASPECT:
-        raise DataSpecError(f"data spec 'aspect' is required for format {fmt!r}; allowed: {', '.join(ASPECTS)}")
+        allowed = ", ".join(labels) if labels is not None else ASPECT_NAME_RULE
+        raise DataSpecError(f"data spec 'aspect' is required for format {fmt!r}; allowed: {allowed}")
     has_path, has_hub = spec.get("path") is not None, spec.get("hub") is not None
     if has_path == has_hub:
         raise DataSpecError("data spec needs exactly one of 'path' or 'hub'")
@@ -88,7 +95,7 @@ def check_spec(spec: dict[str, Any]) -> None:
 def load_source(spec: dict[str, Any], *, base_dir: Path | None = None, skip_bad: bool = False) -> LoadResult:
     """Load the pairs a data spec names; relative paths are resolved against `base_dir`.
 
-    spec = {"format": "hh"|"alpaca_eval"|"pku"|"pairs", "path": "...", "aspect": "help"|"harm",
+    spec = {"format": "hh"|"alpaca_eval"|"pku"|"pairs", "path": "...", "aspect": an aspect's name (pku: help|harm),
     optional "hub", "split", "derive_cross_model_pairs", "max_derived_per_prompt", "limit"}.
     `limit` keeps the first N pairs (in file order); the rest are counted as "over limit".
     """

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from peo.aspects import Aspect
 from peo.config import EvaluatorConfig
 from peo.data.records import PreferencePair
-from peo.names import EVALUATOR_KINDS
 from peo.scoring import BradleyTerryHead, FeatureExtractor, feature_matrix
 
 
@@ -92,14 +92,15 @@ def choose_features(chosen: dict, rejected: dict, layer_sets: list[list[int]], l
 
 
 def train_evaluator(extractor: FeatureExtractor, pairs: list[PreferencePair], test_pairs: list[PreferencePair],
-                    out_dir: Path, cfg: EvaluatorConfig, seed: int, kind: str) -> tuple[dict, dict]:
-    """Fit on `pairs`, measure pairwise accuracy on the prompt-disjoint `test_pairs`, write head + evaluator.json.
+                    out_dir: Path, cfg: EvaluatorConfig, seed: int, aspect: Aspect) -> tuple[dict, dict]:
+    """Fit `aspect`'s evaluator on `pairs` (its chosen answers above its rejected ones), measure pairwise accuracy
+    on the prompt-disjoint `test_pairs`, write head + evaluator.json. The score is the head times the aspect's
+    sign: a cost (lower is better) is minus the head.
 
     Returns (meta, reference log-probs of the held-out pairs: {"chosen": [...], "rejected": [...]}), the
     latter taken from the same forward pass for the aspect policies' implicit-reward check.
     """
-    if kind not in EVALUATOR_KINDS:
-        raise ValueError(f"kind must be one of {EVALUATOR_KINDS}, got {kind!r}")
+    kind = aspect.evaluator
     if len(pairs) < 10 or not test_pairs:
         raise ValueError(f"{kind} evaluator: needs ≥ 10 training pairs and some held-out pairs, "
                          f"got {len(pairs)} and {len(test_pairs)}")
@@ -117,7 +118,7 @@ def train_evaluator(extractor: FeatureExtractor, pairs: list[PreferencePair], te
     margin = (chosen_scores - rejected_scores).abs()
     meta = {
         "kind": kind,
-        "sign": 1.0 if kind == "reward" else -1.0,
+        "sign": aspect.sign,
         "offset": train_mid,
         "features": "reference model hidden states of `layers`: last token ‖ mean over answer tokens",
         "layers": layers,
