@@ -2,7 +2,7 @@
 
 Why not LoRA + TRL's RewardTrainer: on the 2-core CPU a LoRA fwd+bwd runs at ~120 tokens/s against ~350 for
 a forward pass, and a head on frozen features needs one forward per pair, lets the L2 strength be chosen on
-a validation share cheaply, and lets both evaluators share one forward pass when scoring a sweep.
+a validation share cheaply, and lets every evaluator share one forward pass when scoring a sweep.
 """
 
 from __future__ import annotations
