@@ -10,20 +10,23 @@ from pathlib import Path
 
 from peo.data.sources import LOADERS
 from peo.errors import PeoError
-from peo.names import ASPECTS, BASELINES
+from peo.names import BASELINES, PEO
 
 
 def _export(args: argparse.Namespace) -> int:
     from peo.export import export_policy
 
-    point = None
-    if args.policy is None:
+    point, model = None, None
+    if args.point is not None:  # a point by the model-name syntax, for any number of aspects
+        model = args.point if args.point.strip().startswith(f"{PEO}:") else f"{PEO}:{args.point}"
+    elif args.policy is None:
         if args.lambda_help is None:
-            print("error: give --policy or --lambda-help (with optional --phi-help/--phi-harm)", file=sys.stderr)
+            print("error: give --policy, --point or --lambda-help (with optional --phi-help/--phi-harm)",
+                  file=sys.stderr)
             return 2
         point = (args.lambda_help, args.phi_help, args.phi_harm)
     try:
-        folder = export_policy(args.assets, args.out, policy=args.policy, point=point, fmt=args.format)
+        folder = export_policy(args.assets, args.out, policy=args.policy, point=point, model=model, fmt=args.format)
     except PeoError as err:  # export, assets, adapter or model-source problems: one line each
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -117,10 +120,15 @@ def main(argv: list[str] | None = None) -> int:
 
     export = sub.add_parser("export", help="write one policy as a merged HF folder or a PEFT adapter")
     which = export.add_mutually_exclusive_group()
-    which.add_argument("--policy", choices=list(BASELINES))
-    which.add_argument("--lambda-help", type=float, help="λ in [0, 1]")
-    export.add_argument("--phi-help", type=float, default=0.0)
-    export.add_argument("--phi-harm", type=float, default=0.0)
+    which.add_argument("--policy", metavar="POLICY",
+                       help=f"a fixed policy: {', '.join(BASELINES)} (with other aspects: ref, each aspect, joint)")
+    which.add_argument("--point", metavar="SPEC",
+                       help="a PEO point of any number of aspects, as `peo serve` names it: e.g. "
+                            "lambda_help=0.5,lambda_harm=0.25,phi_brief=1 (every free lambda; a phi left out is 0) "
+                            "or c_help=1,c_harm=0.5,c_brief=0.5; within the assets' swept range")
+    which.add_argument("--lambda-help", type=float, help="two aspects: λ in [0, 1]")
+    export.add_argument("--phi-help", type=float, default=0.0, help="two aspects, with --lambda-help")
+    export.add_argument("--phi-harm", type=float, default=0.0, help="two aspects, with --lambda-help")
     export.add_argument("--out", required=True, type=Path, help="new (or empty) output folder")
     export.add_argument("--format", choices=["merged", "adapter"], default="merged")
     export.add_argument("--assets", type=Path, default=None, help="assets folder (default: the committed assets/)")
@@ -130,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("path", type=Path)
     validate.add_argument("--format", choices=list(LOADERS), default=None,
                           help="default: detected from the first record")
-    validate.add_argument("--aspect", choices=list(ASPECTS), default=None)
+    validate.add_argument("--aspect", default=None,
+                          help="the aspect the pairs are for (help, harm, or a run's own; default: the format's)")
     validate.add_argument("--strict", action="store_true",
                           help="stop at the first bad row (default: count them all, then exit 1 naming the first)")
     validate.set_defaults(run=_validate)
@@ -177,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                             "default: the rows on stdout")
     judge.add_argument("--from-assets", type=Path, default=None,
                        help="first write --pairs from this assets folder's answers.parquet: --point (answer_a) vs "
-                            "--opponent (answer_b); benign prompts for helpfulness, harmful for harmlessness")
+                            "--opponent (answer_b); benign prompts for helpfulness, harmful for harmlessness (a "
+                            "run's other aspects' prompts are left out)")
     judge.add_argument("--point", default=None, help="a model_id of answers.parquet, e.g. c+1.500_+0.500")
     judge.add_argument("--opponent", default=None, help="a model_id of answers.parquet, e.g. c+0.500_+0.500")
     judge.add_argument("--split", choices=["dev", "test"], default="test", help="answers' split (default test)")

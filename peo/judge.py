@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.atomic import write_json, write_text
 from peo.errors import PeoError
 from peo.evaluation_stats import wilson_interval
@@ -267,10 +268,17 @@ def read_pairs(path: Path) -> list[Pair]:
     return pairs
 
 
-def pairs_from_answers(answers, point: str, opponent: str, split: str = "test") -> list[dict]:
+def pairs_from_answers(answers, point: str, opponent: str, split: str = "test",
+                       aspects: Aspects = DEFAULT_ASPECTS) -> list[dict]:
     """Pair records of `point` (answer_a) against `opponent` (answer_b) on the prompts both answered in `split` of an
-    answers.parquet frame: benign prompts judged for helpfulness, harmful ones for harmlessness."""
-    rows = answers[answers["split"] == split]
+    answers.parquet frame, each judged for its aspect (the prompt's `prompt_kind`, by the aspect's label): benign
+    prompts for helpfulness, harmful ones for harmlessness. Prompts of an aspect the judge has no question for
+    (ASPECT_QUESTIONS; e.g. a run's `brief`) are left out; JudgeError when no prompt is left."""
+    judged = {a.name: a.label for a in aspects if a.label in ASPECT_QUESTIONS}
+    if not judged:
+        raise JudgeError(f"the judge asks about {', '.join(ASPECT_QUESTIONS)} only; none of these assets' aspects "
+                         f"({', '.join(f'{a.name}: {a.label}' for a in aspects)}) is one")
+    rows = answers[(answers["split"] == split) & answers["prompt_kind"].isin(list(judged))]
     models = set(rows["model_id"])
     for name in (point, opponent):
         if name not in models:
@@ -283,7 +291,7 @@ def pairs_from_answers(answers, point: str, opponent: str, split: str = "test") 
         raise JudgeError(f"{point!r} and {opponent!r} share no {split} prompts")
     return [{"id": f"{point}|{opponent}|{split}|{r.prompt_id}", "prompt": json.loads(r.prompt),
              "answer_a": r.answer_a, "answer_b": r.answer_b,
-             "aspect": "helpfulness" if r.prompt_kind == "help" else "harmlessness",
+             "aspect": judged[r.prompt_kind],
              "point": point, "opponent": opponent, "prompt_id": str(r.prompt_id), "prompt_kind": str(r.prompt_kind),
              "split": split}
             for r in joined.itertuples(index=False)]
@@ -292,12 +300,15 @@ def pairs_from_answers(answers, point: str, opponent: str, split: str = "test") 
 def write_pairs_from_assets(assets_dir, point: str, opponent: str, out: Path, split: str = "test") -> int:
     import pandas as pd
 
-    from peo.names import ANSWERS_FILE
+    from peo.names import ANSWERS_FILE, META_FILE
+    from peo.records import RunMeta
 
     path = Path(assets_dir) / ANSWERS_FILE
     if not path.is_file():
         raise JudgeError(f"no {ANSWERS_FILE} in {assets_dir}")
-    records = pairs_from_answers(pd.read_parquet(path), point, opponent, split)
+    meta = Path(assets_dir) / META_FILE  # the run's aspects; assets without meta.json have the default two
+    aspects = RunMeta.load(meta).aspect_set if meta.is_file() else DEFAULT_ASPECTS
+    records = pairs_from_answers(pd.read_parquet(path), point, opponent, split, aspects)
     write_text(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return len(records)
 

@@ -50,7 +50,7 @@ from peo.chat_template import encode_chat
 from peo.decode_loop import AnyEvent, DecodeLoop, DecodeRequest
 from peo.errors import PeoError
 from peo.generation import GenerationSettings, Row, decode_rows
-from peo.model_names import SYNTAX, FamilyRange, ModelNameError, ModelPoint, catalog, parse_model
+from peo.model_names import FamilyRange, ModelNameError, ModelPoint, catalog, parse_model
 from peo.records import RunMeta
 from peo.running_batch import LENGTH, STOPPED
 
@@ -160,8 +160,9 @@ def visible_text(raw: str, stops: tuple[str, ...], final: bool) -> tuple[str, bo
 
 @dataclass
 class ServedModel:
-    """The policy served: the reference with the help, harm and joint adapters side by side (AdapterMix), each
-    request's point a set of per-row adapter scales (peo/adapter_mix.py), and its tokenizer."""
+    """The policy served: the reference with each aspect's adapter and the joint one side by side (AdapterMix),
+    each request's point a set of per-row adapter scales (peo/adapter_mix.py), and its tokenizer. The aspects and
+    the range of the family are the assets' (meta.json, `run_meta`)."""
 
     mix: Any
     tokenizer: Any
@@ -299,10 +300,10 @@ def create_app(model: ServedModel, *, max_batch: int = DEFAULT_MAX_BATCH, api_ke
             raise err
 
     def model_card(point: ModelPoint) -> dict:
+        coefficients = point.coefficients or (None,) * len(family.aspects)
         return {"id": point.name, "object": "model", "created": created, "owned_by": "peo",
                 "peo": {"method": point.method, "scales": point.scales, "model_id": point.model_id,
-                        "c_help": point.coefficients[0] if point.coefficients else None,
-                        "c_harm": point.coefficients[1] if point.coefficients else None}}
+                        **dict(zip(family.aspects.coefficient_columns, coefficients))}}
 
     @api.get("/health")
     async def health() -> dict:
@@ -311,7 +312,7 @@ def create_app(model: ServedModel, *, max_batch: int = DEFAULT_MAX_BATCH, api_ke
     @api.get("/v1/models", dependencies=[Depends(authorized)])
     async def models() -> dict:
         return {"object": "list", "data": [model_card(p) for p in catalog(family)],
-                "peo": {"syntax": list(SYNTAX), "range": family.describe(),
+                "peo": {"syntax": list(family.syntax), "range": family.describe(),
                         "note": "any point in range may be named, not only the listed ones"}}
 
     @api.get("/v1/models/{name:path}", dependencies=[Depends(authorized)])
