@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     assets = open_assets(args.assets, args.quick)
     results = {
         "machine": machine_info(args.device),
-        "settings": {"quick": args.quick, "assets": str(assets.root), "assets_profile": assets.meta.get("profile"),
+        "settings": {"quick": args.quick, "assets": str(assets.root), "assets_profile": assets.run_meta.profile,
                      "base_model": assets.base_model_spec, "resolved_base_model": base_model(assets),
                      "plan": plan.as_dict(), "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
         "sections": {},

@@ -37,7 +37,7 @@ STARTUP_TIMEOUT_S = 600
 
 def points(assets: Assets) -> tuple[tuple[float, float, float], list[tuple[float, float, float]]]:
     """The chat point and 5 pick points (grid corners and off-grid values) inside the assets' grid range."""
-    grid = assets.meta["grid"]
+    grid = assets.run_meta.grid
     h, x = max(grid["phi_help"]), max(grid["phi_harm"])
     chat_point = (0.4, h / 2, x / 2)
     picks = [(0.0, 0.0, 0.0), (0.3, h / 2, x), (0.55, h / 4, 3 * x / 4), (1.0, h, 0.0), (0.7, 0.0, x / 2)]

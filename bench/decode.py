@@ -99,9 +99,9 @@ def _exactness(eager_assets: Path, mix, tokenizer, batch_size: int) -> dict:
     from peo.scoring import Evaluators
 
     answers = pd.read_parquet(eager_assets / ANSWERS_FILE)
-    meta = json.loads((eager_assets / META_FILE).read_text(encoding="utf-8"))
-    if "decoder" in meta.get("generation", {}):
-        raise ValueError(f"{eager_assets}: these answers were made by {meta['generation']['decoder']!r}, not by "
+    run_meta = RunMeta.load(eager_assets / META_FILE)
+    if "decoder" in run_meta.generation:
+        raise ValueError(f"{eager_assets}: these answers were made by {run_meta.generation['decoder']!r}, not by "
                          "the eager path; give --eager-assets a folder with the eager path's answers.parquet and "
                          "meta.json (e.g. from git: the commit before the running batch)")
     test = answers[answers["split"] == "test"]
@@ -114,7 +114,7 @@ def _exactness(eager_assets: Path, mix, tokenizer, batch_size: int) -> dict:
     missing = [m for m in models if not (test["model_id"] == m).any()]
     if missing:
         raise ValueError(f"{eager_assets / ANSWERS_FILE}: no test answers of {missing}")
-    settings = sweep_decoding(RunMeta.from_json(meta, eager_assets / META_FILE)).model_copy(
+    settings = sweep_decoding(run_meta).model_copy(
         update={"penalize_eos": True})
     out: dict = {"eager_assets": str(eager_assets), "settings": settings.model_dump(), "models": {}}
     evaluators = Evaluators.on_policy(mix.model, tokenizer, eager_assets)

@@ -48,7 +48,7 @@ def tree_rss_mib(pid: int) -> float:
 
 def session_points(assets: Assets, n: int) -> list[tuple[float, float, float]]:
     """n distinct points inside the grid's range, grid and off-grid, so each session forms its own policy."""
-    grid = assets.meta["grid"]
+    grid = assets.run_meta.grid
     h, x = max(grid["phi_help"]), max(grid["phi_harm"])
     return [(round((i + 0.5) / n, 3), round(h * ((i * 3) % n) / n, 3), round(x * ((i * 5) % n) / n, 3))
             for i in range(n)]

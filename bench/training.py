@@ -24,13 +24,22 @@ from bench.common import Plan, interleaved, summary
 from peo.assets import Assets
 from peo.config import LoraSettings
 from peo.model_source import load_causal_lm, load_tokenizer
+from peo.records import PolicyTraining
 from peo.scoring import FeatureExtractor
 from peo.train.dpo import peft_lora_config
 
 
 def lora_config(assets: Assets) -> LoraSettings:
-    raw = (assets.meta.get("config") or {}).get("lora") or {}
+    raw = assets.run_meta.config.get("lora") or {}
     return LoraSettings(**{k: v for k, v in raw.items() if k in LoraSettings.model_fields})
+
+
+def recorded_training(training: PolicyTraining) -> dict:
+    """What precompute recorded of one policy's DPO run: pairs, steps, seconds (an extra field of meta.json's
+    training entry) and seconds per step."""
+    seconds = getattr(training, "seconds", None)
+    return {"pairs": training.pairs, "steps": training.steps, "seconds": seconds} | (
+        {"seconds_per_step": seconds / training.steps} if training.steps and seconds else {})
 
 
 def dpo_step_fn(base: str, lora: LoraSettings, pairs: int, length: int, device: str, beta: float = 0.1):
@@ -95,10 +104,6 @@ def run(assets: Assets, plan: Plan) -> dict:
         score["tokens"] = score_tokens
         result["devices"][device] = {"dpo_step": dpo, "scoring": score}
         del step, extractor
-    result["precompute_recorded"] = {
-        aspect: {k: v.get(k) for k in ("pairs", "steps", "seconds")} | (
-            {"seconds_per_step": v["seconds"] / v["steps"]} if v.get("steps") and v.get("seconds") else {})
-        for aspect, v in (assets.meta.get("training") or {}).items() if isinstance(v, dict)
-    }
+    result["precompute_recorded"] = {policy: recorded_training(v) for policy, v in assets.run_meta.training.items()}
     result["checks"] = []
     return result

@@ -11,6 +11,12 @@ Exported pairs (`export_pairs`, `python -m peo votes export`): TRL's conversatio
 the voted-best answer against each other answer of the same turn. The prompt is the winning column's
 conversation up to the turn's user message (each column keeps its own history). Votes for "tie" or "all bad",
 pairs whose two answers are the same text, and pairs with an empty answer are dropped and counted.
+
+A vote's point is over the run's aspects (`Vote.aspects`, from the assets' meta.json). With the default two it
+fills the columns lambda_help, phi_help, phi_harm, c_help, c_harm as it always did (and `point` stays NULL). Over
+other aspects the whole point (Aspects.point_columns and coefficient_columns, in the aspects' order) is stored as
+JSON in `point` (schema 3, which older files get by migration), and the old NOT NULL columns hold help's and harm's
+coordinates where the run has them, else 0. `VoteStore.votes` gives every row's point as a dict either way.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.atomic import write_with
 from peo.coefficients import model_id as model_id_of
 from peo.errors import PeoError
@@ -86,7 +93,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE votes ADD COLUMN assets TEXT NOT NULL DEFAULT '' CHECK (length(assets) <= 200)",
         "CREATE INDEX vote_columns_column ON vote_columns (column_key)",
     ),
+    (  # 3: the whole point of a vote over other aspects than help and harm (JSON; NULL for the default two)
+        "ALTER TABLE votes ADD COLUMN point TEXT CHECK (point IS NULL OR length(point) <= 2000)",
+    ),
 ]
+LEGACY_POINT_COLUMNS: tuple[str, ...] = (*DEFAULT_ASPECTS.point_columns, *DEFAULT_ASPECTS.coefficient_columns)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -133,7 +144,11 @@ class ColumnAnswer:
 
     @property
     def label(self) -> str:
+        """The column's label with the default aspects (label_in for a run's own)."""
         return CHAT_COLUMNS[self.column]
+
+    def label_in(self, aspects: Aspects) -> str:
+        return aspects.chat_columns[self.column]
 
 
 @dataclass(frozen=True)
@@ -142,7 +157,7 @@ class Vote:
 
     session_id: str
     turn: int
-    point: dict[str, float]  # lambda_help, phi_help, phi_harm, c_help, c_harm
+    point: dict[str, float]  # the aspects' point and coefficient columns (lambda_help, phi_help, phi_harm, c_help …)
     columns: tuple[ColumnAnswer, ...]  # in display order (the blind order when blind)
     choice: str  # a column of `columns`, TIE or ALL_BAD
     settings: dict[str, Any]  # the generation settings, seed included
@@ -150,10 +165,26 @@ class Vote:
     blind: bool = False
     assets: str = ""
     created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="milliseconds"))
+    aspects: Aspects = DEFAULT_ASPECTS  # the run's (meta.json): which columns `point` holds and which chat columns
 
     @property
     def blind_order(self) -> list[str] | None:
         return [c.column for c in self.columns] if self.blind else None
+
+    @property
+    def point_keys(self) -> tuple[str, ...]:
+        return (*self.aspects.point_columns, *self.aspects.coefficient_columns)
+
+    @property
+    def coefficients(self) -> tuple[float, ...]:
+        return tuple(float(self.point[col]) for col in self.aspects.coefficient_columns)
+
+    @property
+    def point_json(self) -> str | None:
+        """The `point` column: the whole point as JSON, or None with the default aspects (their columns hold it)."""
+        if self.aspects == DEFAULT_ASPECTS:
+            return None
+        return json.dumps({k: float(self.point[k]) for k in self.point_keys})
 
 
 def _text(value: Any, what: str, limit: int) -> str:
@@ -176,13 +207,16 @@ def check_vote(vote: Vote) -> None:
         raise VotesError(f"session id: expected 1–{MAX_SESSION_CHARS} letters, digits, - or _")
     if isinstance(vote.turn, bool) or not isinstance(vote.turn, int) or vote.turn < 1:
         raise VotesError(f"turn: expected a whole number >= 1, got {vote.turn!r}")
-    for key in ("lambda_help", "phi_help", "phi_harm", "c_help", "c_harm"):
+    for key in vote.point_keys:
         _number(vote.point.get(key), f"point {key}")
+    if vote.point_json is not None and len(vote.point_json) > 2000:
+        raise VotesError("the point has too many coordinates to store")
     if not vote.columns:
         raise VotesError("a vote needs the answers of at least one column")
     keys = [c.column for c in vote.columns]
-    if len(set(keys)) != len(keys) or any(k not in CHAT_COLUMNS for k in keys):
-        raise VotesError(f"columns {keys}: expected distinct columns from {', '.join(CHAT_COLUMNS)}")
+    chat_columns = vote.aspects.chat_columns
+    if len(set(keys)) != len(keys) or any(k not in chat_columns for k in keys):
+        raise VotesError(f"columns {keys}: expected distinct columns from {', '.join(chat_columns)}")
     if vote.choice not in (*keys, *CHOICES_WITHOUT_WINNER):
         raise VotesError(f"choice {str(vote.choice)[:20]!r}: expected one of {', '.join(keys)}, {TIE} or {ALL_BAD}")
     _text(vote.comment, "comment", MAX_COMMENT_CHARS)
@@ -267,7 +301,7 @@ class VoteStore:
         """Store `vote` and commit; (its id, True) — or (the stored id, False) when this session already voted on
         this turn (a repeated click stores nothing twice)."""
         check_vote(vote)
-        p = vote.point
+        p = {k: vote.point.get(k, 0.0) for k in LEGACY_POINT_COLUMNS}  # the whole point with the default aspects
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
@@ -279,17 +313,18 @@ class VoteStore:
                     return row[0], False
                 cur = conn.execute(
                     "INSERT INTO votes (created_at, session_id, turn, lambda_help, phi_help, phi_harm, c_help, "
-                    "c_harm, model_id, choice, comment, settings, seed, blind_order, assets) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "c_harm, model_id, choice, comment, settings, seed, blind_order, assets, point) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (vote.created_at, vote.session_id, vote.turn, p["lambda_help"], p["phi_help"], p["phi_harm"],
-                     p["c_help"], p["c_harm"], model_id_of(p["c_help"], p["c_harm"]), vote.choice, vote.comment,
+                     p["c_help"], p["c_harm"], model_id_of(*vote.coefficients), vote.choice, vote.comment,
                      json.dumps(vote.settings), vote.settings["seed"],
-                     None if vote.blind_order is None else json.dumps(vote.blind_order), vote.assets))
+                     None if vote.blind_order is None else json.dumps(vote.blind_order), vote.assets,
+                     vote.point_json))
                 vote_id = cur.lastrowid
                 conn.executemany(
                     "INSERT INTO vote_columns (vote_id, position, column_key, label, blind_label, scales, answer, "
                     "reward, cost, loops, conversation) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(vote_id, i, c.column, c.label, c.blind_label if vote.blind else None,
+                    [(vote_id, i, c.column, c.label_in(vote.aspects), c.blind_label if vote.blind else None,
                       json.dumps(c.scales, sort_keys=True), c.answer, c.reward, c.cost, int(bool(c.loops)),
                       json.dumps(c.conversation, ensure_ascii=False)) for i, c in enumerate(vote.columns)])
                 conn.execute("COMMIT")
@@ -313,7 +348,8 @@ class VoteStore:
             return current_version(self._conn)
 
     def votes(self) -> list[dict[str, Any]]:
-        """Every vote with its columns (for export and tests), oldest first; not shown to app users."""
+        """Every vote with its columns (for export and tests), oldest first; not shown to app users. `point` is the
+        vote's point as a dict (the stored JSON, or the default aspects' columns)."""
         with self._lock:
             conn = self._conn
             conn.row_factory = sqlite3.Row
@@ -331,6 +367,7 @@ class VoteStore:
         for r in rows:
             r["settings"] = json.loads(r["settings"])
             r["blind_order"] = None if r["blind_order"] is None else json.loads(r["blind_order"])
+            r["point"] = {k: r[k] for k in LEGACY_POINT_COLUMNS} if r["point"] is None else json.loads(r["point"])
             r["columns"] = by_vote.get(r["id"], [])
         return rows
 
@@ -353,7 +390,9 @@ class VoteStore:
             share = (g["wins"] + 0.5 * g["ties"]) / g["turns"]
             lo, hi = wilson_interval(g["wins"] + 0.5 * g["ties"], g["turns"])
             out.append({**g, "win_share": share, "ci_low": lo, "ci_high": hi})
-        out.sort(key=lambda g: (list(CHAT_COLUMNS).index(g["column"]), json.dumps(g["scales"], sort_keys=True)))
+        order = list(CHAT_COLUMNS)  # the default columns first, in their order; a run's own aspects' after, by name
+        out.sort(key=lambda g: (order.index(g["column"]) if g["column"] in order else len(order), g["column"],
+                                json.dumps(g["scales"], sort_keys=True)))
         return out
 
     def close(self) -> None:
