@@ -14,7 +14,7 @@ from peo.adapter_mix import AdapterMix
 from peo.errors import AssetsError
 from peo.layout import AssetLayout
 from peo.model_source import load_causal_lm, load_tokenizer, resolve_base_model
-from peo.names import ADAPTERS, ANSWERS_FILE, GRID_FILE, META_FILE
+from peo.names import ANSWERS_FILE, GRID_FILE, META_FILE
 from peo.project_root import project_root
 from peo.records import RunMeta
 
@@ -44,8 +44,10 @@ class Assets:
         return self.layout.adapter(name)
 
     def adapters(self) -> dict[str, Path]:
-        """The policy adapters present (help, harm, joint), in that order."""
-        return {name: self.adapter(name) for name in ADAPTERS if (self.adapter(name) / ADAPTER_CONFIG).is_file()}
+        """The policy adapters present: each of the run's aspects' (meta.json; help, harm by default) and joint, in
+        that order."""
+        return {name: self.adapter(name) for name in self.run_meta.aspect_set.adapters
+                if (self.adapter(name) / ADAPTER_CONFIG).is_file()}
 
     def evaluator(self, kind: str) -> Path:
         return self.layout.evaluator(kind)
@@ -71,7 +73,7 @@ def default_device() -> str:
 
 
 def load_policy_mix(assets: Assets, device: str | None = None, dtype: str = "float32", fused: bool = True):
-    """(AdapterMix with help, harm and joint adapters side by side, tokenizer) on `device`."""
+    """(AdapterMix with the aspects' and the joint adapters side by side, tokenizer) on `device`."""
     base = resolve_base_model(assets.base_model_spec)
     tokenizer = load_tokenizer(base)
     model = load_causal_lm(base, dtype).to(device or default_device())

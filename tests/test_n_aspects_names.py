@@ -274,7 +274,7 @@ def three_aspect_assets(tiny_base, tiny_adapters, tmp_path_factory):
     random_lora_adapter(tiny_base, root / "adapters" / "brief", seed=4)
     meta = {"base_model": "tiny", "aspects": ASPECTS, "grid": GRID, "profile": "hand3",
             "generation": {"max_new_tokens": 8, "temperature": 0.0, "top_p": 1.0, "seed": 0,
-                           "repetition_penalty": 1.0}}
+                           "repetition_penalty": 1.0, "no_repeat_ngram_size": 0}}
     (root / "meta.json").write_text(json.dumps(meta))
     (root / "grid.csv").write_text("model_id,method\nc+0.500_+0.250_+0.750,peo\n")
     pd.DataFrame({"model_id": ["c+0.500_+0.250_+0.750"], "answer": ["x"]}).to_parquet(root / "answers.parquet")
@@ -345,3 +345,50 @@ def test_export_of_a_three_aspect_point_equals_the_hand_merged_weights(three_asp
                                                                policy="brief")).state_dict()
     for key, value in hand_merged(tiny_base, adapters, {"brief": 1.0}).items():
         torch.testing.assert_close(brief[key], value, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------- serve
+
+
+def test_serve_lists_and_answers_three_aspect_points_as_the_exported_model_does(three_aspect_assets, tmp_path):
+    """In-process: /v1/models shows the run's aspects, and a 3-aspect point's greedy answer is the exported merged
+    model's own greedy answer (transformers' generate)."""
+    from fastapi.testclient import TestClient
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from peo.assets import load_assets
+    from peo.export import export_policy
+    from peo.serve import ServedModel, create_app
+
+    api = create_app(ServedModel.load(load_assets(three_aspect_assets), "cpu"), max_batch=4)
+    name = "peo:lambda_help=0.5,lambda_harm=0.25,phi_brief=0.5"
+    messages = [{"role": "user", "content": "Explain topic 3 briefly."}]
+    try:
+        with TestClient(api) as client:
+            models = client.get("/v1/models").json()
+            ids = [m["id"] for m in models["data"]]
+            assert "dpo-brief" in ids and "soup:lambda_help=0.5,lambda_harm=0.5" in ids
+            assert models["peo"]["range"]["c_brief"] == {"min": 0.0, "max": 2.0}
+            assert models["peo"]["syntax"][0].startswith("peo:lambda_help=L1,lambda_harm=L2,")
+            card = client.get(f"/v1/models/{name}").json()
+            assert card["peo"]["model_id"] == "c+0.500_+0.250_+0.750"
+            assert (card["peo"]["c_help"], card["peo"]["c_harm"], card["peo"]["c_brief"]) == (0.5, 0.25, 0.75)
+            bad = client.get("/v1/models/peo:lambda_help=0.75,lambda_harm=0.5")
+            assert bad.status_code == 400 and "is over 1" in bad.json()["error"]["message"]
+
+            def answer(model: str) -> str:
+                reply = client.post("/v1/chat/completions", json={"model": model, "messages": messages,
+                                                                  "max_tokens": 6, "temperature": 0.0})
+                assert reply.status_code == 200, reply.text
+                return reply.json()["choices"][0]["message"]["content"]
+
+            served = answer(name)
+            assert served and served != answer("reference")  # words, and the point's own
+            assert answer("c+0.500_+0.250_+0.750") == served
+    finally:
+        api.state.worker.close()
+    folder = export_policy(three_aspect_assets, tmp_path / "merged", model=name)
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder)
+    batch = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    out = model.generate(**batch, do_sample=False, max_new_tokens=6)
+    assert served == tokenizer.decode(out[0, batch["input_ids"].shape[1]:], skip_special_tokens=True).strip()
