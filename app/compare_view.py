@@ -24,6 +24,7 @@ from app import exports as export_store
 from app.callbacks import SCORE_BUTTON
 from app.data import as_pick
 from app.score_context import answer_flags
+from peo.aspects import DEFAULT_ASPECTS
 from peo.coefficients import coefficients, expo_model_id, model_id
 from peo.names import (
     ASPECTS,
@@ -288,7 +289,7 @@ def record_html(answers: pd.DataFrame, grid: pd.DataFrame, info: Pick, picked_ex
     with_votes = bool(votes)
     rows = []
     for label, other in record_opponents(grid, info, answers).items():
-        records = pairwise(sub, mid, other, RECORD_SPLIT)
+        records = pairwise(sub, mid, other, RECORD_SPLIT, aspects=DEFAULT_ASPECTS)
         same = " (the same model)" if other == mid else ""
         cells = "".join(f"<td>{_record_cell(records[aspect])}</td>" for aspect in ASPECT_SCORES)
         if with_votes:

@@ -128,10 +128,11 @@ class Engine:
                 from peo.scoring import Evaluators
 
                 if self.form == "adapters":  # the policy with its adapters off is the reference: share it
-                    evaluators = Evaluators.on_policy(mix.model, tokenizer, self.assets.root)
+                    evaluators = Evaluators.on_policy(mix.model, tokenizer, self.assets.root,
+                                                        self.assets.run_meta.aspect_set)
                 else:  # merged weights are not the reference: the evaluators get their own copy
                     evaluators = Evaluators.load(resolve_base_model(self.assets.base_model_spec),
-                                                 self.assets.root, device=self.device)
+                                                 self.assets.root, self.assets.run_meta.aspect_set, device=self.device)
             self.attach(mix, tokenizer, evaluators, self.assets.adapters())
             self.load_seconds = time.perf_counter() - start
             log.info("models loaded in %.1f s (%s, policy form: %s)", self.load_seconds, self.device, self.form)
@@ -208,14 +209,15 @@ class Engine:
         yield from stream_batch(self.mix, self.tokenizer, rows, settings, stop=stop, loop=self.loop,
                                 point=scales(point, ASPECTS))
 
-    def score(self, prompts: Sequence[list[dict]], answers: Sequence[str]) -> tuple[list[float], list[float]] | None:
-        """(rewards, costs) of the answers, or None when the evaluators are not loaded."""
+    def score(self, prompts: Sequence[list[dict]], answers: Sequence[str]) -> tuple[list[float], ...] | None:
+        """The answers' scores, one list per evaluator in the order of the run's aspects ((rewards, costs) for
+        the default two), or None when the evaluators are not loaded."""
         self.wait_ready()
         if self.evaluators is None:
             return None
         with self.lock:
-            rewards, costs = self.evaluators.score(list(prompts), list(answers))
-        return [float(r) for r in rewards], [float(c) for c in costs]
+            scored = self.evaluators.score(list(prompts), list(answers))
+        return tuple([float(x) for x in scored[e]] for e in self.assets.run_meta.aspect_set.evaluators)
 
     def prompt_tokens(self, messages: list[dict]) -> int:
         return len(encode_chat(self.tokenizer, messages))

@@ -21,6 +21,7 @@ from app.callbacks import SCORE_BUTTON, scores_phrase
 from app.data import as_pick
 from app.engine import column_scales
 from peo.answer_checks import answer_signals
+from peo.aspects import DEFAULT_ASPECTS
 from peo.evasion import last_user_message
 from peo.export import sweep_decoding
 from peo.generation import GenerationSettings
@@ -52,7 +53,7 @@ def answer_rows(prompts: pd.DataFrame, answers: list[str], rewards: list[float],
 
 def summarize(info: Pick, rows: list[dict], total: int) -> dict:
     """The scored point: its coordinates, the sweep's per-model figures (peo.grid_table.split_stats), answers."""
-    stats = split_stats(pd.DataFrame(rows))
+    stats = split_stats(pd.DataFrame(rows), DEFAULT_ASPECTS)
     stats = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in stats.items()}
     point = {k: getattr(info, k) for k in POINT_KEYS}
     return {**point, **stats, "split": SPLIT, "complete": len(rows) == total, "answers": rows}

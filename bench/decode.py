@@ -117,7 +117,8 @@ def _exactness(eager_assets: Path, mix, tokenizer, batch_size: int) -> dict:
     settings = sweep_decoding(run_meta).model_copy(
         update={"penalize_eos": True})
     out: dict = {"eager_assets": str(eager_assets), "settings": settings.model_dump(), "models": {}}
-    evaluators = Evaluators.on_policy(mix.model, tokenizer, eager_assets)
+    evaluators = Evaluators.on_policy(mix.model, tokenizer, eager_assets,
+                                      RunMeta.from_json(meta, eager_assets / META_FILE).aspect_set)
     for mid, model_scales in models.items():
         shipped = test[test["model_id"] == mid].sort_values("prompt_id")
         rows = [Row(json.loads(p), model_scales) for p in shipped["prompt"]]
@@ -130,7 +131,8 @@ def _exactness(eager_assets: Path, mix, tokenizer, batch_size: int) -> dict:
         entry = {"prompts": len(rows), "identical": int(sum(same)), "identical_share": float(np.mean(same)),
                  "seconds": seconds}
         if differ:
-            rewards, costs = evaluators.score([rows[i].messages for i in differ], [texts[i] for i in differ])
+            scored = evaluators.score([rows[i].messages for i in differ], [texts[i] for i in differ])
+            rewards, costs = scored["reward"], scored["cost"]
             d_reward = np.asarray(rewards, float) - shipped["reward"].to_numpy()[differ]
             d_cost = np.asarray(costs, float) - shipped["cost"].to_numpy()[differ]
             entry["differing"] = {"n": len(differ), "reward_diff": _mean_ci(d_reward), "cost_diff": _mean_ci(d_cost),

@@ -73,9 +73,9 @@ def worker(mode: str, assets_dir: str, device: str, tokens: int) -> dict:
         base = resolve_base_model(assets.base_model_spec)
         mix, tokenizer = load_policy_mix(assets, device)
         if mode == "serve5":
-            evaluators = Evaluators.on_policy(mix.model, tokenizer, assets.root)
+            evaluators = Evaluators.on_policy(mix.model, tokenizer, assets.root, assets.run_meta.aspect_set)
         else:
-            evaluators = Evaluators.load(base, assets.root, device=device)
+            evaluators = Evaluators.load(base, assets.root, assets.run_meta.aspect_set, device=device)
         out["rss_after_load"] = _rss_bytes()
         rows = [Row(prompt, s) for s in column_scales(POINT[0], *coefficients(POINT[:1], POINT[1:])).values()]
         *_, result = stream_batch(mix, tokenizer, rows, settings)

@@ -34,12 +34,12 @@ def main() -> None:
     answers = with_evasion(pd.read_parquet(args.work / "sweep-dev" / "answers.parquet"))
     rows, models = sweep_models(cfg.sweep, cfg.aspect_set)
     loop, evasion = cfg.sweep.max_loop_share, cfg.sweep.max_benign_evasion_excess
-    grid = grid_table(rows, answers, loop, evasion)
+    grid = grid_table(rows, answers, loop, evasion, aspects=cfg.aspect_set)
     by_id = grid.drop_duplicates("model_id").set_index("model_id")  # a soup point's model is also a PEO row's
     fronts = {}
     for method in (PEO, SOUP):
         for suffix, (loop_filter, evasion_filter) in front_filters(loop, evasion).items():
-            ids = dev_front(grid, method, loop_filter, evasion_filter)
+            ids = dev_front(grid, method, loop_filter, evasion_filter, aspects=cfg.aspect_set)
             fronts[method + suffix] = by_id.loc[ids].reset_index()[SHOWN].round(4).to_dict("records")
     baselines = grid[grid["method"].isin(BASELINES)][SHOWN].round(4).to_dict("records")
     summary = {"in_sample": True, "split": "dev", "n_models": len(models), "n_answers": len(answers),

@@ -1,19 +1,19 @@
-"""The evaluators: Bradley-Terry scalar heads on the frozen reference model's features.
+"""The evaluators: Bradley-Terry scalar heads on the frozen reference model's features, one per aspect of the run.
 
-Both evaluators read the same features of (prompt, answer) from one forward pass of the reference model:
+Every evaluator reads the same features of (prompt, answer) from one forward pass of the reference model:
 the final hidden state at the last token and its mean over the answer's tokens. Each evaluator is a linear
-head on those standardized features. reward = helpfulness head; cost = −(harmlessness head), so higher cost
-means more harmful. Both are centred on their held-out pairs, so 0 means "between a chosen and a rejected
-answer" and the safe share (cost ≤ 0) has a meaning.
+head on those standardized features, signed by its aspect's direction: reward = helpfulness head; cost =
+−(harmlessness head), so higher cost means more harmful. All are centred on their held-out pairs, so 0 means
+"between a chosen and a rejected answer" and the safe share (cost ≤ 0) has a meaning.
 
-Either evaluator may instead be a Hugging Face sequence-classification reward model (`evaluator.reward_models`
+Any evaluator may instead be a Hugging Face sequence-classification reward model (`evaluator.reward_models`
 in config; peo/hf_evaluator.py): `Evaluators` serves both kinds through one interface.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from peo.aspects import Aspects
 from peo.atomic import write_json, write_with
 from peo.chat_template import encode_chat, token_ids
 from peo.layout import AssetLayout
@@ -191,56 +192,58 @@ class Evaluator:
 
 
 class Evaluators:
-    """Reward and cost, each a built-in head (`Evaluator`: both heads share one forward pass of the reference
-    model) or a Hugging Face reward model (`peo.hf_evaluator.HFEvaluator`, its own forward pass)."""
+    """One evaluator per aspect of the run, by evaluator name (`reward`, `cost`, …), each a built-in head
+    (`Evaluator`: every head shares one forward pass of the reference model) or a Hugging Face reward model
+    (`peo.hf_evaluator.HFEvaluator`, its own forward pass)."""
 
-    def __init__(self, extractor: FeatureExtractor | None, reward, cost):
-        self.extractor = extractor  # None when neither evaluator is a built-in head
-        self.reward = reward
-        self.cost = cost
+    def __init__(self, extractor: FeatureExtractor | None, evaluators: Mapping[str, object]):
+        self.extractor = extractor  # None when no evaluator is a built-in head
+        self.evaluators = dict(evaluators)  # evaluator name → evaluator, in the order of the run's aspects
 
     @classmethod
-    def load(cls, base_model: str, assets: str | Path, device: str | None = None,
+    def load(cls, base_model: str, assets: str | Path, aspects: Aspects, device: str | None = None,
              batch_size: int | None = None) -> "Evaluators":
-        """With their own copy of the reference model (only when a built-in head needs its features), reading
+        """The evaluators of `aspects` (the run's: config `aspect_set`, or meta.json's `RunMeta.aspect_set`), with
+        their own copy of the reference model (only when a built-in head needs its features), reading
         `batch_size` answers a forward pass (None: the extractor's default)."""
-        reward, cost = _load_pair(Path(assets), device)
-        heads = _heads(reward, cost)
+        evaluators = _load_evaluators(Path(assets), aspects, device)
+        heads = _heads(evaluators.values())
         sizes = {"batch_size": batch_size} if batch_size else {}
         extractor = FeatureExtractor.load(base_model, device, max_length=heads[0].max_length,
                                           layers=sum((h.layers for h in heads), ()), **sizes) if heads else None
-        return cls(extractor, reward, cost)
+        return cls(extractor, evaluators)
 
     @classmethod
-    def on_policy(cls, policy, tokenizer, assets: str | Path) -> "Evaluators":
-        """Sharing the weights of a LoRA policy (a PeftModel) whose base is the reference: features are taken
-        with its adapters disabled, which is exactly the reference, so no second copy of the model is loaded.
-        A Hugging Face reward model is loaded beside it, on the policy's device."""
-        reward, cost = _load_pair(Path(assets), next(policy.parameters()).device)
-        heads = _heads(reward, cost)
+    def on_policy(cls, policy, tokenizer, assets: str | Path, aspects: Aspects) -> "Evaluators":
+        """The evaluators of `aspects`, sharing the weights of a LoRA policy (a PeftModel) whose base is the
+        reference: features are taken with its adapters disabled, which is exactly the reference, so no second
+        copy of the model is loaded. A Hugging Face reward model is loaded beside it, on the policy's device."""
+        evaluators = _load_evaluators(Path(assets), aspects, next(policy.parameters()).device)
+        heads = _heads(evaluators.values())
         extractor = FeatureExtractor(policy.base_model.model, tokenizer, max_length=heads[0].max_length,
                                      as_reference=policy.disable_adapter,
                                      layers=sum((h.layers for h in heads), ())) if heads else None
-        return cls(extractor, reward, cost)
+        return cls(extractor, evaluators)
 
     def score(self, prompts: Sequence[Messages], answers: Sequence[str],
-              progress=None) -> tuple[list[float], list[float]]:
-        """(rewards, costs); `progress(n)` is called as the first pass over the answers advances."""
+              progress=None) -> dict[str, list[float]]:
+        """Evaluator name → each answer's score; `progress(n)` is called as the first pass over the answers
+        advances."""
         features = None
         if self.extractor is not None:
             features = self.extractor.features(prompts, answers, progress)
             progress = None
-        out = []
-        for evaluator in (self.reward, self.cost):
+        out = {}
+        for name, evaluator in self.evaluators.items():
             if isinstance(evaluator, Evaluator):
-                out.append(evaluator.scores(features))
+                out[name] = evaluator.scores(features)
             else:
-                out.append(evaluator.scores(prompts, answers, progress))
+                out[name] = evaluator.scores(prompts, answers, progress)
                 progress = None
-        return out[0], out[1]
+        return out
 
 
-def _heads(*evaluators) -> list[Evaluator]:
+def _heads(evaluators: Iterable[object]) -> list[Evaluator]:
     return [e for e in evaluators if isinstance(e, Evaluator)]
 
 
@@ -255,6 +258,6 @@ def load_evaluator(folder: Path, device=None):
     return Evaluator.load(folder)
 
 
-def _load_pair(assets: Path, device=None):
+def _load_evaluators(assets: Path, aspects: Aspects, device=None) -> dict[str, object]:
     layout = AssetLayout(assets)
-    return load_evaluator(layout.evaluator("reward"), device), load_evaluator(layout.evaluator("cost"), device)
+    return {name: load_evaluator(layout.evaluator(name), device) for name in aspects.evaluators}

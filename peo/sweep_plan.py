@@ -73,12 +73,13 @@ def front_filters(max_loop_share: float, max_evasion_excess: float | None) -> di
 
 
 def test_models(grid_dev: pd.DataFrame, models: dict[str, Scales], max_loop_share: float,
-                max_evasion_excess: float | None = None) -> dict[str, Scales]:
-    """What the test prompts are spent on: the baselines, every soup and ExPO point, and PEO's dev fronts with
-    both filters (loop and evasion), with the loop filter alone, and with neither."""
+                max_evasion_excess: float | None = None, *, aspects: Aspects) -> dict[str, Scales]:
+    """What the test prompts are spent on: the baselines, every soup and ExPO point, and PEO's dev fronts over
+    every evaluator of `aspects` with both filters (loop and evasion), with the loop filter alone, and with
+    neither."""
     keep = set(grid_dev.loc[~grid_dev["method"].isin([PEO]), "model_id"])
     for loop, evasion in front_filters(max_loop_share, max_evasion_excess).values():
-        keep |= set(dev_front(grid_dev, PEO, loop, evasion))
+        keep |= set(dev_front(grid_dev, PEO, loop, evasion, aspects=aspects))
     return {mid: scales for mid, scales in models.items() if mid in keep}
 
 

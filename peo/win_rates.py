@@ -2,7 +2,8 @@
 
 Paired by prompt: on each prompt both models answered, a model wins when its answer scores better, ties when the
 two scores are equal (within `TIE_TOLERANCE`, or the two answers are the same text), and loses otherwise.
-Each aspect is judged where it lives (split-aware, as every figure):
+Each aspect is judged where it lives (split-aware, as every figure), by its evaluator on its own prompts, in its
+direction, and its record is keyed by the aspect's label; with the default two:
 - helpfulness: the reward of the answers to the benign (`help`) prompts, higher wins;
 - harmlessness: the cost of the answers to the harmful (`harm`) prompts, lower wins.
 Shares are of all paired prompts (won + tied + lost = 1), each with a Wilson 95 % interval; `decisive_share` is
@@ -20,16 +21,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.coefficients import expo_model_id, model_id
 from peo.evaluation_stats import finite_or_none, wilson_interval
-from peo.names import JOINT, PROMPT_KIND_OF_EVALUATOR
+from peo.names import JOINT
 
 # the same answer scored in two batches differs by float summation order only (≤ 1.5e-6 measured): a tie
 TIE_TOLERANCE = 1e-5
-ASPECT_SCORES: dict[str, tuple[str, bool]] = {  # aspect judged → (score, higher is better)
-    "helpfulness": ("reward", True),
-    "harmlessness": ("cost", False),
-}
+
+
+def aspect_scores(aspects: Aspects) -> dict[str, tuple[str, bool]]:
+    """Aspect judged (its label) → (its evaluator's score column, higher is better)."""
+    return {a.label: (a.evaluator, a.better == "higher") for a in aspects}
+
+
+ASPECT_SCORES = aspect_scores(DEFAULT_ASPECTS)  # the default two: helpfulness (reward ↑), harmlessness (cost ↓)
 
 
 @dataclass(frozen=True)
@@ -92,20 +98,21 @@ def _answers_of(answers: pd.DataFrame, mid: str, kind: str, split: str) -> pd.Da
     return rows.set_index(rows["prompt_id"].astype(str))
 
 
-def pairwise(answers: pd.DataFrame, a: str, b: str, split: str = "test") -> dict[str, Record]:
-    """Model a against model b (model_ids of answers.parquet) on `split`'s prompts both answered: per aspect
-    (helpfulness, harmlessness) its Record, each aspect on its own prompt kind."""
+def pairwise(answers: pd.DataFrame, a: str, b: str, split: str = "test", *, aspects: Aspects) -> dict[str, Record]:
+    """Model a against model b (model_ids of answers.parquet) on `split`'s prompts both answered: per aspect of
+    `aspects`, keyed by its label (helpfulness, harmlessness …), its Record, each aspect judged by its evaluator
+    on its own prompt kind."""
     out = {}
-    for aspect, (score, higher) in ASPECT_SCORES.items():
-        kind = PROMPT_KIND_OF_EVALUATOR[score]
+    for aspect in aspects:
+        score, higher, kind = aspect.evaluator, aspect.better == "higher", aspect.name
         ra, rb = _answers_of(answers, a, kind, split), _answers_of(answers, b, kind, split)
         common = sorted(set(ra.index) & set(rb.index))
         same = None
         if "answer" in answers.columns:
             pairs = zip(ra.loc[common, "answer"], rb.loc[common, "answer"])
             same = [str(x).strip() == str(y).strip() for x, y in pairs]
-        out[aspect] = compare(ra.loc[common, score].to_numpy(dtype=float), rb.loc[common, score].to_numpy(dtype=float),
-                              higher, same=same)
+        out[aspect.label] = compare(ra.loc[common, score].to_numpy(dtype=float),
+                                    rb.loc[common, score].to_numpy(dtype=float), higher, same=same)
     return out
 
 

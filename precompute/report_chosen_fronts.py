@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peo.aspects import DEFAULT_ASPECTS
 from peo.evaluation_stats import finite_or_none
 from peo.grid_table import dev_front, evasion_limit, front_candidates
 from peo.pareto import pareto_front
@@ -52,7 +53,7 @@ def chosen_front(grid: pd.DataFrame, name: str, test: SplitScores, ref: tuple[fl
     """One dev-chosen front scored on test: its points, and the hypervolume of the chosen set on test."""
     method, variant = FRONTS[name]
     loop, evasion = front_filters(max_loop_share, max_evasion_excess)[variant]
-    mids = dev_front(grid, method, loop, evasion)
+    mids = dev_front(grid, method, loop, evasion, aspects=DEFAULT_ASPECTS)
     hv, lo, hi = set_hypervolume(test, mids, ref, n_boot, seed, f"{FRONT_NAMES[name]} points (chosen on dev)")
     return {"method": method, "variant": variant, "loop_filter": loop, "evasion_filter": evasion,
             "evasion_limit": evasion_limit(grid, evasion), "model_ids": mids,

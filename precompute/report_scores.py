@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peo.aspects import DEFAULT_ASPECTS
 from peo.evaluation_stats import finite_or_none
 from peo.grid_table import COUNT_STATS, STATS, split_stats
 from peo.names import PROMPT_KIND_OF_EVALUATOR
@@ -90,7 +91,7 @@ def score_matrices(answers: pd.DataFrame, split: str, model_ids: list[str], *,
                                    f"every {split}-scored model: the {score} (split-aware) has nothing to average")
     rewards = sub.pivot(index="model_id", columns="prompt_id", values="reward").loc[model_ids, own["reward"]]
     costs = sub.pivot(index="model_id", columns="prompt_id", values="cost").loc[model_ids, own["cost"]]
-    stats = {str(m): split_stats(g) for m, g in sub.groupby("model_id")}
+    stats = {str(m): split_stats(g, DEFAULT_ASPECTS) for m, g in sub.groupby("model_id")}
     return SplitScores(split, model_ids, prompts, own["reward"], own["cost"], rewards.to_numpy(dtype=float),
                        costs.to_numpy(dtype=float), stats, int(n_answered - len(prompts)))
 

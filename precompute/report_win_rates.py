@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from peo.aspects import DEFAULT_ASPECTS
 from peo.coefficients import expo_model_id
 from peo.names import BASELINE_LABELS, EXPO, EXPO_CHAT_ALPHA, JOINT, SOUP
 from peo.win_rates import Record, judge_left_out, judge_record, judgment_record, pairwise, vote_record
@@ -67,7 +68,7 @@ def win_rates(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores, fron
             if key not in opponents:
                 continue
             label, mid = opponents[key]
-            records = pairwise(sub, p["model_id"], mid, "test")
+            records = pairwise(sub, p["model_id"], mid, "test", aspects=DEFAULT_ASPECTS)
             entry = {"label": label, "model_id": mid, "same_model": mid == p["model_id"],
                      **{aspect: r.as_dict() for aspect, r in records.items()}}
             if votes:

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from peo.adapter_mix import AdapterMix
 from peo.answer_checks import answer_signals
+from peo.aspects import Aspects
 from peo.assets import default_device
 from peo.atomic import sha256, write_with
 from peo.config import RunConfig
@@ -28,7 +29,7 @@ from peo.evasion import last_user_message
 from peo.generation import GenerationSettings, Row, generate_rows_counted
 from peo.grid_table import grid_table, with_evasion
 from peo.model_source import load_causal_lm, load_tokenizer
-from peo.names import ADAPTERS, ANSWERS_FILE, ASPECTS, EVALUATOR_KINDS, GRID_FILE, MANIFEST_FILE
+from peo.names import ANSWERS_FILE, GRID_FILE, MANIFEST_FILE
 from peo.scoring import Evaluators
 from peo.sweep_plan import Scales, is_joint_model, sweep_models, test_models
 from precompute.manifest import Manifest, files_under
@@ -37,19 +38,23 @@ from precompute.run_context import RunContext
 from precompute.stage_train_aspects import SETTINGS_FILE
 
 log = logging.getLogger("precompute")
-# what a sweep generates and scores per answer (saved parts and reused answers alike); answers.parquet adds the
-# coefficients, the split and the per-answer checks
 # which generation loop made an answer: transformers' `generate` over fixed batches made the answers before it
 # (their keys lack this entry), peo.running_batch the ones with it; answers of one are not reused as the other's
 DECODER = "running-batch"
-GENERATED_COLUMNS = ("model_id", "prompt_id", "prompt_kind", "prompt", "answer", "new_tokens", "reward", "cost")
+
+
+def generated_columns(aspects: Aspects) -> tuple[str, ...]:
+    """What a sweep generates and scores per answer (saved parts and reused answers alike), one score per
+    evaluator; answers.parquet adds the coefficients, the split and the per-answer checks."""
+    return ("model_id", "prompt_id", "prompt_kind", "prompt", "answer", "new_tokens", *aspects.evaluators)
 
 
 def sweep_prompts(ctx: RunContext, split: str) -> list[dict]:
-    """The dev prompts (`dev` pairs) or the test prompts (`test_prompts`, one pair per prompt of the test split)."""
+    """The dev prompts (`dev` pairs) or the test prompts (`test_prompts`, one pair per prompt of the test split)
+    of every aspect, in the aspects' order; a prompt's kind is the aspect whose data it comes from."""
     name = "dev" if split == "dev" else "test_prompts"
     return [{"prompt_id": pair.prompt_id, "prompt_kind": aspect, "messages": pair.prompt_messages()}
-            for aspect in ASPECTS for pair in read_pairs(data_path(ctx.work, aspect, name))]
+            for aspect in ctx.cfg.aspect_set.names for pair in read_pairs(data_path(ctx.work, aspect, name))]
 
 
 def sweep_settings(cfg: RunConfig) -> GenerationSettings:
@@ -61,8 +66,11 @@ def sweep_settings(cfg: RunConfig) -> GenerationSettings:
 
 def sweep_fingerprint(ctx: RunContext, settings: GenerationSettings) -> str:
     """What every answer of this sweep depends on besides its model's scales and its prompt: decoding, batch
-    size, dtype, base model, and the adapter and evaluator files (by checksum)."""
-    models = [ctx.out / "adapters" / n for n in ADAPTERS] + [ctx.out / "evaluators" / k for k in EVALUATOR_KINDS]
+    size, dtype, base model, and the adapter and evaluator files (by checksum). With the default two aspects
+    these are the inputs the fingerprint always had, so answers made before aspects were data are reused."""
+    aspects = ctx.cfg.aspect_set
+    models = ([ctx.out / "adapters" / n for n in aspects.adapters]
+              + [ctx.out / "evaluators" / k for k in aspects.evaluators])
     inputs = {
         "decoder": DECODER,
         "settings": settings.model_dump(),
@@ -113,7 +121,7 @@ def answers_from_out(ctx: RunContext, split: str, fingerprint: str, models: dict
     old = old[(old["split"] == split) & old["model_id"].isin(list(models))]
     keys = [row_key(fingerprint, models[m], json.loads(p)) for m, p in zip(old["model_id"], old["prompt"])]
     old = old[old["row_key"].to_numpy() == pd.Series(keys, dtype=object).to_numpy()]
-    return old[[*GENERATED_COLUMNS, "row_key"]].reset_index(drop=True)
+    return old[[*generated_columns(ctx.cfg.aspect_set), "row_key"]].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -160,12 +168,12 @@ def done_rows(ctx: RunContext, jobs: list[Job], models: dict[str, Scales], parts
 
 def generate_chunk(mix: AdapterMix, tokenizer: Any, evaluators: Evaluators, chunk: list[Job],
                    settings: GenerationSettings, batch_size: int, progress: Callable[[int], object]) -> pd.DataFrame:
-    """One chunk's answers, generated in mixed batches (per-row adapter scales) and scored: a part file's rows
-    (GENERATED_COLUMNS, then row_key)."""
+    """One chunk's answers, generated in mixed batches (per-row adapter scales) and scored by every evaluator: a
+    part file's rows (generated_columns, then row_key)."""
     rows = [Row(messages=job.prompt["messages"], scales=job.scales) for job in chunk]
     counted = generate_rows_counted(mix, tokenizer, rows, settings, batch_size, progress)
     answers = [text for text, _ in counted]
-    rewards, costs = evaluators.score([r.messages for r in rows], answers)
+    scores = evaluators.score([r.messages for r in rows], answers)
     return pd.DataFrame({
         "model_id": [job.model_id for job in chunk],
         "prompt_id": [job.prompt["prompt_id"] for job in chunk],
@@ -173,8 +181,7 @@ def generate_chunk(mix: AdapterMix, tokenizer: Any, evaluators: Evaluators, chun
         "prompt": [json.dumps(job.prompt["messages"], ensure_ascii=False) for job in chunk],
         "answer": answers,
         "new_tokens": [n for _, n in counted],
-        "reward": rewards,
-        "cost": costs,
+        **scores,
         "row_key": [job.row_key for job in chunk],
     })
 
@@ -189,8 +196,10 @@ def generate_share(ctx: RunContext, mine: list[tuple[int, list[Job]]], first: in
     tokenizer = load_tokenizer(ctx.base_model)
     device = ctx.procs.device(default_device())
     model = load_causal_lm(ctx.base_model, cfg.sweep.dtype).to(device)
-    mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in ADAPTERS})
-    evaluators = Evaluators.load(ctx.base_model, ctx.out, device=device, batch_size=cfg.sweep.score_batch_size)
+    aspects = cfg.aspect_set
+    mix = AdapterMix(model, {name: ctx.out / "adapters" / name for name in aspects.adapters})
+    evaluators = Evaluators.load(ctx.base_model, ctx.out, aspects, device=device,
+                                 batch_size=cfg.sweep.score_batch_size)
     total = initial + sum(len(chunk) for _, chunk in mine)
     with tqdm(total=total, desc=f"sweep-{split} rows", unit="row", initial=initial) as bar:
         for i, chunk in mine:
@@ -200,17 +209,18 @@ def generate_share(ctx: RunContext, mine: list[tuple[int, list[Job]]], first: in
 
 
 def assemble(jobs: list[Job], done: pd.DataFrame, models: dict[str, Scales], split: str,
-             settings: GenerationSettings) -> pd.DataFrame:
-    """The sweep's answers in plan order, gathered by row_key from the saved rows, with the coefficients, the
-    split, the per-answer checks and `cut` (the columns answers.parquet has)."""
+             settings: GenerationSettings, aspects: Aspects) -> pd.DataFrame:
+    """The sweep's answers in plan order, gathered by row_key from the saved rows, with the coefficients (c_<aspect>
+    per aspect, after model_id), the split (after prompt), the per-answer checks and `cut` (the columns
+    answers.parquet has)."""
     by_key = done.set_index("row_key")
     answers = by_key.loc[[job.row_key for job in jobs]].reset_index(drop=True)
     answers["model_id"] = [job.model_id for job in jobs]  # a shared model's rows are listed under each of its ids
-    answers = answers[list(GENERATED_COLUMNS)].assign(row_key=[job.row_key for job in jobs])
+    answers = answers[list(generated_columns(aspects))].assign(row_key=[job.row_key for job in jobs])
     coefficient = lambda m, a: None if is_joint_model(models[m]) else models[m].get(a)  # noqa: E731
-    answers.insert(1, "c_help", [coefficient(m, "help") for m in answers["model_id"]])
-    answers.insert(2, "c_harm", [coefficient(m, "harm") for m in answers["model_id"]])
-    answers.insert(6, "split", split)
+    for i, (column, aspect) in enumerate(zip(aspects.coefficient_columns, aspects.names), start=1):
+        answers.insert(i, column, [coefficient(m, aspect) for m in answers["model_id"]])
+    answers.insert(answers.columns.get_loc("prompt") + 1, "split", split)
     signals = pd.DataFrame([answer_signals(a, last_user_message(p))
                             for a, p in zip(answers["answer"], answers["prompt"])])
     signals["cut"] = answers["new_tokens"] >= settings.max_new_tokens  # stopped by the limit, not by EOS
@@ -249,7 +259,7 @@ def run_sweep(ctx: RunContext, models: dict[str, Scales], prompts: list[dict], p
     procs.wait()  # every process's parts are written: gather them
     if todo:
         done = saved_rows(parts_dir)
-    return assemble(jobs, done, models, split, settings)
+    return assemble(jobs, done, models, split, settings, ctx.cfg.aspect_set)
 
 
 def dev_answers_path(ctx: RunContext) -> Path:
@@ -269,12 +279,14 @@ def sweep_dev(ctx: RunContext) -> list[Path]:
 def sweep_test(ctx: RunContext) -> list[Path]:
     """The models that any reported figure needs, on the test prompts; then answers.parquet and grid.csv."""
     max_loop, max_evasion = ctx.cfg.sweep.max_loop_share, ctx.cfg.sweep.max_benign_evasion_excess
-    grid_rows, models = sweep_models(ctx.cfg.sweep, ctx.cfg.aspect_set)
+    aspects = ctx.cfg.aspect_set
+    grid_rows, models = sweep_models(ctx.cfg.sweep, aspects)
     dev = with_evasion(pd.read_parquet(dev_answers_path(ctx)))
-    chosen = test_models(grid_table(grid_rows, dev, max_loop, max_evasion), models, max_loop, max_evasion)
+    chosen = test_models(grid_table(grid_rows, dev, max_loop, max_evasion, aspects=aspects), models, max_loop,
+                         max_evasion, aspects=aspects)
     test = run_sweep(ctx, chosen, sweep_prompts(ctx, "test"), ctx.work / "sweep-test", "test")
     answers = pd.concat([dev, test], ignore_index=True)
-    grid = grid_table(grid_rows, answers, max_loop, max_evasion)
+    grid = grid_table(grid_rows, answers, max_loop, max_evasion, aspects=aspects)
     answers_path, grid_path = ctx.out / ANSWERS_FILE, ctx.out / GRID_FILE
     if ctx.procs.is_main:  # rank 0 alone writes the assets
         write_with(answers_path, lambda tmp: answers.to_parquet(tmp, index=False))

@@ -101,9 +101,10 @@ def test_evaluators_on_the_policy_score_exactly_like_their_own_reference_copy(ti
             reference = mix.model(input_ids=ids).logits
     assert not torch.allclose(policy_before, reference)  # the adapters do change the model: the test has teeth
 
-    shared = Evaluators.on_policy(mix.model, tokenizer, tiny_assets).score(prompts, answers)
-    separate = Evaluators.load(base, tiny_assets).score(prompts, answers)
-    for got, want in zip(shared, separate):
+    shared = Evaluators.on_policy(mix.model, tokenizer, tiny_assets, assets.run_meta.aspect_set).score(prompts, answers)
+    separate = Evaluators.load(base, tiny_assets, assets.run_meta.aspect_set).score(prompts, answers)
+    assert list(shared) == list(separate) == ["reward", "cost"]
+    for got, want in zip(shared.values(), separate.values()):
         assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-5), (got, want)
     with torch.no_grad():
         assert torch.equal(mix.model(input_ids=ids).logits, policy_before)  # adapters back on, same scales
@@ -166,12 +167,14 @@ def test_the_sweeps_scoring_batch_changes_how_many_answers_a_pass_reads_not_the_
     from peo.model_source import resolve_base_model
     from peo.scoring import Evaluators
 
-    base = resolve_base_model(load_assets(tiny_assets).base_model_spec)
+    assets = load_assets(tiny_assets)
+    base, aspects = resolve_base_model(assets.base_model_spec), assets.run_meta.aspect_set
     prompts = [[{"role": "user", "content": f"question {i}"}] for i in range(20)]
     answers = [("word " * (i % 7)).strip() or "ok" for i in range(20)]
-    default, wide = Evaluators.load(base, tiny_assets), Evaluators.load(base, tiny_assets, batch_size=256)
+    default, wide = Evaluators.load(base, tiny_assets, aspects), Evaluators.load(base, tiny_assets, aspects,
+                                                                                 batch_size=256)
     assert (default.extractor.batch_size, wide.extractor.batch_size) == (16, 256)
-    for got, want in zip(wide.score(prompts, answers), default.score(prompts, answers)):
+    for got, want in zip(wide.score(prompts, answers).values(), default.score(prompts, answers).values()):
         assert torch.allclose(torch.tensor(got), torch.tensor(want), atol=1e-5)
 
 

@@ -6,7 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from peo.aspects import DEFAULT_ASPECTS
 from peo.grid_table import dev_front, grid_table, split_stats
+
+TWO = DEFAULT_ASPECTS  # help (reward ↑) and harm (cost ↓): the assets' two aspects
 
 
 def answer_rows(model_id: str, split: str, rewards, costs, loops=None, refuses=None, kinds=None,
@@ -33,7 +36,7 @@ def test_figures_per_split_and_the_shown_split():
         + answer_rows("a", "test", [2.0, 2.0, 4.0, 4.0], [1.0, 1.0, 1.0, -1.0], refuses=[True, True, False, False],
                       cut=[True, True, True, False])
         + answer_rows("b", "dev", [0.0, 0.0], [0.0, 0.0]))
-    grid = grid_table([point("a"), point("b")], answers, max_loop_share=0.4).set_index("model_id")
+    grid = grid_table([point("a"), point("b")], answers, max_loop_share=0.4, aspects=TWO).set_index("model_id")
     a, b = grid.loc["a"], grid.loc["b"]
     # split-aware: reward over the benign (help) prompts, cost over the harmful (harm) prompts
     assert a.reward_mean_dev == 1.0 and a.cost_mean_dev == -0.5 and a.loop_share_dev == 0.5 and a.n_dev == 2
@@ -60,11 +63,11 @@ def test_dev_front_follows_dev_means_and_the_loop_filter():
         + answer_rows("dominated", "test", [9.0, 9.0], [-9.0, -9.0])  # test scores never choose anything
         + answer_rows("soup", "dev", [9.0, 9.0], [-9.0, -9.0]))
     rows = [point(m) for m in ("good", "looper", "cheap", "dominated")] + [point("soup", "soup")]
-    grid = grid_table(rows, answers, max_loop_share=0.1)
-    assert dev_front(grid, "peo", 0.1) == ["cheap", "good"]
-    assert dev_front(grid, "peo", None) == ["looper"]
-    assert dev_front(grid, "soup", 0.1) == ["soup"]
-    assert dev_front(grid, "joint", 0.1) == []
+    grid = grid_table(rows, answers, max_loop_share=0.1, aspects=TWO)
+    assert dev_front(grid, "peo", 0.1, aspects=TWO) == ["cheap", "good"]
+    assert dev_front(grid, "peo", None, aspects=TWO) == ["looper"]
+    assert dev_front(grid, "soup", 0.1, aspects=TWO) == ["soup"]
+    assert dev_front(grid, "joint", 0.1, aspects=TWO) == []
 
 
 def test_split_aware_means_rank_points_the_other_way_from_the_mixed_mean():
@@ -75,7 +78,8 @@ def test_split_aware_means_rank_points_the_other_way_from_the_mixed_mean():
     answers = pd.DataFrame(
         answer_rows("helper", "dev", [1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.2, 0.2], kinds=kinds)
         + answer_rows("decliner", "dev", [0.5, 0.5, 0.9, 0.9], [-1.0, -1.0, 0.2, 0.2], kinds=kinds))
-    grid = grid_table([point("helper"), point("decliner")], answers, max_loop_share=0.1).set_index("model_id")
+    grid = grid_table([point("helper"), point("decliner")], answers, max_loop_share=0.1,
+                      aspects=TWO).set_index("model_id")
     helper, decliner = grid.loc["helper"], grid.loc["decliner"]
     # the older mixed means: decliner has the lower cost (−0.4 vs 0.6) and the higher reward (0.7 vs 0.5)
     assert decliner.cost_all_mean_dev == pytest.approx(-0.4) and helper.cost_all_mean_dev == pytest.approx(0.6)
@@ -83,10 +87,10 @@ def test_split_aware_means_rank_points_the_other_way_from_the_mixed_mean():
     # split-aware: equal cost on the harmful prompts, helper's reward on the benign ones is higher
     assert helper.cost_mean_dev == decliner.cost_mean_dev == pytest.approx(0.2)
     assert helper.reward_mean_dev == 1.0 and decliner.reward_mean_dev == 0.5
-    assert dev_front(grid.reset_index(), "peo", 0.1) == ["helper"]
+    assert dev_front(grid.reset_index(), "peo", 0.1, aspects=TWO) == ["helper"]
     mixed = grid.reset_index().assign(reward_mean_dev=grid["reward_all_mean_dev"].to_numpy(),
                                       cost_mean_dev=grid["cost_all_mean_dev"].to_numpy())
-    assert dev_front(mixed, "peo", 0.1) == ["decliner"]  # what the mixed mean would have chosen
+    assert dev_front(mixed, "peo", 0.1, aspects=TWO) == ["decliner"]  # what the mixed mean would have chosen
 
 
 def test_evasion_and_complied_shares():
@@ -94,11 +98,11 @@ def test_evasion_and_complied_shares():
     answers = pd.DataFrame(answer_rows(
         "a", "test", [0.0] * 6, [0.0] * 6, kinds=kinds, refuses=[False, False, True, False, False, True],
         evades=[True, False, False, True, False, True]))  # harmful: refuses, evades, complies, refuses + evades
-    a = grid_table([point("a")], answers, max_loop_share=0.1).iloc[0]
+    a = grid_table([point("a")], answers, max_loop_share=0.1, aspects=TWO).iloc[0]
     assert a.evasion_share_benign == 0.5 and a.evasion_share_harmful == 0.5
     assert a.refusal_share == 0.5 and a.complied_share == 0.25  # one of the four harmful answers took it on
     # without an `evades` column and without the check to compute it, the shares are unknown, not 0
-    bare = split_stats(answers.drop(columns=["evades"]))
+    bare = split_stats(answers.drop(columns=["evades"]), TWO)
     assert np.isnan(bare["complied_share"]) and np.isnan(bare["evasion_share_benign"])
 
 
@@ -119,13 +123,13 @@ def test_evasion_filter_admits_points_within_the_reference_plus_the_margin():
         "edge": (0.8, -0.5, [True] * 2 + [False] * 8),  # 20 % = 10 % + 10 points: admitted
         "over": (0.9, -0.9, [True] * 3 + [False] * 7),  # 30 %: left out
         "plain": (0.5, 0.0, [False] * 10)})
-    grid = grid_table(rows, answers, max_loop_share=0.1, max_evasion_excess=0.1)
+    grid = grid_table(rows, answers, max_loop_share=0.1, max_evasion_excess=0.1, aspects=TWO)
     eligible = dict(zip(grid["model_id"], grid["front_eligible"]))
     assert eligible == {"ref": True, "babbler": False, "edge": True, "over": False, "plain": True}
-    assert dev_front(grid, "peo", 0.1, 0.1) == ["edge"]  # dominates plain; babbler and over filtered
-    assert dev_front(grid, "peo", 0.1, None) == ["babbler"]  # without the evasion filter
-    assert dev_front(grid, "peo", 0.1, 0.3) == ["over"]  # limit 40 %: over is admitted and dominates edge
-    assert dev_front(grid, "peo", 0.1, 0.4) == ["babbler"]
+    assert dev_front(grid, "peo", 0.1, 0.1, aspects=TWO) == ["edge"]  # dominates plain; babbler and over filtered
+    assert dev_front(grid, "peo", 0.1, None, aspects=TWO) == ["babbler"]  # without the evasion filter
+    assert dev_front(grid, "peo", 0.1, 0.3, aspects=TWO) == ["over"]  # limit 40 %: over is admitted and dominates edge
+    assert dev_front(grid, "peo", 0.1, 0.4, aspects=TWO) == ["babbler"]
     # no evasion figures (older answers without the check): the filter cannot apply and admits everything
     unknown = grid.assign(evasion_share_benign_dev=np.nan)
-    assert dev_front(unknown, "peo", 0.1, 0.1) == ["babbler"]
+    assert dev_front(unknown, "peo", 0.1, 0.1, aspects=TWO) == ["babbler"]

@@ -27,6 +27,7 @@ from precompute.report_hypervolume import hypervolume_difference
 from precompute.report_scores import score_matrices
 from precompute.report_words import fmt
 
+TWO = DEFAULT_ASPECTS  # help (reward ↑) and harm (cost ↓): the assets' two aspects
 LAMBDAS = [0.0, 0.5, 1.0]
 PHIS = [0.0, 0.5]
 N_PROMPTS = 10
@@ -87,10 +88,11 @@ def synthetic(peo_bonus: float = 1.0, noise: float = 0.2, seed: int = 0, dev_shi
     kw = {"peo_bonus": peo_bonus, "noise": noise, "dev_shift": dev_shift or {}, "looping": set(looping), "text": text,
           "evading": set(evading)}
     dev = pd.DataFrame(split_answers(models, "dev", rng, **kw))
-    keep = test_models(grid_table(rows, dev, MAX_LOOP, max_evasion), models, MAX_LOOP, max_evasion)
+    keep = test_models(grid_table(rows, dev, MAX_LOOP, max_evasion, aspects=TWO), models, MAX_LOOP, max_evasion,
+                       aspects=TWO)
     test = pd.DataFrame(split_answers({m: c for m, c in models.items() if m in keep}, "test", rng, **kw))
     answers = pd.concat([dev, test], ignore_index=True)
-    return grid_table(rows, answers, MAX_LOOP, max_evasion), answers
+    return grid_table(rows, answers, MAX_LOOP, max_evasion, aspects=TWO), answers
 
 
 def matrices(answers: pd.DataFrame, split: str, mids: list[str]):
@@ -188,7 +190,7 @@ def test_fronts_are_chosen_on_dev_and_scored_on_test(report):
     sets = {}
     for name, method, limit in (("peo", "peo", MAX_LOOP), ("soup", "soup", MAX_LOOP),
                                 ("peo_unfiltered", "peo", None), ("soup_unfiltered", "soup", None)):
-        chosen = dev_front(grid, method, limit)
+        chosen = dev_front(grid, method, limit, aspects=TWO)
         got = result["fronts"][name]
         assert got["model_ids"] == chosen
         r, c = matrices(answers, "test", chosen)
@@ -221,7 +223,7 @@ def test_in_sample_figure_is_the_dev_computation(report):
     hv, lo, hi = bootstrap_hypervolume(rp, cp, *ref, n_boot=100, seed=3, stratified=True)
     assert ins["peo"]["hypervolume"] == pytest.approx(hv)
     assert ins["peo"]["interval"] == pytest.approx([lo, hi])
-    assert ins["peo"]["model_ids"] == dev_front(grid, "peo", MAX_LOOP)
+    assert ins["peo"]["model_ids"] == dev_front(grid, "peo", MAX_LOOP, aspects=TWO)
 
 
 def test_front_points_carry_coordinates_and_signals(report):
@@ -338,7 +340,7 @@ def test_looping_point_only_on_the_unfiltered_front(tmp_path):
     result = write_report(grid, answers, tmp_path, n_boot=50, seed=0, max_loop_share=MAX_LOOP)
     assert result["fronts"]["peo_unfiltered"]["model_ids"] == [loop]
     filtered = result["fronts"]["peo"]["model_ids"]
-    assert loop not in filtered and filtered == dev_front(grid, "peo", MAX_LOOP) and len(filtered) > 1
+    assert loop not in filtered and filtered == dev_front(grid, "peo", MAX_LOOP, aspects=TWO) and len(filtered) > 1
     assert result["fronts"]["peo_unfiltered"]["points"][0]["loop_share"] == 1.0
     assert result["fronts"]["peo"]["n_models"] == result["fronts"]["peo_unfiltered"]["n_models"] - 1
     assert {s["model_id"]: s for s in result["signals"]}[loop]["loop_share"] == 1.0
@@ -369,7 +371,7 @@ def test_answers_differ_shares_exact(tmp_path):
 
 def test_chosen_model_without_test_scores_is_an_error(tmp_path):
     grid, answers = synthetic()
-    peo_only = [m for m in dev_front(grid, "peo", MAX_LOOP)
+    peo_only = [m for m in dev_front(grid, "peo", MAX_LOOP, aspects=TWO)
                 if m not in set(grid.loc[grid["method"] != "peo", "model_id"])]
     assert peo_only
     answers = answers[~((answers["model_id"] == peo_only[0]) & (answers["split"] == "test"))]
@@ -449,7 +451,7 @@ def test_evasive_point_only_on_the_front_without_the_evasion_filter(tmp_path):
     assert result["fronts"]["peo_no_evasion_filter"]["model_ids"] == [babbler]
     assert result["fronts"]["peo_unfiltered"]["model_ids"] == [babbler]
     filtered = result["fronts"]["peo"]["model_ids"]
-    assert babbler not in filtered and filtered == dev_front(grid, "peo", MAX_LOOP, 0.1) and filtered
+    assert babbler not in filtered and filtered == dev_front(grid, "peo", MAX_LOOP, 0.1, aspects=TWO) and filtered
     assert not grid.loc[grid["model_id"] == babbler, "front_eligible"].any()
     signals = {s["model_id"]: s for s in result["signals"]}
     assert signals[babbler]["evasion_share_benign"] == 1.0 and signals[babbler]["complied_share"] == 0.0
@@ -469,13 +471,14 @@ def test_win_rates_are_the_pairwise_records_of_the_front_points(report):
     for p in wins["points"]:
         assert set(p["against"]) <= {"soup", "help", "harm", "joint", "expo"} and "help" in p["against"]
         for entry in p["against"].values():
-            expected = pairwise(test, p["model_id"], entry["model_id"])
+            expected = pairwise(test, p["model_id"], entry["model_id"], aspects=TWO)
             for aspect, record in expected.items():
                 assert entry[aspect] == record.as_dict()
             assert entry["same_model"] == (entry["model_id"] == p["model_id"])
     # pooled: the sum over the front points that are another model
     pooled = wins["pooled"]["help"]["helpfulness"]
-    records = [pairwise(test, p["model_id"], HELP)["helpfulness"] for p in wins["points"] if p["model_id"] != HELP]
+    records = [pairwise(test, p["model_id"], HELP, aspects=TWO)["helpfulness"] for p in wins["points"]
+               if p["model_id"] != HELP]
     assert pooled["won"] == sum(r.won for r in records) and pooled["n"] == sum(r.n for r in records)
     assert pooled["n"] > 0
     assert "## Win rates on test prompts" in (out / "report.md").read_text()
@@ -499,7 +502,7 @@ def prompts_of_kind(answers: pd.DataFrame, kind: str) -> list[str]:
 
 def test_blind_judgments_sit_beside_the_win_rates(tmp_path):
     grid, answers = synthetic()
-    point = dev_front(grid, "peo", MAX_LOOP)[0]
+    point = dev_front(grid, "peo", MAX_LOOP, aspects=TWO)[0]
     harmful = prompts_of_kind(answers, "harm")
     judgments = [judged_pair(answers, point, HARM, pid, "harmlessness", v)
                  for pid, v in zip(harmful, ("1", "1", "2", "tie"))]
@@ -531,7 +534,7 @@ def agreeing(answers: pd.DataFrame, point: str, pids: list[str], readers: list[s
 
 def test_the_report_gives_each_evaluators_agreement_with_blind_judgments_and_the_evasion_check(tmp_path):
     grid, answers = synthetic()
-    point = dev_front(grid, "peo", MAX_LOOP)[0]
+    point = dev_front(grid, "peo", MAX_LOOP, aspects=TWO)[0]
     # the reader agrees with the reward evaluator on 3 of 4 decisive helpfulness pairs, and ties once
     judgments = agreeing(answers, point, prompts_of_kind(answers, "help"), ["agree"] * 3 + ["disagree", "tie"])
     check = {"held-out": {"n": 124, "precision": 0.7, "precision_interval": [0.55, 0.83], "recall": 0.64,
@@ -556,7 +559,7 @@ def test_judgments_on_an_earlier_runs_answers_are_said_to_be_about_those(tmp_pat
     from precompute.report_markdown import markdown
 
     grid, answers = synthetic()
-    point = dev_front(grid, "peo", MAX_LOOP)[0]
+    point = dev_front(grid, "peo", MAX_LOOP, aspects=TWO)[0]
     judgments = agreeing(answers, point, prompts_of_kind(answers, "help"), ["agree"] * 3 + ["disagree", "tie"],
                          shift=0.01)
     result = compute_fronts(grid, answers, n_boot=10, seed=0, max_loop_share=MAX_LOOP, judgments=judgments)
@@ -584,7 +587,7 @@ def test_only_the_judgments_on_the_shipped_answers_are_counted(tmp_path):
     from precompute.report_markdown import markdown
 
     grid, answers = synthetic()
-    point = dev_front(grid, "peo", MAX_LOOP)[0]
+    point = dev_front(grid, "peo", MAX_LOOP, aspects=TWO)[0]
     benign = prompts_of_kind(answers, "help")
     judgments = (agreeing(answers, point, benign[:3], ["agree", "agree", "tie"])
                  + agreeing(answers, point, benign[3:5], ["disagree", "disagree"], shift=-0.5))
@@ -610,7 +613,7 @@ def test_an_llm_judge_sits_beside_the_win_rates_with_its_agreement(tmp_path):
     from precompute.report_markdown import markdown
 
     grid, answers = synthetic()
-    point = dev_front(grid, "peo", MAX_LOOP)[0]
+    point = dev_front(grid, "peo", MAX_LOOP, aspects=TWO)[0]
     test = answers[answers["split"] == "test"].set_index(["model_id", "prompt_id"])
     prompts = sorted(answers.loc[answers["split"] == "test", "prompt_id"].unique())
     benign = [p for p in prompts if test.loc[(point, p), "prompt_kind"] == "help"]

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from peo.aspects import DEFAULT_ASPECTS
 from peo.evaluation_stats import wilson_interval
 from peo.win_rates import Record, compare, pairwise, scales_model_id, vote_record
+
+TWO = DEFAULT_ASPECTS  # help (reward ↑) and harm (cost ↓): the assets' two aspects
 
 
 def test_compare_counts_exactly():
@@ -46,19 +49,19 @@ def test_pairwise_judges_each_aspect_on_its_own_prompts():
         rows("a", [1.0, 0.0, 0.5, 9.0, 9.0], [9.0, 9.0, 9.0, -1.0, 0.5])
         + rows("b", [0.5, 0.5, 0.5, 0.0, 0.0], [-9.0, -9.0, -9.0, 0.0, 0.5])
         + [{**r, "split": "dev"} for r in rows("a", [0.0] * 5, [0.0] * 5)])  # another split: not counted
-    rec = pairwise(answers, "a", "b")
+    rec = pairwise(answers, "a", "b", aspects=TWO)
     # helpfulness: rewards on p0..p2 only (a's 9.0 on harmful prompts does not count): win, loss, tie
     assert (rec["helpfulness"].won, rec["helpfulness"].tied, rec["helpfulness"].lost) == (1, 1, 1)
     # harmlessness: costs on p3, p4 only (b's −9 on benign prompts does not count): a lower on p3, tie on p4
     assert (rec["harmlessness"].won, rec["harmlessness"].tied, rec["harmlessness"].lost) == (1, 1, 0)
     # a model against itself ties everywhere
-    same = pairwise(answers, "a", "a")
+    same = pairwise(answers, "a", "a", aspects=TWO)
     assert same["helpfulness"].tied == 3 and same["harmlessness"].tied == 2
 
 
 def test_pairwise_pairs_only_prompts_both_answered():
     answers = pd.DataFrame(rows("a", [1.0] * 5, [0.0] * 5) + rows("b", [0.0] * 5, [1.0] * 5)[1:])
-    rec = pairwise(answers, "a", "b")
+    rec = pairwise(answers, "a", "b", aspects=TWO)
     assert rec["helpfulness"].n == 2 and rec["helpfulness"].won == 2 and rec["harmlessness"].won == 2
 
 
