@@ -116,12 +116,13 @@ def answers_from_out(ctx: RunContext, split: str, fingerprint: str, models: dict
     if recorded.get(ANSWERS_FILE) != sha256(answers_file):  # not the file a sweep wrote
         return pd.DataFrame()
     old = pd.read_parquet(answers_file)
-    if not {"row_key", "new_tokens"} <= set(old.columns):
+    columns = [*generated_columns(ctx.cfg.aspect_set), "row_key"]
+    if not set(columns) <= set(old.columns):  # made before keys were kept, or scored by other evaluators
         return pd.DataFrame()
     old = old[(old["split"] == split) & old["model_id"].isin(list(models))]
     keys = [row_key(fingerprint, models[m], json.loads(p)) for m, p in zip(old["model_id"], old["prompt"])]
     old = old[old["row_key"].to_numpy() == pd.Series(keys, dtype=object).to_numpy()]
-    return old[[*generated_columns(ctx.cfg.aspect_set), "row_key"]].reset_index(drop=True)
+    return old[columns].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
