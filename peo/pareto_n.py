@@ -10,6 +10,11 @@ objective is minimised (higher-better columns are negated, which is exact in flo
 - Three or more: the maintained library moocore (https://multi-objective.github.io/moocore/python/) computes the
   hypervolume (moocore.hypervolume) and the non-dominated filter (moocore.is_nondominated).
 
+Bootstrap over prompts (bootstrap_hypervolume_n, bootstrap_hypervolume_difference_n): each objective is scored on
+its own prompts (split-aware scoring: an aspect's evaluator on that aspect's prompts), so a draw resamples each
+objective's prompts on their own, the same prompts for every model (stratified, as peo.pareto's `stratified=True`).
+Two objectives: peo.pareto's bootstrap itself, so the draws and the interval are those of that code.
+
 Dominance: a dominates b when it is at least as good on every objective and strictly better on one. The
 hypervolume is the volume dominated by the points and bounded by a reference point; points not strictly better than
 the reference on every objective contribute nothing (as in peo.pareto.hypervolume).
@@ -136,3 +141,81 @@ def hypervolume_n(values: ArrayLike, higher_is_better: Sequence[bool], reference
     if m.shape[0] == 0:
         return 0.0
     return float(moocore.hypervolume(m, ref=ref_m, maximise=False))
+
+
+# ---------------------------------------------------------------- stratified bootstrap over prompts
+
+
+def _objective_matrices(matrices: Sequence, hib: np.ndarray, what: str) -> list[np.ndarray]:
+    """One (models, prompts) matrix per objective, finite, every one with the same models."""
+    ms = [pareto._check_matrix(m, f"{what}[{j}]") for j, m in enumerate(matrices)]
+    if len(ms) != hib.size:
+        raise ValueError(f"{what} has {len(ms)} matrices but there are {hib.size} objectives")
+    if len({m.shape[0] for m in ms}) != 1:
+        raise ValueError(f"{what}: every objective's matrix must have the same models (rows), got "
+                         f"{[m.shape[0] for m in ms]}")
+    return ms
+
+
+def _means(ms: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-model means, (models, objectives)."""
+    return np.stack([m.mean(axis=1) for m in ms], axis=1)
+
+
+def _as_reward_cost_matrices(ms: Sequence[np.ndarray], hib: np.ndarray) -> list[np.ndarray]:
+    """Two objectives' matrices mapped to peo.pareto's (reward ↑, cost ↓), as _as_reward_cost maps points."""
+    signs = np.where(hib == np.array([True, False]), 1.0, -1.0)
+    return [ms[0] * signs[0], ms[1] * signs[1]]
+
+
+def bootstrap_hypervolume_n(matrices: Sequence, higher_is_better: Sequence[bool], reference: Sequence[float],
+                            n_boot: int = 1000, seed: int = 0, ci: float = 0.95) -> tuple[float, float, float]:
+    """(hv, lo, hi): hypervolume of the front of per-model means, and a percentile bootstrap interval.
+
+    `matrices`: one (models, prompts) matrix per objective, each over its own prompts (the models in the same row
+    order). Each draw resamples every objective's prompt columns on their own (stratified), the same columns for
+    every model, and recomputes the means, the front and its hypervolume; the reference point is fixed.
+    """
+    hib = _directions(higher_is_better)
+    ms = _objective_matrices(matrices, hib, "matrices")
+    ref = _as_vector(reference, "reference", hib.size)
+    if hib.size == 2:
+        rc, ref_rc = _as_reward_cost_matrices(ms, hib), _as_reward_cost(ref, hib)
+        return pareto.bootstrap_hypervolume(*rc, float(ref_rc[0]), float(ref_rc[1]), n_boot=n_boot, seed=seed,
+                                            ci=ci, stratified=True)
+    hv = hypervolume_n(_means(ms), hib, ref)
+    draws = []
+    for means in pareto._boot_means([[m] for m in ms], n_boot, seed):
+        draws.extend(hypervolume_n(np.stack([mj[i] for mj in means], axis=1), hib, ref)
+                     for i in range(means[0].shape[0]))
+    return (hv, *pareto._interval(np.asarray(draws), ci))
+
+
+def bootstrap_hypervolume_difference_n(matrices_a: Sequence, matrices_b: Sequence, higher_is_better: Sequence[bool],
+                                       reference: Sequence[float], n_boot: int = 1000, seed: int = 0,
+                                       ci: float = 0.95) -> tuple[float, float, float]:
+    """(diff, lo, hi) for hv(a) − hv(b): two sets of models scored on the same prompts (same columns per objective).
+
+    Each draw resamples every objective's prompts on their own and uses the same columns for both sets, so the
+    interval accounts for the two fronts sharing their prompts (paired, stratified).
+    """
+    hib = _directions(higher_is_better)
+    ma, mb = _objective_matrices(matrices_a, hib, "matrices_a"), _objective_matrices(matrices_b, hib, "matrices_b")
+    if [m.shape[1] for m in ma] != [m.shape[1] for m in mb]:
+        raise ValueError(f"the two sets must share their prompts: {[m.shape[1] for m in ma]} vs "
+                         f"{[m.shape[1] for m in mb]} columns")
+    ref = _as_vector(reference, "reference", hib.size)
+    if hib.size == 2:
+        (ra, ca), (rb, cb) = _as_reward_cost_matrices(ma, hib), _as_reward_cost_matrices(mb, hib)
+        ref_rc = _as_reward_cost(ref, hib)
+        return pareto.bootstrap_hypervolume_difference(ra, ca, rb, cb, float(ref_rc[0]), float(ref_rc[1]),
+                                                       n_boot=n_boot, seed=seed, ci=ci, stratified=True)
+    diff = hypervolume_n(_means(ma), hib, ref) - hypervolume_n(_means(mb), hib, ref)
+    draws = []
+    for means in pareto._boot_means([[a, b] for a, b in zip(ma, mb)], n_boot, seed):
+        # means: per objective, its a-means then its b-means, each (k, models)
+        a_means, b_means = means[0::2], means[1::2]
+        for i in range(a_means[0].shape[0]):
+            draws.append(hypervolume_n(np.stack([m[i] for m in a_means], axis=1), hib, ref)
+                         - hypervolume_n(np.stack([m[i] for m in b_means], axis=1), hib, ref))
+    return (diff, *pareto._interval(np.asarray(draws), ci))

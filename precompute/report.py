@@ -1,7 +1,9 @@
 """The report stage: fronts chosen on dev prompts, scored on test prompts; PEO vs weight soup vs baselines.
 
 Writes `report.md`, `front.png`, `training.png` (when the policies' training curves are there) and
-`fronts.json` into `out_dir`, each atomically (peo.atomic). Reward: higher is better. Cost: lower is better.
+`fronts.json` into `out_dir`, each atomically (peo.atomic). Reward: higher is better. Cost: lower is better. With
+more than two aspects (the run's `aspects`) the fronts are over every evaluator and front.png, a 2-D figure, is
+not drawn (report.md says so).
 The numbers come from `precompute.report_fronts`, the figures from `precompute.report_figures`, the text from
 `precompute.report_markdown`.
 """
@@ -12,10 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from peo.aspects import Aspects
 from peo.atomic import write_json, write_text
 from peo.layout import ReportLayout
 from precompute.report_figures import plot_front, plot_training
-from precompute.report_fronts import compute_fronts
+from precompute.report_fronts import compute_fronts, run_aspects
 from precompute.report_inputs import prepared_grid
 from precompute.report_markdown import markdown
 
@@ -33,7 +36,7 @@ def write_report(grid: pd.DataFrame, answers: pd.DataFrame, out_dir: Path, *, n_
                  max_loop_share: float, max_evasion_excess: float | None = None, meta: dict | None = None,
                  training: dict | None = None, votes: list[dict] | None = None,
                  judgments: list[dict] | None = None, evasion_check: dict | None = None,
-                 judge_verdicts: list[dict] | None = None) -> dict:
+                 judge_verdicts: list[dict] | None = None, aspects: Aspects | None = None) -> dict:
     """Compute the fronts and write `front.png`, `training.png`, `report.md`, `fronts.json`; return fronts.json.
 
     grid: grid.csv (peo.grid_table). answers: answers.parquet, dev and test rows. training: adapters/training.json.
@@ -52,16 +55,24 @@ def write_report(grid: pd.DataFrame, answers: pd.DataFrame, out_dir: Path, *, n_
     judgment_agreement {judges, pairs, by_evaluator}, llm_judge (an LLM judge's verdicts, report/judge_verdicts.jsonl:
     {file, judges {judge model: templates, verdicts, outcomes, records, agreement {reward, cost, blind, votes}}},
     null without verdicts), evasion_check {labels, precision, recall, intervals},
-    test_means {model_id: [cost, reward, loop share]}.
+    test_means {model_id: [cost, reward, loop share]}. aspects: the run's (default: meta.json `aspects`, else the
+    shipped two); with N of them every reward/cost pair above is one entry per evaluator (reference_point
+    {<evaluator>: value, margin}, the points' <evaluator>_mean/_se, their coordinates the run's point columns), the
+    baselines are one DPO policy per aspect, win rates are per aspect (keyed by its label) and test_means is
+    [each evaluator's mean, loop share]; front.png is drawn for two aspects only.
     """
+    aspects = run_aspects(aspects, meta)
     files = ReportLayout(Path(out_dir))
     files.root.mkdir(parents=True, exist_ok=True)
     result = compute_fronts(grid, answers, n_boot=n_boot, seed=seed, max_loop_share=max_loop_share,
                             max_evasion_excess=max_evasion_excess, meta=meta, training=training, votes=votes,
-                            judgments=judgments, judge_verdicts=judge_verdicts)
+                            judgments=judgments, judge_verdicts=judge_verdicts, aspects=aspects)
     result["evasion_check"] = held_out_evasion_check(evasion_check)
-    plot_front(files.front_figure, prepared_grid(grid), result)
+    if len(aspects) == 2:
+        plot_front(files.front_figure, prepared_grid(grid), result)
+    elif files.front_figure.exists():
+        files.front_figure.unlink()  # a figure from an earlier run would describe other fronts
     with_training = plot_training(files.training_figure, training)
-    write_text(files.markdown, markdown(result, meta, with_training))
+    write_text(files.markdown, markdown(result, meta, with_training, aspects))
     write_json(files.fronts, result)
     return result

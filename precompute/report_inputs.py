@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.errors import PeoError
 from peo.evaluation_stats import finite_or_none
 
@@ -32,13 +33,13 @@ def distinct_models(grid: pd.DataFrame, method: str) -> pd.DataFrame:
     return grid[grid["method"] == method].drop_duplicates("model_id")
 
 
-def grid_coordinates(rows: pd.DataFrame) -> dict[str, Any]:
-    """Coordinates of a model in one method: its first grid row, and every grid point that maps to it."""
+def grid_coordinates(rows: pd.DataFrame, aspects: Aspects = DEFAULT_ASPECTS) -> dict[str, Any]:
+    """Coordinates of a model in one method: its first grid row (the run's point columns, free λs then ϕ per aspect,
+    and its coefficients), and every grid point that maps to it."""
     first = rows.iloc[0]
-    points = [{"lambda_help": finite_or_none(r.lambda_help), "phi_help": finite_or_none(r.phi_help),
-               "phi_harm": finite_or_none(r.phi_harm)}
-              for r in rows.itertuples()]
-    return {"grid_row": int(first["_grid_row"]), "lambda_help": finite_or_none(first.get("lambda_help")),
-            "phi_help": finite_or_none(first.get("phi_help")), "phi_harm": finite_or_none(first.get("phi_harm")),
-            "c_help": finite_or_none(first.get("c_help")), "c_harm": finite_or_none(first.get("c_harm")),
+    points = [{column: finite_or_none(row.get(column)) for column in aspects.point_columns}
+              for _, row in rows.iterrows()]
+    return {"grid_row": int(first["_grid_row"]),
+            **{column: finite_or_none(first.get(column)) for column in aspects.point_columns},
+            **{column: finite_or_none(first.get(column)) for column in aspects.coefficient_columns},
             "grid_points": points}

@@ -1,14 +1,30 @@
-"""The report's text: report.md, written from what `precompute.report_fronts.compute_fronts` returns."""
+"""The report's text: report.md, written from what `precompute.report_fronts.compute_fronts` returns.
+
+Tables have a column per aspect (its evaluator's mean, its coefficients); with the two shipped aspects the text is
+that of the help/harm report. What is only about help and harm (the blind judgments, the LLM judge, the evasion
+filter of benign prompts, the 2-D front.png) is shown where the run has them, and said to be left out otherwise.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from peo import answer_checks
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.evaluation_stats import finite_or_none
 from peo.judgment_agreement import confirmed
-from peo.names import BASELINE_LABELS
-from precompute.report_words import CI, FRONT_METHODS, FRONT_NAMES, METHOD_WORDS, VERDICT_WORDS, WIN_OPPONENTS, fmt
+from precompute.report_words import (
+    CI,
+    FRONT_METHODS,
+    FRONT_NAMES,
+    METHOD_WORDS,
+    VERDICT_WORDS,
+    fmt,
+    has_judged_aspects,
+    prompts_list,
+    prompts_word,
+    win_opponents,
+)
 
 
 def pct(x: float | None, digits: int = 0) -> str:
@@ -25,14 +41,15 @@ def _interval(iv: list[float | None]) -> str:
     return f"[{fmt(iv[0])}, {fmt(iv[1])}]"
 
 
-def _verdict(diff: dict[str, Any], n_test: int) -> str:
+def _verdict(diff: dict[str, Any], n_test: int, aspects: Aspects = DEFAULT_ASPECTS) -> str:
     """The plain verdict, worded no stronger than the interval allows."""
+    area = "area" if len(aspects) == 2 else "volume"
     numbers = f"{fmt(diff['value'])}, {int(CI * 100)}% bootstrap interval {_interval(diff['interval'])}"
     a, b = METHOD_WORDS[diff["a"]], METHOD_WORDS[diff["b"]]
     if diff["verdict"] in (f"{diff['a']}_better", f"{diff['b']}_better"):
         win, lose = (a, b) if diff["verdict"] == f"{diff['a']}_better" else (b, a)
         why = (f"the interval excludes 0: on these {n_test} test prompts the dev-chosen {win} front dominates more "
-               f"area than the dev-chosen {lose} front")
+               f"{area} than the dev-chosen {lose} front")
     else:
         why = (f"the interval includes 0, so these {n_test} test prompts do not show either front to be better "
                f"than the other")
@@ -51,31 +68,74 @@ def _filters_text(result: dict[str, Any]) -> str:
             f"{limit * 100:.0f}% on dev")
 
 
-def _headline(result: dict[str, Any]) -> list[str]:
+def _headline(result: dict[str, Any], aspects: Aspects) -> list[str]:
     n = result["n_prompts"]
     out = ["## Headline", ""]
     if not result["difference"]:
         return out + ["PEO and soup were not both in the grid: no difference to report."]
     kinds = result.get("n_prompts_by_kind", {}).get("test", {})
-    where = (f"{n['test']} test prompts (reward on the {kinds.get('benign', '–')} benign ones, cost on the "
-             f"{kinds.get('harmful', '–')} harmful ones)")
+    each = ", ".join(f"{a.evaluator} on the {kinds.get(prompts_word(a.name), '–')} {prompts_word(a.name)} ones"
+                     for a in aspects)
+    where = f"{n['test']} test prompts ({each})"
     out.append(f"**PEO − soup hypervolume, split-aware, on {where}, for fronts chosen on {n['dev']} dev prompts "
-               f"({_filters_text(result)}):** " + _verdict(result["difference"], n["test"]))
+               f"({_filters_text(result)}):** " + _verdict(result["difference"], n["test"], aspects))
     if result.get("difference_no_evasion_filter"):
         out += ["", "**The same without the evasion filter** (loop filter only): "
-                + _verdict(result["difference_no_evasion_filter"], n["test"])]
+                + _verdict(result["difference_no_evasion_filter"], n["test"], aspects)]
     if result.get("difference_unfiltered"):
-        out += ["", "**The same without any filter:** " + _verdict(result["difference_unfiltered"], n["test"])]
+        out += ["", "**The same without any filter:** " + _verdict(result["difference_unfiltered"], n["test"], aspects)]
     for key, words in (("difference_vs_expo", ""), ("difference_vs_expo_no_evasion_filter",
                                                       ", without the evasion filter")):
         if result.get(key):
             out += ["", f"**PEO − ExPO{words}** (θ_ref + α·Δ_joint, the single-vector extrapolation of the joint "
                     "DPO policy; its front chosen on the same dev prompts among its α values): "
-                    + _verdict(result[key], n["test"])]
+                    + _verdict(result[key], n["test"], aspects)]
     return out
 
 
-def _method_text(result: dict[str, Any]) -> list[str]:
+def _directions_text(aspects: Aspects) -> str:
+    if aspects == DEFAULT_ASPECTS:
+        return "Reward is helpfulness (higher is better); cost is harmfulness (lower is better)."
+    return "Each evaluator's direction: " + "; ".join(
+        f"{a.evaluator} scores {a.label} ({a.better} is better)" for a in aspects) + "."
+
+
+def _split_aware_text(aspects: Aspects) -> str:
+    if aspects == DEFAULT_ASPECTS:
+        return ("**Split-aware scoring.** Each evaluator is read where its aspect lives: a model's reward is the "
+                "helpfulness evaluator's mean over the benign (helpfulness) prompts only, its cost the harmlessness "
+                "evaluator's mean over the harmful prompts only, on dev (to choose the fronts) as on test (to score "
+                "them). Standard errors are over those prompts, and every bootstrap draw resamples the benign and the "
+                "harmful prompts each on its own (stratified), the same prompts for every model. The older means over "
+                "every prompt are kept in grid.csv (`reward_all_mean`, `cost_all_mean`) and in one table below, "
+                "labelled as such: there the cost head also charged ordinary answers to benign questions, so a point "
+                "that declined them looked harmless.")
+    each = ", ".join(f"its {a.evaluator} the {a.label} evaluator's mean over the {prompts_word(a.name)} prompts only"
+                     for a in aspects)
+    return ("**Split-aware scoring.** Each evaluator is read where its aspect lives: " + each + ", on dev (to "
+            "choose the fronts) as on test (to score them). Standard errors are over those prompts, and every "
+            f"bootstrap draw resamples the {prompts_list(aspects)} prompts each on their own (stratified), the same "
+            "prompts for every model. The means over every prompt are kept in grid.csv ("
+            + ", ".join(f"`{e}_all_mean`" for e in aspects.evaluators) + ") and in one table below, labelled as such.")
+
+
+def _n_aspects_text(aspects: Aspects) -> list[str]:
+    """With more than two aspects: what the fronts are over, and what the report leaves out."""
+    if len(aspects) == 2:
+        return []
+    names = ", ".join(f"{a.evaluator} ({'↑' if a.better == 'higher' else '↓'})" for a in aspects)
+    out = ["", f"**{len(aspects)} aspects.** Every front is Pareto over the {len(aspects)} evaluators' test means "
+               f"({names}), each in its direction, and every hypervolume is the {len(aspects)}-dimensional volume "
+               "it dominates up to the reference point. The 2-D front figure (front.png) is drawn for two aspects "
+               "only, so this report has none; the tables give every point's means."]
+    if not has_judged_aspects(aspects):
+        out[-1] += (" The blind judgments and the LLM judge are about helpfulness and harmlessness (help and harm "
+                    "prompts, reward and cost): this run lacks those aspects, so they are left out, and the "
+                    "plain-text checks of help and harm prompts (refusal, evasion, safe, complied) are empty (–).")
+    return out
+
+
+def _method_text(result: dict[str, Any], aspects: Aspects) -> list[str]:
     n, dropped, ref = result["n_prompts"], result["n_prompts_dropped"], result["reference_point"]
     left_out = "; ".join(f"{dropped[s]} {s} prompts not answered by every {s}-scored model were left out"
                          for s in ("dev", "test") if dropped[s])
@@ -87,23 +147,17 @@ def _method_text(result: dict[str, Any]) -> list[str]:
             + (f" ({left_out})" if left_out else "") + ". A chosen point that is dominated on test adds nothing "
             f"to its front's hypervolume. Intervals are {int(CI * 100)}% percentile bootstrap intervals over test "
             f"prompts ({result['n_boot']} draws, seed {result['seed']}); each draw resamples the same prompts for "
-            f"every model (benign and harmful prompts each on their own), so the PEO − soup difference is paired. "
-            f"Reference point (reward {fmt(ref['reward'])}, "
-            f"cost {fmt(ref['cost'])}): the worst test means of all test-scored models, pushed out by "
-            f"{ref['margin']:.0%} of the range. Reward is helpfulness (higher is better); cost is harmfulness "
-            f"(lower is better).", "",
-            "**Split-aware scoring.** Each evaluator is read where its aspect lives: a model's reward is the "
-            "helpfulness evaluator's mean over the benign (helpfulness) prompts only, its cost the harmlessness "
-            "evaluator's mean over the harmful prompts only, on dev (to choose the fronts) as on test (to score "
-            "them). Standard errors are over those prompts, and every bootstrap draw resamples the benign and the "
-            "harmful prompts each on its own (stratified), the same prompts for every model. The older means over "
-            "every prompt are kept in grid.csv (`reward_all_mean`, `cost_all_mean`) and in one table below, "
-            "labelled as such: there the cost head also charged ordinary answers to benign questions, so a point "
-            "that declined them looked harmless.", "",
+            f"every model ({prompts_list(aspects)} prompts each on their own), so the PEO − soup difference is "
+            f"paired. Reference point ("
+            + ", ".join(f"{e} {fmt(ref[e])}" for e in aspects.evaluators)
+            + f"): the worst test means of all test-scored models, pushed out by "
+            f"{ref['margin']:.0%} of the range. " + _directions_text(aspects), "",
+            _split_aware_text(aspects), "",
             f"**Filters.** The fronts are chosen with {_filters_text(result)}: a point whose dev answers loop more "
             "often, or whose answers to benign dev prompts evade (do not address the request: feigned confusion, "
             "an unrelated anecdote, a change of subject; peo/evasion.py) more often, is left out. The fronts "
-            "without the evasion filter, and without any filter, are shown beside them." + _evasion_check_text(result)]
+            "without the evasion filter, and without any filter, are shown beside them." + _evasion_check_text(result),
+            *_n_aspects_text(aspects)]
 
 
 def _evasion_check_text(result: dict[str, Any]) -> str:
@@ -146,64 +200,83 @@ def _in_sample_text(ins: dict[str, Any]) -> list[str]:
     return out
 
 
-SIGNAL_HEAD = ("reward (benign) ± se | cost (harmful) ± se | safe (harmful) | loops | refusal (harmful) | over-refusal "
-               "(benign) | evasion (benign) | evasion (harmful) | complied (harmful)")
+TEXT_SIGNAL_HEAD = ("safe (harmful) | loops | refusal (harmful) | over-refusal (benign) | evasion (benign) | "
+                    "evasion (harmful) | complied (harmful)")
+N_TEXT_SIGNALS = TEXT_SIGNAL_HEAD.count("|") + 1
 
 
-def _signal_cells(p: dict[str, Any]) -> str:
+def _signal_head(aspects: Aspects) -> str:
+    """The signal columns' heads: each evaluator's split-aware mean ("reward (benign) ± se"), then the text checks."""
+    return " | ".join(f"{a.evaluator} ({prompts_word(a.name)}) ± se" for a in aspects) + " | " + TEXT_SIGNAL_HEAD
+
+
+def _n_signals(aspects: Aspects) -> int:
+    return len(aspects) + N_TEXT_SIGNALS
+
+
+def _separator(*kinds: tuple[str, int]) -> str:
+    """A table's separator row: (alignment, how many columns) in order ("---" left, "---:" right)."""
+    return "| " + " | ".join(align for align, n in kinds for _ in range(n)) + " |"
+
+
+def _signal_cells(p: dict[str, Any], aspects: Aspects) -> str:
     """The split-aware scores and the text signals of one model, as report.md's table cells."""
-    return (f"{_pm(p['reward_mean'], p['reward_se'])} | {_pm(p['cost_mean'], p['cost_se'])} | "
+    return ("".join(f"{_pm(p[f'{e}_mean'], p[f'{e}_se'])} | " for e in aspects.evaluators) +
             f"{pct(p['safe_share'])} | {pct(p['loop_share'])} | {pct(p['refusal_share'])} | "
             f"{pct(p['over_refusal_share'])} | {pct(p.get('evasion_share_benign'))} | "
             f"{pct(p.get('evasion_share_harmful'))} | {pct(p.get('complied_share'))}")
 
 
-def _front_table(name: str, front: dict[str, Any], same_as: str | None = None) -> list[str]:
+def _front_table(name: str, front: dict[str, Any], aspects: Aspects, same_as: str | None = None) -> list[str]:
     head = f"## {FRONT_NAMES[name]} (chosen on dev, dev cost ascending; figures on test)"
     if same_as:
         n = len(front["points"])
         return ["", head, "", f"The same {n} point{'s' if n != 1 else ''} as the {FRONT_NAMES[same_as]}: the "
                               "filters it lacks left out none of the points that front chose."]
+    lambdas = ["λ"] if len(aspects.lambda_columns) == 1 else [f"λ_{a}" for a in aspects.names[:-1]]
+    coordinates = [*lambdas, *(f"ϕ_{a}" for a in aspects.names), *aspects.coefficient_columns]
     lines = ["", head, "",
-             f"| model | λ | ϕ_help | ϕ_harm | c_help | c_harm | {SIGNAL_HEAD} | words | non-dominated on test | "
-             "dev reward | dev cost | dev loops | dev evasion (benign) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-             "| ---: | --- | ---: | ---: | ---: | ---: |"]
+             f"| model | {' | '.join(coordinates)} | {_signal_head(aspects)} | words | non-dominated on test | "
+             + "".join(f"dev {e} | " for e in aspects.evaluators) + "dev loops | dev evasion (benign) |",
+             _separator(("---", 1), ("---:", len(coordinates) + _n_signals(aspects) + 1), ("---", 1),
+                        ("---:", len(aspects) + 2))]
     if not front["points"]:
         return lines[:2] + ["No model passed the filters: the front is empty (hypervolume 0)."]
     for p in front["points"]:
         more = len(p["grid_points"]) - 1
         plural = "s" if more > 1 else ""
         name_cell = f"`{p['model_id']}`" + (f" (+{more} equivalent grid point{plural})" if more else "")
-        lines.append(f"| {name_cell} | {fmt(p['lambda_help'])} | {fmt(p['phi_help'])} | {fmt(p['phi_harm'])} | "
-                     f"{fmt(p['c_help'])} | {fmt(p['c_harm'])} | {_signal_cells(p)} | {fmt(p['mean_words'], 3)} | "
-                     f"{'yes' if p['on_test_front'] else 'no'} | {fmt(p['dev']['reward_mean'])} | "
-                     f"{fmt(p['dev']['cost_mean'])} | {pct(p['dev']['loop_share'])} | "
-                     f"{pct(p['dev'].get('evasion_share_benign'))} |")
+        columns = (*aspects.point_columns, *aspects.coefficient_columns)
+        lines.append(f"| {name_cell} | " + "".join(f"{fmt(p[c])} | " for c in columns)
+                     + f"{_signal_cells(p, aspects)} | {fmt(p['mean_words'], 3)} | "
+                     f"{'yes' if p['on_test_front'] else 'no'} | "
+                     + "".join(f"{fmt(p['dev'][f'{e}_mean'])} | " for e in aspects.evaluators)
+                     + f"{pct(p['dev']['loop_share'])} | {pct(p['dev'].get('evasion_share_benign'))} |")
     return lines
 
 
-def _front_tables(fronts: dict[str, Any]) -> list[str]:
+def _front_tables(fronts: dict[str, Any], aspects: Aspects) -> list[str]:
     """A table per front; a front that chose the same points as an earlier one of its method says so instead."""
     out: list[str] = []
     seen: dict[tuple[str, tuple[str, ...]], str] = {}
     for name, front in fronts.items():
         key = (front["method"], tuple(front["model_ids"]))
-        out += _front_table(name, front, seen.get(key) if front["model_ids"] else None)
+        out += _front_table(name, front, aspects, seen.get(key) if front["model_ids"] else None)
         seen.setdefault(key, name)
     return out
 
 
-def _off_line_text(result: dict[str, Any]) -> list[str]:
+def _off_line_text(result: dict[str, Any], aspects: Aspects) -> list[str]:
+    phi_columns = aspects.phi_columns
     peo = result["fronts"].get("peo")
     if not peo or not peo["points"]:
         return []
-    off = sum(1 for p in peo["points"] if (p["phi_help"] or 0) != 0 or (p["phi_harm"] or 0) != 0)
+    off = sum(1 for p in peo["points"] if any((p[c] or 0) != 0 for c in phi_columns))
     return ["", f"{off} of the {len(peo['points'])} points of the (filtered) PEO front have ϕ ≠ 0 (off the soup "
                 f"line)."]
 
 
-def _definitions() -> str:
+def _definitions(aspects: Aspects) -> str:
     a = answer_checks
     return (f"Loops: the answer is empty, repeats some {a.LOOP_NGRAM}-word sequence {a.LOOP_REPEATS} or more times, "
             f"or has at least {a.LOOP_MIN_WORDS} words of which fewer than {a.LOOP_MIN_DISTINCT:.0%} are distinct. "
@@ -215,37 +288,49 @@ def _definitions() -> str:
             f"benign and on harmful prompts. Complied: the share of harmful prompts answered with neither a refusal "
             f"nor evasion, which tells \"harmless because it declined\" (refusal) from \"harmless because it "
             f"babbled\" (evasion) from an answer that took the request on. Safe: the share of answers to harmful "
-            f"prompts with cost ≤ 0. Reward and cost are split-aware (reward on benign, cost on harmful prompts).")
+            f"prompts with cost ≤ 0. " + _split_aware_words(aspects))
 
 
-def _signals_table(signals: list[dict[str, Any]]) -> list[str]:
-    out = ["", "## Signals on test prompts", "", _definitions(), "",
-           f"| model | roles | {SIGNAL_HEAD} | words | cut at the token limit | n |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+def _split_aware_words(aspects: Aspects) -> str:
+    if aspects == DEFAULT_ASPECTS:
+        return "Reward and cost are split-aware (reward on benign, cost on harmful prompts)."
+    return ("The evaluators' means are split-aware (" + ", ".join(
+        f"{a.evaluator} on {prompts_word(a.name)}" for a in aspects) + " prompts).")
+
+
+def _signals_table(signals: list[dict[str, Any]], aspects: Aspects) -> list[str]:
+    out = ["", "## Signals on test prompts", "", _definitions(aspects), "",
+           f"| model | roles | {_signal_head(aspects)} | words | cut at the token limit | n |",
+           _separator(("---", 2), ("---:", _n_signals(aspects) + 3))]
     for s in signals:
-        out.append(f"| `{s['model_id']}` | {s['label']} | {_signal_cells(s)} | {fmt(s['mean_words'], 3)} | "
+        out.append(f"| `{s['model_id']}` | {s['label']} | {_signal_cells(s, aspects)} | {fmt(s['mean_words'], 3)} | "
                    f"{pct(s['cut_share'])} | {s['n']} |")
     return out
 
 
-def _all_prompt_table(result: dict[str, Any]) -> list[str]:
+def _all_prompt_table(result: dict[str, Any], aspects: Aspects) -> list[str]:
     """The one table with the older means over every test prompt (benign and harmful alike), labelled as such."""
     means = result.get("all_prompt_means") or {}
     if not means:
         return []
-    out = ["", "## The older all-prompt means (not what the fronts use)", "",
-           "Each evaluator averaged over every test prompt, benign and harmful alike (the definition before "
-           "split-aware scoring; grid.csv `reward_all_mean`, `cost_all_mean`), beside the split-aware figures. The "
-           "cost head scores declining an ordinary request as harmless, so on the all-prompt cost a point gains by "
-           "not answering benign prompts.", "",
-           "| model | roles | reward, all prompts ± se | reward, benign prompts ± se | cost, all prompts ± se | "
-           "cost, harmful prompts ± se |", "| --- | --- | ---: | ---: | ---: | ---: |"]
+    if aspects == DEFAULT_ASPECTS:
+        intro = ("Each evaluator averaged over every test prompt, benign and harmful alike (the definition before "
+                 "split-aware scoring; grid.csv `reward_all_mean`, `cost_all_mean`), beside the split-aware figures. "
+                 "The cost head scores declining an ordinary request as harmless, so on the all-prompt cost a point "
+                 "gains by not answering benign prompts.")
+    else:
+        intro = (f"Each evaluator averaged over every test prompt, {prompts_list(aspects)} alike (grid.csv "
+                 + ", ".join(f"`{e}_all_mean`" for e in aspects.evaluators) + "), beside the split-aware figures.")
+    heads = "".join(f"{a.evaluator}, all prompts ± se | {a.evaluator}, {prompts_word(a.name)} prompts ± se | "
+                    for a in aspects)
+    out = ["", "## The older all-prompt means (not what the fronts use)", "", intro, "",
+           f"| model | roles | {heads.rstrip()}", _separator(("---", 2), ("---:", 2 * len(aspects)))]
     for s in result["signals"]:
         a = means.get(s["model_id"])
         if a:
-            out.append(f"| `{s['model_id']}` | {s['label']} | {_pm(a['reward_all_mean'], a['reward_all_se'])} | "
-                       f"{_pm(s['reward_mean'], s['reward_se'])} | {_pm(a['cost_all_mean'], a['cost_all_se'])} | "
-                       f"{_pm(s['cost_mean'], s['cost_se'])} |")
+            out.append(f"| `{s['model_id']}` | {s['label']} | " + "".join(
+                f"{_pm(a[f'{e}_all_mean'], a[f'{e}_all_se'])} | {_pm(s[f'{e}_mean'], s[f'{e}_se'])} | "
+                for e in aspects.evaluators).rstrip())
     return out
 
 
@@ -282,7 +367,14 @@ def _judged_win_rates_note(wins: dict[str, Any]) -> str:
             f"those {k} only, the other {n - k} being about answers that are not shipped.")
 
 
-def _win_rate_tables(wins: dict[str, Any] | None) -> list[str]:
+def _aspect_rules_text(aspects: Aspects) -> str:
+    """How each aspect is judged in the win rates: "Helpfulness: reward on the benign test prompts (higher wins); …"."""
+    text = "; ".join(f"{a.label}: {a.evaluator} on the {prompts_word(a.name)} test prompts ({a.better} wins)"
+                     for a in aspects)
+    return text[:1].upper() + text[1:] + "."
+
+
+def _win_rate_tables(wins: dict[str, Any] | None, aspects: Aspects) -> list[str]:
     """The paper's win-rate table: each front point against each compared method, per aspect; then pooled."""
     if not wins or not wins["points"]:
         return []
@@ -294,9 +386,8 @@ def _win_rate_tables(wins: dict[str, Any] | None) -> list[str]:
     out = ["", "## Win rates on test prompts (PEO front points against each method)", "",
            "As the PEO paper reports them, paired by prompt: a front point wins a prompt when its answer scores "
            "better than the other model's answer to the same prompt, ties when the two scores are equal (or the "
-           "answers are the same text), loses otherwise. Helpfulness: reward on the benign test prompts (higher "
-           "wins); harmlessness: cost on the harmful test prompts (lower wins). Cells: won [Wilson 95% interval] / "
-           "tied / lost, shares of the paired prompts. The front is the (filtered) PEO front chosen on dev."
+           "answers are the same text), loses otherwise. " + _aspect_rules_text(aspects) + " Cells: won [Wilson 95% "
+           "interval] / tied / lost, shares of the paired prompts. The front is the (filtered) PEO front chosen on dev."
            + (" Where blind pairwise judgments by a reader exist for the pair (report/blind_judgments.jsonl), their "
               "record is beside it, in the same form (ties are the reader's)." if with_judged else "")
            + judged_note
@@ -304,21 +395,23 @@ def _win_rate_tables(wins: dict[str, Any] | None) -> list[str]:
               "it: a win when both orders preferred the front point's answer, a tie when the orders disagreed; pairs "
               "it left unsettled (unparsed, refused, pending) are not counted, their number is given."
               if llm_judges else ""), "",
-           "| front point | against | helpfulness (benign): won / tied / lost | harmlessness (harmful): won / tied / "
-           "lost |" + (" human votes: won / tied / lost |" if with_votes else "")
+           "| front point | against | " + " | ".join(f"{a.label} ({prompts_word(a.name)}): won / tied / lost"
+                                                   for a in aspects) + " |"
+           + (" human votes: won / tied / lost |" if with_votes else "")
            + (" blind judgments, helpfulness | blind judgments, harmlessness |" if with_judged else "")
            + "".join(f" LLM judge `{name}`, helpfulness | LLM judge `{name}`, harmlessness |" for name in llm_judges),
-           "| --- | --- | --- | --- |" + (" --- |" if with_votes else "") + (" --- | --- |" if with_judged else "")
+           _separator(("---", 2 + len(aspects))) + (" --- |" if with_votes else "")
+           + (" --- | --- |" if with_judged else "")
            + " --- | --- |" * len(llm_judges)]
     for p in wins["points"]:
-        for key in WIN_OPPONENTS:
+        for key in win_opponents(aspects):
             e = p["against"].get(key)
             if e is None:
                 continue
             against = f"{e['label']} (`{e['model_id']}`)" + (" (the same model)" if e["same_model"] else "")
-            out.append(f"| `{p['model_id']}` ({p['coordinates']}) | {against} | {_record_cell(e['helpfulness'])} | "
-                       f"{_record_cell(e['harmlessness'])} |" + (f" {_record_cell(e.get('votes'))} |" if with_votes
-                                                                   else "")
+            out.append(f"| `{p['model_id']}` ({p['coordinates']}) | {against} | "
+                       + " | ".join(_record_cell(e[a.label]) for a in aspects) + " |"
+                       + (f" {_record_cell(e.get('votes'))} |" if with_votes else "")
                        + (f" {_record_cell((e.get('judged') or {}).get('helpfulness'))} | "
                           f"{_record_cell((e.get('judged') or {}).get('harmlessness'))} |" if with_judged else "")
                        + "".join(f" {_judge_cell(((e.get('llm_judge') or {}).get(name) or {}).get('helpfulness'))} | "
@@ -327,14 +420,14 @@ def _win_rate_tables(wins: dict[str, Any] | None) -> list[str]:
     if wins.get("pooled"):
         out += ["", "Pooled over the front points (each point's prompts counted once per point; a point that is the "
                     "compared model itself is left out):", "",
-                "| against | helpfulness (benign): won / tied / lost | harmlessness (harmful): won / tied / lost | "
-                "helpfulness: won of decisive | harmlessness: won of decisive |",
-                "| --- | --- | --- | ---: | ---: |"]
-        for key in WIN_OPPONENTS:
+                "| against | " + " | ".join(f"{a.label} ({prompts_word(a.name)}): won / tied / lost" for a in aspects)
+                + " | " + " | ".join(f"{a.label}: won of decisive" for a in aspects) + " |",
+                _separator(("---", 1 + len(aspects)), ("---:", len(aspects)))]
+        for key in win_opponents(aspects):
             e = wins["pooled"].get(key)
             if e:
-                out.append(f"| {e['label']} | {_record_cell(e['helpfulness'])} | {_record_cell(e['harmlessness'])} | "
-                           f"{pct(e['helpfulness']['decisive_share'])} | {pct(e['harmlessness']['decisive_share'])} |")
+                out.append(f"| {e['label']} | " + " | ".join(_record_cell(e[a.label]) for a in aspects) + " | "
+                           + " | ".join(pct(e[a.label]["decisive_share"]) for a in aspects) + " |")
     return out
 
 
@@ -351,42 +444,49 @@ def _differ_table(differ: dict[str, Any]) -> list[str]:
     return out
 
 
-def _baselines_table(result: dict[str, Any]) -> list[str]:
+def _baselines_table(result: dict[str, Any], aspects: Aspects) -> list[str]:
     if not result["baselines"]:
         return []
     methods = [m for m in FRONT_METHODS if m in result["fronts"]]
     out = ["", "## Baselines (test prompts)", "",
-           f"| baseline | model | c_help | c_harm | {SIGNAL_HEAD} | "
+           f"| baseline | model | {' | '.join(aspects.coefficient_columns)} | {_signal_head(aspects)} | "
            + " | ".join(f"dominated by {FRONT_NAMES[m]}" for m in methods) + " |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | "
-           + " | ".join("---" for _ in methods) + " |"]
+           _separator(("---", 2), ("---:", len(aspects) + _n_signals(aspects)))[:-1]
+           + "| " + " | ".join("---" for _ in methods) + " |"]
     for method, b in result["baselines"].items():
         dom = " | ".join("yes" if b["dominated_by_front"][m] else "no" for m in methods)
-        out.append(f"| {BASELINE_LABELS[method]} | `{b['model_id']}` | {fmt(b['c_help'])} | {fmt(b['c_harm'])} | "
-                   f"{_signal_cells(b)} | {dom} |")
+        out.append(f"| {aspects.baseline_labels[method]} | `{b['model_id']}` | "
+                   + "".join(f"{fmt(b[c])} | " for c in aspects.coefficient_columns)
+                   + f"{_signal_cells(b, aspects)} | {dom} |")
     return out
 
 
-def _gains_table(gains: dict[str, Any]) -> list[str]:
+def _gains_words(aspects: Aspects) -> str:
+    """What each policy's gain is: "reward gained by DPO-Help on the benign prompts, cost removed by …"."""
+    return ", ".join(f"{a.evaluator} {'gained' if a.better == 'higher' else 'removed'} by {a.baseline_label} on the "
+                     f"{prompts_word(a.name)} prompts" for a in aspects)
+
+
+def _gains_table(gains: dict[str, Any], aspects: Aspects) -> list[str]:
     if not gains:
         return []
     out = ["", "Each aspect policy against the reference on its own evaluator, on its own aspect's test prompts "
-               "(paired bootstrap, 95%): reward gained by DPO-Help on the benign prompts, cost removed by DPO-Harm "
-               "on the harmful prompts.", "",
+               f"(paired bootstrap, 95%): {_gains_words(aspects)}.", "",
            "| policy | evaluator | prompts | policy mean | reference mean | gain | 95% interval "
            "| interval clear of 0 |",
            "| --- | --- | ---: | ---: | ---: | ---: | --- | --- |"]
     for aspect, g in gains.items():
-        out.append(f"| {BASELINE_LABELS[aspect]} | {g['evaluator']} | {g['n_prompts']} | {fmt(g['policy_mean'])} | "
-                   f"{fmt(g['reference_mean'])} | {fmt(g['gain'])} | {_interval(g['interval'])} | "
-                   f"{'yes' if g['excludes_zero'] else 'no'} |")
+        out.append(f"| {aspects.baseline_labels[aspect]} | {g['evaluator']} | {g['n_prompts']} | "
+                   f"{fmt(g['policy_mean'])} | {fmt(g['reference_mean'])} | {fmt(g['gain'])} | "
+                   f"{_interval(g['interval'])} | {'yes' if g['excludes_zero'] else 'no'} |")
     return out
 
 
-def _policies_tables(policies: dict[str, Any], with_figure: bool, gains: dict[str, Any]) -> list[str]:
+def _policies_tables(policies: dict[str, Any], with_figure: bool, gains: dict[str, Any],
+                     aspects: Aspects) -> list[str]:
     if not policies and not gains:
         return []
-    out = ["", "## Aspect policies"] + _gains_table(gains)
+    out = ["", "## Aspect policies"] + _gains_table(gains, aspects)
     rows = [f"| {policy} | {aspect} | {h['pairs'] or '–'} | {h['prompts'] or '–'} | {pct(h['accuracy'], 1)} | "
             f"[{pct(h['wilson_interval'][0], 1)}, {pct(h['wilson_interval'][1], 1)}] | {fmt(h['mean_margin'])} |"
             for policy, p in policies.items() for aspect, h in p["heldout"].items()]
@@ -557,16 +657,20 @@ def _meta_sections(meta: dict) -> list[str]:
     return out
 
 
-def markdown(result: dict[str, Any], meta: dict | None, with_training_figure: bool) -> str:
+def markdown(result: dict[str, Any], meta: dict | None, with_training_figure: bool,
+             aspects: Aspects = DEFAULT_ASPECTS) -> str:
+    """report.md; `aspects`: the run's (the columns of its tables), the shipped two by default."""
     out = ["# PEO vs weight soup: fronts chosen on dev prompts, scored on test prompts", ""]
-    out += _headline(result) + _method_text(result) + _hypervolume_table(result) + _off_line_text(result)
-    out += _front_tables(result["fronts"])
-    out += _win_rate_tables(result.get("win_rates"))
-    out += _signals_table(result["signals"]) + _all_prompt_table(result) + _differ_table(result["answers_differ"])
-    out += _baselines_table(result)
-    out += _policies_tables(result["policies"], with_training_figure, result["policy_gains"])
+    out += _headline(result, aspects) + _method_text(result, aspects) + _hypervolume_table(result)
+    out += _off_line_text(result, aspects)
+    out += _front_tables(result["fronts"], aspects)
+    out += _win_rate_tables(result.get("win_rates"), aspects)
+    out += _signals_table(result["signals"], aspects) + _all_prompt_table(result, aspects)
+    out += _differ_table(result["answers_differ"])
+    out += _baselines_table(result, aspects)
+    out += _policies_tables(result["policies"], with_training_figure, result["policy_gains"], aspects)
     out += _evaluators_tables(result["evaluators"]) + _judgment_agreement_table(result.get("judgment_agreement"))
     out += _llm_judge_tables(result.get("llm_judge"))
     out += _meta_sections(meta or {})
-    out += ["", "![Pareto fronts on test prompts](front.png)", ""]
+    out += ["", "![Pareto fronts on test prompts](front.png)", ""] if len(aspects) == 2 else [""]
     return "\n".join(out)

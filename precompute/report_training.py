@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from peo.evaluation_stats import accuracy_by_confidence, finite_or_none, paired_bootstrap_difference, wilson_interval
-from peo.names import EVALUATOR_OF_ASPECT, PROMPT_KIND_OF_EVALUATOR, REFERENCE
+from peo.names import REFERENCE
 from precompute.report_inputs import distinct_models
 from precompute.report_scores import SplitScores
 from precompute.report_words import CI
@@ -44,26 +44,26 @@ def policy_summaries(training: dict | None) -> dict[str, Any]:
 
 
 def policy_gains(grid: pd.DataFrame, test: SplitScores, n_boot: int, seed: int) -> dict[str, Any]:
-    """Each aspect policy against the reference on its own evaluator, paired over the test prompts: reward
-    gained by DPO-Help, cost removed by DPO-Harm (positive = the policy learned its aspect, as scored)."""
+    """Each aspect policy against the reference on its own evaluator, paired over its aspect's test prompts, in
+    its direction: e.g. reward gained by DPO-Help, cost removed by DPO-Harm (positive = the policy learned its
+    aspect, as scored)."""
     ref = distinct_models(grid, REFERENCE)
     if ref.empty or not test.has(str(ref["model_id"].iloc[0])):
         return {}
     ref_id = str(ref["model_id"].iloc[0])
     out = {}
-    for aspect, kind in EVALUATOR_OF_ASPECT.items():
-        rows = distinct_models(grid, aspect)
+    for column, aspect in enumerate(test.aspects):  # matrices() gives one matrix per evaluator, in this order
+        rows = distinct_models(grid, aspect.name)
         if rows.empty or not test.has(str(rows["model_id"].iloc[0])):
             continue
         mid = str(rows["model_id"].iloc[0])
-        column = 0 if kind == "reward" else 1  # matrices() gives (rewards, costs)
         policy, reference = test.matrices([mid])[column][0], test.matrices([ref_id])[column][0]
-        better = 1.0 if kind == "reward" else -1.0  # a gain is more reward, or less cost
+        better = aspect.sign  # a gain is a better score: more reward, or less cost
         gain, lo, hi = paired_bootstrap_difference(better * policy, better * reference, n_boot, seed, CI)
-        out[aspect] = {"evaluator": kind, "model_id": mid, "n_prompts": policy.size,
-                       "prompt_kind": PROMPT_KIND_OF_EVALUATOR[kind],
-                       "policy_mean": float(policy.mean()), "reference_mean": float(reference.mean()),
-                       "gain": gain, "interval": [lo, hi], "excludes_zero": bool(lo > 0 or hi < 0)}
+        out[aspect.name] = {"evaluator": aspect.evaluator, "model_id": mid, "n_prompts": policy.size,
+                            "prompt_kind": aspect.name,
+                            "policy_mean": float(policy.mean()), "reference_mean": float(reference.mean()),
+                            "gain": gain, "interval": [lo, hi], "excludes_zero": bool(lo > 0 or hi < 0)}
     return out
 
 

@@ -1,7 +1,8 @@
 """Win rates: each point of the PEO front against the soup at its λ, the DPO baselines and ExPO, on test prompts.
 
-Helpfulness is judged by reward on benign prompts, harmlessness by cost on harmful ones (peo.win_rates); beside
-each record, where they exist, the human votes', the blind judgments' and each LLM judge's record of the same pair.
+Each aspect is judged by its own evaluator on its own prompts, in its direction (peo.win_rates.compare; with the two
+shipped aspects: helpfulness by reward on benign prompts, harmlessness by cost on harmful ones); beside each record,
+where they exist, the human votes', the blind judgments' and each LLM judge's record of the same pair.
 """
 
 from __future__ import annotations
@@ -10,27 +11,51 @@ from typing import Any
 
 import pandas as pd
 
-from peo.aspects import DEFAULT_ASPECTS
+from peo.aspects import Aspects
 from peo.coefficients import expo_model_id
-from peo.names import BASELINE_LABELS, EXPO, EXPO_CHAT_ALPHA, JOINT, SOUP
-from peo.win_rates import Record, judge_left_out, judge_record, judgment_record, pairwise, vote_record
+from peo.names import EXPO, EXPO_CHAT_ALPHA, JOINT, SOUP
+from peo.win_rates import Record, compare, judge_left_out, judge_record, judgment_record, vote_record
 from precompute.report_baselines import soup_at
 from precompute.report_inputs import distinct_models
 from precompute.report_judges import by_judge, shipped_judgments, shipped_verdicts
 from precompute.report_scores import SplitScores
-from precompute.report_words import WIN_OPPONENTS, coordinates_text, fmt
+from precompute.report_words import coordinates_text, win_opponents
 
 
 def _opponents(grid: pd.DataFrame, test: SplitScores) -> dict[str, tuple[str, str]]:
     """The fixed models a front point is compared with: key → (label, model_id), those with test scores."""
     out = {}
-    for method in ("help", "harm", JOINT):
+    for method in (*test.aspects.names, JOINT):
         rows = distinct_models(grid, method)
         if not rows.empty and test.has(str(rows["model_id"].iloc[0])):
-            out[method] = (BASELINE_LABELS[method], str(rows["model_id"].iloc[0]))
+            out[method] = (test.aspects.baseline_labels[method], str(rows["model_id"].iloc[0]))
     expo = expo_model_id(EXPO_CHAT_ALPHA)
     if test.has(expo) and (grid["model_id"] == expo).any():
         out[EXPO] = (f"ExPO α={EXPO_CHAT_ALPHA:g}", expo)
+    return out
+
+
+def _answers_of(answers: pd.DataFrame, mid: str, kind: str) -> pd.DataFrame:
+    rows = answers[(answers["model_id"] == mid) & (answers["prompt_kind"].astype(str) == kind)]
+    rows = rows.drop_duplicates("prompt_id")
+    return rows.set_index(rows["prompt_id"].astype(str))
+
+
+def aspect_records(answers: pd.DataFrame, a: str, b: str, aspects: Aspects) -> dict[str, Record]:
+    """Model a against model b on the prompts both answered (answers of one split): per aspect (keyed by its label:
+    helpfulness, harmlessness, …) its Record, by its evaluator on its own prompts, in its direction
+    (peo.win_rates.pairwise for any aspects; two answers of the same text tie)."""
+    out = {}
+    for aspect in aspects:
+        ra, rb = _answers_of(answers, a, aspect.name), _answers_of(answers, b, aspect.name)
+        common = sorted(set(ra.index) & set(rb.index))
+        same = None
+        if "answer" in answers.columns:
+            pairs = zip(ra.loc[common, "answer"], rb.loc[common, "answer"])
+            same = [str(x).strip() == str(y).strip() for x, y in pairs]
+        out[aspect.label] = compare(ra.loc[common, aspect.evaluator].to_numpy(dtype=float),
+                                    rb.loc[common, aspect.evaluator].to_numpy(dtype=float), aspect.better == "higher",
+                                    same=same)
     return out
 
 
@@ -47,8 +72,9 @@ def _judge_entry(rows: list[dict], a: str, b: str, aspects) -> dict[str, Any] | 
 def win_rates(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores, front: dict[str, Any],
               votes: list[dict] | None, judgments: list[dict] | None = None,
               verdicts: list[dict] | None = None) -> dict[str, Any]:
-    """Each point of `front` against the soup at its λ, DPO-Help, DPO-Harm, joint DPO and ExPO α = 1.5 on the
-    test prompts (peo.win_rates: helpfulness by reward on benign prompts, harmlessness by cost on harmful ones),
+    """Each point of `front` against the soup at its λ, each aspect's DPO policy, joint DPO and ExPO α = 1.5 on the
+    test prompts (aspect_records: each aspect by its evaluator on its own prompts; helpfulness by reward on benign
+    prompts, harmlessness by cost on harmful ones),
     and per opponent the records pooled over the front points that are another model. With `votes`
     (peo.votes.VoteStore.votes rows), the human votes' record of each pair beside it; with `judgments` (blind
     pairwise judgments per aspect, assets/report/blind_judgments.jsonl), their record per aspect beside it; with
@@ -62,13 +88,13 @@ def win_rates(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores, fron
     for p in front["points"]:
         against = {}
         soup = soup_at(grid, test, p)
-        opponents = {SOUP: (f"soup λ={fmt(soup[0])}", soup[1])} if soup else {}
+        opponents = {SOUP: (f"soup {soup[0]}", soup[1])} if soup else {}
         opponents.update(fixed)
-        for key in WIN_OPPONENTS:
+        for key in win_opponents(test.aspects):
             if key not in opponents:
                 continue
             label, mid = opponents[key]
-            records = pairwise(sub, p["model_id"], mid, "test", aspects=DEFAULT_ASPECTS)
+            records = aspect_records(sub, p["model_id"], mid, test.aspects)
             entry = {"label": label, "model_id": mid, "same_model": mid == p["model_id"],
                      **{aspect: r.as_dict() for aspect, r in records.items()}}
             if votes:
@@ -85,7 +111,8 @@ def win_rates(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores, fron
                 total = pooled.setdefault(key, {aspect: [0, 0, 0] for aspect in records})
                 for aspect, r in records.items():
                     total[aspect] = [total[aspect][0] + r.won, total[aspect][1] + r.tied, total[aspect][2] + r.lost]
-        points.append({"model_id": p["model_id"], "coordinates": coordinates_text(p), "against": against})
+        points.append({"model_id": p["model_id"], "coordinates": coordinates_text(p, test.aspects),
+                       "against": against})
     pooled_out = {key: {"label": "soup (same λ)" if key == SOUP else fixed[key][0],
                         **{aspect: Record(*counts).as_dict() for aspect, counts in total.items()}}
                   for key, total in pooled.items()}

@@ -45,5 +45,5 @@ def report(ctx: RunContext) -> list[Path]:
                  training=_read_json(layout.training), judgments=_read_jsonl(layout.report.judgments),
                  evasion_check=_read_json(layout.report.evasion_validation),
                  judge_verdicts=read_verdicts(layout.report.judge_verdicts),
-                 votes=_read_votes(ctx.cfg.report.votes_dir, ctx.cfg.name))
+                 votes=_read_votes(ctx.cfg.report.votes_dir, ctx.cfg.name), aspects=ctx.cfg.aspect_set)
     return [layout.report.root]
