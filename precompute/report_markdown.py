@@ -110,13 +110,14 @@ def _split_aware_text(aspects: Aspects) -> str:
                 "every prompt are kept in grid.csv (`reward_all_mean`, `cost_all_mean`) and in one table below, "
                 "labelled as such: there the cost head also charged ordinary answers to benign questions, so a point "
                 "that declined them looked harmless.")
-    each = ", ".join(f"its {a.evaluator} the {a.label} evaluator's mean over the {prompts_word(a.name)} prompts only"
-                     for a in aspects)
-    return ("**Split-aware scoring.** Each evaluator is read where its aspect lives: " + each + ", on dev (to "
+    each = ", its ".join(f"{a.evaluator} is the {a.label} evaluator's mean over the {prompts_word(a.name)} prompts "
+                         "only" for a in aspects)
+    kept = ", ".join(f"`{e}_all_mean`" for e in aspects.evaluators)
+    return (f"**Split-aware scoring.** Each evaluator is read where its aspect lives: a model's {each}, on dev (to "
             "choose the fronts) as on test (to score them). Standard errors are over those prompts, and every "
-            f"bootstrap draw resamples the {prompts_list(aspects)} prompts each on their own (stratified), the same "
-            "prompts for every model. The means over every prompt are kept in grid.csv ("
-            + ", ".join(f"`{e}_all_mean`" for e in aspects.evaluators) + ") and in one table below, labelled as such.")
+            f"bootstrap draw resamples the {prompts_list(aspects)} prompts each on their own (stratified), the "
+            f"same prompts for every model. The means over every prompt are kept in grid.csv ({kept}) and in one "
+            "table below, labelled as such.")
 
 
 def _n_aspects_text(aspects: Aspects) -> list[str]:
@@ -228,7 +229,8 @@ def _signal_cells(p: dict[str, Any], aspects: Aspects) -> str:
 
 
 def _front_table(name: str, front: dict[str, Any], aspects: Aspects, same_as: str | None = None) -> list[str]:
-    head = f"## {FRONT_NAMES[name]} (chosen on dev, dev cost ascending; figures on test)"
+    order = "dev cost ascending" if len(aspects) == 2 else "in grid order"
+    head = f"## {FRONT_NAMES[name]} (chosen on dev, {order}; figures on test)"
     if same_as:
         n = len(front["points"])
         return ["", head, "", f"The same {n} point{'s' if n != 1 else ''} as the {FRONT_NAMES[same_as]}: the "

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from peo import pareto
-from peo.pareto_n import dominates_n, hypervolume_n, pareto_front_n, reference_point_n
+from peo.pareto_n import (
+    bootstrap_hypervolume_difference_n,
+    bootstrap_hypervolume_n,
+    dominates_n,
+    hypervolume_n,
+    pareto_front_n,
+    reference_point_n,
+)
 
 MIN3 = (False, False, False)
 DIRECTIONS_2D = list(itertools.product((True, False), repeat=2))
@@ -256,3 +263,89 @@ def test_reference_point_n_is_strictly_worse_so_every_point_counts():
 def test_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# ---------------------------------------------------------------- stratified bootstrap over prompts
+
+
+def _brute_bootstrap(sets: list[list[np.ndarray]], hib, ref, n_boot: int, seed: int, ci: float = 0.95):
+    """The stratified scheme spelled out for n_boot ≤ 256 (one chunk): per objective, n_boot draws of its own
+    prompt columns with replacement, the same columns for every set; each set's hypervolume of the drawn means.
+    `sets`: per set, one (models, prompts) matrix per objective. Returns the draws' hv per set, (n_boot, n_sets)."""
+    rng = np.random.default_rng(seed)
+    n_obj = len(sets[0])
+    cols = [rng.integers(0, sets[0][j].shape[1], size=(n_boot, sets[0][j].shape[1])) for j in range(n_obj)]
+    return np.array([[hypervolume_n(np.stack([s[j][:, cols[j][i]].mean(axis=1) for j in range(n_obj)], axis=1),
+                                    hib, ref) for s in sets] for i in range(n_boot)])
+
+
+def _quantiles(draws: np.ndarray, ci: float = 0.95) -> list[float]:
+    return list(np.quantile(draws, [(1 - ci) / 2, 1 - (1 - ci) / 2]))
+
+
+def test_bootstrap_hypervolume_n_one_prompt_per_objective_is_the_hand_volume():
+    """Two models, three objectives (max, min, max), one prompt each: every draw is the observed means. Boxes up to
+    the reference (0, 4, 0): A = (2, 1, 1) spans 2·3·1 = 6, B = (1, 2, 3) spans 1·2·3 = 6, their overlap
+    (1, 2, 1) spans 1·2·1 = 2: the union is 10."""
+    hib, ref = (True, False, True), (0.0, 4.0, 0.0)
+    matrices = [np.array([[2.0], [1.0]]), np.array([[1.0], [2.0]]), np.array([[1.0], [3.0]])]
+    assert bootstrap_hypervolume_n(matrices, hib, ref, n_boot=20, seed=3) == pytest.approx((10.0, 10.0, 10.0))
+    diff = bootstrap_hypervolume_difference_n(matrices, [m[1:] for m in matrices], hib, ref, n_boot=20, seed=3)
+    assert diff == pytest.approx((4.0, 4.0, 4.0))  # {A, B} − {B} = 10 − 6
+
+
+def test_bootstrap_hypervolume_n_resamples_each_objectives_prompts_on_their_own():
+    """Three objectives over different numbers of prompts (3, 5, 4): the draws are those of the stratified scheme
+    spelled out (each objective's columns drawn on their own, the same for every model), hv their percentiles."""
+    rng = np.random.default_rng(7)
+    hib, n_models = (True, False, True), 4
+    matrices = [rng.normal(size=(n_models, n)) for n in (3, 5, 4)]
+    ref = reference_point_n(np.stack([m.mean(axis=1) for m in matrices], axis=1), hib, margin=0.3)
+    hv, lo, hi = bootstrap_hypervolume_n(matrices, hib, ref, n_boot=60, seed=11)
+    assert hv == pytest.approx(hypervolume_n(np.stack([m.mean(axis=1) for m in matrices], axis=1), hib, ref))
+    draws = _brute_bootstrap([matrices], hib, ref, 60, 11)[:, 0]
+    assert [lo, hi] == pytest.approx(_quantiles(draws))
+    assert lo < hi  # the prompts do vary
+
+
+def test_bootstrap_hypervolume_difference_n_is_paired_over_the_same_draws():
+    rng = np.random.default_rng(8)
+    hib = (True, False, True)
+    a = [rng.normal(size=(3, n)) for n in (4, 6, 5)]
+    b = [rng.normal(size=(2, n)) for n in (4, 6, 5)]
+    every = np.concatenate([np.stack([m.mean(axis=1) for m in s], axis=1) for s in (a, b)])
+    ref = reference_point_n(every, hib, margin=0.3)
+    diff, lo, hi = bootstrap_hypervolume_difference_n(a, b, hib, ref, n_boot=50, seed=5)
+    means = [np.stack([m.mean(axis=1) for m in s], axis=1) for s in (a, b)]
+    assert diff == pytest.approx(hypervolume_n(means[0], hib, ref) - hypervolume_n(means[1], hib, ref))
+    draws = _brute_bootstrap([a, b], hib, ref, 50, 5)
+    assert [lo, hi] == pytest.approx(_quantiles(draws[:, 0] - draws[:, 1]))
+
+
+@pytest.mark.parametrize("hib", DIRECTIONS_2D)
+def test_bootstrap_n_with_two_objectives_is_peo_paretos_stratified_bootstrap(hib):
+    """Two objectives: exactly peo.pareto's stratified bootstrap, the columns mapped to (reward ↑, cost ↓)."""
+    rng = np.random.default_rng(9)
+    a, b = [rng.normal(size=(3, 6)), rng.normal(size=(3, 4))], [rng.normal(size=(2, 6)), rng.normal(size=(2, 4))]
+    ref = reference_point_n(np.concatenate([np.stack([m.mean(axis=1) for m in s], axis=1) for s in (a, b)]), hib)
+    sign = [1.0 if h else -1.0 for h in hib]  # reward: higher better as is; cost: lower better
+    sign[1] = -sign[1]
+    rc = [[m * s for m, s in zip(ms, sign)] for ms in (a, b)]
+    ref_rc = [r * s for r, s in zip(ref, sign)]
+    assert bootstrap_hypervolume_n(a, list(hib), ref, n_boot=40, seed=2) == pareto.bootstrap_hypervolume(
+        *rc[0], *ref_rc, n_boot=40, seed=2, stratified=True)
+    assert bootstrap_hypervolume_difference_n(a, b, list(hib), ref, n_boot=40, seed=2) == \
+        pareto.bootstrap_hypervolume_difference(*rc[0], *rc[1], *ref_rc, n_boot=40, seed=2, stratified=True)
+
+
+def test_bootstrap_n_rejects_inputs_that_do_not_fit():
+    hib, ref = MIN3, (1.0, 1.0, 1.0)
+    ok = [np.zeros((2, 3))] * 3
+    with pytest.raises(ValueError, match="3 objectives"):
+        bootstrap_hypervolume_n(ok[:2], hib, ref)
+    with pytest.raises(ValueError, match="same models"):
+        bootstrap_hypervolume_n([np.zeros((2, 3)), np.zeros((3, 3)), np.zeros((2, 3))], hib, ref)
+    with pytest.raises(ValueError, match="NaN"):
+        bootstrap_hypervolume_n([np.full((2, 3), np.nan)] * 3, hib, ref)
+    with pytest.raises(ValueError, match="share their prompts"):
+        bootstrap_hypervolume_difference_n(ok, [np.zeros((2, 4))] * 3, hib, ref)
