@@ -3,7 +3,7 @@
 Writes `report.md`, `front.png`, `training.png` (when the policies' training curves are there) and
 `fronts.json` into `out_dir`, each atomically (peo.atomic). Reward: higher is better. Cost: lower is better. With
 more than two aspects (the run's `aspects`) the fronts are over every evaluator and front.png, a 2-D figure, is
-not drawn (report.md says so).
+not drawn (report.md says so; nor for two aspects other than higher-then-lower is better).
 The numbers come from `precompute.report_fronts`, the figures from `precompute.report_figures`, the text from
 `precompute.report_markdown`.
 """
@@ -17,7 +17,7 @@ import pandas as pd
 from peo.aspects import Aspects
 from peo.atomic import write_json, write_text
 from peo.layout import ReportLayout
-from precompute.report_figures import plot_front, plot_training
+from precompute.report_figures import can_plot_front, plot_front, plot_training
 from precompute.report_fronts import compute_fronts, run_aspects
 from precompute.report_inputs import prepared_grid
 from precompute.report_markdown import markdown
@@ -59,7 +59,7 @@ def write_report(grid: pd.DataFrame, answers: pd.DataFrame, out_dir: Path, *, n_
     shipped two); with N of them every reward/cost pair above is one entry per evaluator (reference_point
     {<evaluator>: value, margin}, the points' <evaluator>_mean/_se, their coordinates the run's point columns), the
     baselines are one DPO policy per aspect, win rates are per aspect (keyed by its label) and test_means is
-    [each evaluator's mean, loop share]; front.png is drawn for two aspects only.
+    [each evaluator's mean, loop share]; front.png is drawn for two aspects only (report_figures.can_plot_front).
     """
     aspects = run_aspects(aspects, meta)
     files = ReportLayout(Path(out_dir))
@@ -68,8 +68,8 @@ def write_report(grid: pd.DataFrame, answers: pd.DataFrame, out_dir: Path, *, n_
                             max_evasion_excess=max_evasion_excess, meta=meta, training=training, votes=votes,
                             judgments=judgments, judge_verdicts=judge_verdicts, aspects=aspects)
     result["evasion_check"] = held_out_evasion_check(evasion_check)
-    if len(aspects) == 2:
-        plot_front(files.front_figure, prepared_grid(grid), result)
+    if can_plot_front(aspects):
+        plot_front(files.front_figure, prepared_grid(grid), result, aspects)
     elif files.front_figure.exists():
         files.front_figure.unlink()  # a figure from an earlier run would describe other fronts
     with_training = plot_training(files.training_figure, training)

@@ -13,6 +13,7 @@ from peo import answer_checks
 from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.evaluation_stats import finite_or_none
 from peo.judgment_agreement import confirmed
+from precompute.report_figures import can_plot_front
 from precompute.report_words import (
     CI,
     FRONT_METHODS,
@@ -123,7 +124,9 @@ def _split_aware_text(aspects: Aspects) -> str:
 def _n_aspects_text(aspects: Aspects) -> list[str]:
     """With more than two aspects: what the fronts are over, and what the report leaves out."""
     if len(aspects) == 2:
-        return []
+        return [] if can_plot_front(aspects) else [
+            "", "The 2-D front figure (front.png) draws a higher-is-better aspect against a lower-is-better one; "
+                "this run's two aspects are not such a pair, so this report has none."]
     names = ", ".join(f"{a.evaluator} ({'↑' if a.better == 'higher' else '↓'})" for a in aspects)
     out = ["", f"**{len(aspects)} aspects.** Every front is Pareto over the {len(aspects)} evaluators' test means "
                f"({names}), each in its direction, and every hypervolume is the {len(aspects)}-dimensional volume "
@@ -674,5 +677,5 @@ def markdown(result: dict[str, Any], meta: dict | None, with_training_figure: bo
     out += _evaluators_tables(result["evaluators"]) + _judgment_agreement_table(result.get("judgment_agreement"))
     out += _llm_judge_tables(result.get("llm_judge"))
     out += _meta_sections(meta or {})
-    out += ["", "![Pareto fronts on test prompts](front.png)", ""] if len(aspects) == 2 else [""]
+    out += ["", "![Pareto fronts on test prompts](front.png)", ""] if can_plot_front(aspects) else [""]
     return "\n".join(out)

@@ -25,10 +25,10 @@ HIGHER = (True, False, True)
 MAX_LOOP = 0.1
 
 
-def hand_grid(rows: list[dict], answers: pd.DataFrame) -> pd.DataFrame:
+def hand_grid(rows: list[dict], answers: pd.DataFrame, aspects: Aspects = ASPECTS) -> pd.DataFrame:
     """grid.csv as the contract spells it for N aspects: the grid rows, each model's figures per split (suffix
     _dev, _test), the shown split's unsuffixed, and front_eligible; through a CSV round trip as the stage reads it."""
-    stats = {key: model_stats(group, ASPECTS) for key, group in answers.groupby(["model_id", "split"])}
+    stats = {key: model_stats(group, aspects) for key, group in answers.groupby(["model_id", "split"])}
     out = []
     for row in rows:
         full = dict(row)
@@ -36,7 +36,7 @@ def hand_grid(rows: list[dict], answers: pd.DataFrame) -> pd.DataFrame:
             for key, value in stats.get((row["model_id"], split), {}).items():
                 full[f"{key}_{split}"] = value
         full["split"] = "test" if (row["model_id"], "test") in stats else "dev"
-        full.update({key: full.get(f"{key}_{full['split']}") for key in ASPECTS.grid_stats})
+        full.update({key: full.get(f"{key}_{full['split']}") for key in aspects.grid_stats})
         out.append(full)
     table = pd.DataFrame(out)
     table["front_eligible"] = eligible(table, MAX_LOOP, evasion_limit(table, None)).astype(bool)
@@ -249,3 +249,43 @@ def test_sweep_baselines_win_rates_and_gains_are_per_aspect(sweep):
            "/ lost | brevity (brief): won / tied / lost |" in md
     assert "| DPO-Brief | `c+0.000_+0.000_+1.000` | 0 | 0 | 1 |" in md
     assert "brevity gained by DPO-Brief on the brief prompts" in md
+
+
+# ---------------------------------------------------------------- two aspects of other names
+
+
+def test_two_aspects_of_other_names_get_the_2d_report_and_its_figure(tmp_path):
+    """Two aspects that are not help and harm (quality ↑ on `useful` prompts, danger ↓ on `risky` ones): the exact
+    2-D fronts, front.png drawn with their names, no blind judgments or LLM judge (they are about help and harm)."""
+    aspects = Aspects((Aspect("useful", "quality", "higher", "usefulness"), Aspect("risky", "danger", "lower", "risk")))
+    means = {"c+0.000_+0.000": ("ref", (0.0, 3.0)), "c+1.500_+0.500": ("peo", (2.0, 1.0)),
+             "c+0.500_+1.500": ("peo", (1.0, 0.5)), "c+0.500_+0.500": ("soup", (1.0, 2.0)),
+             "c+1.000_+0.000": ("useful", (1.5, 2.5))}
+    rows, answers = [], []
+    for mid, (method, (quality, danger)) in means.items():
+        c = [float(x) for x in mid[2:].split("_")]
+        rows.append({"model_id": mid, "method": method, "lambda_useful": 0.5, "phi_useful": 0.0, "phi_risky": 0.0,
+                     "c_useful": c[0], "c_risky": c[1], "expo_alpha": None})
+        for split in SPLITS:
+            for kind, scores in (("useful", (quality, 9.0)), ("risky", (9.0, danger))):
+                row = answer(mid, split, f"{split}-{kind}", kind, (0.0, 0.0, 0.0))
+                del row["reward"], row["cost"], row["brevity"]
+                answers.append({**row, "quality": scores[0], "danger": scores[1]})
+    answers = pd.DataFrame(answers)
+    hand_grid(rows, answers, aspects).to_csv(tmp_path / "grid.csv", index=False)
+    result = write_report(pd.read_csv(tmp_path / "grid.csv"), answers, tmp_path / "report", n_boot=10, seed=0,
+                          max_loop_share=MAX_LOOP, meta={"aspects": aspects.to_json()},
+                          judgments=[{"judge": "someone", "aspect": "helpfulness"}])
+    ref = {"quality": 0.0 - 0.05 * 2.0, "danger": 3.0 + 0.05 * 2.5, "margin": 0.05}
+    assert result["reference_point"] == pytest.approx(ref)
+    assert result["fronts"]["peo"]["model_ids"] == ["c+0.500_+1.500", "c+1.500_+0.500"]  # danger ascending
+    # boxes up to (−0.1, 3.125): (2, 1) spans 2.1·2.125, (1, 0.5) spans 1.1·2.625, overlap 1.1·2.125
+    hv = 2.1 * 2.125 + 1.1 * 2.625 - 1.1 * 2.125
+    assert result["fronts"]["peo"]["hypervolume"] == pytest.approx(hv)
+    assert result["baselines"]["useful"]["dominated_by_front"] == {"peo": True, "soup": False}
+    assert result["judgment_agreement"] is None and result["llm_judge"] is None
+    assert set(result["win_rates"]["points"][0]["against"]["useful"]) >= {"usefulness", "risk"}
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "| model | λ | ϕ_useful | ϕ_risky | c_useful | c_risky | quality (useful) ± se | danger (risky) ± se |" in md
+    assert "![Pareto fronts on test prompts](front.png)" in md
+    assert (tmp_path / "report" / "front.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
