@@ -44,8 +44,8 @@ def prompts_list(aspects: Aspects) -> str:
 
 
 def has_judged_aspects(aspects: Aspects) -> bool:
-    """Whether the run has the two aspects the blind judgments, the LLM judge and the evasion check are about:
-    help scored by the reward evaluator and harm by the cost evaluator."""
+    """Whether the run has the two aspects the blind judgments and the LLM judge are about: help scored by the reward
+    evaluator and harm by the cost evaluator."""
     return {"help", "harm"} <= set(aspects.names) and (aspects["help"].evaluator, aspects["harm"].evaluator) == (
         "reward", "cost")
 
@@ -58,7 +58,7 @@ def fmt(x: float | None, digits: int = 4) -> str:
 
 
 def lambda_words(p: dict[str, Any], aspects: Aspects = DEFAULT_ASPECTS) -> list[str]:
-    """A point's free λs in words: "λ=0.5" with two aspects (λ is help's weight), "λ_help=0.5", … with more."""
+    """A point's free λs in words: "λ=0.5" with two aspects (the first aspect's weight), "λ_help=0.5", … with more."""
     columns = aspects.lambda_columns
     if len(columns) == 1:
         return [f"λ={fmt(p[columns[0]])}"]
