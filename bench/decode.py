@@ -117,8 +117,7 @@ def _exactness(eager_assets: Path, mix, tokenizer, batch_size: int) -> dict:
     settings = sweep_decoding(run_meta).model_copy(
         update={"penalize_eos": True})
     out: dict = {"eager_assets": str(eager_assets), "settings": settings.model_dump(), "models": {}}
-    evaluators = Evaluators.on_policy(mix.model, tokenizer, eager_assets,
-                                      RunMeta.from_json(meta, eager_assets / META_FILE).aspect_set)
+    evaluators = Evaluators.on_policy(mix.model, tokenizer, eager_assets, run_meta.aspect_set)
     for mid, model_scales in models.items():
         shipped = test[test["model_id"] == mid].sort_values("prompt_id")
         rows = [Row(json.loads(p), model_scales) for p in shipped["prompt"]]

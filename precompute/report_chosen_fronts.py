@@ -15,7 +15,7 @@ import pandas as pd
 
 from peo.aspects import Aspects
 from peo.evaluation_stats import finite_or_none
-from peo.grid_table import evasion_limit, front_candidates
+from peo.grid_table import dev_front, evasion_limit, front_candidates
 from peo.pareto_n import pareto_front_n
 from peo.sweep_plan import front_filters
 from precompute.report_hypervolume import (
@@ -33,17 +33,6 @@ def _candidates(grid: pd.DataFrame, method: str, max_loop_share: float | None,
                 max_evasion_excess: float | None) -> list[str]:
     """The models a front is chosen from: `method`'s, within the filters that are on (on dev)."""
     return front_candidates(grid, method, max_loop_share, max_evasion_excess)["model_id"].tolist()
-
-
-def dev_front_n(grid: pd.DataFrame, method: str, max_loop_share: float | None, max_evasion_excess: float | None,
-                aspects: Aspects) -> list[str]:
-    """model_ids on the Pareto front of `method`'s front_candidates by their split-aware dev means over the run's
-    evaluators (peo.grid_table.dev_front for N aspects; with two, the same models in the same order)."""
-    rows = front_candidates(grid, method, max_loop_share, max_evasion_excess)
-    if rows.empty:
-        return []
-    values = rows[[f"{e}_mean_dev" for e in aspects.evaluators]].to_numpy(dtype=float)
-    return [str(rows["model_id"].iloc[int(i)]) for i in pareto_front_n(values, _higher_is_better(aspects))]
 
 
 def _higher_is_better(aspects: Aspects) -> list[bool]:
@@ -81,7 +70,7 @@ def chosen_front(grid: pd.DataFrame, name: str, test: SplitScores, ref: tuple[fl
     """One dev-chosen front scored on test: its points, and the hypervolume of the chosen set on test."""
     method, variant = FRONTS[name]
     loop, evasion = front_filters(max_loop_share, max_evasion_excess)[variant]
-    mids = dev_front_n(grid, method, loop, evasion, test.aspects)
+    mids = dev_front(grid, method, loop, evasion, aspects=test.aspects)
     hv, lo, hi = set_hypervolume(test, mids, ref, n_boot, seed, f"{FRONT_NAMES[name]} points (chosen on dev)")
     return {"method": method, "variant": variant, "loop_filter": loop, "evasion_filter": evasion,
             "evasion_limit": evasion_limit(grid, evasion), "model_ids": mids,

@@ -17,7 +17,6 @@ import pandas as pd
 from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.evaluation_stats import finite_or_none
 from peo.grid_table import COUNT_STATS, split_stats
-from peo.pareto import mean_and_se
 from precompute.report_inputs import ReportInputError
 
 
@@ -32,7 +31,7 @@ class SplitScores:
     prompts: list[str]  # every common prompt, every kind
     own_prompts: dict[str, list[str]]  # evaluator → its aspect's prompts: what its scores are over
     scores: dict[str, np.ndarray]  # evaluator → models × its own prompts
-    stats: dict[str, dict[str, Any]]  # model_stats of each model on those prompts
+    stats: dict[str, dict[str, Any]]  # split_stats of each model on those prompts
     n_dropped: int  # prompts of this split that some model did not answer (left out)
 
     def has(self, mid: str) -> bool:
@@ -51,20 +50,6 @@ class SplitScores:
     def means(self, mid: str) -> tuple[float, ...]:
         """A model's split-aware means, one per evaluator in the aspects' order ((reward, cost) for the two)."""
         return tuple(self.stats[mid][f"{e}_mean"] for e in self.aspects.evaluators)
-
-
-def model_stats(group: pd.DataFrame, aspects: Aspects = DEFAULT_ASPECTS) -> dict[str, float]:
-    """One model's figures on one split's answers, keyed by Aspects.grid_stats: per evaluator its mean and error
-    on its own aspect's prompts and over every prompt, then the text checks (peo.grid_table.split_stats; those of
-    the help and harm prompts are NaN in a run without them)."""
-    missing = {score: np.nan for score in ("reward", "cost") if score not in group.columns}
-    out = split_stats(group.assign(**missing) if missing else group)
-    kinds = group["prompt_kind"].astype(str)
-    for aspect in aspects:
-        e = aspect.evaluator
-        out[f"{e}_mean"], out[f"{e}_se"] = mean_and_se(group.loc[kinds == aspect.name, e].to_numpy(dtype=float))
-        out[f"{e}_all_mean"], out[f"{e}_all_se"] = mean_and_se(group[e].to_numpy(dtype=float))
-    return {key: out[key] for key in aspects.grid_stats}
 
 
 def _split_rows(answers: pd.DataFrame, split: str, model_ids: list[str]) -> pd.DataFrame:
@@ -112,7 +97,7 @@ def score_matrices(answers: pd.DataFrame, split: str, model_ids: list[str], *, r
                                    f"model: the {a.evaluator} (split-aware) has nothing to average")
     scores = {e: sub.pivot(index="model_id", columns="prompt_id", values=e).loc[model_ids, own[e]]
               .to_numpy(dtype=float) for e in evaluators}
-    stats = {str(m): model_stats(g, aspects) for m, g in sub.groupby("model_id")}
+    stats = {str(m): split_stats(g, aspects) for m, g in sub.groupby("model_id")}
     return SplitScores(split, aspects, model_ids, prompts, own, scores, stats, int(n_answered - len(prompts)))
 
 

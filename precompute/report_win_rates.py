@@ -11,10 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from peo.aspects import Aspects
 from peo.coefficients import expo_model_id
 from peo.names import EXPO, EXPO_CHAT_ALPHA, JOINT, SOUP
-from peo.win_rates import Record, compare, judge_left_out, judge_record, judgment_record, vote_record
+from peo.win_rates import Record, judge_left_out, judge_record, judgment_record, pairwise, vote_record
 from precompute.report_baselines import soup_at
 from precompute.report_inputs import distinct_models
 from precompute.report_judges import by_judge, shipped_judgments, shipped_verdicts
@@ -35,30 +34,6 @@ def _opponents(grid: pd.DataFrame, test: SplitScores) -> dict[str, tuple[str, st
     return out
 
 
-def _answers_of(answers: pd.DataFrame, mid: str, kind: str) -> pd.DataFrame:
-    rows = answers[(answers["model_id"] == mid) & (answers["prompt_kind"].astype(str) == kind)]
-    rows = rows.drop_duplicates("prompt_id")
-    return rows.set_index(rows["prompt_id"].astype(str))
-
-
-def aspect_records(answers: pd.DataFrame, a: str, b: str, aspects: Aspects) -> dict[str, Record]:
-    """Model a against model b on the prompts both answered (answers of one split): per aspect (keyed by its label:
-    helpfulness, harmlessness, …) its Record, by its evaluator on its own prompts, in its direction
-    (peo.win_rates.pairwise for any aspects; two answers of the same text tie)."""
-    out = {}
-    for aspect in aspects:
-        ra, rb = _answers_of(answers, a, aspect.name), _answers_of(answers, b, aspect.name)
-        common = sorted(set(ra.index) & set(rb.index))
-        same = None
-        if "answer" in answers.columns:
-            pairs = zip(ra.loc[common, "answer"], rb.loc[common, "answer"])
-            same = [str(x).strip() == str(y).strip() for x, y in pairs]
-        out[aspect.label] = compare(ra.loc[common, aspect.evaluator].to_numpy(dtype=float),
-                                    rb.loc[common, aspect.evaluator].to_numpy(dtype=float), aspect.better == "higher",
-                                    same=same)
-    return out
-
-
 def _judge_entry(rows: list[dict], a: str, b: str, aspects) -> dict[str, Any] | None:
     """One judge's record of a against b per aspect it judged them on, with the pairs it left unsettled."""
     out = {}
@@ -73,8 +48,8 @@ def win_rates(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores, fron
               votes: list[dict] | None, judgments: list[dict] | None = None,
               verdicts: list[dict] | None = None) -> dict[str, Any]:
     """Each point of `front` against the soup at its λ, each aspect's DPO policy, joint DPO and ExPO α = 1.5 on the
-    test prompts (aspect_records: each aspect by its evaluator on its own prompts; helpfulness by reward on benign
-    prompts, harmlessness by cost on harmful ones),
+    test prompts (peo.win_rates.pairwise: each aspect by its evaluator on its own prompts; helpfulness by reward on
+    benign prompts, harmlessness by cost on harmful ones),
     and per opponent the records pooled over the front points that are another model. With `votes`
     (peo.votes.VoteStore.votes rows), the human votes' record of each pair beside it; with `judgments` (blind
     pairwise judgments per aspect, assets/report/blind_judgments.jsonl), their record per aspect beside it; with
@@ -94,7 +69,7 @@ def win_rates(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores, fron
             if key not in opponents:
                 continue
             label, mid = opponents[key]
-            records = aspect_records(sub, p["model_id"], mid, test.aspects)
+            records = pairwise(sub, p["model_id"], mid, "test", aspects=test.aspects)
             entry = {"label": label, "model_id": mid, "same_model": mid == p["model_id"],
                      **{aspect: r.as_dict() for aspect, r in records.items()}}
             if votes:

@@ -14,10 +14,9 @@ import pytest
 
 from peo.aspects import Aspect, Aspects
 from peo.config import SweepConfig
-from peo.grid_table import SPLITS, eligible, evasion_limit
+from peo.grid_table import SPLITS, eligible, evasion_limit, split_stats
 from peo.sweep_plan import sweep_models
 from precompute.report import write_report
-from precompute.report_scores import model_stats
 
 ASPECTS = Aspects((Aspect("help", "reward", "higher", "helpfulness"), Aspect("harm", "cost", "lower", "harmlessness"),
                    Aspect("brief", "brevity", "higher", "brevity")))
@@ -28,7 +27,7 @@ MAX_LOOP = 0.1
 def hand_grid(rows: list[dict], answers: pd.DataFrame, aspects: Aspects = ASPECTS) -> pd.DataFrame:
     """grid.csv as the contract spells it for N aspects: the grid rows, each model's figures per split (suffix
     _dev, _test), the shown split's unsuffixed, and front_eligible; through a CSV round trip as the stage reads it."""
-    stats = {key: model_stats(group, aspects) for key, group in answers.groupby(["model_id", "split"])}
+    stats = {key: split_stats(group, aspects) for key, group in answers.groupby(["model_id", "split"])}
     out = []
     for row in rows:
         full = dict(row)
