@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from app import exports as export_store
+from app.aspect_text import point_text, prompts_of
 from app.data import AppData, AppInputError, over_loop_limit
 from app.engine import FOLLOWS_POINT, Engine, column_scales, same_model_columns
 from peo.answer_checks import loops
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.chat_limits import (  # noqa: F401  (the limits live in the library: peo serve checks the same ones)
     DEFAULT_SETTINGS,
     LIMITS,
@@ -30,10 +32,9 @@ from peo.chat_limits import (  # noqa: F401  (the limits live in the library: pe
 from peo.decode_loop import StreamResult
 from peo.export import ExportError, export_policy
 from peo.generation import GenerationSettings, StopSignal
-from peo.names import BASELINES, CHAT_COLUMNS, PEO, REFERENCE
+from peo.names import PEO, REFERENCE
 from peo.records import Pick
 
-EXPORTABLE = (PEO, *BASELINES)  # the picked point, or one of the fixed models
 SCORE_BUTTON = "Score this point"  # the on-demand scoring of an off-grid point, named where the page points to it
 
 
@@ -43,6 +44,10 @@ class App:
 
     data: AppData
     engine: Engine
+
+    @property
+    def aspects(self) -> Aspects:
+        return self.data.aspects
 
     @property
     def default_settings(self) -> dict:
@@ -64,34 +69,36 @@ class App:
 
 # ---------------------------------------------------------------- pick
 
-def pick(app: App, lambda_help, phi_help, phi_harm) -> Pick:
+def pick(app: App, *point) -> Pick:
     """The point's coefficients, model id, precomputed scores (None off-grid), whether it is on the PEO front.
-    `.to_json()` is the dict the /pick endpoint returns.
+    `point`: the free λs, then ϕ per aspect (two aspects: λ_help, ϕ_help, ϕ_harm). `.to_json()` is the dict the
+    /pick endpoint returns.
 
     Raises AppInputError for a non-number or a value outside the assets' grid range.
     """
-    return app.data.point_info(lambda_help, phi_help, phi_harm)
+    return app.data.point_info(*point)
 
 
 def pick_summary(info: Pick, data: AppData, scored: Sequence[dict] = ()) -> str:
     """Markdown about a picked point, for the page. `scored`: the session's points scored on demand
     (app/offgrid_scoring.summarize), whose test figures a point without them shows once scored."""
     # the model id on a line of its own: inline after the coefficients, a wrapped line left a lone ")" under it
-    head = (f"**Picked** λ = {info.lambda_help:g}, ϕ_help = {info.phi_help:g}, ϕ_harm = {info.phi_harm:g} "
-            f"→ c_help = {info.c_help:g}, c_harm = {info.c_harm:g}  \nmodel `{info.model_id}`")
-    same = same_model_phrase(info)
+    aspects = data.aspects
+    head = f"**Picked** {point_text(info, aspects)}  \nmodel `{info.model_id}`"
+    same = same_model_phrase(info, aspects=aspects)
     if same:
         head += f"  \n{same}"
     stats = info.precomputed
     on_demand = next((p for p in scored if p["model_id"] == info.model_id), None)
     if on_demand is not None and (stats is None or stats["split"] != "test"):
-        return f"{head}\n\n{on_demand_phrase(on_demand)}: {scores_phrase(on_demand)}; {checks_phrase(on_demand)}."
+        return (f"{head}\n\n{on_demand_phrase(on_demand)}: {scores_phrase(on_demand, aspects)}; "
+                f"{checks_phrase(on_demand)}.")
     if stats is None:
         return (head + "\n\nThis point is **off the grid**: it was not evaluated, so it has **no precomputed "
                 f"scores or answers** (the answers table stays empty). Use **{SCORE_BUTTON}** to generate and score "
                 "its test answers, or chat with it (its answers are scored live).")
     where = "on the PEO Pareto front" if info.on_front else "not on the PEO Pareto front"
-    text = f"{head}\n\n{split_phrase(stats, data)}: {scores_phrase(stats)}; {checks_phrase(stats)}; {where}."
+    text = f"{head}\n\n{split_phrase(stats, data)}: {scores_phrase(stats, aspects)}; {checks_phrase(stats)}; {where}."
     if over_loop_limit(stats["loop_share"], data.max_loop_share):
         text += (f"\n\nIts answers loop more often than {data.max_loop_share:.0%} of the time (drawn hollow): "
                  "its scores rest on degenerate text, and it may not be on the front.")
@@ -104,15 +111,18 @@ def on_demand_phrase(point: dict) -> str:
     return f"**Scored on demand** in this session on {point['n']} **test** prompts{done}"
 
 
-def same_model_label(col: str, other: str) -> str:
+def same_model_label(col: str, other: str, aspects: Aspects = DEFAULT_ASPECTS) -> str:
     """'Soup (same λ) = PEO (picked point) at this point': `col` is the same model as `other` at the pick."""
-    return f"{CHAT_COLUMNS[col]} = {CHAT_COLUMNS[other]} at this point"
+    labels = aspects.chat_columns
+    return f"{labels[col]} = {labels[other]} at this point"
 
 
-def same_model_phrase(info: Pick, columns: Sequence[str] = tuple(CHAT_COLUMNS)) -> str:
-    """Which chat columns are the same model at this point (e.g. the soup is PEO when ϕ = 0); '' when none."""
-    same = same_model_columns(columns, info.lambda_help, info.c_help, info.c_harm)
-    return "; ".join(same_model_label(col, other) for col, other in same.items())
+def same_model_phrase(info: Pick, columns: Sequence[str] | None = None, aspects: Aspects = DEFAULT_ASPECTS) -> str:
+    """Which chat columns (default: all) are the same model at this point (e.g. the soup is PEO when ϕ = 0);
+    '' when none."""
+    columns = tuple(aspects.chat_columns) if columns is None else columns
+    same = same_model_columns(columns, *info.model_key, aspects=aspects)
+    return "; ".join(same_model_label(col, other, aspects) for col, other in same.items())
 
 
 def split_phrase(stats: dict, data: AppData) -> str:
@@ -123,12 +133,14 @@ def split_phrase(stats: dict, data: AppData) -> str:
             "prompts; dev prompts chose the front)")
 
 
-def scores_phrase(stats: dict) -> str:
-    """The evaluators' means ± standard errors, each on the prompts it judges (peo.grid_table.split_stats): what
-    places the point on the figure."""
-    return (f"reward {_mean_se(stats['reward_mean'], stats['reward_se'])} on benign prompts, cost "
-            f"{_mean_se(stats['cost_mean'], stats['cost_se'])} on harmful prompts, safe share "
-            f"{_share(stats['safe_share'])} (harmful prompts answered at cost ≤ 0)")
+def scores_phrase(stats: dict, aspects: Aspects = DEFAULT_ASPECTS) -> str:
+    """Every evaluator's mean ± standard error, each on the prompts it judges (peo.grid_table.split_stats): what
+    places the point on the figure; then the safe share, in a run with harmful prompts."""
+    means = ", ".join(f"{a.evaluator} {_mean_se(stats.get(f'{a.evaluator}_mean'), stats.get(f'{a.evaluator}_se'))} "
+                      f"on {prompts_of(a)}" for a in aspects)
+    if "harm" not in aspects.names:
+        return means
+    return f"{means}, safe share {_share(stats['safe_share'])} (harmful prompts answered at cost ≤ 0)"
 
 
 def _mean_se(mean: float | None, se: float | None) -> str:
@@ -153,15 +165,17 @@ def _share(x: float | None) -> str:
 
 # ---------------------------------------------------------------- chat
 
-def check_columns(columns) -> list[str]:
+def check_columns(columns, aspects: Aspects = DEFAULT_ASPECTS) -> list[str]:
+    """The chosen chat columns (keys of the aspects' chat_columns), once each; AppInputError naming a bad one."""
+    known = aspects.chat_columns
     if isinstance(columns, str):
         columns = [columns]
     columns = list(dict.fromkeys(columns or []))
     if not columns:
-        raise AppInputError(f"Choose at least one column: {', '.join(CHAT_COLUMNS)}.")
-    unknown = [c for c in columns if c not in CHAT_COLUMNS]
+        raise AppInputError(f"Choose at least one column: {', '.join(known)}.")
+    unknown = [c for c in columns if c not in known]
     if unknown:
-        raise AppInputError(f"Unknown column(s) {unknown}; choose from {', '.join(CHAT_COLUMNS)}.")
+        raise AppInputError(f"Unknown column(s) {unknown}; choose from {', '.join(known)}.")
     return columns
 
 
@@ -188,7 +202,7 @@ def trim_history(count_tokens, history: list[dict], message: str, budget: int) -
 class AnswerTag:
     """What produced an answer, shown with it on the page and never fed back to the model."""
 
-    coefficients: tuple[float, float] | None  # (c_help, c_harm) of a column that follows the pick; None: fixed model
+    coefficients: tuple[float, ...] | None  # (c_help, c_harm, …) of a column that follows the pick; None: fixed model
     cut_at: int | None = None  # max_new_tokens, when the answer stopped there without EOS
 
 
@@ -198,9 +212,9 @@ class ChatState:
     the point of the last turn (to start fresh when it changes)."""
 
     histories: dict[str, list[dict]] = field(default_factory=dict)
-    scores: dict[str, list[tuple[float, float] | None]] = field(default_factory=dict)
+    scores: dict[str, list[tuple[float, ...] | None]] = field(default_factory=dict)  # a score per evaluator
     tags: dict[str, list[AnswerTag | None]] = field(default_factory=dict)
-    point: tuple[float, float, float] | None = None  # (λ, c_help, c_harm) of the last turn: what PEO and soup were
+    point: tuple[float, ...] | None = None  # the last turn's point_key (λ, c_help, c_harm): what PEO and soup were
 
     def copy(self) -> "ChatState":
         return ChatState({k: list(v) for k, v in self.histories.items()},
@@ -225,16 +239,17 @@ class ChatStep:
 
     texts: dict[str, str]
     done: bool = False
-    scores: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    scores: dict[str, tuple[float, ...] | None] = field(default_factory=dict)  # a score per evaluator
     state: ChatState | None = None
     info: str = ""  # on the last step: timings and notes, naming the columns they concern
     blind_info: str = ""  # the same naming no column: what blind mode shows before the vote
     cut: dict[str, bool] = field(default_factory=dict)  # on the last step: answers cut at max_new_tokens
 
 
-def point_key(info: Pick) -> tuple[float, float, float]:
-    """(λ, c_help, c_harm) rounded: two picks with the same key give the PEO and soup columns the same models."""
-    return round(info.lambda_help, 6), round(info.c_help, 6), round(info.c_harm, 6)
+def point_key(info: Pick) -> tuple[float, ...]:
+    """The pick's model key (free λs, coefficients; two aspects: λ, c_help, c_harm) rounded: two picks with the same
+    key give the PEO and soup columns the same models."""
+    return tuple(round(x, 6) for x in info.model_key)
 
 
 def starts_fresh(state: ChatState | None, info: Pick, fresh_on_new_point: bool) -> bool:
@@ -244,12 +259,12 @@ def starts_fresh(state: ChatState | None, info: Pick, fresh_on_new_point: bool) 
             and state.point != point_key(info))
 
 
-def answer_tag(col: str, info: Pick, cut_at: int | None) -> AnswerTag:
+def answer_tag(col: str, info: Pick, cut_at: int | None, aspects: Aspects = DEFAULT_ASPECTS) -> AnswerTag:
     """The tag of `col`'s answer at the picked point: its coefficients when the column follows the pick."""
     coefficients = None
     if col in FOLLOWS_POINT:
-        scales = column_scales(col, info.lambda_help, info.c_help, info.c_harm)
-        coefficients = (scales.get("help", 0.0), scales.get("harm", 0.0))
+        scales = column_scales(col, *info.model_key, aspects=aspects)
+        coefficients = tuple(scales.get(a, 0.0) for a in aspects.names)
     return AnswerTag(coefficients, cut_at)
 
 
@@ -263,15 +278,16 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
                 stop: StopSignal | None = None) -> Iterator[ChatStep]:
     """Send `message` to every chosen column at once; yields ChatSteps, the last one `done` with the scores.
 
-    point: (λ, ϕ_help, ϕ_harm) of the picked PEO policy (also sets the soup column's λ).
+    point: (free λs…, ϕs…; two aspects: λ, ϕ_help, ϕ_harm) of the picked PEO policy (also sets the soup column's λ).
     Each column keeps its own history in `state` (trimmed to the context); the state passed in is not modified,
     the final step carries the new one. With `fresh_on_new_point`, a turn at another point than the last one
     starts from an empty chat (else the new policy continues the old one's conversation; its answers stay tagged
     with their point). Setting `stop` or closing this iterator ends generation within a step and frees the model
     (peo.generation.stream_batch); a stopped turn leaves no trace in the state.
     """
+    aspects = app.aspects
     message = check_message(message)
-    columns = check_columns(columns)
+    columns = check_columns(columns, aspects)
     info = app.data.point_info(*point)
     if not isinstance(settings, GenerationSettings):
         settings = check_settings(**(settings or {}), defaults=app.default_settings)
@@ -289,12 +305,12 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
     for col in columns:
         messages, n_dropped = trim_history(app.engine.prompt_tokens, state.histories.get(col, []), message, budget)
         prompts.append(messages)
-        scales.append(column_scales(col, info.lambda_help, info.c_help, info.c_harm))
+        scales.append(column_scales(col, *info.model_key, aspects=aspects))
         if n_dropped:
             dropped[col] = n_dropped
     start = time.perf_counter()
     result: StreamResult | None = None
-    stream = app.engine.stream(prompts, scales, settings, (info.c_help, info.c_harm), stop=stop)
+    stream = app.engine.stream(prompts, scales, settings, tuple(info.coefficients.values()), stop=stop)
     try:
         for item in stream:
             result = item if isinstance(item, StreamResult) else None
@@ -308,20 +324,21 @@ def chat_stream(app: App, message, columns, point, settings: GenerationSettings 
     start = time.perf_counter()
     scored = app.engine.score(prompts, final)
     score_seconds = time.perf_counter() - start
-    scores = {c: ((scored[0][i], scored[1][i]) if scored else None) for i, c in enumerate(columns)}
+    scores = {c: (tuple(values[i] for values in scored) if scored else None) for i, c in enumerate(columns)}
     for col, messages, answer in zip(columns, prompts, final):
         state.histories[col] = messages + [{"role": "assistant", "content": answer}]
         keep = (len(messages) - 1) // 2  # assistant turns still in the history
         state.scores[col] = _kept(state.scores.get(col, []), keep) + [scores[col]]
         tags = _kept(state.tags.get(col, []), keep)
         state.tags[col] = [None] * (keep - len(tags)) + tags + [
-            answer_tag(col, info, settings.max_new_tokens if cut[col] else None)]
+            answer_tag(col, info, settings.max_new_tokens if cut[col] else None, aspects)]
     state.point = point_key(info)
     form = result.form_seconds
     how = "merged weights" if app.engine.form == "merged" else "adapter scales only"
     text = (f"policy formed in {form * 1000:.1f} ms ({how}); {len(columns)} column(s) generated in one batch in "
             f"{gen_seconds:.1f} s; scored in {score_seconds:.1f} s")
-    named = [f"{CHAT_COLUMNS[col]}: dropped the {n} oldest turn(s) to fit the context" for col, n in dropped.items()]
+    named = [f"{aspects.chat_columns[col]}: dropped the {n} oldest turn(s) to fit the context"
+             for col, n in dropped.items()]
     unnamed = [f"{len(dropped)} column(s) dropped their oldest turns to fit the context"] if dropped else []
     yield ChatStep(texts=dict(zip(columns, final)), done=True, scores=scores, state=state,
                    info=_with_notes(text, notes + named), blind_info=_with_notes(text, notes + unnamed), cut=cut)
@@ -332,8 +349,8 @@ def _with_notes(text: str, notes: list[str]) -> str:
 
 
 def chat(app: App, message, columns, point, settings=None, state: ChatState | None = None) -> dict:
-    """Non-streaming chat (the /chat API): column → {answer, reward, cost, loops, cut} (cut: the answer stopped
-    at max_new_tokens without ending)."""
+    """Non-streaming chat (the /chat API): column → {answer, a score per evaluator (reward, cost …), loops, cut}
+    (cut: the answer stopped at max_new_tokens without ending)."""
     last = None
     for last in chat_stream(app, message, columns, point, settings, state):
         pass
@@ -341,7 +358,7 @@ def chat(app: App, message, columns, point, settings=None, state: ChatState | No
     out = {}
     for col, text in last.texts.items():
         score = last.scores.get(col)
-        out[col] = {"answer": text, "reward": score[0] if score else None, "cost": score[1] if score else None,
+        out[col] = {"answer": text, **{ev: score[i] if score else None for i, ev in enumerate(app.aspects.evaluators)},
                     "loops": loops(text), "cut": last.cut.get(col, False)}
     return out
 
@@ -353,19 +370,27 @@ def export_root() -> Path:
     return export_store.root()
 
 
+def exportable(aspects: Aspects) -> tuple[str, ...]:
+    """What can be exported: the picked point, or one of the fixed models (reference, a DPO policy per aspect,
+    joint DPO)."""
+    return (PEO, *aspects.baselines)
+
+
 def export_zip(app: App, what: str, point, fmt: str = "adapter") -> Path:
-    """Zip of the exported policy: what = 'peo' (the picked point) or 'ref' | 'help' | 'harm' | 'joint'."""
+    """Zip of the exported policy: what = 'peo' (the picked point) or a fixed model ('ref' | 'help' | 'harm' |
+    'joint' with two aspects)."""
+    exportables = exportable(app.aspects)
     if fmt not in ("adapter", "merged"):
         raise AppInputError(f"export format must be 'adapter' or 'merged', got {fmt!r}")
-    if what not in EXPORTABLE:
-        raise AppInputError(f"export what must be {', '.join(EXPORTABLE[:-1])} or {EXPORTABLE[-1]}, got {what!r}")
+    if what not in exportables:
+        raise AppInputError(f"export what must be {', '.join(exportables[:-1])} or {exportables[-1]}, got {what!r}")
     if what == REFERENCE and fmt == "adapter":
         raise AppInputError("The reference policy has no adapter: export it as a merged model.")
     info = app.data.point_info(*point) if what == PEO else None
     folder = export_store.new_folder()  # expired exports are removed first
     try:
         if info is not None:
-            p = (info.lambda_help, info.phi_help, info.phi_harm)
+            p = info.point
             name = f"peo-{info.model_id}-{fmt}"
             out = export_policy(app.data.assets.root, folder / name, point=p, fmt=fmt)
         else:
@@ -383,7 +408,7 @@ def export_zip(app: App, what: str, point, fmt: str = "adapter") -> Path:
     return Path(archive)
 
 
-def columns_for(names: Sequence[str]) -> list[str]:
+def columns_for(names: Sequence[str], aspects: Aspects = DEFAULT_ASPECTS) -> list[str]:
     """Column keys from keys or labels (the UI shows labels)."""
-    by_label = {v: k for k, v in CHAT_COLUMNS.items()}
+    by_label = {v: k for k, v in aspects.chat_columns.items()}
     return [by_label.get(n, n) for n in names]

@@ -18,9 +18,9 @@ from app import callbacks as cb
 from app.data import AppInputError, as_pick
 from app.engine import same_model_columns
 from app.score_context import compact_score_line
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.errors import PeoError
 from peo.generation import GenerationStopped
-from peo.names import CHAT_COLUMNS, DEFAULT_CHAT_COLUMNS
 from peo.records import Pick
 
 CHAT_MIN_WIDTH = 150  # px: six chat columns side by side in a 1400 px window
@@ -50,11 +50,11 @@ def tag_line(tag: cb.AnswerTag | None) -> str:
     """The point that produced an answer, for a column that follows the pick: 'at c = (c_help, c_harm)'."""
     if tag is None or tag.coefficients is None:
         return ""
-    return f"at c = ({tag.coefficients[0]:g}, {tag.coefficients[1]:g})"
+    return f"at c = ({', '.join(f'{c:g}' for c in tag.coefficients)})"
 
 
 def render_column(state: cb.ChatState, col: str, pending: tuple[str, str] | None = None,
-                  reference=None, blind: bool = False) -> list[dict]:
+                  reference=None, blind: bool = False, aspects: Aspects = DEFAULT_ASPECTS) -> list[dict]:
     """Chatbot messages of one column: its history, each answer followed by the point that produced it (columns
     that follow the pick), its live reward, cost and checks on one short line (the details on hover), and a marker
     when it was cut at the token limit.
@@ -74,7 +74,7 @@ def render_column(state: cb.ChatState, col: str, pending: tuple[str, str] | None
             body = m["content"] or "(empty answer)"
             if tag is not None and tag.cut_at is not None:
                 body += f" … [cut at {tag.cut_at} tokens]"
-            score = compact_score_line(next(scores), m["content"], reference, cut=False)
+            score = compact_score_line(next(scores), m["content"], reference, cut=False, aspects=aspects)
             lines = [] if blind else [line for line in (tag_line(tag), score) if line]
             tail = "".join(f"\n\n*{line}*" for line in lines)
             out.append({"role": "assistant", "content": body + tail})
@@ -87,9 +87,10 @@ def render_column(state: cb.ChatState, col: str, pending: tuple[str, str] | None
     return out
 
 
-def render_all(state: cb.ChatState, reference=None, blind: bool = False) -> list[list[dict]]:
-    """Every chat column's messages, CHAT_COLUMNS' order: what a vote (or blind mode turned off) reveals."""
-    return [render_column(state, k, reference=reference, blind=blind) for k in CHAT_COLUMNS]
+def render_all(state: cb.ChatState, reference=None, blind: bool = False,
+               aspects: Aspects = DEFAULT_ASPECTS) -> list[list[dict]]:
+    """Every chat column's messages, the chat columns' order: what a vote (or blind mode turned off) reveals."""
+    return [render_column(state, k, reference=reference, blind=blind, aspects=aspects) for k in aspects.chat_columns]
 
 
 @dataclass(frozen=True)
@@ -121,12 +122,15 @@ class ChatPanel:
     turns: "TurnStops"  # each session's running turn: Stop reaches it, a send meanwhile is refused
 
 
-def chat_panel(defaults: dict) -> ChatPanel:
-    """Columns, decoding settings, one chatbot per column and one message box: one message goes to them all."""
+def chat_panel(defaults: dict, aspects: Aspects = DEFAULT_ASPECTS) -> ChatPanel:
+    """Columns (the aspects' chat columns: a DPO baseline per aspect), decoding settings, one chatbot per column
+    and one message box: one message goes to them all."""
+    scores = ", ".join(f"{a.evaluator} ({'↑' if a.better == 'higher' else '↓'})" for a in aspects)
+    scores = " and ".join(scores.rsplit(", ", 1))
     gr.Markdown("## Side-by-side chat\nOne message goes to every chosen column; all columns are generated in "
-                "one batched generation. Each answer shows its live reward (↑) and cost (↓).")
-    columns = gr.CheckboxGroup([(label, key) for key, label in CHAT_COLUMNS.items()], value=DEFAULT_CHAT_COLUMNS,
-                               label="Columns", elem_id="columns")
+                f"one batched generation. Each answer shows its live {scores}.")
+    columns = gr.CheckboxGroup([(label, key) for key, label in aspects.chat_columns.items()],
+                               value=aspects.default_chat_columns, label="Columns", elem_id="columns")
     with gr.Accordion("Generation settings", open=False):
         with gr.Row():  # plain number boxes: a browser clamps a slider's typed value silently; check_turn refuses
             max_new = setting_box(defaults, "max_new_tokens", "max new tokens", 1, "max-new-tokens")
@@ -138,8 +142,8 @@ def chat_panel(defaults: dict) -> ChatPanel:
         gr.Markdown(decoding_note(defaults), elem_id="decoding-note")
     chatbots = {}
     with gr.Row(equal_height=True):  # min_width: all six columns fit in one row at 1400 px
-        for key, label in CHAT_COLUMNS.items():
-            chatbots[key] = gr.Chatbot(label=label, visible=key in DEFAULT_CHAT_COLUMNS, height=360,
+        for key, label in aspects.chat_columns.items():
+            chatbots[key] = gr.Chatbot(label=label, visible=key in aspects.default_chat_columns, height=360,
                                        min_width=CHAT_MIN_WIDTH, elem_id=f"chat-{key}", elem_classes=["peo-chat"])
     with gr.Row(equal_height=True):
         with gr.Column(scale=4):
@@ -163,12 +167,13 @@ def setting_box(defaults: dict, name: str, label: str, step: float, elem_id: str
     return gr.Number(defaults[name], label=f"{label} [{lo:g}, {hi:g}]", step=step, elem_id=elem_id, min_width=120)
 
 
-def column_labels(info: Pick, columns) -> list[dict]:
+def column_labels(info: Pick, columns, aspects: Aspects = DEFAULT_ASPECTS) -> list[str]:
     """Each chatbot's label at this point, marking a column that is the same model as another chosen one
-    ('Soup (same λ) = PEO (picked point) at this point'), in CHAT_COLUMNS' order."""
-    chosen = [k for k in CHAT_COLUMNS if k in (columns or [])]
-    same = same_model_columns(chosen, info.lambda_help, info.c_help, info.c_harm)
-    return [cb.same_model_label(k, same[k]) if k in same else label for k, label in CHAT_COLUMNS.items()]
+    ('Soup (same λ) = PEO (picked point) at this point'), in the chat columns' order."""
+    labels = aspects.chat_columns
+    chosen = [k for k in labels if k in (columns or [])]
+    same = same_model_columns(chosen, *info.model_key, aspects=aspects)
+    return [cb.same_model_label(k, same[k], aspects) if k in same else label for k, label in labels.items()]
 
 
 def check_turn(app: cb.App, defaults: dict, msg, cols, point: Pick, *settings,
@@ -179,9 +184,9 @@ def check_turn(app: cb.App, defaults: dict, msg, cols, point: Pick, *settings,
     if busy:
         return None, BUSY
     try:
-        turn = {"settings": cb.check_settings(*settings, defaults=defaults), "columns": cb.check_columns(cols),
-                "message": cb.check_message(msg),
-                "point": (point.lambda_help, point.phi_help, point.phi_harm)}
+        turn = {"settings": cb.check_settings(*settings, defaults=defaults),
+                "columns": cb.check_columns(cols, app.aspects), "message": cb.check_message(msg),
+                "point": point.point}
         cb.pick(app, *turn["point"])
     except AppInputError as err:
         return None, f"⚠️ {err}"
@@ -233,9 +238,10 @@ def stream_turn(app: cb.App, turn: dict | None, state: cb.ChatState, fresh: bool
 
     The message box was emptied when the turn was accepted (check step), so text typed during the turn stays; a
     turn refused here, before generating (a message too long for the model), puts its message back to be fixed."""
-    n = len(CHAT_COLUMNS)
+    aspects = app.aspects
+    keys = list(aspects.chat_columns)
     if turn is None:  # refused by check_turn: nothing to do
-        yield (*[gr.update()] * n, gr.update(), gr.update(), gr.update())
+        yield (*[gr.update()] * len(keys), gr.update(), gr.update(), gr.update())
         return
     cols, msg = turn["columns"], turn["message"]
     reference = app.reference_scores
@@ -248,23 +254,23 @@ def stream_turn(app: cb.App, turn: dict | None, state: cb.ChatState, fresh: bool
         for step in steps:
             texts = step.texts
             if step.done:
-                views = [render_column(step.state, k, reference=reference, blind=blind) if k in cols else gr.update()
-                         for k in CHAT_COLUMNS]
+                views = [render_column(step.state, k, reference=reference, blind=blind, aspects=aspects)
+                         if k in cols else gr.update() for k in keys]
                 status = f"{step.blind_info}. {BLIND_NOTE}" if blind else step.info
                 yield (*views, step.state, status, gr.update())
                 return
-            views = [render_column(base, k, (msg, step.texts.get(k, "")), reference, blind) if k in cols
-                     else gr.update() for k in CHAT_COLUMNS]
+            views = [render_column(base, k, (msg, step.texts.get(k, "")), reference, blind, aspects) if k in cols
+                     else gr.update() for k in keys]
             # the status is left as it is: the check step set "generating…", and a refused send during the
             # turn (BUSY) must stay readable until the turn ends, not be overwritten at the next step
             yield (*views, gr.update(), gr.update(), gr.update())
     except GenerationStopped:
-        views = [render_column(base, k, (msg, texts.get(k, "") + STOPPED_MARK), reference, blind) if k in cols
-                 else gr.update() for k in CHAT_COLUMNS]
+        views = [render_column(base, k, (msg, texts.get(k, "") + STOPPED_MARK), reference, blind, aspects)
+                 if k in cols else gr.update() for k in keys]
         yield (*views, gr.update(), STOPPED, gr.update())
     except (PeoError, TimeoutError, RuntimeError) as err:  # AppInputError, models not loaded
-        views = [render_column(state, k, reference=reference, blind=blind) if k in cols else gr.update()
-                 for k in CHAT_COLUMNS]
+        views = [render_column(state, k, reference=reference, blind=blind, aspects=aspects) if k in cols
+                 else gr.update() for k in keys]
         yield (*views, gr.update(), f"⚠️ {err}", msg if isinstance(err, AppInputError) else gr.update())
     finally:  # a cancelled turn: stop generating now and free the model for the other sessions
         steps.close()
@@ -275,13 +281,14 @@ def wire_chat(app: cb.App, chat: ChatPanel, point_state: gr.State, chat_state: g
     """Columns shown and labelled, messages checked then streamed into every chosen column, Stop, clearing: the
     chat's per-session events. `blind`: the votes panel's blind mode; while on, the labels are the votes panel's
     (letters until the vote) and the columns show answers only. `before_stream`: the votes panel's turn start."""
+    aspects = app.aspects
     chatbots = list(chat.chatbots.values())
-    for bot, label in zip(chatbots, column_labels(as_pick(point_state.value), chat.columns.value)):
+    for bot, label in zip(chatbots, column_labels(as_pick(point_state.value), chat.columns.value, aspects)):
         bot.label = label  # the start point's labels (the soup is PEO there when ϕ starts at 0)
 
     def show_columns(cols, point, is_blind):
         return [gr.update(visible=k in (cols or [])) if is_blind else gr.update(visible=k in (cols or []), label=label)
-                for k, label in zip(CHAT_COLUMNS, column_labels(as_pick(point), cols))]
+                for k, label in zip(aspects.chat_columns, column_labels(as_pick(point), cols, aspects))]
 
     chat.columns.change(show_columns, [chat.columns, point_state, blind], chatbots, api_visibility="private")
 
@@ -292,7 +299,8 @@ def wire_chat(app: cb.App, chat: ChatPanel, point_state: gr.State, chat_state: g
             note = ("The point changed: your next message starts a fresh chat." if fresh else
                     "The point changed: the next answers continue this chat at the new point "
                     "(each answer is tagged with the point that produced it).")
-        labels = [gr.update() if is_blind else gr.update(label=label) for label in column_labels(point, cols)]
+        labels = [gr.update() if is_blind else gr.update(label=label)
+                  for label in column_labels(point, cols, aspects)]
         return (*labels, note)
 
     point_state.change(on_new_point, [point_state, chat.columns, chat_state, chat.fresh, blind],
@@ -333,7 +341,7 @@ def wire_chat(app: cb.App, chat: ChatPanel, point_state: gr.State, chat_state: g
 
     def do_clear():
         state = cb.ChatState()
-        return (*[[] for _ in CHAT_COLUMNS], state, "")
+        return (*[[] for _ in chatbots], state, "")
 
     chat.clear.click(do_clear, None, chatbots + [chat_state, chat.status], api_visibility="private")
     for key, bot in chat.chatbots.items():  # a column's own trash icon: its history goes, not only its display

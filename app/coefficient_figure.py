@@ -1,5 +1,6 @@
 """The model family as it is: every evaluated point in coefficient space (c_help, c_harm), coloured by reward and
-by cost side by side, with the soup segment and the PEO front drawn in it.
+by cost side by side, with the soup segment and the PEO front drawn in it. A plane: the page shows it for runs of
+the default two aspects (app/research_views.py).
 
 (λ, ϕ_help, ϕ_harm) has two degrees of freedom only: c_help = λ + ϕ_help, c_harm = 1 − λ + ϕ_harm, so several
 grid points are one model. This view shows the models themselves; a click picks the grid point that grid.csv
@@ -132,9 +133,10 @@ def coefficient_panel(grid: pd.DataFrame, front_ids: list[str], picked: Pick, pl
     return plot
 
 
-def click_point(event_data: Mapping) -> tuple[float, float, float]:
-    """(λ, ϕ_help, ϕ_harm) of a clicked model; ValueError for a marker that is no grid point (the reference)."""
-    return tuple(float(event_data[k]) for k in POINT)  # type: ignore[return-value]
+def click_point(event_data: Mapping, columns: tuple[str, ...] = POINT) -> tuple[float, ...]:
+    """The point (λ, ϕ_help, ϕ_harm: `columns`) of a clicked model; ValueError for a marker that is no grid point
+    (the reference)."""
+    return tuple(float(event_data[k]) for k in columns)
 
 
 assert CUSTOM_FIELDS[:3] == POINT  # the click handler reads the point from customdata's first three fields

@@ -110,7 +110,7 @@ def compared_models(grid: pd.DataFrame, info: Pick) -> dict[str, str | None]:
         if column == PEO:
             out[column] = str(info.model_id)
         elif column == SOUP:
-            out[column] = model_id(*coefficients((float(info.lambda_help),)))
+            out[column] = soup_model(info)
         elif column in BASELINES:
             rows = grid[grid["method"] == column]
             out[column] = str(rows.iloc[0]["model_id"]) if not rows.empty else None
@@ -223,15 +223,26 @@ def row_html(row: PromptRow, labels: Mapping[str, str], colors: Mapping[str, str
             f'<div class="peo-answers">{"".join(cells)}</div></section>')
 
 
+def soup_model(info: Pick) -> str:
+    """The soup at the picked free λs: the model c = λ (ϕ = 0)."""
+    return model_id(*coefficients(tuple(float(x) for x in info.lambdas.values())))
+
+
+def soup_label(info: Pick) -> str:
+    """'Soup λ=0.5' (two aspects), 'Soup λ=(0.25, 0.5)' (more: the free λs)."""
+    lambdas = [f"{float(x):g}" for x in info.lambdas.values()]
+    return f"Soup λ={lambdas[0]}" if len(lambdas) == 1 else f"Soup λ=({', '.join(lambdas)})"
+
+
 def column_labels(info: Pick, ids: Mapping[str, str | None]) -> dict[str, str]:
     """Chat column labels with the model each one is here; same-model columns say so (e.g. soup = picked)."""
     labels = {}
     for column, mid in ids.items():
         label = CHAT_COLUMNS[column]
         if column == PEO:
-            label += f" c=({info.c_help:g}, {info.c_harm:g})"
+            label += f" c=({', '.join(f'{c:g}' for c in info.coefficients.values())})"
         if column == SOUP:
-            label = f"Soup λ={float(info.lambda_help):g}"
+            label = soup_label(info)
         same = [CHAT_COLUMNS[c] for c, m in ids.items() if c != column and m is not None and m == mid]
         labels[column] = label + (f" (= {', '.join(same)})" if same else "")
     return labels
@@ -257,8 +268,7 @@ RECORD_SPLIT = "test"
 def record_opponents(grid: pd.DataFrame, info: Pick, answers: pd.DataFrame) -> dict[str, str]:
     """What the picked point's record is against: label → model_id, those with test answers."""
     tested = set(answers.loc[answers["split"] == RECORD_SPLIT, "model_id"].astype(str))
-    soup = model_id(*coefficients((float(info.lambda_help),)))
-    out: dict[str, str] = {f"Soup λ={float(info.lambda_help):g}": soup}
+    out: dict[str, str] = {soup_label(info): soup_model(info)}
     for method in ("help", "harm", JOINT):
         rows = grid[grid["method"] == method]
         if not rows.empty:

@@ -12,7 +12,6 @@ import gradio as gr
 
 from peo import answer_checks
 from peo.judgment_agreement import confirmed
-from peo.names import ASPECTS, BASELINE_LABELS, EVALUATOR_OF_ASPECT
 from peo.records import FrontsReport, JudgmentAgreement, JudgmentAgreements, RunMeta
 from peo.scoring import HF_SOURCE
 
@@ -41,7 +40,7 @@ def model_line(meta: RunMeta) -> str:
 def data_lines(meta: RunMeta) -> list[str]:
     """Per aspect: where its pairs come from and how many went to each use."""
     lines = []
-    for aspect in ASPECTS:
+    for aspect in meta.aspect_set.names:
         data = meta.data.get(aspect)
         if data is None:
             continue
@@ -57,7 +56,7 @@ def training_lines(meta: RunMeta) -> list[str]:
     """Per DPO policy: steps, epochs, pairs, and its held-out implicit-reward accuracy with interval."""
     lines = []
     dpo, lora = meta.config.get("dpo") or {}, meta.config.get("lora") or {}
-    for policy, label in BASELINE_LABELS.items():
+    for policy, label in meta.aspect_set.baseline_labels.items():
         info = meta.training.get(policy)
         if info is None:
             continue
@@ -77,7 +76,7 @@ def evaluator_lines(meta: RunMeta, fronts: FrontsReport | None) -> list[str]:
     """Each evaluator's held-out pairwise accuracy with its interval (fronts.json), else meta.json's point value."""
     lines = []
     ci = fronts.ci if fronts else FrontsReport.model_fields["ci"].default
-    for aspect, kind in EVALUATOR_OF_ASPECT.items():
+    for aspect, kind in zip(meta.aspect_set.names, meta.aspect_set.evaluators):
         report = fronts.evaluators.get(kind) if fronts else None
         model = meta.evaluators.get(kind)
         accuracy = next((x.held_out_accuracy for x in (report, model) if x and x.held_out_accuracy is not None), None)

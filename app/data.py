@@ -13,22 +13,35 @@ from pathlib import Path
 
 import pandas as pd
 
+from peo.aspects import Aspects
 from peo.assets import Assets, AssetsError, load_assets
 from peo.chat_limits import ChatInputError
 from peo.coefficients import coefficients, model_id
-from peo.grid_table import SPLITS, STATS
+from peo.grid_table import SPLITS
 from peo.layout import AssetLayout
-from peo.names import COUNT_STATS, EVADES, PEO, PROMPT_KIND_OF_EVALUATOR, REFERENCE_MODEL_ID
+from peo.names import COUNT_STATS, EVADES, PEO
 from peo.records import Front, FrontsReport, Pick
 
 TOL = 1e-9
 PROMPT_CHARS = 120  # the answers table shows this much of each prompt, so answer, reward and cost stay visible
-GRID_COLUMNS = ("split", "front_eligible", *STATS, *(f"{stat}_{split}" for split in SPLITS for stat in STATS))
-ANSWER_COLUMNS = ("model_id", "prompt_kind", "prompt", "split", "answer", "new_tokens", "reward", "cost", "loops",
-                  "refuses", "n_words", "cut")
-ANSWER_TABLE_COLUMNS = ["split", "kind", "prompt", "answer", "reward", "cost", "loops", "refuses", "evades"]
 PICKED_MARK = "★"  # the front table's row of the picked model (the figure's star)
 
+
+def grid_columns(aspects: Aspects) -> tuple[str, ...]:
+    """The grid.csv columns the app reads: each figure unsuffixed (the shown split) and per split."""
+    stats = aspects.grid_stats
+    return ("split", "front_eligible", *stats, *(f"{stat}_{split}" for split in SPLITS for stat in stats))
+
+
+def answer_columns(aspects: Aspects) -> tuple[str, ...]:
+    """The answers.parquet columns the app reads: a score column per evaluator."""
+    return ("model_id", "prompt_kind", "prompt", "split", "answer", "new_tokens", *aspects.evaluators, "loops",
+            "refuses", "n_words", "cut")
+
+
+def answer_table_columns(aspects: Aspects) -> list[str]:
+    """The answers table's columns (AppData.sample_answers): every evaluator's score after the answer."""
+    return ["split", "kind", "prompt", "answer", *aspects.evaluators, "loops", "refuses", "evades"]
 
 AppInputError = ChatInputError  # one input error: peo.chat_limits raises it for the app and peo serve
 
@@ -62,9 +75,20 @@ class AppData:
     @classmethod
     def load(cls, root: str | Path | None = None) -> "AppData":
         assets = load_assets(root)
-        _require(assets.grid.columns, GRID_COLUMNS, str(assets.layout.grid))
-        _require(assets.answers.columns, ANSWER_COLUMNS, str(assets.layout.answers))
+        aspects = assets.run_meta.aspect_set
+        _require(assets.grid.columns, grid_columns(aspects), str(assets.layout.grid))
+        _require(assets.answers.columns, answer_columns(aspects), str(assets.layout.answers))
         return cls(assets=assets, fronts=read_fronts(assets.root))
+
+    @property
+    def aspects(self) -> Aspects:
+        """The run's aspects (meta.json `aspects`; the default two for assets made before it)."""
+        return self.assets.run_meta.aspect_set
+
+    @property
+    def point_columns(self) -> tuple[str, ...]:
+        """The picker's axes, in the order point_info takes them: the free λs, then ϕ per aspect."""
+        return self.aspects.point_columns
 
     @property
     def grid(self) -> pd.DataFrame:
@@ -83,7 +107,7 @@ class AppData:
         return self.report.n_prompts[split]
 
     def axis_range(self, axis: str) -> tuple[float, float]:
-        """(min, max) of 'lambda_help', 'phi_help' or 'phi_harm' over the grid the assets were swept on."""
+        """(min, max) of a point column ('lambda_help', 'phi_harm' …) over the grid the assets were swept on."""
         values = [float(v) for v in self.assets.grid_values[axis]]
         return min(values), max(values)
 
@@ -109,7 +133,7 @@ class AppData:
             return None
         row = rows.iloc[0]
         out: dict = {"split": str(row["split"])}
-        for key in STATS:
+        for key in self.aspects.grid_stats:
             out[key] = float(row[key]) if pd.notna(row[key]) else None
         for key in COUNT_STATS:
             out[key] = int(row[key]) if pd.notna(row[key]) else 0
@@ -120,18 +144,23 @@ class AppData:
         sub = self.answers[self.answers["model_id"].astype(str) == mid]
         split = "test" if (sub["split"] == "test").any() else "dev"
         sub = sub[sub["split"] == split].head(limit)
+        evaluators = self.aspects.evaluators
         return pd.DataFrame({
             "split": sub["split"].tolist(), "kind": sub["prompt_kind"].tolist(),
             "prompt": [shorten(last_user_turn(p)) for p in sub["prompt"]], "answer": sub["answer"].tolist(),
-            "reward": sub["reward"].round(3).tolist(), "cost": sub["cost"].round(3).tolist(),
+            **{ev: sub[ev].round(3).tolist() for ev in evaluators},
             "loops": sub["loops"].astype(bool).tolist(), "refuses": sub["refuses"].astype(bool).tolist(),
             "evades": (sub[EVADES].astype(bool).tolist() if EVADES in sub.columns else [None] * len(sub)),
-        }, columns=ANSWER_TABLE_COLUMNS)
+        }, columns=answer_table_columns(self.aspects))
 
-    def check_point(self, lambda_help, phi_help, phi_harm) -> tuple[float, float, float]:
-        """The point as floats; AppInputError when not a number or outside the grid's range."""
+    def check_point(self, *values) -> tuple[float, ...]:
+        """The point (a value per point column: the free λs, then ϕ per aspect) as floats; AppInputError when
+        one is missing, not a number or outside the grid's range."""
+        names = self.point_columns
+        if len(values) != len(names):
+            raise AppInputError(f"a point has {len(names)} coordinates ({', '.join(names)}), got {len(values)}")
         point = []
-        for name, value in (("lambda_help", lambda_help), ("phi_help", phi_help), ("phi_harm", phi_harm)):
+        for name, value in zip(names, values):
             try:
                 x = float(value)
             except (TypeError, ValueError):
@@ -142,36 +171,36 @@ class AppData:
             if x < lo - TOL or x > hi + TOL:
                 raise AppInputError(f"{name}={x:g} is outside the range these assets support: [{lo:g}, {hi:g}]")
             point.append(min(max(x, lo), hi))
-        return point[0], point[1], point[2]
+        return tuple(point)
 
-    def on_grid(self, lambda_help: float, phi_help: float, phi_harm: float) -> bool:
-        return all(any(abs(x - g) <= 1e-6 for g in self.grid_axis(axis))
-                   for axis, x in (("lambda_help", lambda_help), ("phi_help", phi_help), ("phi_harm", phi_harm)))
+    def on_grid(self, *point: float) -> bool:
+        return all(any(abs(x - g) <= 1e-6 for g in self.grid_axis(axis)) for axis, x in zip(self.point_columns, point))
 
-    def point_info(self, lambda_help, phi_help, phi_harm) -> Pick:
+    def point_info(self, *values) -> Pick:
         """Everything /pick returns about a point (see callbacks.pick), read by attribute; `.to_json()` is the
-        dict /pick returns."""
-        lam, ph, pa = self.check_point(lambda_help, phi_help, phi_harm)
-        c_help, c_harm = coefficients((lam,), (ph, pa))
-        mid = model_id(c_help, c_harm)
-        return Pick(lambda_help=lam, phi_help=ph, phi_harm=pa, c_help=c_help, c_harm=c_harm, model_id=mid,
-                    in_range=True,  # out-of-range points raise AppInputError instead
-                    on_grid=self.on_grid(lam, ph, pa), precomputed=self.model_stats(mid),
+        dict /pick returns. `values`: the free λs, then ϕ per aspect (two aspects: λ_help, ϕ_help, ϕ_harm)."""
+        point = self.check_point(*values)
+        n_free = len(self.aspects.lambda_columns)
+        c = coefficients(point[:n_free], point[n_free:])
+        mid = model_id(*c)
+        return Pick(**dict(zip(self.point_columns, point)), **dict(zip(self.aspects.coefficient_columns, c)),
+                    model_id=mid, in_range=True,  # out-of-range points raise AppInputError instead
+                    on_grid=self.on_grid(*point), precomputed=self.model_stats(mid),
                     on_front=mid in self.front_model_ids(PEO))
 
     def reference_scores(self):
-        """The reference's per-prompt scores on the test prompts, split-aware: its rewards on the benign prompts
-        and its costs on the harmful ones, as every other figure (dev when it has no test answers). What a live
-        score is placed against (app.score_context percentile bands)."""
+        """The reference's per-prompt scores on the test prompts, split-aware: each evaluator's scores on its own
+        aspect's prompts (rewards on the benign prompts, costs on the harmful ones), as every other figure (dev
+        when it has no test answers). What a live score is placed against (app.score_context percentile bands)."""
         from app.score_context import ReferenceScores
 
-        rows = self.answers[self.answers["model_id"].astype(str) == REFERENCE_MODEL_ID]
+        reference = model_id(*(0.0,) * len(self.aspects))
+        rows = self.answers[self.answers["model_id"].astype(str) == reference]
         split = "test" if (rows["split"] == "test").any() else "dev"
         rows = rows[rows["split"] == split]
         kind = rows["prompt_kind"].astype(str)
-        return ReferenceScores(tuple(float(x) for x in rows.loc[kind == PROMPT_KIND_OF_EVALUATOR["reward"], "reward"]),
-                               tuple(float(x) for x in rows.loc[kind == PROMPT_KIND_OF_EVALUATOR["cost"], "cost"]),
-                               split)
+        return ReferenceScores({a.evaluator: tuple(float(x) for x in rows.loc[kind == a.name, a.evaluator])
+                                for a in self.aspects}, split)
 
 
 def as_pick(value: Pick | dict) -> Pick:

@@ -4,7 +4,7 @@ Every chat turn is a set of rows, one per chat column, each with its own adapter
 rows decode in ONE running batch (peo.decode_loop): a turn joins at the next step boundary, its rows leave at
 their EOS, and no session waits for another's turn to end.
 
-Two ways to form the picked PEO policy θ_ref + c_help·Δ_help + c_harm·Δ_harm:
+Two ways to form the picked PEO policy θ_ref + Σ c_i·Δ_i over the run's aspects (c_help·Δ_help + c_harm·Δ_harm):
 - "adapters" (CPU default): nothing is formed; the picked point is just adapter scales (instant).
 - "merged" (default on a GPU): the picked point's task vectors are written into the reference weights in place
   (peo.task_vector.MergedPolicy), and every column's scales become offsets from it (c_column − c_picked), so the
@@ -28,32 +28,38 @@ from collections.abc import Iterator, Mapping, Sequence
 import torch
 
 from app.memory import ModelLock, return_freed_memory
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.assets import Assets, default_device, load_policy_mix
 from peo.chat_template import encode_chat
 from peo.coefficients import coefficients, scales
 from peo.decode_loop import DecodeLoop, DecodeRequest, StreamResult
 from peo.generation import GenerationSettings, Row, StopSignal, stream_batch
 from peo.model_source import resolve_base_model
-from peo.names import ASPECTS, BASELINE_SCALES, CHAT_COLUMNS, EXPO, EXPO_CHAT_ALPHA, JOINT, PEO, SOUP
+from peo.names import EXPO, EXPO_CHAT_ALPHA, JOINT, PEO, SOUP
 
 log = logging.getLogger("app")
 
 
-def column_scales(column: str, lambda_help: float, c_help: float, c_harm: float) -> dict[str, float]:
-    """Adapter scales of a chat column for the picked point (λ, and its coefficients c_help, c_harm).
+def column_scales(column: str, *model_key: float, aspects: Aspects = DEFAULT_ASPECTS) -> dict[str, float]:
+    """Adapter scales of a chat column for the picked point, given as its model key (peo.records.Pick.model_key:
+    the free λs, then the coefficients; two aspects: λ, c_help, c_harm).
 
-    The PEO and soup columns follow the picked point; every other column is a fixed model (BASELINE_SCALES, and
-    ExPO at EXPO_CHAT_ALPHA).
+    The PEO and soup columns follow the picked point; every other column is a fixed model (the aspects'
+    baseline_scales, and ExPO at EXPO_CHAT_ALPHA).
     """
+    n_free = len(aspects) - 1
+    if len(model_key) != n_free + len(aspects):
+        raise ValueError(f"a point over {len(aspects)} aspects has {n_free} free λs and {len(aspects)} coefficients, "
+                         f"got {len(model_key)} values")
     if column == PEO:
-        return scales((c_help, c_harm), ASPECTS)
+        return scales(model_key[n_free:], aspects.names)
     if column == SOUP:
-        return scales(coefficients((lambda_help,)), ASPECTS)
+        return scales(coefficients(model_key[:n_free]), aspects.names)
     if column == EXPO:
         return {JOINT: EXPO_CHAT_ALPHA}
-    if column in BASELINE_SCALES:
-        return dict(BASELINE_SCALES[column])  # a copy: callers may change it
-    raise KeyError(f"unknown column {column!r}; known: {', '.join(CHAT_COLUMNS)}")
+    if column in aspects.baseline_scales:
+        return dict(aspects.baseline_scales[column])  # a copy: callers may change it
+    raise KeyError(f"unknown column {column!r}; known: {', '.join(aspects.chat_columns)}")
 
 
 FOLLOWS_POINT: tuple[str, ...] = (PEO, SOUP)  # the columns whose model changes with the pick (column_scales)
@@ -66,8 +72,9 @@ def _model_key(scales: Mapping[str, float]) -> tuple:
                         if abs(float(x)) > SAME_TOL))
 
 
-def same_model_columns(columns: Sequence[str], lambda_help: float, c_help: float, c_harm: float) -> dict[str, str]:
-    """column → the earlier column (in `columns`' order) that is the same model at this point.
+def same_model_columns(columns: Sequence[str], *model_key: float, aspects: Aspects = DEFAULT_ASPECTS) -> dict[str, str]:
+    """column → the earlier column (in `columns`' order) that is the same model at the point of `model_key`
+    (column_scales).
 
     E.g. the soup at the default point (ϕ = 0) is PEO, PEO at c = (1, 0) is DPO-Help, at c = (0, 0) the reference.
     Columns that are a model of their own are left out.
@@ -75,7 +82,7 @@ def same_model_columns(columns: Sequence[str], lambda_help: float, c_help: float
     first: dict[tuple, str] = {}
     same: dict[str, str] = {}
     for col in columns:
-        key = _model_key(column_scales(col, lambda_help, c_help, c_harm))
+        key = _model_key(column_scales(col, *model_key, aspects=aspects))
         if key in first:
             same[col] = first[key]
         else:
@@ -87,6 +94,7 @@ class Engine:
     def __init__(self, assets: Assets, device: str | None = None, form: str = "auto",
                  max_context_tokens: int = 1024, load_evaluators: bool = True, max_batch_rows: int = 64):
         self.assets = assets
+        self.aspects = assets.run_meta.aspect_set
         self.device = device or default_device()
         if form == "auto":
             form = "merged" if self.device.startswith("cuda") else "adapters"
@@ -128,11 +136,10 @@ class Engine:
                 from peo.scoring import Evaluators
 
                 if self.form == "adapters":  # the policy with its adapters off is the reference: share it
-                    evaluators = Evaluators.on_policy(mix.model, tokenizer, self.assets.root,
-                                                        self.assets.run_meta.aspect_set)
+                    evaluators = Evaluators.on_policy(mix.model, tokenizer, self.assets.root)
                 else:  # merged weights are not the reference: the evaluators get their own copy
                     evaluators = Evaluators.load(resolve_base_model(self.assets.base_model_spec),
-                                                 self.assets.root, self.assets.run_meta.aspect_set, device=self.device)
+                                                 self.assets.root, device=self.device)
             self.attach(mix, tokenizer, evaluators, self.assets.adapters())
             self.load_seconds = time.perf_counter() - start
             log.info("models loaded in %.1f s (%s, policy form: %s)", self.load_seconds, self.device, self.form)
@@ -147,12 +154,12 @@ class Engine:
         if self.form == "merged":
             from peo.task_vector import MergedPolicy, lora_task_vectors
 
-            aspects = {k: v for k, v in adapters.items() if k in ASPECTS}
+            aspects = {k: v for k, v in adapters.items() if k in self.aspects.names}
             # the adapters sit on top of the base layers: merge into `...base_layer.weight`
             vectors = {aspect: {name.removesuffix(".weight") + ".base_layer.weight": d for name, d in deltas.items()}
                        for aspect, deltas in lora_task_vectors(aspects).items()}
             self.merged = MergedPolicy(mix.model.base_model.model, vectors)
-            self._merged_point = scales((0.0,) * len(ASPECTS), ASPECTS)
+            self._merged_point = scales((0.0,) * len(self.aspects), self.aspects.names)
         self.mix, self.tokenizer, self.evaluators = mix, tokenizer, evaluators
         self.loop = DecodeLoop(mix, tokenizer, lock=self.lock.without_trim(), max_rows=self.max_batch_rows,
                                on_idle=return_freed_memory, prepare=self._form if self.merged is not None else None)
@@ -194,30 +201,32 @@ class Engine:
         return point
 
     def stream(self, prompts: Sequence[list[dict]], row_scales: Sequence[Mapping[str, float]],
-               settings: GenerationSettings, point: tuple[float, float],
+               settings: GenerationSettings, point: Sequence[float],
                stop: StopSignal | None = None) -> Iterator[list[str] | StreamResult]:
         """Every row's text after each step (the rows join the shared batch); the last item is the StreamResult.
 
-        `point` is the picked (c_help, c_harm): in the merged form it is written into the weights first when the
-        batch is empty, and the result's `form_seconds` says how long that took (0 for the adapters form: scales
-        only, and for a turn that rode on the point already merged); its `cut` says which answers were cut at
-        max_new_tokens. Setting `stop`, or closing this iterator, makes its rows leave after the current step
+        `point` is the picked coefficients (c_help, c_harm, …): in the merged form it is written into the weights
+        first when the batch is empty, and the result's `form_seconds` says how long that took (0 for the adapters
+        form: scales only, and for a turn that rode on the point already merged); its `cut` says which answers were
+        cut at max_new_tokens. Setting `stop`, or closing this iterator, makes its rows leave after the current step
         (peo.generation.stream_batch).
         """
         self.wait_ready()
         rows = [Row(messages=list(p), scales=dict(s)) for p, s in zip(prompts, row_scales)]
         yield from stream_batch(self.mix, self.tokenizer, rows, settings, stop=stop, loop=self.loop,
-                                point=scales(point, ASPECTS))
+                                point=scales(point, self.aspects.names))
 
     def score(self, prompts: Sequence[list[dict]], answers: Sequence[str]) -> tuple[list[float], ...] | None:
-        """The answers' scores, one list per evaluator in the order of the run's aspects ((rewards, costs) for
-        the default two), or None when the evaluators are not loaded."""
+        """Each evaluator's scores of the answers, in the aspects' order (two aspects: rewards, costs), or None
+        when the evaluators are not loaded."""
         self.wait_ready()
         if self.evaluators is None:
             return None
         with self.lock:
             scored = self.evaluators.score(list(prompts), list(answers))
-        return tuple([float(x) for x in scored[e]] for e in self.assets.run_meta.aspect_set.evaluators)
+        if isinstance(scored, Mapping):  # evaluator → scores
+            scored = [scored[ev] for ev in self.aspects.evaluators]
+        return tuple([float(x) for x in values] for values in scored)
 
     def prompt_tokens(self, messages: list[dict]) -> int:
         return len(encode_chat(self.tokenizer, messages))

@@ -21,7 +21,7 @@ from app.callbacks import SCORE_BUTTON, scores_phrase
 from app.data import as_pick
 from app.engine import column_scales
 from peo.answer_checks import answer_signals
-from peo.aspects import DEFAULT_ASPECTS
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.evasion import last_user_message
 from peo.export import sweep_decoding
 from peo.generation import GenerationSettings
@@ -29,9 +29,9 @@ from peo.grid_table import split_stats
 from peo.names import PEO
 from peo.records import Pick
 
-POINT_KEYS = ("model_id", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm")  # of a Pick
+POINT_KEYS = ("model_id", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm")  # of a two-aspect Pick
 ANSWER_COLUMNS = ("split", "prompt_id", "prompt_kind", "prompt", "answer", "reward", "cost", "loops", "refuses",
-                  "n_words", "evades", "cut")  # answer_rows' keys, answers.parquet's names
+                  "n_words", "evades", "cut")  # answer_rows' keys, answers.parquet's names (two aspects)
 BATCH_SIZE = 8  # prompts per generation: small enough that Stop and the progress bar respond within a batch
 SPLIT = "test"
 
@@ -42,28 +42,43 @@ def scoring_prompts(answers: pd.DataFrame) -> pd.DataFrame:
     return rows.drop_duplicates("prompt_id")[["prompt_id", "prompt_kind", "prompt"]].reset_index(drop=True)
 
 
-def answer_rows(prompts: pd.DataFrame, answers: list[str], rewards: list[float], costs: list[float],
-                cut: list[bool]) -> list[dict]:
-    """answers.parquet-shaped rows (without the model columns and token counts) for one batch; the checks read
-    the prompt's last user message, as the sweep's do, so `evades` means the same on and off the grid."""
+def point_keys(aspects: Aspects) -> tuple[str, ...]:
+    """A scored point's coordinates (two aspects: POINT_KEYS): model_id, the point columns, the coefficients."""
+    return ("model_id", *aspects.point_columns, *aspects.coefficient_columns)
+
+
+def answer_columns(aspects: Aspects) -> tuple[str, ...]:
+    """answer_rows' keys, answers.parquet's names: a score per evaluator (two aspects: ANSWER_COLUMNS)."""
+    return ("split", "prompt_id", "prompt_kind", "prompt", "answer", *aspects.evaluators, "loops", "refuses",
+            "n_words", "evades", "cut")
+
+
+def answer_rows(prompts: pd.DataFrame, answers: list[str], *per_answer: list,
+                aspects: Aspects = DEFAULT_ASPECTS) -> list[dict]:
+    """answers.parquet-shaped rows (without the model columns and token counts) for one batch. `per_answer`:
+    each evaluator's scores in the aspects' order (rewards, costs …), then whether each answer was cut. The checks
+    read the prompt's last user message, as the sweep's do, so `evades` means the same on and off the grid."""
+    *scores, cut = per_answer
     return [{"prompt_id": p.prompt_id, "prompt_kind": p.prompt_kind, "prompt": p.prompt, "split": SPLIT,
-             "answer": a, "reward": r, "cost": c, **answer_signals(a, last_user_message(p.prompt)), "cut": k}
-            for p, a, r, c, k in zip(prompts.itertuples(), answers, rewards, costs, cut)]
+             "answer": a, **dict(zip(aspects.evaluators, s)), **answer_signals(a, last_user_message(p.prompt)),
+             "cut": k}
+            for p, a, k, *s in zip(prompts.itertuples(), answers, cut, *scores)]
 
 
-def summarize(info: Pick, rows: list[dict], total: int) -> dict:
-    """The scored point: its coordinates, the sweep's per-model figures (peo.grid_table.split_stats), answers."""
-    stats = split_stats(pd.DataFrame(rows), DEFAULT_ASPECTS)
+def summarize(info: Pick, rows: list[dict], total: int, aspects: Aspects = DEFAULT_ASPECTS) -> dict:
+    """The scored point: its coordinates, the sweep's per-model figures (peo.grid_table.split_stats; every
+    evaluator's mean and standard error), answers."""
+    stats = split_stats(pd.DataFrame(rows))
     stats = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in stats.items()}
-    point = {k: getattr(info, k) for k in POINT_KEYS}
+    point = {k: getattr(info, k) for k in point_keys(aspects)}
     return {**point, **stats, "split": SPLIT, "complete": len(rows) == total, "answers": rows}
 
 
 def score_point(engine, info: Pick, prompts: pd.DataFrame, settings: GenerationSettings,
-                batch_size: int = BATCH_SIZE) -> Iterator[list[dict]]:
+                batch_size: int = BATCH_SIZE, aspects: Aspects = DEFAULT_ASPECTS) -> Iterator[list[dict]]:
     """Generate and score `prompts` for the point `info` (a Pick); yields all rows so far after each batch."""
-    scales = column_scales(PEO, info.lambda_help, info.c_help, info.c_harm)
-    point = (info.c_help, info.c_harm)
+    scales = column_scales(PEO, *info.model_key, aspects=aspects)
+    point = tuple(info.coefficients.values())
     rows: list[dict] = []
     for start in range(0, len(prompts), batch_size):
         batch = prompts.iloc[start:start + batch_size]
@@ -73,7 +88,7 @@ def score_point(engine, info: Pick, prompts: pd.DataFrame, settings: GenerationS
         scored = engine.score(messages, texts)
         if scored is None:
             raise RuntimeError("the evaluators are not loaded: this app cannot score answers")
-        rows += answer_rows(batch, texts, *scored, result.cut)
+        rows += answer_rows(batch, texts, *scored, result.cut, aspects=aspects)
         yield rows
 
 
@@ -88,10 +103,11 @@ def needs_scoring(info: Pick) -> bool:
     return stats is None or stats.get("split") != SPLIT
 
 
-def scored_text(point: Mapping, total: int) -> str:
+def scored_text(point: Mapping, total: int, aspects: Aspects = DEFAULT_ASPECTS) -> str:
+    """What the panel says of a scored point: every evaluator's score (callbacks.scores_phrase)."""
     done = "" if point["complete"] else f" (of {total}: stopped, the finished batches kept)"
-    return (f"Scored `{point['model_id']}` on {point['n']} {SPLIT} prompts{done}: {scores_phrase(point)}. Drawn on "
-            "the front as a diamond (kept for this session); the compare view shows its answers.")
+    return (f"Scored `{point['model_id']}` on {point['n']} {SPLIT} prompts{done}: {scores_phrase(point, aspects)}. "
+            "Drawn on the front as a diamond (kept for this session); the compare view shows its answers.")
 
 
 def eta_text(done: int, total: int, seconds: float) -> str:
@@ -100,10 +116,10 @@ def eta_text(done: int, total: int, seconds: float) -> str:
     return f"{done} of {total} {SPLIT} prompts" + (f", about {left:.0f} s left" if left is not None else "")
 
 
-def scored_table(scored: list[dict] | None) -> pd.DataFrame:
+def scored_table(scored: list[dict] | None, aspects: Aspects = DEFAULT_ASPECTS) -> pd.DataFrame:
     """Every answer scored on demand in this session, one line each with its point, for a CSV download
     (`complete`: False for a point whose scoring was stopped part-way)."""
-    columns = [*POINT_KEYS, "complete", *ANSWER_COLUMNS]
+    columns = [*point_keys(aspects), "complete", *answer_columns(aspects)]
     lines = [{**point, **row} for point in scored or () for row in point["answers"]]
     return pd.DataFrame(lines, columns=columns)
 
@@ -134,6 +150,7 @@ def wire_score(app, panel: ScorePanel, point_state: gr.State, scored_state: gr.S
     """Score on click (a generator: progress and an ETA per batch), cancelled by Stop between or within batches.
     Each finished batch is kept in `scored_state` as it comes, so a Stop keeps the batches finished before it."""
     data = app.data
+    aspects = data.aspects
 
     def run(info, scored, progress=gr.Progress()):
         info = as_pick(info)
@@ -145,22 +162,22 @@ def wire_score(app, panel: ScorePanel, point_state: gr.State, scored_state: gr.S
         start = time.monotonic()
         point: dict | None = None
         try:
-            for rows in score_point(app.engine, info, prompts, sweep_decoding(data.assets.run_meta)):
-                point = summarize(info, rows, total)
+            for rows in score_point(app.engine, info, prompts, sweep_decoding(data.assets.run_meta), aspects=aspects):
+                point = summarize(info, rows, total, aspects)
                 text = eta_text(len(rows), total, time.monotonic() - start)
                 progress(len(rows) / total, desc=text)
                 yield merge_scored(scored, point), f"Scored {text}…"
         except (TimeoutError, RuntimeError) as err:
             raise gr.Error(str(err), print_exception=False) from None
         if point is not None:
-            yield merge_scored(scored, point), scored_text(point, total)
+            yield merge_scored(scored, point), scored_text(point, total, aspects)
 
     def stopped(info, scored):
         mid = as_pick(info).model_id
         kept = next((p for p in scored or () if p["model_id"] == mid), None)
         if kept is None:
             return "Stopped before a batch finished: nothing was kept."
-        return "Stopped. " + scored_text(kept, len(scoring_prompts(data.answers)))
+        return "Stopped. " + scored_text(kept, len(scoring_prompts(data.answers)), aspects)
 
     event = panel.button.click(run, [point_state, scored_state], [scored_state, panel.status],
                                api_visibility="private", concurrency_limit=1)
@@ -169,7 +186,7 @@ def wire_score(app, panel: ScorePanel, point_state: gr.State, scored_state: gr.S
     def download(scored):
         if not scored:
             raise gr.Error(f"Nothing scored in this session yet: use '{SCORE_BUTTON}' first.", print_exception=False)
-        table = scored_table(scored)
+        table = scored_table(scored, aspects)
         path = export_store.download("scored-answers.csv", lambda p: table.to_csv(p, index=False))
         return gr.update(value=str(path), visible=True)
 

@@ -1,5 +1,6 @@
-"""A score is only readable against something: each live reward and cost placed within the reference model's
-scores on the test prompts, and the answer flagged when its scores say little (empty, cut at the limit, loops).
+"""A score is only readable against something: each live evaluator's score (reward, cost …) placed within the
+reference model's scores on the test prompts, and the answer flagged when its scores say little (empty, cut at the
+limit, loops).
 
 Pure functions (percentiles, flags, the line under a chat answer: short, its details on hover) over
 `ReferenceScores`, the reference's per-prompt scores, split-aware, that `app.data.AppData.reference_scores` reads
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import bisect
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from peo.answer_checks import loops, words
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 
 EMPTY, CUT, LOOPS = "empty", "cut at the token limit", "loops"
 # (upper bound of a percentile band, symbol): a reader sees at a glance where a score falls
@@ -56,15 +58,15 @@ def answer_flags(answer: str, cut: bool) -> list[str]:
 
 @dataclass(frozen=True)
 class ReferenceScores:
-    """The reference model's per-prompt rewards and costs on one split: what a live score is placed against."""
+    """The reference model's per-prompt scores on one split, evaluator → scores on its own aspect's prompts: what
+    a live score is placed against."""
 
-    rewards: tuple[float, ...]
-    costs: tuple[float, ...]
+    scores: Mapping[str, tuple[float, ...]]
     split: str = "test"
 
     def placed(self, name: str, value: float, higher_is_better: bool) -> str:
         """'🟥 reward -1.800 (23rd pct of the reference on test prompts)', or the bare score with no reference."""
-        values = self.rewards if name == "reward" else self.costs
+        values = self.scores.get(name, ())
         pct = percentile(value, values)
         if pct is None:
             return f"{name} {value:+.3f}"
@@ -73,34 +75,40 @@ class ReferenceScores:
                 f"{len(values)} {self.split} prompts)")
 
 
-def live_score_line(score: tuple[float, float] | None, answer: str, reference: ReferenceScores | None = None,
-                    cut: bool = False) -> str:
-    """The line under a chat answer: reward (↑) and cost (↓) placed in the reference's distribution, and flags.
+def _named(score: Sequence[float], aspects: Aspects) -> list[tuple[str, float, bool]]:
+    """(evaluator, value, higher is better) of each score, in the aspects' order (the order Engine.score gives)."""
+    return [(a.evaluator, float(value), a.better == "higher") for a, value in zip(aspects, score)]
+
+
+def live_score_line(score: Sequence[float] | None, answer: str, reference: ReferenceScores | None = None,
+                    cut: bool = False, aspects: Aspects = DEFAULT_ASPECTS) -> str:
+    """The line under a chat answer: each evaluator's score (reward ↑, cost ↓ …) placed in the reference's
+    distribution, and flags. `score`: one value per aspect's evaluator, in the aspects' order.
 
     `cut` defaults to False: the chat marks answers cut at the limit itself, from the exact token count.
     """
     parts = []
     if score:
         if reference is None:
-            parts = [f"reward {score[0]:+.3f}", f"cost {score[1]:+.3f}"]
+            parts = [f"{name} {value:+.3f}" for name, value, _ in _named(score, aspects)]
         else:
-            parts = [reference.placed("reward", score[0], True), reference.placed("cost", score[1], False)]
+            parts = [reference.placed(name, value, higher) for name, value, higher in _named(score, aspects)]
     return " · ".join(parts + answer_flags(answer, cut))
 
 
-def compact_score_line(score: tuple[float, float] | None, answer: str, reference: ReferenceScores | None = None,
-                       cut: bool = False) -> str:
+def compact_score_line(score: Sequence[float] | None, answer: str, reference: ReferenceScores | None = None,
+                       cut: bool = False, aspects: Aspects = DEFAULT_ASPECTS) -> str:
     """The one short line under a chat answer ('🟩 reward +0.27 · 🟥 cost +0.52 · loops'), the full line
     (live_score_line: percentiles, how many reference prompts) in its hover title. At five to seven columns a
     bubble is ~100-150 px wide: the full line filled ten lines there, and auto-scroll showed it instead of the
     answer."""
-    full = live_score_line(score, answer, reference, cut)
+    full = live_score_line(score, answer, reference, cut, aspects)
     if not full:
         return ""
     parts = []
     if score:
-        for name, value, higher_is_better in (("reward", score[0], True), ("cost", score[1], False)):
-            values = () if reference is None else reference.rewards if name == "reward" else reference.costs
+        for name, value, higher_is_better in _named(score, aspects):
+            values = () if reference is None else reference.scores.get(name, ())
             pct = percentile(value, values)
             band = "" if pct is None else f"{band_symbol(pct, higher_is_better)} "
             parts.append(f"{band}{name} {value:+.2f}")

@@ -1,6 +1,7 @@
 """Share links: the page's URL carries the picked point and the chat columns, and opening such a URL restores them.
 
-`?lambda_help=0.4&phi_help=0.5&phi_harm=0&columns=peo,ref,help`: the address bar follows every pick (history
+`?lambda_help=0.4&phi_help=0.5&phi_harm=0&columns=peo,ref,help` (the point's columns: a parameter per free λ and
+per ϕ of the run's aspects): the address bar follows every pick (history
 .replaceState, no reload), so a reload or a copied link lands on the same point. Opening a link picks its point
 through the page's one pick path (app/ui.py pick_updates), so sliders, number boxes, figure, summary and state
 agree, and a later "Pick this point" picks the link's point. Values come from the visitor: they are parsed and
@@ -18,10 +19,10 @@ import gradio as gr
 
 from app import callbacks as cb
 from app.data import AppInputError, as_pick
-from peo.names import CHAT_COLUMNS
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.records import Pick
 
-POINT_PARAMS = ("lambda_help", "phi_help", "phi_harm")
+POINT_PARAMS = DEFAULT_ASPECTS.point_columns  # ("lambda_help", "phi_help", "phi_harm"): Aspects.point_columns
 COLUMNS_PARAM = "columns"
 
 # Writes the query into the address bar (no reload), so the current URL is always the share link.
@@ -61,21 +62,23 @@ def share_panel() -> SharePanel:
     return SharePanel(copy, link, query)
 
 
-def share_query(point: Pick, columns) -> str:
-    """The query string of a point (λ, ϕ_help, ϕ_harm as picked) and the chat columns."""
-    params = {key: f"{float(getattr(point, key)):g}" for key in POINT_PARAMS}
-    cols = [c for c in (columns or []) if c in CHAT_COLUMNS]
+def share_query(point: Pick, columns, aspects: Aspects = DEFAULT_ASPECTS) -> str:
+    """The query string of a point (λ, ϕ_help, ϕ_harm as picked: the point columns) and the chat columns."""
+    params = {key: f"{float(getattr(point, key)):g}" for key in aspects.point_columns}
+    cols = [c for c in (columns or []) if c in aspects.chat_columns]
     if cols:
         params[COLUMNS_PARAM] = ",".join(cols)
     return urlencode(params, safe=",")
 
 
-def parse_query(params: dict) -> tuple[tuple[float, float, float] | None, list[str] | None]:
-    """(point or None, columns or None) from query parameters; AppInputError naming a bad one."""
+def parse_query(params: dict, aspects: Aspects = DEFAULT_ASPECTS) -> tuple[tuple[float, ...] | None,
+                                                                           list[str] | None]:
+    """(point or None, columns or None) from query parameters; AppInputError naming a bad one. A point column
+    the link lacks is 0."""
     point = None
-    if any(key in params for key in POINT_PARAMS):
+    if any(key in params for key in aspects.point_columns):
         values = []
-        for key in POINT_PARAMS:
+        for key in aspects.point_columns:
             raw = params.get(key, "0")
             try:
                 x = float(str(raw)[:32])
@@ -84,10 +87,10 @@ def parse_query(params: dict) -> tuple[tuple[float, float, float] | None, list[s
             if not math.isfinite(x):
                 raise AppInputError(f"link parameter {key}: expected a finite number")
             values.append(x)
-        point = (values[0], values[1], values[2])
+        point = tuple(values)
     columns = None
     if COLUMNS_PARAM in params:
-        columns = cb.check_columns([c for c in str(params[COLUMNS_PARAM])[:200].split(",") if c])
+        columns = cb.check_columns([c for c in str(params[COLUMNS_PARAM])[:200].split(",") if c], aspects)
     return point, columns
 
 
@@ -98,7 +101,7 @@ def wire_share_link(app: cb.App, demo: gr.Blocks, panel: SharePanel, chat, point
 
     def restore(current, request: gr.Request):
         try:
-            point, columns = parse_query(dict(request.query_params) if request else {})
+            point, columns = parse_query(dict(request.query_params) if request else {}, app.aspects)
             if point is not None:
                 cb.pick(app, *point)  # range-checked here, so the refusal names the link
         except AppInputError as err:
@@ -112,7 +115,7 @@ def wire_share_link(app: cb.App, demo: gr.Blocks, panel: SharePanel, chat, point
     demo.load(restore, point_state, [*pick_outputs, chat.columns], api_visibility="private")
 
     def query(point, columns):
-        return share_query(as_pick(point), columns)
+        return share_query(as_pick(point), columns, app.aspects)
 
     for trigger in (point_state.change, chat.columns.change):
         trigger(query, [point_state, chat.columns], panel.query, queue=False, api_visibility="private").then(

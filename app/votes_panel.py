@@ -33,9 +33,9 @@ from app.chat_panel import BeforeStream, render_all
 from app.data import AppInputError, as_pick
 from app.engine import column_scales
 from peo.answer_checks import loops
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.coefficients import model_id
 from peo.digest import digest
-from peo.names import BASELINE_SCALES, CHAT_COLUMNS
 from peo.records import Pick
 from peo.votes import (
     ALL_BAD,
@@ -50,11 +50,12 @@ from peo.votes import (
 )
 
 LETTERS = string.ascii_uppercase
-POINT_KEYS = ("lambda_help", "phi_help", "phi_harm", "c_help", "c_harm")
+VOTE_SCORES = ("reward", "cost")  # the evaluators' scores a vote keeps (peo.votes.ColumnAnswer), where the run has them
 AGGREGATE_COLUMNS = ["model", "turns", "wins", "ties", "win share", "95% interval"]
 
-# Puts each chatbot at its blind position inside the chat row (or back in place for an empty order).
-ORDER_JS = """
+# Puts each chatbot at its blind position inside the chat row (or back in place for an empty order); KEYS: the
+# chat columns' keys (order_js)
+ORDER_JS_TEMPLATE = """
 (o) => {
   let order = [];
   try { order = JSON.parse(o || '[]'); } catch (e) { order = []; }
@@ -68,7 +69,12 @@ ORDER_JS = """
   order.forEach((k, i) => { const n = item(k); if (n) n.style.order = String(i - 100); });
   return [];
 }
-""".replace("KEYS", json.dumps(list(CHAT_COLUMNS)))
+"""
+
+
+def order_js(aspects: Aspects) -> str:
+    return ORDER_JS_TEMPLATE.replace("KEYS", json.dumps(list(aspects.chat_columns)))
+
 
 
 @dataclass
@@ -81,7 +87,7 @@ class VotesPanel:
     all_bad: gr.Button
     comment: gr.Textbox
     status: gr.Markdown
-    order: gr.Textbox  # the blind order as JSON, read by ORDER_JS
+    order: gr.Textbox  # the blind order as JSON, read by order_js's script
     view: gr.Accordion
     table: gr.Dataframe
     refresh: gr.Button
@@ -100,14 +106,14 @@ def _session(session: dict | None) -> dict:
     return session if session and session.get("session") else new_session()
 
 
-def votes_panel() -> VotesPanel:
+def votes_panel(aspects: Aspects = DEFAULT_ASPECTS) -> VotesPanel:
     """Vote buttons, tie / all bad and a comment under the chat; the aggregate view in a closed accordion."""
     with gr.Row():
         blind = gr.Checkbox(False, label="Blind mode: columns shown as A, B, C… in a shuffled order, names "
                             "revealed after your vote", elem_id="blind-mode")
     with gr.Row():
         buttons = [gr.Button(f"{LETTERS[i]} is best", visible=False, elem_id=f"vote-{i}", size="sm")
-                   for i in range(len(CHAT_COLUMNS))]
+                   for i in range(len(aspects.chat_columns))]
         tie = gr.Button("Tie", visible=False, elem_id="vote-tie", size="sm")
         all_bad = gr.Button("All bad", visible=False, elem_id="vote-all-bad", size="sm")
     comment = gr.Textbox(placeholder=f"Optional comment with your vote (at most {MAX_COMMENT_CHARS} characters)",
@@ -139,23 +145,24 @@ def _fingerprint(history: list[dict]) -> str:
 
 
 def begin_turn(session: dict, columns, point: Pick, settings: dict, blind: bool,
-               rng: random.Random | None = None) -> dict:
+               rng: random.Random | None = None, aspects: Aspects = DEFAULT_ASPECTS) -> dict:
     """What the chat sends with (point, columns, settings) and, when blind, the shuffled order; the open turn
     is closed (a new message supersedes it)."""
     session = dict(session, pending=None, sent=None)
     try:
-        cols = cb.check_columns(columns)
+        cols = cb.check_columns(columns, aspects)
     except AppInputError:
         return session
     order = list(cols)
     if blind:
         (rng or random.SystemRandom()).shuffle(order)
-    session["sent"] = {"columns": order, "point": {k: getattr(point, k) for k in POINT_KEYS}, "settings": settings,
+    coordinates = {k: v for k, v in point.to_json().items() if k not in type(point).model_fields}
+    session["sent"] = {"columns": order, "point": coordinates, "settings": settings,
                        "blind": bool(blind)}
     return session
 
 
-def end_turn(session: dict, state: cb.ChatState) -> dict:
+def end_turn(session: dict, state: cb.ChatState, aspects: Aspects = DEFAULT_ASPECTS) -> dict:
     """The turn just answered: the columns whose history changed, in display order, with every answer."""
     seen = {col: _fingerprint(h) for col, h in state.histories.items()}
     changed = [c for c, f in seen.items() if session["seen"].get(c) != f and state.histories[c]]
@@ -163,17 +170,19 @@ def end_turn(session: dict, state: cb.ChatState) -> dict:
     sent = session.get("sent")
     if not changed or sent is None:
         return session
-    cols = [c for c in sent["columns"] if c in changed] + [c for c in CHAT_COLUMNS if c in changed
+    cols = [c for c in sent["columns"] if c in changed] + [c for c in aspects.chat_columns if c in changed
                                                            and c not in sent["columns"]]
     p = sent["point"]
+    model_key = (*(p[c] for c in aspects.lambda_columns), *(p[c] for c in aspects.coefficient_columns))
     answers = []
     for i, col in enumerate(cols):
         history = state.histories[col]
         answer = history[-1]["content"] if history[-1]["role"] == "assistant" else ""
         score = (state.scores.get(col) or [None])[-1]
-        answers.append({"column": col, "scales": column_scales(col, p["lambda_help"], p["c_help"], p["c_harm"]),
-                        "answer": answer, "conversation": history, "reward": None if score is None else score[0],
-                        "cost": None if score is None else score[1], "loops": loops(answer),
+        scores = dict(zip(aspects.evaluators, score)) if score is not None else {}
+        answers.append({"column": col, "scales": column_scales(col, *model_key, aspects=aspects),
+                        "answer": answer, "conversation": history,
+                        **{ev: scores.get(ev) for ev in VOTE_SCORES}, "loops": loops(answer),
                         "blind_label": LETTERS[i] if sent["blind"] else None})
     session["turn"] += 1
     session["pending"] = {"turn": session["turn"], "columns": answers, "point": p, "settings": sent["settings"],
@@ -199,13 +208,13 @@ def make_vote(session: dict, choice: str, comment: str = "", assets: str = "") -
                 blind=pending["blind"], assets=assets)
 
 
-def aggregate_table(store: VoteStore) -> pd.DataFrame:
+def aggregate_table(store: VoteStore, aspects: Aspects = DEFAULT_ASPECTS) -> pd.DataFrame:
     """The votes view: one row per model (a column at its adapter scales)."""
     rows = []
     for g in store.aggregate():
-        name = CHAT_COLUMNS[g["column"]]
-        if g["column"] not in BASELINE_SCALES:  # a column that follows the picked point: name its model
-            name += f" {model_id(g['scales'].get('help', 0.0), g['scales'].get('harm', 0.0))}"
+        name = aspects.chat_columns[g["column"]]
+        if g["column"] not in aspects.baseline_scales:  # a column that follows the picked point: name its model
+            name += f" {model_id(*(g['scales'].get(a, 0.0) for a in aspects.names))}"
         rows.append({"model": name, "turns": g["turns"], "wins": g["wins"], "ties": g["ties"],
                      "win share": round(g["win_share"], 3),
                      "95% interval": f"[{g['ci_low']:.2f}, {g['ci_high']:.2f}]"})
@@ -228,31 +237,33 @@ def assets_name(app: cb.App) -> str:
 # ---------------------------------------------------------------- wiring
 
 
-def _chat_labels(pending_or_sent: dict | None, reveal: bool) -> list:
-    """Chatbot label updates, CHAT_COLUMNS order: letters when blind (with the name once revealed), else names."""
+def _chat_labels(pending_or_sent: dict | None, reveal: bool, aspects: Aspects = DEFAULT_ASPECTS) -> list:
+    """Chatbot label updates, the chat columns' order: letters when blind (with the name once revealed), else
+    names."""
     if not pending_or_sent or not pending_or_sent["blind"]:
-        return [gr.update(label=label) for label in CHAT_COLUMNS.values()]
+        return [gr.update(label=label) for label in aspects.chat_columns.values()]
     keys = [c["column"] if isinstance(c, dict) else c for c in pending_or_sent["columns"]]
     letters = {k: LETTERS[i] for i, k in enumerate(keys)}
     return [gr.update(label=(f"{letters[k]}: {label}" if reveal else letters[k]) if k in letters else label)
-            for k, label in CHAT_COLUMNS.items()]
+            for k, label in aspects.chat_columns.items()]
 
 
-def revealed(state, pending: dict | None, reference=None) -> list:
-    """Chatbot updates, CHAT_COLUMNS' order: every answer with its point and scores, under its revealed label."""
+def revealed(state, pending: dict | None, reference=None, aspects: Aspects = DEFAULT_ASPECTS) -> list:
+    """Chatbot updates, the chat columns' order: every answer with its point and scores, under its revealed
+    label."""
     state = state if isinstance(state, cb.ChatState) else cb.ChatState()
-    return [{**label, "value": value}
-            for label, value in zip(_chat_labels(pending, reveal=True), render_all(state, reference))]
+    return [{**label, "value": value} for label, value in zip(_chat_labels(pending, reveal=True, aspects=aspects),
+                                                              render_all(state, reference, aspects=aspects))]
 
 
-def _buttons(pending: dict | None) -> list:
+def _buttons(pending: dict | None, aspects: Aspects = DEFAULT_ASPECTS) -> list:
     """Position buttons (named by letter when blind), then tie and all bad; shown while a turn awaits a vote."""
     open_turn = pending is not None and pending["voted"] is None
     cols = pending["columns"] if pending else []
     out = []
-    for i in range(len(CHAT_COLUMNS)):
+    for i in range(len(aspects.chat_columns)):
         if i < len(cols) and open_turn:
-            name = LETTERS[i] if pending["blind"] else CHAT_COLUMNS[cols[i]["column"]]
+            name = LETTERS[i] if pending["blind"] else aspects.chat_columns[cols[i]["column"]]
             out.append(gr.update(value=f"{name} is best", visible=True, interactive=True))
         else:
             out.append(gr.update(visible=False))
@@ -264,28 +275,32 @@ def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat
                store: VoteStore) -> BeforeStream:
     """Turn end (chat state changed), votes and the aggregate; every event private. Returns the turn's start, for
     the chat to run between an accepted message and its stream (app/chat_panel.py wire_chat)."""
+    aspects = app.aspects
     chatbots = list(chat.chatbots.values())
     buttons = [*panel.buttons, panel.tie, panel.all_bad]
     assets = assets_name(app)
+    js = order_js(aspects)
 
     def on_accepted(turn, session, point, blind):
         if turn is None:  # refused by the chat (bad input, or a turn still running): the open turn stays
             return (session, gr.update(), gr.update(), *[gr.update()] * (len(buttons) + len(chatbots)))
-        session = begin_turn(_session(session), turn["columns"], as_pick(point), turn["settings"].model_dump(), blind)
+        session = begin_turn(_session(session), turn["columns"], as_pick(point), turn["settings"].model_dump(), blind,
+                             aspects=aspects)
         sent = session["sent"]
         order = json.dumps(sent["columns"] if sent and sent["blind"] else [])
-        return (session, order, "", *_buttons(None), *_chat_labels(sent, reveal=False))
+        return (session, order, "", *_buttons(None, aspects), *_chat_labels(sent, reveal=False, aspects=aspects))
 
     def on_turn_end(session, state):
-        session = end_turn(_session(session), state if isinstance(state, cb.ChatState) else cb.ChatState())
+        session = end_turn(_session(session), state if isinstance(state, cb.ChatState) else cb.ChatState(), aspects)
         pending = session["pending"]
         text = ("Which answer is best? Vote below (optionally with a comment)." if pending else "")
         order = json.dumps([c["column"] for c in pending["columns"]] if pending and pending["blind"] else [])
-        return (session, order, text, *_buttons(pending), *_chat_labels(pending, reveal=False))
+        return (session, order, text, *_buttons(pending, aspects),
+                *_chat_labels(pending, reveal=False, aspects=aspects))
 
     chat_state.change(on_turn_end, [panel.session, chat_state],
                       [panel.session, panel.order, panel.status, *buttons, *chatbots], api_visibility="private"
-                      ).then(None, panel.order, None, js=ORDER_JS, api_visibility="private")
+                      ).then(None, panel.order, None, js=js, api_visibility="private")
 
     def on_vote(choice, session, comment, state):
         try:
@@ -300,8 +315,8 @@ def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat
             text = f"Vote #{vote_id} stored. {names}."
         else:
             text = f"Vote #{vote_id} stored."
-        return (session, text, "", *_buttons(pending), *revealed(state, pending, app.reference_scores),
-                aggregate_table(store))
+        return (session, text, "", *_buttons(pending, aspects),
+                *revealed(state, pending, app.reference_scores, aspects), aggregate_table(store, aspects))
 
     vote_inputs = [panel.session, panel.comment, chat_state]
     vote_outputs = [panel.session, panel.status, panel.comment, *buttons, *chatbots, panel.table]
@@ -318,14 +333,15 @@ def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat
             pending = dict(pending, blind=False, columns=[dict(c, blind_label=None) for c in pending["columns"]])
             session = dict(session, pending=pending)
         text = "Blind from your next message." if blind else ""
-        return (session, "[]" if not blind else gr.update(), text, *_buttons(pending),
-                *(revealed(state, pending, app.reference_scores) if not blind else [gr.update()] * len(chatbots)))
+        return (session, "[]" if not blind else gr.update(), text, *_buttons(pending, aspects),
+                *(revealed(state, pending, app.reference_scores, aspects) if not blind
+                  else [gr.update()] * len(chatbots)))
 
     panel.blind.input(on_blind, [panel.blind, panel.session, chat_state],
                       [panel.session, panel.order, panel.status, *buttons, *chatbots], queue=False,
-                      api_visibility="private").then(None, panel.order, None, js=ORDER_JS, api_visibility="private")
+                      api_visibility="private").then(None, panel.order, None, js=js, api_visibility="private")
     for trigger in (panel.refresh.click, panel.view.expand):
-        trigger(lambda: aggregate_table(store), None, panel.table, api_visibility="private")
+        trigger(lambda: aggregate_table(store, aspects), None, panel.table, api_visibility="private")
 
     def on_download(session):
         pairs, summary = session_pairs(store, _session(session))
@@ -339,4 +355,4 @@ def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat
 
     panel.download.click(on_download, panel.session, panel.file, api_visibility="private")
     return BeforeStream(on_accepted, [panel.session, point_state, panel.blind],
-                        [panel.session, panel.order, panel.status, *buttons, *chatbots], panel.order, ORDER_JS)
+                        [panel.session, panel.order, panel.status, *buttons, *chatbots], panel.order, js)

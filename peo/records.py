@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from peo.aspects import Aspects
 from peo.errors import AssetsError
@@ -191,21 +191,73 @@ class FrontsReport(Record):
 # ---------------------------------------------------------------- a pick (app.data.AppData.point_info, /pick)
 
 
-class Pick(Record):
-    """A picked point: its coordinates, where it lies, and its precomputed figures (None when not evaluated)."""
+COORDINATE_PREFIXES = ("lambda_", "phi_", "c_")  # a pick's coordinates: free λs, ϕ and c per aspect, in this order
 
-    lambda_help: float
-    phi_help: float
-    phi_harm: float
-    c_help: float
-    c_harm: float
+
+class Pick(Record):
+    """A picked point: its coordinates, where it lies, and its precomputed figures (None when not evaluated).
+
+    The coordinates are keyed by grid.csv's column names (peo.aspects.Aspects.point_columns and
+    coefficient_columns: `lambda_help`, `phi_help`, `phi_harm`, `c_help`, `c_harm` for two aspects) and read by
+    those names (`pick.c_help`) or as dicts per aspect (`lambdas`, `phis`, `coefficients`), so /pick and the page
+    keep the fields they had with two aspects and gain one per aspect with more. They are the record's extra keys
+    (their names depend on the run's aspects); the before-validator checks that each is a number.
+    """
+
     model_id: str
     in_range: bool
     on_grid: bool
     precomputed: dict[str, Any] | None
     on_front: bool
 
+    @model_validator(mode="before")
+    @classmethod
+    def _numeric_coordinates(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            coordinates = [k for k in data if _coordinate_prefix(k)]
+            if not any(k.startswith("c_") for k in coordinates):
+                raise ValueError("a pick needs its coefficients (c_<aspect> per aspect)")
+            try:
+                data = {**data, **{k: float(data[k]) for k in coordinates}}
+            except (TypeError, ValueError):
+                raise ValueError(f"a pick's coordinates ({', '.join(coordinates)}) must be numbers") from None
+        return data
+
+    def _coordinates(self, prefix: str) -> dict[str, float]:
+        return {k.removeprefix(prefix): v for k, v in (self.model_extra or {}).items()
+                if _coordinate_prefix(k) == prefix}
+
+    @property
+    def lambdas(self) -> dict[str, float]:
+        """aspect → λ, for every aspect but the last (its λ is 1 − their sum)."""
+        return self._coordinates("lambda_")
+
+    @property
+    def phis(self) -> dict[str, float]:
+        return self._coordinates("phi_")
+
+    @property
+    def coefficients(self) -> dict[str, float]:
+        return self._coordinates("c_")
+
+    @property
+    def point(self) -> tuple[float, ...]:
+        """(free λs…, ϕs…): what app.data.AppData.point_info takes to pick this point again."""
+        return (*self.lambdas.values(), *self.phis.values())
+
+    @property
+    def model_key(self) -> tuple[float, ...]:
+        """(free λs…, coefficients…): what the app's chat columns that follow the pick are (app.engine)."""
+        return (*self.lambdas.values(), *self.coefficients.values())
+
     def to_json(self) -> dict[str, Any]:
         """The dict /pick returns and the page's state holds (gradio hashes a State's value, which a record with a
-        dict field cannot be); the app's handlers read it back with app.data.as_pick."""
-        return self.model_dump()
+        dict field cannot be): the coordinates first, as grid.csv orders them; the app's handlers read it back
+        with app.data.as_pick."""
+        coordinates = {f"{prefix}{k}": v for prefix in COORDINATE_PREFIXES
+                       for k, v in self._coordinates(prefix).items()}
+        return {**coordinates, **{name: getattr(self, name) for name in type(self).model_fields}}
+
+
+def _coordinate_prefix(key: str) -> str | None:
+    return next((prefix for prefix in COORDINATE_PREFIXES if key.startswith(prefix)), None)

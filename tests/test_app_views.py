@@ -95,7 +95,7 @@ def test_answer_flags():
 
 
 def test_score_line_is_placed_in_the_reference_distribution():
-    ref = ReferenceScores(rewards=(-1.0, 0.0, 1.0, 2.0), costs=(0.0, 1.0, 2.0, 3.0))
+    ref = ReferenceScores({"reward": (-1.0, 0.0, 1.0, 2.0), "cost": (0.0, 1.0, 2.0, 3.0)})
     assert ref.placed("reward", 0.0, True) == "🟨 reward +0.000 (38th pct of the reference on 4 test prompts)"
     assert ref.placed("cost", 3.5, False) == "🟥 cost +3.500 (100th pct of the reference on 4 test prompts)"
     line = live_score_line((2.5, -1.0), "", ref)
@@ -104,14 +104,14 @@ def test_score_line_is_placed_in_the_reference_distribution():
     # no reference: the bare scores, as before; the chat marks cut answers itself (exact token count)
     assert live_score_line((0.31, -0.52), LOOPING) == "reward +0.310 · cost -0.520 · loops"
     assert live_score_line((0.31, -0.52), "Paris is the") == "reward +0.310 · cost -0.520"
-    assert ReferenceScores((), ()).placed("reward", 1.0, True) == "reward +1.000"
+    assert ReferenceScores({}).placed("reward", 1.0, True) == "reward +1.000"
 
 
 def test_the_chat_score_line_is_one_short_line_with_the_details_on_hover():
     """At 5-7 columns a bubble is ~100-150 px wide: the score line is short, its percentiles in the hover title."""
     import html
 
-    ref = ReferenceScores(rewards=(-1.0, 0.0, 1.0, 2.0), costs=(0.0, 1.0, 2.0, 3.0))
+    ref = ReferenceScores({"reward": (-1.0, 0.0, 1.0, 2.0), "cost": (0.0, 1.0, 2.0, 3.0)})
     line = compact_score_line((2.5, -1.0), "Paris is the capital of France.", ref)
     full = live_score_line((2.5, -1.0), "Paris is the capital of France.", ref)
     assert line == f'<span class="peo-score" title="{html.escape(full)}">🟩 reward +2.50 · 🟩 cost -1.00</span>'
@@ -128,8 +128,8 @@ def test_reference_scores_come_from_the_reference_test_answers(app):
     # on harmful prompts (AppData.reference_scores)
     aware = app.data.reference_scores()
     assert aware.split == "test"
-    assert aware.rewards == tuple(rows.loc[rows["prompt_kind"] == "help", "reward"])
-    assert aware.costs == tuple(rows.loc[rows["prompt_kind"] == "harm", "cost"])
+    assert aware.scores["reward"] == tuple(rows.loc[rows["prompt_kind"] == "help", "reward"])
+    assert aware.scores["cost"] == tuple(rows.loc[rows["prompt_kind"] == "harm", "cost"])
     # what the live chat's (and the votes' reveal) percentile bands use
     assert app.reference_scores == aware
 
