@@ -47,7 +47,7 @@ def research_views(app, start_info: Pick, scored_state: gr.State, plot_js: str, 
 
 
 def wire_views(app, views: ResearchViews, front_plot: gr.HTML, summary: gr.Markdown, pick_outputs: list,
-               point_state: gr.State, pick_updates: Callable, votes: VoteStore, pair: gr.Dropdown) -> None:
+               point_state: gr.State, pick_updates: Callable, votes: VoteStore, pair: gr.Dropdown | gr.State) -> None:
     """Every view follows the pick; scored points are drawn on the front and the picked one's figures replace its
     summary's "no precomputed scores"; a coefficient click picks.
 

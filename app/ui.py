@@ -175,7 +175,7 @@ class Picker:
 
     plot: gr.HTML
     axes: tuple[Axis, ...]  # the point's columns (app.aspect_text.picker_axes), in the order pick() takes them
-    pair: gr.Dropdown  # the two evaluators the figure draws
+    pair: gr.Dropdown | gr.State  # the two evaluators the figure draws (a State for the one pair of two aspects)
     sliders: list[gr.Slider]  # λ, ϕ_help, ϕ_harm (the axes' order): dragged, always in range
     boxes: list[gr.Number]  # the same, typed: any value, checked before anything is picked
     pick_btn: gr.Button
@@ -256,8 +256,11 @@ def picker_panel(data: AppData, start: tuple[float, ...], start_info: Pick) -> P
     pairs = evaluator_pairs(aspects)
     with gr.Row():
         with gr.Column(scale=3):
-            pair = gr.Dropdown([(pair_label(p), pair_key(p)) for p in pairs], value=pair_key(pairs[0]),
-                               label="objectives drawn", elem_id="front-pair", visible=len(pairs) > 1)
+            if len(pairs) > 1:
+                pair = gr.Dropdown([(pair_label(p), pair_key(p)) for p in pairs], value=pair_key(pairs[0]),
+                                   label="objectives drawn", elem_id="front-pair")
+            else:  # the one pair: nothing to choose, nothing shown
+                pair = gr.State(pair_key(pairs[0]))
             plot = gr.HTML(figure_json(data, start_info), html_template='<div class="peo-front-plot"></div>',
                            js_on_load=plot_js(aspects), head=plotly_head(), elem_id="front-plot",
                            apply_default_css=False)

@@ -91,6 +91,7 @@ def test_app_data_validates_once_and_a_pick_round_trips_its_dict():
     assert data.assets.run_meta.base_model == data.assets.meta["base_model"]
     assert data.report.max_loop_share == data.max_loop_share == data.fronts["max_loop_share"]
     info = data.point_info(0.5, 0.5, 0.0).to_json()  # what /pick returns and the page's state holds
-    assert list(info) == list(Pick.model_fields) and Pick.from_json(info, "/pick").to_json() == info
+    coordinates = ["lambda_help", "phi_help", "phi_harm", "c_help", "c_harm"]  # keyed by grid.csv's columns
+    assert list(info) == [*coordinates, *Pick.model_fields] and Pick.from_json(info, "/pick").to_json() == info
     with pytest.raises(RecordError, match="fronts.json: difference: field required"):
         AppData(assets=data.assets, fronts={k: v for k, v in data.fronts.items() if k != "difference"})
