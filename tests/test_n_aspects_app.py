@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from app import callbacks as cb
-from app.aspect_text import evaluator_pairs, pair_key, picker_axes, point_text
+from app.aspect_text import evaluator_pairs, picker_axes, point_text
 from app.data import AppData, AppInputError
 from app.engine import column_scales, same_model_columns
 from app.figure import figure_dict
@@ -90,7 +90,8 @@ def assets(tmp_path_factory) -> Path:
                    **{f"phi_{a}": values for a, values in PHIS.items()}}
     (root / "meta.json").write_text(json.dumps({"base_model": "tiny", "grid": grid_values, "generation": GENERATION,
                                                 "aspects": ASPECTS.to_json()}), encoding="utf-8")
-    front_ids = [model_id(*coefficients((1.0, 0.0), (0.5, 0.0, 0.0))), model_id(*coefficients((0.0, 0.0), (0.0, 0.0, 0.25)))]
+    front_ids = [model_id(*coefficients((1.0, 0.0), (0.5, 0.0, 0.0))),
+                 model_id(*coefficients((0.0, 0.0), (0.0, 0.0, 0.25)))]
     peo_rows = grid[grid["method"] == "peo"]
     points = [{**peo_rows[peo_rows["model_id"] == mid].iloc[0].to_dict(), "dev": {}, "on_test_front": True}
               for mid in front_ids]
@@ -122,7 +123,8 @@ def test_the_assets_aspects_and_a_pick_over_them(data):
     on_front = data.point_info(1.0, 0.0, 0.5, 0.0, 0.0)
     assert on_front.on_front and on_front.coefficients == {"help": 1.5, "harm": 0.0, "brief": 0.0}
     off = data.point_info(0.25, 0.25, 0.0, 0.0, 0.0)
-    assert not off.on_grid and off.precomputed is None and off.coefficients == {"help": 0.25, "harm": 0.25, "brief": 0.5}
+    assert not off.on_grid and off.precomputed is None
+    assert off.coefficients == {"help": 0.25, "harm": 0.25, "brief": 0.5}
     with pytest.raises(AppInputError, match="5 coordinates"):
         data.point_info(0.5, 0.0, 0.0)
     with pytest.raises(AppInputError, match="phi_brief=2 is outside"):
