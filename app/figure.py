@@ -80,7 +80,12 @@ class FigureAxes:
         return cls(aspects, x, y)
 
     def xy(self, stats) -> tuple[float, float]:
+        """A grid row's position: its two evaluators' means."""
         return float(stats[self.aspects.mean_column(self.x)]), float(stats[self.aspects.mean_column(self.y)])
+
+    def shown(self, stats) -> tuple:
+        """A scored point's position as its figures hold it (None for a mean over no prompt: not drawn)."""
+        return stats[self.aspects.mean_column(self.x)], stats[self.aspects.mean_column(self.y)]
 
     def se(self, evaluator: str) -> str:
         return f"{evaluator}_se"
@@ -208,7 +213,7 @@ def scored_trace(scored: list[dict], axes: FigureAxes = DEFAULT_AXES) -> go.Scat
     """Off-grid points scored on demand in this session: their own marker, test figures, the same hover."""
     color = COLORS["offgrid"]
     return go.Scatter(
-        x=[axes.xy(p)[0] for p in scored], y=[axes.xy(p)[1] for p in scored],
+        x=[axes.shown(p)[0] for p in scored], y=[axes.shown(p)[1] for p in scored],
         customdata=[custom_data(p, p, aspects=axes.aspects) for p in scored], hovertemplate=axes.hover,
         meta=SCORED_NAME, name=SCORED_NAME, mode="markers",
         error_x=error_bars([p[axes.se(axes.x)] for p in scored], color),
@@ -283,7 +288,7 @@ def _picked_trace(picked: Pick, scored: list[dict] | None = None,
     if stats is None:
         return None
     star = {"color": COLORS["picked"], "size": 20, "symbol": "star", "line": {"width": 1.5, "color": "#333"}}
-    x, y = axes.xy(stats)
+    x, y = axes.shown(stats)
     return go.Scatter(x=[x], y=[y], customdata=[custom_data(picked.to_json(), stats, aspects=axes.aspects)],
                       hovertemplate=axes.hover, meta="picked", name=PICKED_NAME, mode="markers", marker=star)
 
