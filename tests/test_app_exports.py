@@ -14,6 +14,7 @@ import pytest
 
 from app import callbacks as cb
 from app import exports
+from peo.aspects import DEFAULT_ASPECTS
 
 
 @pytest.fixture
@@ -27,8 +28,9 @@ def store(tmp_path, monkeypatch):
 
 
 def fake_app(assets):
-    """What export_zip reads of the App: the assets folder (fixed policies need no point)."""
-    return SimpleNamespace(data=SimpleNamespace(assets=SimpleNamespace(root=assets)))
+    """What export_zip reads of the App: the run's aspects (which fixed policies there are) and the assets folder
+    (fixed policies need no point)."""
+    return SimpleNamespace(aspects=DEFAULT_ASPECTS, data=SimpleNamespace(assets=SimpleNamespace(root=assets)))
 
 
 def test_cli_defaults_are_the_documented_ones():
