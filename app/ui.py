@@ -92,15 +92,17 @@ def plot_js(aspects: Aspects) -> str:
 
 PLOT_JS = plot_js(DEFAULT_ASPECTS)
 
-# split, kind, prompt, answer, reward, cost, loops, refuses: the prompt narrow, the answer wide
-ANSWER_COLUMN_WIDTHS = ["6%", "6%", "22%", "42%", "7%", "7%", "5%", "5%"]
 SCORE_COLUMNS_WIDTH = 14  # % of the answers table for the evaluators' scores together
 
 
 def answer_column_widths(aspects: Aspects) -> list[str]:
-    """The answers table's widths: a score column per evaluator (two aspects: ANSWER_COLUMN_WIDTHS)."""
+    """The answers table's widths: split, kind, prompt, answer, a score per evaluator (reward, cost …), loops,
+    refuses: the prompt narrow, the answer wide."""
     each = f"{SCORE_COLUMNS_WIDTH // len(aspects)}%"
     return ["6%", "6%", "22%", "42%", *[each] * len(aspects), "5%", "5%"]
+
+
+ANSWER_COLUMN_WIDTHS = answer_column_widths(DEFAULT_ASPECTS)
 # which prompts the answers table shows: both kinds, the same number of each (a split's first rows can all be one
 # kind), or every prompt of one kind
 BOTH_KINDS = "both"
@@ -266,14 +268,15 @@ def picker_panel(data: AppData, start: tuple[float, ...], start_info: Pick) -> P
                            apply_default_css=False)
             gr.Markdown(hypervolume_text(data), elem_id="hypervolumes")
         with gr.Column(scale=2):
-            for (axis, label, symbol, key), value in zip(((a.column, a.label, a.symbol, a.key) for a in axes), start):
-                lo, hi = data.axis_range(axis)
-                step = grid_step(data.grid_axis(axis))
+            for axis, value in zip(axes, start):
+                lo, hi = data.axis_range(axis.column)
+                step = grid_step(data.grid_axis(axis.column))
                 with gr.Row(equal_height=True):
-                    sliders.append(gr.Slider(lo, hi, value=value, step=step, label=f"{label}, grid step {step:g}",
-                                             scale=4, buttons=[], elem_id=f"{key}-slider", elem_classes=["peo-axis"]))
-                    boxes.append(gr.Number(value, label=f"{symbol} in [{lo:g}, {hi:g}]", scale=1, min_width=100,
-                                           step=step, elem_id=f"{key}-input"))
+                    sliders.append(gr.Slider(lo, hi, value=value, step=step, label=f"{axis.label}, grid step {step:g}",
+                                             scale=4, buttons=[], elem_id=f"{axis.key}-slider",
+                                             elem_classes=["peo-axis"]))
+                    boxes.append(gr.Number(value, label=f"{axis.symbol} in [{lo:g}, {hi:g}]", scale=1,
+                                           min_width=100, step=step, elem_id=f"{axis.key}-input"))
             pick_btn = gr.Button("Pick this point", variant="primary", elem_id="pick-button")
             status = gr.Markdown("", elem_id="pick-status", elem_classes=["peo-status"])
             summary = gr.Markdown(cb.pick_summary(start_info, data), elem_id="pick-summary")
