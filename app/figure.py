@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
-from app.aspect_text import axis_title, evaluator_pairs, picker_axes, prompts_of
+from app.aspect_text import PROMPT_WORDS, axis_title, evaluator_pairs, picker_axes, prompts_of
 from app.callbacks import SCORE_BUTTON
 from app.data import AppData, over_loop_limit
 from peo.aspects import DEFAULT_ASPECTS, Aspects
@@ -253,8 +253,9 @@ def _interval(interval) -> str:
 def hypervolume_text(data: AppData) -> str:
     """Markdown: PEO − soup on the test prompts (fronts chosen on dev), then each front's hypervolume."""
     report = data.report
-    head = (f"PEO − soup hypervolume on {data.n_prompts('test')} test prompts (split-aware: reward on benign, cost "
-            f"on harmful prompts), fronts chosen on {data.n_prompts('dev')} dev prompts")
+    aware = ", ".join(f"{a.evaluator} on {PROMPT_WORDS.get(a.name, a.name)}" for a in data.aspects)
+    head = (f"PEO − soup hypervolume on {data.n_prompts('test')} test prompts (split-aware: {aware} prompts), "
+            f"fronts chosen on {data.n_prompts('dev')} dev prompts")
     diff = report.difference
     head += f": {diff.value:.3g}{_interval(diff.interval)}" if diff else ": not computed"
     no_evasion = report.difference_no_evasion_filter

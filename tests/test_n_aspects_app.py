@@ -18,7 +18,7 @@ from app import callbacks as cb
 from app.aspect_text import evaluator_pairs, picker_axes, point_text
 from app.data import AppData, AppInputError
 from app.engine import column_scales, same_model_columns
-from app.figure import figure_dict
+from app.figure import figure_dict, hypervolume_text
 from peo.aspects import Aspect, Aspects
 from peo.coefficients import coefficients, model_id, simplex_lambdas
 from peo.names import JOINT
@@ -194,6 +194,7 @@ def test_the_front_figure_draws_the_chosen_pair_of_objectives(data):
     assert front["x"] == sorted(front["x"])  # joined in the order across
     with pytest.raises(ValueError, match="two different evaluators"):
         figure_dict(data, picked, pair=("brevity", "brevity"))
+    assert "(split-aware: reward on benign, cost on harmful, brevity on brief prompts)" in hypervolume_text(data)
 
 
 def test_the_chat_columns_have_a_dpo_baseline_per_aspect(data):
