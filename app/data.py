@@ -171,6 +171,10 @@ class AppData:
             if x < lo - TOL or x > hi + TOL:
                 raise AppInputError(f"{name}={x:g} is outside the range these assets support: [{lo:g}, {hi:g}]")
             point.append(min(max(x, lo), hi))
+        free = point[:len(self.aspects.lambda_columns)]
+        if sum(free) > 1.0 + TOL:  # λ lies on the simplex: the last aspect's weight is 1 − the free ones' sum
+            raise AppInputError(f"{' + '.join(names[:len(free)])} = {sum(free):g} is over 1: the last aspect's "
+                                f"weight λ_{self.aspects.names[-1]} = 1 − their sum would be negative")
         return tuple(point)
 
     def on_grid(self, *point: float) -> bool:

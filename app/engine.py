@@ -136,10 +136,10 @@ class Engine:
                 from peo.scoring import Evaluators
 
                 if self.form == "adapters":  # the policy with its adapters off is the reference: share it
-                    evaluators = Evaluators.on_policy(mix.model, tokenizer, self.assets.root)
+                    evaluators = Evaluators.on_policy(mix.model, tokenizer, self.assets.root, self.aspects)
                 else:  # merged weights are not the reference: the evaluators get their own copy
                     evaluators = Evaluators.load(resolve_base_model(self.assets.base_model_spec),
-                                                 self.assets.root, device=self.device)
+                                                 self.assets.root, self.aspects, device=self.device)
             self.attach(mix, tokenizer, evaluators, self.assets.adapters())
             self.load_seconds = time.perf_counter() - start
             log.info("models loaded in %.1f s (%s, policy form: %s)", self.load_seconds, self.device, self.form)
@@ -224,9 +224,7 @@ class Engine:
             return None
         with self.lock:
             scored = self.evaluators.score(list(prompts), list(answers))
-        if isinstance(scored, Mapping):  # evaluator → scores
-            scored = [scored[ev] for ev in self.aspects.evaluators]
-        return tuple([float(x) for x in values] for values in scored)
+        return tuple([float(x) for x in scored[ev]] for ev in self.aspects.evaluators)
 
     def prompt_tokens(self, messages: list[dict]) -> int:
         return len(encode_chat(self.tokenizer, messages))

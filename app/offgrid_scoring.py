@@ -8,7 +8,6 @@ so progress shows and a Stop takes effect between batches. The result is a plain
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import math
 import time
@@ -66,18 +65,10 @@ def answer_rows(prompts: pd.DataFrame, answers: list[str], *per_answer: list,
             for p, a, k, *s in zip(prompts.itertuples(), answers, cut, *scores)]
 
 
-def run_split_stats(answers: pd.DataFrame, aspects: Aspects) -> dict:
-    """peo.grid_table.split_stats over the run's aspects; with the library's two-aspect split_stats (which takes
-    no aspects), its reward/cost figures. (Drop the second branch once split_stats takes the aspects.)"""
-    if "aspects" in inspect.signature(split_stats).parameters:
-        return split_stats(answers, aspects)
-    return split_stats(answers)
-
-
 def summarize(info: Pick, rows: list[dict], total: int, aspects: Aspects = DEFAULT_ASPECTS) -> dict:
     """The scored point: its coordinates, the sweep's per-model figures (peo.grid_table.split_stats; every
     evaluator's mean and standard error), answers."""
-    stats = run_split_stats(pd.DataFrame(rows), aspects)
+    stats = split_stats(pd.DataFrame(rows), aspects)
     stats = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in stats.items()}
     point = {k: getattr(info, k) for k in point_keys(aspects)}
     return {**point, **stats, "split": SPLIT, "complete": len(rows) == total, "answers": rows}

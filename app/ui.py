@@ -271,12 +271,16 @@ def picker_panel(data: AppData, start: tuple[float, ...], start_info: Pick) -> P
             for axis, value in zip(axes, start):
                 lo, hi = data.axis_range(axis.column)
                 step = grid_step(data.grid_axis(axis.column))
+                single = hi <= lo  # one value swept: nothing to drag (a slider needs a range), the box shows it
                 with gr.Row(equal_height=True):
-                    sliders.append(gr.Slider(lo, hi, value=value, step=step, label=f"{axis.label}, grid step {step:g}",
-                                             scale=4, buttons=[], elem_id=f"{axis.key}-slider",
-                                             elem_classes=["peo-axis"]))
-                    boxes.append(gr.Number(value, label=f"{axis.symbol} in [{lo:g}, {hi:g}]", scale=1,
-                                           min_width=100, step=step, elem_id=f"{axis.key}-input"))
+                    sliders.append(gr.Slider(lo, hi if not single else lo + 1.0, value=value, step=step,
+                                             label=f"{axis.label}, grid step {step:g}", scale=4, buttons=[],
+                                             elem_id=f"{axis.key}-slider", elem_classes=["peo-axis"],
+                                             visible=not single))
+                    boxes.append(gr.Number(value, label=(f"{axis.symbol} in [{lo:g}, {hi:g}]" if not single else
+                                                         f"{axis.symbol} = {lo:g} (the one value swept)"),
+                                           scale=1, min_width=100, step=step, elem_id=f"{axis.key}-input",
+                                           interactive=not single))
             pick_btn = gr.Button("Pick this point", variant="primary", elem_id="pick-button")
             status = gr.Markdown("", elem_id="pick-status", elem_classes=["peo-status"])
             summary = gr.Markdown(cb.pick_summary(start_info, data), elem_id="pick-summary")

@@ -190,7 +190,8 @@ def end_turn(session: dict, state: cb.ChatState, aspects: Aspects = DEFAULT_ASPE
     return session
 
 
-def make_vote(session: dict, choice: str, comment: str = "", assets: str = "") -> Vote:
+def make_vote(session: dict, choice: str, comment: str = "", assets: str = "",
+              aspects: Aspects = DEFAULT_ASPECTS) -> Vote:
     """The Vote for the open turn; `choice` is a display position ("0", "1", …), TIE or ALL_BAD."""
     pending = session.get("pending")
     if pending is None:
@@ -205,7 +206,7 @@ def make_vote(session: dict, choice: str, comment: str = "", assets: str = "") -
             raise VotesError(f"no column at position {choice!r} in this turn") from None
     return Vote(session_id=session["session"], turn=pending["turn"], point=pending["point"], columns=columns,
                 choice=choice, settings=pending["settings"], comment=(comment or "").strip(),
-                blind=pending["blind"], assets=assets)
+                blind=pending["blind"], assets=assets, aspects=aspects)
 
 
 def aggregate_table(store: VoteStore, aspects: Aspects = DEFAULT_ASPECTS) -> pd.DataFrame:
@@ -304,7 +305,7 @@ def wire_votes(app: cb.App, panel: VotesPanel, chat, point_state: gr.State, chat
 
     def on_vote(choice, session, comment, state):
         try:
-            vote = make_vote(_session(session), choice, comment, assets)
+            vote = make_vote(_session(session), choice, comment, assets, app.aspects)
             vote_id, _ = store.record(vote)  # committed before this returns
         except VotesError as err:
             raise gr.Error(str(err), print_exception=False) from None
