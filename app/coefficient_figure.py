@@ -17,8 +17,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from app.figure import CUSTOM_FIELDS, custom_data, split_label
+from peo.aspects import DEFAULT_ASPECTS
 from peo.evaluation_stats import finite_or_none
-from peo.names import BASELINE_LABELS, PEO, SOUP
+from peo.names import PEO, SOUP
 from peo.plot_style import COLORS
 from peo.records import Pick
 
@@ -42,7 +43,8 @@ def model_points(grid: pd.DataFrame) -> pd.DataFrame:
         first = group.iloc[0].to_dict()
         points = group.dropna(subset=list(POINT))[list(POINT)].drop_duplicates()
         first["same"] = [tuple(float(x) for x in p) for p in points.itertuples(index=False)]
-        first["labels"] = [BASELINE_LABELS[m] for m in group["method"] if m in BASELINE_LABELS]
+        labels = DEFAULT_ASPECTS.baseline_labels
+        first["labels"] = [labels[m] for m in group["method"] if m in labels]
         out.append(first)
     return pd.DataFrame(out).drop(columns="_order")
 

@@ -26,22 +26,12 @@ from app.data import as_pick
 from app.score_context import answer_flags
 from peo.aspects import DEFAULT_ASPECTS
 from peo.coefficients import coefficients, expo_model_id, model_id
-from peo.names import (
-    ASPECTS,
-    BASELINE_LABELS,
-    BASELINES,
-    CHAT_COLUMNS,
-    EVADES,
-    EXPO_CHAT_ALPHA,
-    JOINT,
-    PEO,
-    REFERENCE,
-    SOUP,
-)
+from peo.names import EVADES, EXPO_CHAT_ALPHA, JOINT, PEO, REFERENCE, SOUP
 from peo.records import Pick
 from peo.win_rates import ASPECT_SCORES, pairwise, vote_record
 
-COMPARED: tuple[str, ...] = (PEO, REFERENCE, *ASPECTS, SOUP)  # chat columns: picked, ref, DPO-Help/-Harm, soup
+# chat columns: picked, ref, DPO-Help/-Harm, soup
+COMPARED: tuple[str, ...] = (PEO, REFERENCE, *DEFAULT_ASPECTS.names, SOUP)
 ASPECT_FILTERS = {"all prompts": None, "help prompts": "help", "harm prompts": "harm"}
 # sort key → (score, descending): the picked point's score minus the reference's on the same prompt
 SORTS = {"prompt order": None,
@@ -111,7 +101,7 @@ def compared_models(grid: pd.DataFrame, info: Pick) -> dict[str, str | None]:
             out[column] = str(info.model_id)
         elif column == SOUP:
             out[column] = soup_model(info)
-        elif column in BASELINES:
+        elif column in DEFAULT_ASPECTS.baselines:
             rows = grid[grid["method"] == column]
             out[column] = str(rows.iloc[0]["model_id"]) if not rows.empty else None
     return out
@@ -238,12 +228,12 @@ def column_labels(info: Pick, ids: Mapping[str, str | None]) -> dict[str, str]:
     """Chat column labels with the model each one is here; same-model columns say so (e.g. soup = picked)."""
     labels = {}
     for column, mid in ids.items():
-        label = CHAT_COLUMNS[column]
+        label = DEFAULT_ASPECTS.chat_columns[column]
         if column == PEO:
             label += f" c=({', '.join(f'{c:g}' for c in info.coefficients.values())})"
         if column == SOUP:
             label = soup_label(info)
-        same = [CHAT_COLUMNS[c] for c, m in ids.items() if c != column and m is not None and m == mid]
+        same = [DEFAULT_ASPECTS.chat_columns[c] for c, m in ids.items() if c != column and m is not None and m == mid]
         labels[column] = label + (f" (= {', '.join(same)})" if same else "")
     return labels
 
@@ -272,7 +262,7 @@ def record_opponents(grid: pd.DataFrame, info: Pick, answers: pd.DataFrame) -> d
     for method in ("help", "harm", JOINT):
         rows = grid[grid["method"] == method]
         if not rows.empty:
-            out[BASELINE_LABELS[method]] = str(rows.iloc[0]["model_id"])
+            out[DEFAULT_ASPECTS.baseline_labels[method]] = str(rows.iloc[0]["model_id"])
     out[f"ExPO α={EXPO_CHAT_ALPHA:g}"] = expo_model_id(EXPO_CHAT_ALPHA)
     return {label: mid for label, mid in out.items() if mid in tested}
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from peo.aspects import Aspects
+from peo.aspects import COUNT_STATS, Aspects
 from peo.assets import Assets, AssetsError, load_assets
 from peo.chat_limits import ChatInputError
 from peo.coefficients import coefficients, model_id
 from peo.grid_table import SPLITS
 from peo.layout import AssetLayout
-from peo.names import COUNT_STATS, EVADES, PEO
+from peo.names import EVADES, PEO
 from peo.records import Front, FrontsReport, Pick
 
 TOL = 1e-9

@@ -14,7 +14,7 @@ import socket
 import sys
 from pathlib import Path
 
-from peo.names import DEFAULT_CHAT_COLUMNS
+from peo.aspects import DEFAULT_ASPECTS
 
 # The app (torch, gradio), the figure (plotly, pandas) and playwright are imported inside the functions that need
 # them: `free_port` and the constants here are imported by tests and bench/app_latency.py without loading models.
@@ -22,7 +22,8 @@ from peo.names import DEFAULT_CHAT_COLUMNS
 CHROMIUM = "/usr/bin/chromium"
 BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-CHAT_COLUMNS = tuple(DEFAULT_CHAT_COLUMNS)  # the columns send_message waits for; tests/browser imports this name
+# the columns send_message waits for; tests/browser imports this name
+CHAT_COLUMNS = tuple(DEFAULT_ASPECTS.default_chat_columns)
 
 
 def free_port() -> int:

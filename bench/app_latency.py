@@ -27,11 +27,12 @@ from pathlib import Path
 from app.screenshots import free_port
 from bench.common import REPO, Check, Plan, interleaved, stop_process, summary
 from bench.fixtures import dev_prompts
+from peo.aspects import DEFAULT_ASPECTS
 from peo.assets import Assets
 from peo.model_source import load_tokenizer, resolve_base_model
-from peo.names import DEFAULT_CHAT_COLUMNS, PEO
+from peo.names import PEO
 
-FIVE = list(DEFAULT_CHAT_COLUMNS)  # PEO, ref, help, harm, soup
+FIVE = list(DEFAULT_ASPECTS.default_chat_columns)  # PEO, ref, help, harm, soup
 STARTUP_TIMEOUT_S = 600
 
 

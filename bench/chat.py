@@ -14,18 +14,20 @@ from __future__ import annotations
 from app.engine import column_scales as app_column_scales
 from bench.common import Check, Plan, interleaved, summary
 from bench.fixtures import PlainModel, dev_prompts, fixed
+from peo.aspects import DEFAULT_ASPECTS
 from peo.assets import Assets, load_policy_mix
 from peo.coefficients import coefficients
 from peo.generation import Row, stream_batch
 from peo.model_source import load_causal_lm, resolve_base_model
-from peo.names import DEFAULT_CHAT_COLUMNS, PEO
+from peo.names import PEO
 
 POINT = (0.4, 0.5, 0.5)  # (λ, ϕ_help, ϕ_harm)
 
 
 def column_scales(lambda_help: float, c_help: float, c_harm: float) -> dict[str, dict[str, float]]:
     """The app's default columns, each with the adapter scales the app gives it (app/engine.py: column_scales)."""
-    return {column: app_column_scales(column, lambda_help, c_help, c_harm) for column in DEFAULT_CHAT_COLUMNS}
+    return {column: app_column_scales(column, lambda_help, c_help, c_harm)
+            for column in DEFAULT_ASPECTS.default_chat_columns}
 
 
 def run(assets: Assets, plan: Plan) -> dict:

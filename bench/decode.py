@@ -32,12 +32,13 @@ from bench import eager_generation as eager
 from bench.common import Check, Plan, interleaved, summary
 from bench.fixtures import PlainModel, dev_prompts, fixed
 from peo import generation as running
+from peo.aspects import DEFAULT_ASPECTS
 from peo.assets import Assets, load_policy_mix
 from peo.coefficients import coefficients, model_id, scales
 from peo.export import sweep_decoding
 from peo.generation import GenerationSettings, Row, decode_rows
 from peo.model_source import load_causal_lm, resolve_base_model
-from peo.names import ANSWERS_FILE, ASPECTS, DEFAULT_CHAT_COLUMNS, FRONTS_FILE, META_FILE, REPORT_DIR
+from peo.names import ANSWERS_FILE, FRONTS_FILE, META_FILE, REPORT_DIR
 from peo.records import RunMeta
 from peo.running_batch import RunningBatch
 
@@ -110,7 +111,7 @@ def _exactness(eager_assets: Path, mix, tokenizer, batch_size: int) -> dict:
     if fronts.is_file():  # and the first point of that run's PEO front
         first = json.loads(fronts.read_text(encoding="utf-8"))["fronts"]["peo"]["points"][0]
         points.append((float(first["c_help"]), float(first["c_harm"])))
-    models = {model_id(*c): scales(c, ASPECTS) for c in points}
+    models = {model_id(*c): scales(c, DEFAULT_ASPECTS.names) for c in points}
     missing = [m for m in models if not (test["model_id"] == m).any()]
     if missing:
         raise ValueError(f"{eager_assets / ANSWERS_FILE}: no test answers of {missing}")
@@ -172,7 +173,8 @@ def run(assets: Assets, plan: Plan, eager_assets: Path | None = None) -> dict:
 
     # chat: 5 columns, fixed length
     settings = fixed(plan.chat_tokens)
-    columns = {c: app_column_scales(c, POINT[0], *coefficients(POINT[:1], POINT[1:])) for c in DEFAULT_CHAT_COLUMNS}
+    columns = {c: app_column_scales(c, POINT[0], *coefficients(POINT[:1], POINT[1:]))
+               for c in DEFAULT_ASPECTS.default_chat_columns}
     five = [Row(prompts[0], s) for s in columns.values()]
     answers: dict[str, list[str]] = {}
 
@@ -194,7 +196,7 @@ def run(assets: Assets, plan: Plan, eager_assets: Path | None = None) -> dict:
     # transformers' rule for the end-of-turn token on both paths, so that their answers can be compared
     sweep_settings = GenerationSettings(max_new_tokens=plan.chat_tokens, repetition_penalty=decoding.repetition_penalty,
                                         penalize_eos=True)
-    rows = [Row(p, scales(c, ASPECTS)) for c in SWEEP_POINTS for p in prompts[:8]]
+    rows = [Row(p, scales(c, DEFAULT_ASPECTS.names)) for c in SWEEP_POINTS for p in prompts[:8]]
     outputs: dict[str, list] = {}
 
     def sweep(module, name):

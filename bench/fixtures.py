@@ -15,7 +15,6 @@ from peo.assets import Assets, load_assets
 from peo.coefficients import coefficients
 from peo.generation import GenerationSettings
 from peo.model_source import cache_dir, resolve_base_model
-from peo.names import ASPECTS
 
 log = logging.getLogger("bench")
 
@@ -59,9 +58,10 @@ def base_model(assets: Assets) -> str:
 
 
 def dev_prompts(assets: Assets, n: int) -> list[list[dict]]:
-    """The first n distinct development prompts (chat messages) of the sweep, help and harm alternating."""
+    """The first n distinct development prompts (chat messages) of the sweep, the run's aspects' prompts alternating
+    (help and harm with the default aspects)."""
     frame = assets.answers.drop_duplicates("prompt_id")
-    by_kind = [list(frame[frame["prompt_kind"] == kind]["prompt"]) for kind in ASPECTS]
+    by_kind = [list(frame[frame["prompt_kind"] == kind]["prompt"]) for kind in assets.run_meta.aspect_set.names]
     mixed = [p for pair in zip(*by_kind) for p in pair] + [p for group in by_kind for p in group]
     seen: list[str] = []
     for p in mixed:

@@ -20,8 +20,8 @@ from bench.common import BENCH, write_json
 from bench.fixtures import base_model, open_assets
 from bench.hardware import DECODE_STEPS, decode_steps, prompt_tensor
 from peo.adapter_mix import AdapterMix
+from peo.aspects import DEFAULT_ASPECTS
 from peo.model_source import load_causal_lm, load_tokenizer
-from peo.names import ADAPTERS
 
 
 def decode_profile(model: torch.nn.Module, prompt: torch.Tensor, rows: int):
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     assets = open_assets(args.assets, quick=False)
     base = base_model(assets)
     prompt = prompt_tensor(assets, load_tokenizer(base), "cpu")
-    adapters = {n: assets.adapter(n) for n in ADAPTERS}
+    adapters = {n: assets.adapter(n) for n in DEFAULT_ASPECTS.adapters}
     models = {"plain": (load_causal_lm(base).eval(), None),
               "fused": (None, AdapterMix(load_causal_lm(base), adapters)),
               "peft_forward": (None, AdapterMix(load_causal_lm(base), adapters, fused=False))}

@@ -14,11 +14,11 @@ from __future__ import annotations
 from bench.common import Check, Plan, interleaved, summary
 from bench.fixtures import PlainModel, base_model, dev_prompts, fixed, sweep_points
 from peo.adapter_mix import AdapterMix
+from peo.aspects import DEFAULT_ASPECTS
 from peo.assets import Assets
 from peo.coefficients import scales
 from peo.generation import Row, generate_rows
 from peo.model_source import load_causal_lm, load_tokenizer
-from peo.names import ADAPTERS, ASPECTS
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
 
@@ -31,15 +31,15 @@ def run(assets: Assets, plan: Plan) -> dict:
     settings = fixed(plan.sweep_tokens)
     G, P, T = len(points), len(prompts), plan.sweep_tokens
 
-    adapters = {n: assets.adapter(n) for n in ADAPTERS}
+    adapters = {n: assets.adapter(n) for n in DEFAULT_ASPECTS.adapters}
     mix = AdapterMix(load_causal_lm(base).to(device), adapters)
     peft_mix = AdapterMix(load_causal_lm(base).to(device), adapters, fused=False)  # diagnostic
     merged_model = load_causal_lm(base).to(device)
-    merged = MergedPolicy(merged_model, lora_task_vectors({n: assets.adapter(n) for n in ASPECTS}))
+    merged = MergedPolicy(merged_model, lora_task_vectors({n: assets.adapter(n) for n in DEFAULT_ASPECTS.names}))
     reference = PlainModel(load_causal_lm(base).to(device))
     naive_model = PlainModel(merged_model)
 
-    rows = [Row(messages=p, scales=scales(c, ASPECTS)) for c in points for p in prompts]
+    rows = [Row(messages=p, scales=scales(c, DEFAULT_ASPECTS.names)) for c in points for p in prompts]
     outputs: dict[str, list[str]] = {}
 
     def multi() -> None:
@@ -51,7 +51,7 @@ def run(assets: Assets, plan: Plan) -> dict:
     def naive() -> None:
         answers: list[str] = []
         for c in points:
-            merged.set_point(scales(c, ASPECTS))
+            merged.set_point(scales(c, DEFAULT_ASPECTS.names))
             answers += generate_rows(naive_model, tokenizer, [Row(p, {}) for p in prompts], settings, batch_size=P)
         outputs["naive"] = answers
 

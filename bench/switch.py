@@ -26,11 +26,12 @@ import torch
 from bench.common import BENCH, Check, Plan, interleaved, summary, sync
 from bench.fixtures import base_model, sweep_points
 from peo.adapter_mix import AdapterMix
+from peo.aspects import DEFAULT_ASPECTS
 from peo.assets import Assets
 from peo.coefficients import scales
 from peo.export import export_policy
 from peo.model_source import load_causal_lm
-from peo.names import ADAPTERS, ASPECTS, REFERENCE
+from peo.names import REFERENCE
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
 log = logging.getLogger("bench")
@@ -129,7 +130,7 @@ def _cycling(move, points: list[tuple[float, float]]):
     It holds the bound method, not a name of `run`'s, so `run` can `del` its model once the timing is done.
     """
     cycle = itertools.cycle(points)
-    return lambda: move(scales(next(cycle), ASPECTS))
+    return lambda: move(scales(next(cycle), DEFAULT_ASPECTS.names))
 
 
 def run(assets: Assets, plan: Plan, scratch: Path) -> dict:
@@ -139,9 +140,9 @@ def run(assets: Assets, plan: Plan, scratch: Path) -> dict:
     result: dict = {"notes": [], "points_cycled": len(points)}
 
     # (a) and (b), side by side
-    mix = AdapterMix(load_causal_lm(base).to(device), {n: assets.adapter(n) for n in ADAPTERS})
+    mix = AdapterMix(load_causal_lm(base).to(device), {n: assets.adapter(n) for n in DEFAULT_ASPECTS.adapters})
     plain = load_causal_lm(base).to(device)
-    merged = MergedPolicy(plain, lora_task_vectors({n: assets.adapter(n) for n in ASPECTS}))
+    merged = MergedPolicy(plain, lora_task_vectors({n: assets.adapter(n) for n in DEFAULT_ASPECTS.names}))
     times = interleaved({
         "adapter_scaling": _cycling(mix.set_scales, points),
         "fused_merge": _cycling(merged.set_point, points),
@@ -155,7 +156,7 @@ def run(assets: Assets, plan: Plan, scratch: Path) -> dict:
     # (c): the exported models, then merge + load per point
     exported = scratch / "exported"
     dirs = {}
-    for policy in (REFERENCE, *ASPECTS):
+    for policy in (REFERENCE, *DEFAULT_ASPECTS.names):
         dirs[policy] = exported / policy
         if not (dirs[policy] / "config.json").is_file():
             shutil.rmtree(dirs[policy], ignore_errors=True)
@@ -212,7 +213,7 @@ def run(assets: Assets, plan: Plan, scratch: Path) -> dict:
             finally:
                 shutil.rmtree(work, ignore_errors=True)
             if i == plan.warmup:  # the same point formed in place: the merge must agree
-                merged.set_point(scales((c_help, c_harm), ASPECTS))
+                merged.set_point(scales((c_help, c_harm), DEFAULT_ASPECTS.names))
                 result[f"{variant}_max_abs_diff_vs_fused"] = max_weight_diff(loaded, plain)
             del loaded
             if i >= plan.warmup:

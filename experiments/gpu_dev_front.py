@@ -17,7 +17,7 @@ import pandas as pd
 from peo.atomic import write_json
 from peo.config import load_config
 from peo.grid_table import dev_front, grid_table, with_evasion
-from peo.names import BASELINES, PEO, SOUP
+from peo.names import PEO, SOUP
 from peo.sweep_plan import front_filters, sweep_models
 
 SHOWN = ["model_id", "method", "c_help", "c_harm", "reward_mean_dev", "cost_mean_dev", "loop_share_dev",
@@ -41,7 +41,7 @@ def main() -> None:
         for suffix, (loop_filter, evasion_filter) in front_filters(loop, evasion).items():
             ids = dev_front(grid, method, loop_filter, evasion_filter, aspects=cfg.aspect_set)
             fronts[method + suffix] = by_id.loc[ids].reset_index()[SHOWN].round(4).to_dict("records")
-    baselines = grid[grid["method"].isin(BASELINES)][SHOWN].round(4).to_dict("records")
+    baselines = grid[grid["method"].isin(cfg.aspect_set.baselines)][SHOWN].round(4).to_dict("records")
     summary = {"in_sample": True, "split": "dev", "n_models": len(models), "n_answers": len(answers),
                "n_prompts": answers.groupby("prompt_kind")["prompt_id"].nunique().to_dict(),
                "cut_share": round(float(answers["cut"].mean()), 4),

@@ -1,6 +1,7 @@
 """PEO: post-training extrapolation of two aspect policies (helpfulness, harmlessness).
 
-Words used in this code base, each for one thing (the names themselves live in `peo.names`):
+Words used in this code base, each for one thing (the names themselves live in `peo.names`, and those derived from
+a run's aspects in `peo.aspects`):
 
 - **aspect**: what a preference pair judges: `help` (helpfulness) or `harm` (harmlessness).
 - **policy**: a model that answers: the reference (SFT) model with some LoRA adapters at some scales.

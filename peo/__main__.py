@@ -8,9 +8,10 @@ import os
 import sys
 from pathlib import Path
 
+from peo.aspects import DEFAULT_ASPECTS
 from peo.data.sources import LOADERS
 from peo.errors import PeoError
-from peo.names import BASELINES, PEO
+from peo.names import PEO
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -121,7 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     export = sub.add_parser("export", help="write one policy as a merged HF folder or a PEFT adapter")
     which = export.add_mutually_exclusive_group()
     which.add_argument("--policy", metavar="POLICY",
-                       help=f"a fixed policy: {', '.join(BASELINES)} (with other aspects: ref, each aspect, joint)")
+                       help=f"a fixed policy: {', '.join(DEFAULT_ASPECTS.baselines)} "
+                            "(with other aspects: ref, each aspect, joint)")
     which.add_argument("--point", metavar="SPEC",
                        help="a PEO point of any number of aspects, as `peo serve` names it: e.g. "
                             "lambda_help=0.5,lambda_harm=0.25,phi_brief=1 (every free lambda; a phi left out is 0) "

@@ -34,6 +34,7 @@ TEXT_STATS: tuple[str, ...] = (
     "evasion_share_benign", "evasion_share_harmful", "complied_share",
     "mean_words", "cut_share", "n", "n_benign", "n_harmful",
 )
+COUNT_STATS: tuple[str, ...] = ("n", "n_benign", "n_harmful")  # integers (0 when the model was not run)
 
 
 @dataclass(frozen=True)

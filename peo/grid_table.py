@@ -15,14 +15,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from peo.aspects import Aspects
+from peo.aspects import COUNT_STATS, DEFAULT_ASPECTS, Aspects
 from peo.evasion import evades, last_user_message
-from peo.names import BENIGN, COUNT_STATS, EVADES, GRID_STATS, HARMFUL, REFERENCE
+from peo.names import BENIGN, EVADES, HARMFUL, REFERENCE
 from peo.pareto import mean_and_se
 from peo.pareto_n import pareto_front_n
 
 SPLITS = ("dev", "test")
-STATS = GRID_STATS  # the default two aspects' figures; a run's are its Aspects.grid_stats
+STATS = DEFAULT_ASPECTS.grid_stats  # the default two aspects' figures; a run's are its Aspects.grid_stats
 TOL = 1e-9
 
 

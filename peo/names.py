@@ -1,50 +1,27 @@
-"""The project's fixed names, each defined once: aspects, adapters, methods, chat columns, evaluators, files.
+"""The project's fixed names that are not about aspects, each defined once: methods, the joint adapter, per-answer
+columns, files.
 
-Every other module reads them from here, so adding an aspect or a chat column starts in this file
-(ARCHITECTURE.md says what else to touch). `peo/__init__.py` says what each word means.
+A run's aspects are config (`aspects:` in a profile, meta.json `aspects`), and every name derived from them
+(adapters, baselines and their labels and scales, chat columns, evaluators, grid.csv's figures) is derived in
+`peo/aspects.py`; `peo.aspects.DEFAULT_ASPECTS` are the default two, help/reward and harm/cost.
+`peo/__init__.py` says what each word means.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+# ---------------------------------------------------------------- the policies trained on the aspects
 
-# ---------------------------------------------------------------- aspects and the policies trained on them
+JOINT = "joint"  # the scalarized baseline: one DPO policy on a mix of every aspect's pairs (an adapter besides theirs)
 
-Aspect = Literal["help", "harm"]
-ASPECTS: tuple[Aspect, ...] = ("help", "harm")  # also the names of the aspect policies' adapters
-JOINT = "joint"  # the scalarized baseline: one DPO policy on a mix of both aspects' pairs
-ADAPTERS: tuple[str, ...] = (*ASPECTS, JOINT)  # the LoRA adapters precompute trains and the app loads
-
-# ---------------------------------------------------------------- evaluators
-
-EVALUATOR_OF_ASPECT: dict[str, str] = {"help": "reward", "harm": "cost"}  # higher reward / lower cost is better
-EVALUATOR_KINDS: tuple[str, ...] = tuple(EVALUATOR_OF_ASPECT.values())
-ASPECT_OF_EVALUATOR: dict[str, str] = {kind: aspect for aspect, kind in EVALUATOR_OF_ASPECT.items()}
-
-# ---------------------------------------------------------------- prompts, and what each evaluator is averaged over
+# ---------------------------------------------------------------- prompts of the default aspects
 
 # answers.parquet `prompt_kind`: the aspect whose data the prompt comes from (help: benign instructions, harm:
-# harmful requests). Split-aware scoring: each evaluator is averaged over its own aspect's prompts only, so a
-# point's reward is its helpfulness on benign prompts and its cost its harmfulness on harmful ones.
+# harmful requests). peo.grid_table's text checks (refusals, evasion, safe share) read these two kinds.
 BENIGN, HARMFUL = "help", "harm"
-PROMPT_KIND_OF_EVALUATOR: dict[str, str] = {"reward": BENIGN, "cost": HARMFUL}
 
 # ---------------------------------------------------------------- per-answer columns of answers.parquet
 
 EVADES = "evades"  # bool: the answer does not address the request (peo.evasion.evades; assets/FORMAT.md)
-
-# ---------------------------------------------------------------- grid.csv's per-model figures (assets/FORMAT.md)
-
-# each with a split suffix (_dev, _test) and once unsuffixed (the shown split). reward_mean / cost_mean are
-# split-aware (reward on benign prompts, cost on harmful prompts); *_all_* are the older means over every prompt.
-GRID_STATS: tuple[str, ...] = (
-    "reward_mean", "reward_se", "cost_mean", "cost_se",
-    "reward_all_mean", "reward_all_se", "cost_all_mean", "cost_all_se",
-    "safe_share", "loop_share", "refusal_share", "over_refusal_share",
-    "evasion_share_benign", "evasion_share_harmful", "complied_share",
-    "mean_words", "cut_share", "n", "n_benign", "n_harmful",
-)
-COUNT_STATS: tuple[str, ...] = ("n", "n_benign", "n_harmful")  # integers (0 when the model was not run)
 
 # ---------------------------------------------------------------- methods (how a grid row's model was made)
 
@@ -53,24 +30,7 @@ PEO, SOUP = "peo", "soup"  # extrapolated grid points; interpolation only (ϕ = 
 EXPO = "expo"  # ExPO: the joint policy extrapolated from the reference, θ_ref + α·Δ_joint (α = 1: joint DPO)
 # The app's ExPO chat column: α = 1.5 is ExPO's usual 0.5 beyond the aligned model (θ_joint + 0.5·Δ_joint)
 EXPO_CHAT_ALPHA = 1.5
-BASELINE_SCALES: dict[str, dict[str, float]] = {  # fixed models: adapter → scale
-    REFERENCE: {},
-    "help": {"help": 1.0},
-    "harm": {"harm": 1.0},
-    JOINT: {JOINT: 1.0},
-}
-BASELINES: tuple[str, ...] = tuple(BASELINE_SCALES)
-BASELINE_LABELS: dict[str, str] = {REFERENCE: "reference", "help": "DPO-Help", "harm": "DPO-Harm",
-                                   JOINT: "joint DPO"}
-METHODS: tuple[str, ...] = (PEO, SOUP, EXPO, *BASELINES)
 REFERENCE_MODEL_ID = "c+0.000_+0.000"  # the reference's model_id in grid.csv (= peo.coefficients.model_id(0, 0))
-
-# ---------------------------------------------------------------- chat columns of the app (key → label)
-
-CHAT_COLUMNS: dict[str, str] = {PEO: "PEO (picked point)", REFERENCE: "Reference", "help": "DPO-Help",
-                                "harm": "DPO-Harm", SOUP: "Soup (same λ)", JOINT: "Joint DPO",
-                                EXPO: f"ExPO (joint × {EXPO_CHAT_ALPHA:g})"}
-DEFAULT_CHAT_COLUMNS: list[str] = [PEO, REFERENCE, "help", "harm", SOUP]
 
 # ---------------------------------------------------------------- files in an assets folder (assets/FORMAT.md)
 

@@ -37,7 +37,6 @@ from peo.atomic import write_with
 from peo.coefficients import model_id as model_id_of
 from peo.errors import PeoError
 from peo.evaluation_stats import wilson_interval
-from peo.names import CHAT_COLUMNS
 
 
 class VotesError(PeoError, RuntimeError):
@@ -145,7 +144,7 @@ class ColumnAnswer:
     @property
     def label(self) -> str:
         """The column's label with the default aspects (label_in for a run's own)."""
-        return CHAT_COLUMNS[self.column]
+        return DEFAULT_ASPECTS.chat_columns[self.column]
 
     def label_in(self, aspects: Aspects) -> str:
         return aspects.chat_columns[self.column]
@@ -390,7 +389,8 @@ class VoteStore:
             share = (g["wins"] + 0.5 * g["ties"]) / g["turns"]
             lo, hi = wilson_interval(g["wins"] + 0.5 * g["ties"], g["turns"])
             out.append({**g, "win_share": share, "ci_low": lo, "ci_high": hi})
-        order = list(CHAT_COLUMNS)  # the default columns first, in their order; a run's own aspects' after, by name
+        # the default columns first, in their order; a run's own aspects' after, by name
+        order = list(DEFAULT_ASPECTS.chat_columns)
         out.sort(key=lambda g: (order.index(g["column"]) if g["column"] in order else len(order), g["column"],
                                 json.dumps(g["scales"], sort_keys=True)))
         return out

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from peo.aspects import DEFAULT_ASPECTS, Aspects
+from peo.aspects import COUNT_STATS, DEFAULT_ASPECTS, Aspects
 from peo.evaluation_stats import finite_or_none
-from peo.grid_table import COUNT_STATS, split_stats
+from peo.grid_table import split_stats
 from precompute.report_inputs import ReportInputError
 
 

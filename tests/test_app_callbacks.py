@@ -18,8 +18,8 @@ import pytest
 from app import callbacks as cb
 from app.data import PICKED_MARK, AppData, AppInputError
 from app.engine import column_scales, same_model_columns
+from peo.aspects import DEFAULT_ASPECTS
 from peo.decode_loop import StreamResult
-from peo.names import CHAT_COLUMNS
 
 
 @pytest.fixture(scope="session")
@@ -147,7 +147,7 @@ def test_pick_summary_has_no_stray_parenthesis_and_names_same_models(app):
 
 def test_same_model_columns_at_the_special_points():
     """Columns that are one model at a point: the soup at ϕ = 0, PEO at c = (1, 0), (0, 1), (0, 0)."""
-    columns = list(CHAT_COLUMNS)
+    columns = list(DEFAULT_ASPECTS.chat_columns)
     assert same_model_columns(columns, 0.5, 0.5, 0.5) == {"soup": "peo"}  # λ = 0.5, ϕ = 0
     assert same_model_columns(columns, 0.5, 1.0, 0.5) == {}
     assert same_model_columns(columns, 1.0, 1.0, 0.0) == {"help": "peo", "soup": "peo"}
@@ -381,12 +381,12 @@ def test_each_column_equals_its_policy_generated_alone(random_app):
     point = (0.5, 0.5, 0.0)
     message = "Write a short poem about the sea."
     settings = GenerationSettings(**{**GREEDY, "max_new_tokens": 8})
-    steps = list(cb.chat_stream(app, message, list(CHAT_COLUMNS), point, settings))
+    steps = list(cb.chat_stream(app, message, list(DEFAULT_ASPECTS.chat_columns), point, settings))
     final = steps[-1]
-    assert final.done and list(final.texts) == list(CHAT_COLUMNS)
+    assert final.done and list(final.texts) == list(DEFAULT_ASPECTS.chat_columns)
     info = cb.pick(app, *point)
     prompt = [{"role": "user", "content": message}]
-    for col in CHAT_COLUMNS:
+    for col in DEFAULT_ASPECTS.chat_columns:
         scales = column_scales(col, info.lambda_help, info.c_help, info.c_harm)
         alone = generate_batch(app.engine.mix, app.engine.tokenizer, [Row(prompt, scales)], settings)[0]
         assert final.texts[col] == alone, col
@@ -451,7 +451,7 @@ def test_chat_trims_history_to_the_context(app):
         history = last.state.histories["ref"]
         assert "dropped" in last.info
         assert "1 column(s) dropped" in last.blind_info  # blind mode's status names no column
-        assert not any(label in last.blind_info for label in CHAT_COLUMNS.values())
+        assert not any(label in last.blind_info for label in DEFAULT_ASPECTS.chat_columns.values())
         assert len(history) < 8 and history[-2]["content"] == "and another one"
         assert engine.prompt_tokens(history[:-1]) <= engine.max_context_tokens - GREEDY["max_new_tokens"]
         assert len(last.state.scores["ref"]) == len(history) // 2
@@ -575,8 +575,8 @@ def test_merged_form_gives_the_same_answers(app_assets, random_app, tiny_base, t
     assert merged.engine.form == "merged"
     settings = {**GREEDY, "max_new_tokens": 8}
     for point in ((0.5, 0.5, 0.5), (1.0, 0.0, 0.0), (0.0, 0.5, 0.0)):
-        a = cb.chat(random_app, "What is the capital of France?", list(CHAT_COLUMNS), point, settings)
-        b = cb.chat(merged, "What is the capital of France?", list(CHAT_COLUMNS), point, settings)
+        a = cb.chat(random_app, "What is the capital of France?", list(DEFAULT_ASPECTS.chat_columns), point, settings)
+        b = cb.chat(merged, "What is the capital of France?", list(DEFAULT_ASPECTS.chat_columns), point, settings)
         assert {k: v["answer"] for k, v in a.items()} == {k: v["answer"] for k, v in b.items()}
     assert all(v["reward"] is None for v in b.values())  # no evaluators attached there
     *_, last = cb.chat_stream(merged, "again", ["peo"], (1.0, 0.0, 0.0), settings)
@@ -716,7 +716,6 @@ def test_the_answers_table_reaches_harmful_prompts_whatever_the_order(app):
     import dataclasses
 
     from app.ui import ANSWER_ROWS, BOTH_KINDS, answers_update, picked_answers
-    from peo.names import ASPECTS
 
     answers = app.data.answers
     benign_first = answers.sort_values("prompt_kind", key=lambda k: k != "help", kind="stable")
@@ -729,9 +728,10 @@ def test_the_answers_table_reaches_harmful_prompts_whatever_the_order(app):
     n_benign = int((of_model["prompt_kind"] == "help").sum())
     assert set(data.sample_answers(mid, limit=n_benign)["kind"]) == {"help"}, "the first rows: benign only"
     both = picked_answers(data, mid, BOTH_KINDS)
-    assert len(both) <= ANSWER_ROWS and list(both["kind"][:2]) == list(ASPECTS)  # alternating from the top
+    # alternating from the top
+    assert len(both) <= ANSWER_ROWS and list(both["kind"][:2]) == list(DEFAULT_ASPECTS.names)
     assert (both["kind"] == "harm").sum() == (both["kind"] == "help").sum() > 0
-    for kind in ASPECTS:
+    for kind in DEFAULT_ASPECTS.names:
         alone = picked_answers(data, mid, kind)
         assert set(alone["kind"]) == {kind} and len(alone) == (of_model["prompt_kind"] == kind).sum()
     update = answers_update(data, app.data.point_info(row.lambda_help, row.phi_help, row.phi_harm), "harm")
@@ -802,11 +802,12 @@ def test_a_new_point_starts_a_fresh_chat_when_asked(random_app, fresh):
 def test_column_labels_mark_same_models(app):
     from app.chat_panel import column_labels
 
-    labels = dict(zip(CHAT_COLUMNS, column_labels(cb.pick(app, 0.5, 0.0, 0.0), list(CHAT_COLUMNS))))
+    columns = list(DEFAULT_ASPECTS.chat_columns)
+    labels = dict(zip(columns, column_labels(cb.pick(app, 0.5, 0.0, 0.0), columns)))
     assert labels["soup"] == "Soup (same λ) = PEO (picked point) at this point"
-    assert labels["peo"] == CHAT_COLUMNS["peo"] and labels["ref"] == CHAT_COLUMNS["ref"]
-    labels = dict(zip(CHAT_COLUMNS, column_labels(cb.pick(app, 0.5, 0.0, 0.0), ["ref", "soup"])))
-    assert labels["soup"] == CHAT_COLUMNS["soup"]  # PEO not shown: nothing to point to
+    assert labels["peo"] == DEFAULT_ASPECTS.chat_columns["peo"] and labels["ref"] == DEFAULT_ASPECTS.chat_columns["ref"]
+    labels = dict(zip(DEFAULT_ASPECTS.chat_columns, column_labels(cb.pick(app, 0.5, 0.0, 0.0), ["ref", "soup"])))
+    assert labels["soup"] == DEFAULT_ASPECTS.chat_columns["soup"]  # PEO not shown: nothing to point to
 
 
 def test_refused_chat_inputs_go_to_the_status_not_the_chatbots(app):
@@ -1018,13 +1019,13 @@ def test_a_stopped_turn_keeps_the_message_and_partial_answers_on_screen_not_in_t
         updates.append(update)
         if len(updates) == 4:
             stop.set()
-    n = len(CHAT_COLUMNS)
+    n = len(DEFAULT_ASPECTS.chat_columns)
     *views, state, status, box = updates[-1]
     assert status == STOPPED and _is_noop(state) and _is_noop(box)
-    partial = updates[-2][list(CHAT_COLUMNS).index("peo")][-1]["content"]
+    partial = updates[-2][list(DEFAULT_ASPECTS.chat_columns).index("peo")][-1]["content"]
     for col in ("peo", "ref"):
-        shown = views[list(CHAT_COLUMNS).index(col)]
+        shown = views[list(DEFAULT_ASPECTS.chat_columns).index(col)]
         assert shown[0] == {"role": "user", "content": "Write a long story."}
         assert shown[-1]["content"].endswith(STOPPED_MARK)
-    assert views[list(CHAT_COLUMNS).index("peo")][-1]["content"].startswith(partial.rstrip("…"))
+    assert views[list(DEFAULT_ASPECTS.chat_columns).index("peo")][-1]["content"].startswith(partial.rstrip("…"))
     assert len(views) == n

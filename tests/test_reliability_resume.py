@@ -29,7 +29,7 @@ import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
-from peo.names import ADAPTERS
+from peo.aspects import DEFAULT_ASPECTS
 
 from conftest import REPO, write_tiny_data
 
@@ -98,7 +98,7 @@ def assert_same_results(out: Path, reference: Path) -> None:
 
 
 def assert_same_adapters(out: Path, reference: Path) -> None:
-    for aspect in ADAPTERS:
+    for aspect in DEFAULT_ASPECTS.adapters:
         got = load_file(out / "adapters" / aspect / "adapter_model.safetensors")
         want = load_file(reference / "adapters" / aspect / "adapter_model.safetensors")
         assert got.keys() == want.keys()
@@ -151,7 +151,7 @@ def test_training_kill_resumes_bit_identically(tmp_path, data_root, reference):
     # What differs, and only that: the loss summaries of the resumed aspect (see the module docstring).
     got = json.loads((out / "adapters" / "training.json").read_text())
     want = json.loads((reference[0] / "adapters" / "training.json").read_text())
-    for aspect in ADAPTERS:
+    for aspect in DEFAULT_ASPECTS.adapters:
         assert got[aspect]["steps"] == want[aspect]["steps"]
         assert got[aspect]["pairs"] == want[aspect]["pairs"]
     assert got["help"]["steps"] == 6

@@ -15,7 +15,7 @@ from app import callbacks as cb
 from app.data import AppInputError
 from app.share_link import parse_query, share_query
 from app.votes_panel import assets_name, begin_turn, end_turn, make_vote, new_session
-from peo.names import CHAT_COLUMNS
+from peo.aspects import DEFAULT_ASPECTS
 from peo.records import Pick
 from peo.votes import TIE, VotesError, VoteStore
 
@@ -131,7 +131,8 @@ def _text(update) -> str:
 
 
 # what would tell a blind voter which column is which, or anchor them: tags, scores, bands, names
-GIVEAWAYS = ("at c =", "reward", "cost", "pct", "🟩", "🟨", "🟥", *CHAT_COLUMNS.values(), "Soup", "PEO", "DPO")
+GIVEAWAYS = ("at c =", "reward", "cost", "pct", "🟩", "🟨", "🟥", *DEFAULT_ASPECTS.chat_columns.values(), "Soup", "PEO",
+             "DPO")
 
 
 def test_blind_mode_shows_no_tag_score_or_name_until_the_vote(app, tmp_path):
@@ -149,32 +150,34 @@ def test_blind_mode_shows_no_tag_score_or_name_until_the_vote(app, tmp_path):
         session = new_session()
         assert start(None, session, point, True)[0] is session, "a refused message starts no turn"
         sent = start(turn, session, point, True)
-        session, order, labels = sent[0], json.loads(sent[1]), sent[-len(CHAT_COLUMNS):]
+        session, order, labels = sent[0], json.loads(sent[1]), sent[-len(DEFAULT_ASPECTS.chat_columns):]
         assert sorted(order) == sorted(cols)
-        assert [labels[list(CHAT_COLUMNS).index(c)]["label"] for c in order] == ["A", "B", "C", "D", "E"]
+        columns = list(DEFAULT_ASPECTS.chat_columns)
+        assert [labels[columns.index(c)]["label"] for c in order] == ["A", "B", "C", "D", "E"]
 
         updates = list(stream_turn(app, turn, cb.ChatState(), True, blind=True))
-        n = len(CHAT_COLUMNS)
+        n = len(DEFAULT_ASPECTS.chat_columns)
         for update in updates:
-            for col, view in zip(CHAT_COLUMNS, update[:n]):
+            for col, view in zip(DEFAULT_ASPECTS.chat_columns, update[:n]):
                 if col in cols:
                     shown = _text(view)
                     assert "Tell me about the weather." in shown
                     assert not [g for g in GIVEAWAYS if g in shown], (col, shown)
         state, status = updates[-1][n], updates[-1][n + 1]
-        assert "after your vote" in status and not [g for g in CHAT_COLUMNS.values() if g in status]
+        assert "after your vote" in status and not [g for g in DEFAULT_ASPECTS.chat_columns.values() if g in status]
 
         ended = _fn(demo, "on_turn_end")(session, state)
         session = ended[0]
-        shown = [_text(u) for col, u in zip(CHAT_COLUMNS, ended[-n:]) if col in cols]  # the others are hidden
+        # the others are hidden
+        shown = [_text(u) for col, u in zip(DEFAULT_ASPECTS.chat_columns, ended[-n:]) if col in cols]
         assert not [g for g in GIVEAWAYS if any(g in text for text in shown)], "turn end: letters only"
         assert all("label" not in u for u in _fn(demo, "show_columns")(cols, point, True))
         assert all("label" not in u for u in _fn(demo, "on_new_point")(cb.pick(app, 0.5, 0.0, 0.0), cols, state,
                                                                          True, True)[:n])
 
         voted = _fn(demo, "on_vote")(session, "", state)  # the first button: the column shown as A
-        revealed = dict(zip(CHAT_COLUMNS, voted[-n - 1:-1]))
-        assert revealed[order[0]]["label"] == f"A: {CHAT_COLUMNS[order[0]]}"
+        revealed = dict(zip(DEFAULT_ASPECTS.chat_columns, voted[-n - 1:-1]))
+        assert revealed[order[0]]["label"] == f"A: {DEFAULT_ASPECTS.chat_columns[order[0]]}"
         assert "at c = (1.5, 0)" in _text(revealed["peo"]) and "at c = (1, 0)" in _text(revealed["soup"])
         assert all("reward" in _text(revealed[c]) and "cost" in _text(revealed[c]) for c in cols)
 

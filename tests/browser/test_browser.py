@@ -261,15 +261,15 @@ def test_a_closed_page_cancels_its_turn(page):
 def test_every_chat_column_fits_in_one_row(page):
     """With joint DPO and ExPO ticked, all seven chat columns sit side by side at 1400 px (a 6th used to wrap)."""
     from app.screenshots import wait_for_plot
-    from peo.names import CHAT_COLUMNS as ALL_COLUMNS
+    from peo.aspects import DEFAULT_ASPECTS
 
     wait_for_plot(page)
     extra = ("Joint DPO", "ExPO")
     for label in extra:
         page.locator("#columns label", has_text=label).click()
-    for col in ALL_COLUMNS:
+    for col in DEFAULT_ASPECTS.chat_columns:
         page.wait_for_selector(f"#chat-{col}", state="visible", timeout=10_000)
-    boxes = [page.locator(f"#chat-{col}").bounding_box() for col in ALL_COLUMNS]
+    boxes = [page.locator(f"#chat-{col}").bounding_box() for col in DEFAULT_ASPECTS.chat_columns]
     assert len({round(b["y"]) for b in boxes}) == 1, boxes
     for label in extra:
         page.locator("#columns label", has_text=label).click()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.screenshots import CHAT_COLUMNS, CHROMIUM
-from peo.names import CHAT_COLUMNS as COLUMN_LABELS
+from peo.aspects import DEFAULT_ASPECTS
 
 pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 if not Path(CHROMIUM).is_file():
@@ -20,8 +20,8 @@ if not Path(CHROMIUM).is_file():
 
 TARGET = "c+1.500_+0.000"  # λ = 1, ϕ_help = 0.5, ϕ_harm = 0 on the tiny grid
 # what would tell a blind voter which column is which, or anchor them: tags, scores, bands, names
-GIVEAWAYS = ("at c =", "reward", "cost", "pct", "🟩", "🟨", "🟥", *COLUMN_LABELS.values(), "PEO", "Soup", "DPO",
-             "Reference")
+GIVEAWAYS = ("at c =", "reward", "cost", "pct", "🟩", "🟨", "🟥", *DEFAULT_ASPECTS.chat_columns.values(), "PEO",
+             "Soup", "DPO", "Reference")
 
 
 @pytest.fixture(scope="module")
@@ -107,9 +107,9 @@ def test_blind_vote_is_stored_with_its_state_and_the_link_restores_the_point(pag
     page.wait_for_function("() => document.querySelector('#vote-status').innerText.includes('stored')",
                            timeout=30_000)
     status = page.inner_text("#vote-status")
-    assert f"B was {COLUMN_LABELS[order[1]]}" in status
+    assert f"B was {DEFAULT_ASPECTS.chat_columns[order[1]]}" in status
     page.wait_for_function("([c, name]) => document.querySelector('#chat-' + c).innerText.includes('A: ' + name)",
-                           arg=[order[0], COLUMN_LABELS[order[0]]], timeout=30_000)  # names revealed
+                           arg=[order[0], DEFAULT_ASPECTS.chat_columns[order[0]]], timeout=30_000)  # names revealed
     for col in CHAT_COLUMNS:  # and the scores (one short line, the percentiles on hover), and each answer's point
         text = page.inner_text(f"#chat-{col}")
         assert "reward" in text and "cost" in text, col
