@@ -6,6 +6,9 @@ and q = 15 both occur). torch's CPU int4 matmul (`aten._weight_int4pack_mm_for_c
 weight-only path calls) computes with w = (q − 8)·s + z per group of 32, so s = d and z = m + 8·d hold the same
 weights, up to the float rounding of recovering d from the block's range. A layer whose blocks do not read back
 that way (not Q4_1) keeps its float weights; `convert` says how many did and the largest read-back error.
+
+The kernel takes its activations in fp32 or bf16 (`activations`): the weights are exact either way, bf16
+activations round the inputs of every layer (8 bits of mantissa), so their answers are not the float model's.
 """
 
 from __future__ import annotations
@@ -34,22 +37,25 @@ def q41_parts(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
 class Int4Linear(torch.nn.Module):
     """y = x Wᵀ (+ b) with W held as packed 4-bit values and a scale and zero per group of 32 inputs."""
 
-    def __init__(self, linear: torch.nn.Linear, q: torch.Tensor, d: torch.Tensor, m: torch.Tensor):
+    def __init__(self, linear: torch.nn.Linear, q: torch.Tensor, d: torch.Tensor, m: torch.Tensor,
+                 activations: torch.dtype = torch.float32):
         super().__init__()
+        self.activations = activations
         self.out_features, self.in_features = linear.weight.shape
         self.packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(q, 1)
         # the kernel's groups run along the input: (groups, out, 2) = (scale, zero) with w = (q − 8)·s + z
-        self.scales_zeros = torch.stack([d.T, (m + 8 * d).T], dim=-1).contiguous()
+        self.scales_zeros = torch.stack([d.T, (m + 8 * d).T], dim=-1).contiguous().to(activations)
         self.bias = linear.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        flat = x.reshape(-1, self.in_features)
+        flat = x.reshape(-1, self.in_features).to(self.activations)
         y = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.packed, GROUP, self.scales_zeros)
-        y = y.reshape(*x.shape[:-1], self.out_features)
+        y = y.to(x.dtype).reshape(*x.shape[:-1], self.out_features)
         return y if self.bias is None else y + self.bias
 
 
-def convert(model: torch.nn.Module, max_error: float = 1e-5) -> tuple[torch.nn.Module, dict]:
+def convert(model: torch.nn.Module, max_error: float = 1e-5,
+            activations: torch.dtype = torch.float32) -> tuple[torch.nn.Module, dict]:
     """A copy of `model` whose Q4_1 linear layers are Int4Linear, and what was converted (count, kept, error)."""
     model = copy.deepcopy(model)
     converted, kept, worst = 0, [], 0.0
@@ -63,7 +69,7 @@ def convert(model: torch.nn.Module, max_error: float = 1e-5) -> tuple[torch.nn.M
                 kept.append(full)
                 continue
             q, d, m, error = parts
-            setattr(module, child_name, Int4Linear(child, q, d, m))
+            setattr(module, child_name, Int4Linear(child, q, d, m, activations))
             converted, worst = converted + 1, max(worst, error)
     return model, {"converted_linears": converted, "kept_float": kept, "max_readback_error": worst}
 

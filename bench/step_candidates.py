@@ -10,7 +10,8 @@ on the same prompt, interleaved, against the memory floor (section 9's method):
   "reduce-overhead", CUDA graphs, on a GPU), gpt-fast's recipe; its compile time is reported;
 - **running_int4** (CPU only): the running batch on a copy of the model whose Q4_1 linear layers hold their
   weights as 4-bit values (bench/int4_weights.py), read at about a third of the bytes; its own memory floor
-  (`int4_memory_floor_s`) is reported beside the float one.
+  (`int4_memory_floor_s`) is reported beside the float one; **running_int4_bf16**: the same with the kernel's
+  bf16 activations (its fast path on CPUs with AMX/AVX512-BF16; the layers' inputs rounded, so not exact).
 
 The static step's logits are compared with the eager step's, and the compiled step's with the static one's
 (max |Δ|, beside the logits' own scale), so a fast candidate that computes something else shows. A candidate
@@ -90,8 +91,11 @@ def run(assets: Assets, plan: Plan) -> dict:
     int4 = {}
     if ids.device.type == "cpu":  # the packed-int4 kernel used here is the CPU one
         model_int4, int4 = convert(model)
+        model_bf16, _ = convert(model, activations=torch.bfloat16)
         variants["running_int4"] = _step_variants(model_int4, tokenizer, prompt, ROWS)[f"step_{ROWS}_running"]
+        variants["running_int4_bf16"] = _step_variants(model_bf16, tokenizer, prompt, ROWS)[f"step_{ROWS}_running"]
         int4["int4_vs_eager"] = float((_eager_logits(model_int4, ids)[:, -1] - eager_logits).abs().max())
+        int4["int4_bf16_vs_eager"] = float((_eager_logits(model_bf16, ids)[:, -1] - eager_logits).abs().max())
         int4["int4_memory_floor_s"] = floor_s * weight_bytes(model_int4) / weight_bytes(model)
         int4["weight_bytes"] = {"float32": weight_bytes(model), "int4": weight_bytes(model_int4)}
     differences = {"static_eager_vs_eager": float((static_logits - eager_logits).abs().max()),
