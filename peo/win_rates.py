@@ -119,19 +119,19 @@ def pairwise(answers: pd.DataFrame, a: str, b: str, split: str = "test", *, aspe
 # ---------------------------------------------------------------- human votes (peo.votes), where they exist
 
 
-def scales_model_id(scales: Mapping[str, float]) -> str:
-    """The model_id of a voted column's adapter scales (as grid.csv names models)."""
+def scales_model_id(scales: Mapping[str, float], aspects: Aspects = DEFAULT_ASPECTS) -> str:
+    """The model_id of a voted column's adapter scales (as grid.csv names models: a coefficient per aspect)."""
     if JOINT in scales:
         return expo_model_id(float(scales[JOINT]))
-    return model_id(float(scales.get("help", 0.0)), float(scales.get("harm", 0.0)))
+    return model_id(*(float(scales.get(aspect, 0.0)) for aspect in aspects.names))
 
 
-def vote_record(votes: Sequence[Mapping[str, Any]], a: str, b: str) -> Record:
+def vote_record(votes: Sequence[Mapping[str, Any]], a: str, b: str, aspects: Aspects = DEFAULT_ASPECTS) -> Record:
     """Human votes (peo.votes.VoteStore.votes rows) on turns where models a and b were both shown: a turn is a
     win for a when a's column was chosen, a loss when b's was, a tie otherwise (tie, all bad, a third column)."""
     won = tied = lost = 0
     for vote in votes:
-        columns = {scales_model_id(c["scales"]): c["column_key"] for c in vote.get("columns", [])}
+        columns = {scales_model_id(c["scales"], aspects): c["column_key"] for c in vote.get("columns", [])}
         if a not in columns or b not in columns or columns[a] == columns[b]:
             continue
         if vote["choice"] == columns[a]:

@@ -73,7 +73,7 @@ def win_rates(grid: pd.DataFrame, answers: pd.DataFrame, test: SplitScores, fron
             entry = {"label": label, "model_id": mid, "same_model": mid == p["model_id"],
                      **{aspect: r.as_dict() for aspect, r in records.items()}}
             if votes:
-                human = vote_record(votes, p["model_id"], mid)
+                human = vote_record(votes, p["model_id"], mid, test.aspects)
                 entry["votes"] = human.as_dict() if human.n else None
             if shipped:
                 judged = {aspect: judgment_record(shipped, p["model_id"], mid, aspect) for aspect in records}

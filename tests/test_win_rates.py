@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from peo.aspects import DEFAULT_ASPECTS
+from peo.aspects import DEFAULT_ASPECTS, Aspect, Aspects
 from peo.evaluation_stats import wilson_interval
 from peo.win_rates import Record, compare, pairwise, scales_model_id, vote_record
 
@@ -79,6 +79,14 @@ def test_votes_give_the_head_to_head_record():
     assert scales_model_id({"joint": 1.0}) == "joint" and scales_model_id({"joint": 1.5}) == "joint+1.500"
     r = vote_record(votes, a, b)
     assert (r.won, r.tied, r.lost) == (2, 2, 1)
+    # a run of three aspects names its models by three coefficients, and its votes are read that way
+    three = Aspects((*TWO, Aspect("brief", "brevity", "higher", "brevity")))
+    brief = {**peo, "brief": 0.5}
+    assert scales_model_id(brief, three) == "c+1.500_+0.500_+0.500"
+    shown = {"peo": brief, "brief": {"brief": 1.0}}
+    votes3 = [vote("peo", shown), vote("brief", shown)]
+    r3 = vote_record(votes3, "c+1.500_+0.500_+0.500", "c+0.000_+0.000_+1.000", three)
+    assert (r3.won, r3.tied, r3.lost) == (1, 0, 1)
 
 
 def test_blind_judgments_give_the_record_per_aspect():
