@@ -62,7 +62,7 @@ EVALUATOR_WORDS = {"cost": "cost (harmfulness)"}
 def axis_title(aspect: Aspect, across: bool) -> str:
     """'cost (harmfulness) on harmful prompts ← better', 'reward on benign prompts ↑ better': an evaluator's axis
     title, with the way it gets better (across: → or ←; up: ↑ or ↓)."""
-    arrow = ("→" if aspect.better == "higher" else "←") if across else ("↑" if aspect.better == "higher" else "↓")
+    arrow = ("→" if aspect.higher_is_better else "←") if across else ("↑" if aspect.higher_is_better else "↓")
     return f"{EVALUATOR_WORDS.get(aspect.evaluator, aspect.evaluator)} on {prompts_of(aspect)} {arrow} better"
 
 

@@ -4,7 +4,7 @@ the default two aspects (app/research_views.py).
 
 (λ, ϕ_help, ϕ_harm) has two degrees of freedom only: c_help = λ + ϕ_help, c_harm = 1 − λ + ϕ_harm, so several
 grid points are one model. This view shows the models themselves; a click picks the grid point that grid.csv
-lists first for that model (its λ, ϕ), through the same click mechanism as the front (app/ui.py PLOT_JS).
+lists first for that model (its λ, ϕ), through the same click mechanism as the front (app/ui.py plot_js).
 """
 
 from __future__ import annotations

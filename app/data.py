@@ -16,7 +16,7 @@ import pandas as pd
 from peo.aspects import COUNT_STATS, Aspects
 from peo.assets import Assets, AssetsError, load_assets
 from peo.chat_limits import ChatInputError
-from peo.coefficients import coefficients, model_id
+from peo.coefficients import coefficients, model_id, on_simplex
 from peo.grid_table import SPLITS
 from peo.layout import AssetLayout
 from peo.names import EVADES, PEO
@@ -172,7 +172,7 @@ class AppData:
                 raise AppInputError(f"{name}={x:g} is outside the range these assets support: [{lo:g}, {hi:g}]")
             point.append(min(max(x, lo), hi))
         free = point[:len(self.aspects.lambda_columns)]
-        if sum(free) > 1.0 + TOL:  # λ lies on the simplex: the last aspect's weight is 1 − the free ones' sum
+        if not on_simplex(free):  # the last aspect's weight is 1 − the free ones' sum
             raise AppInputError(f"{' + '.join(names[:len(free)])} = {sum(free):g} is over 1: the last aspect's "
                                 f"weight λ_{self.aspects.names[-1]} = 1 − their sum would be negative")
         return tuple(point)

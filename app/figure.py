@@ -231,7 +231,7 @@ def _front_models(peo: list[tuple[str, pd.DataFrame]], ids: list[str],
 def front_notes(front: list[tuple[str, pd.DataFrame]], axes: FigureAxes = DEFAULT_AXES) -> list[str]:
     """Each front point's hover note: why it is there, and which other front points beat it at the shown scores
     (on every evaluator, each in its direction: the front is Pareto over all of them)."""
-    better = [a.better == "higher" for a in axes.aspects]
+    better = axes.aspects.higher_is_better
     scores = {mid: axes.means(rows.iloc[0]) for mid, rows in front}
     notes = []
     for mid, _ in front:

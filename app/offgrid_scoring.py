@@ -29,9 +29,6 @@ from peo.grid_table import split_stats
 from peo.names import PEO
 from peo.records import Pick
 
-POINT_KEYS = ("model_id", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm")  # of a two-aspect Pick
-ANSWER_COLUMNS = ("split", "prompt_id", "prompt_kind", "prompt", "answer", "reward", "cost", "loops", "refuses",
-                  "n_words", "evades", "cut")  # answer_rows' keys, answers.parquet's names (two aspects)
 BATCH_SIZE = 8  # prompts per generation: small enough that Stop and the progress bar respond within a batch
 SPLIT = "test"
 
@@ -43,12 +40,12 @@ def scoring_prompts(answers: pd.DataFrame) -> pd.DataFrame:
 
 
 def point_keys(aspects: Aspects) -> tuple[str, ...]:
-    """A scored point's coordinates (two aspects: POINT_KEYS): model_id, the point columns, the coefficients."""
+    """A scored point's coordinates: model_id, the point columns, the coefficients."""
     return ("model_id", *aspects.point_columns, *aspects.coefficient_columns)
 
 
 def answer_columns(aspects: Aspects) -> tuple[str, ...]:
-    """answer_rows' keys, answers.parquet's names: a score per evaluator (two aspects: ANSWER_COLUMNS)."""
+    """answer_rows' keys, answers.parquet's names: a score per evaluator (reward, cost …)."""
     return ("split", "prompt_id", "prompt_kind", "prompt", "answer", *aspects.evaluators, "loops", "refuses",
             "n_words", "evades", "cut")
 

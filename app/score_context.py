@@ -77,7 +77,7 @@ class ReferenceScores:
 
 def _named(score: Sequence[float], aspects: Aspects) -> list[tuple[str, float, bool]]:
     """(evaluator, value, higher is better) of each score, in the aspects' order (the order Engine.score gives)."""
-    return [(a.evaluator, float(value), a.better == "higher") for a, value in zip(aspects, score)]
+    return [(a.evaluator, float(value), a.higher_is_better) for a, value in zip(aspects, score)]
 
 
 def live_score_line(score: Sequence[float] | None, answer: str, reference: ReferenceScores | None = None,

@@ -90,8 +90,6 @@ def plot_js(aspects: Aspects) -> str:
             .replace("MODEL_ID_INDEX", str(custom_fields(aspects).index("model_id"))))
 
 
-PLOT_JS = plot_js(DEFAULT_ASPECTS)
-
 SCORE_COLUMNS_WIDTH = 14  # % of the answers table for the evaluators' scores together
 
 
@@ -101,8 +99,6 @@ def answer_column_widths(aspects: Aspects) -> list[str]:
     each = f"{SCORE_COLUMNS_WIDTH // len(aspects)}%"
     return ["6%", "6%", "22%", "42%", *[each] * len(aspects), "5%", "5%"]
 
-
-ANSWER_COLUMN_WIDTHS = answer_column_widths(DEFAULT_ASPECTS)
 # which prompts the answers table shows: both kinds, the same number of each (a split's first rows can all be one
 # kind), or every prompt of one kind
 BOTH_KINDS = "both"
@@ -116,8 +112,6 @@ def answer_kinds(aspects: Aspects) -> dict[str, str]:
     every = "both kinds, half each" if len(aspects) == 2 else "every kind, an equal share each"
     return {BOTH_KINDS: every, **{n: KIND_WORDS.get(n, f"{n} prompts") for n in reversed(aspects.names)}}
 
-
-ANSWER_KINDS = answer_kinds(DEFAULT_ASPECTS)
 
 
 def front_columns(aspects: Aspects) -> list[str]:
@@ -134,7 +128,6 @@ def front_column_widths(aspects: Aspects) -> list[str]:
 # (grid axis, slider label, symbol, element id prefix) of the default two aspects' picker axes (picker_axes)
 AXES = tuple((a.column, a.label, a.symbol, a.key) for a in picker_axes(DEFAULT_ASPECTS))
 FRONT_COLUMNS = front_columns(DEFAULT_ASPECTS)
-FRONT_COLUMN_WIDTHS = front_column_widths(DEFAULT_ASPECTS)
 SINGLE_VALUE_STEP = 0.01  # the step of an axis swept at one value (its slider cannot move anyway)
 CSS = """
 .peo-front-plot { width: 100%; min-height: 520px; }

@@ -48,10 +48,14 @@ class Aspect:
     label: str  # what the aspect is, in words ("helpfulness")
 
     @property
+    def higher_is_better(self) -> bool:
+        return self.better == "higher"
+
+    @property
     def sign(self) -> float:
         """+1 when a higher score is better, −1 when lower is: a head trained to score chosen above rejected
         answers is multiplied by it (the cost is minus the harmlessness head)."""
-        return 1.0 if self.better == "higher" else -1.0
+        return 1.0 if self.higher_is_better else -1.0
 
     @property
     def baseline_label(self) -> str:
@@ -160,9 +164,9 @@ class Aspects:
         return f"{evaluator}_mean"
 
     @property
-    def directions(self) -> tuple[str, ...]:
-        """Each evaluator's direction for peo.pareto_n ("max" when higher is better)."""
-        return tuple("max" if a.better == "higher" else "min" for a in self.items)
+    def higher_is_better(self) -> tuple[bool, ...]:
+        """Per evaluator, in the aspects' order: is a higher score better? (peo.pareto_n's directions)"""
+        return tuple(a.higher_is_better for a in self.items)
 
     # ------------------------------------------------------------ as data
 

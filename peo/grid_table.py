@@ -15,14 +15,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from peo.aspects import COUNT_STATS, DEFAULT_ASPECTS, Aspects
+from peo.aspects import COUNT_STATS, Aspects
 from peo.evasion import evades, last_user_message
 from peo.names import BENIGN, EVADES, HARMFUL, REFERENCE
 from peo.pareto import mean_and_se
 from peo.pareto_n import pareto_front_n
 
 SPLITS = ("dev", "test")
-STATS = DEFAULT_ASPECTS.grid_stats  # the default two aspects' figures; a run's are its Aspects.grid_stats
 TOL = 1e-9
 
 
@@ -163,5 +162,5 @@ def dev_front(grid: pd.DataFrame, method: str, max_loop_share: float | None,
     if rows.empty:
         return []
     means = rows[[f"{aspects.mean_column(e)}_dev" for e in aspects.evaluators]].to_numpy(dtype=float)
-    front = pareto_front_n(means, [d == "max" for d in aspects.directions])
+    front = pareto_front_n(means, aspects.higher_is_better)
     return [str(rows["model_id"].iloc[int(i)]) for i in front]

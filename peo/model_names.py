@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from itertools import product
 
-from peo.aspects import DEFAULT_ASPECTS, Aspects
-from peo.coefficients import COEFFICIENT_DECIMALS, SIMPLEX_TOL, coefficients, expo_model_id, model_id, scales
+from peo.aspects import Aspects
+from peo.coefficients import COEFFICIENT_DECIMALS, coefficients, expo_model_id, model_id, on_simplex, scales
 from peo.errors import PeoError
 from peo.names import EXPO, JOINT, PEO, REFERENCE, SOUP
 from peo.records import RunMeta
@@ -78,8 +78,6 @@ def syntax(aspects: Aspects) -> tuple[str, ...]:
     )
 
 
-BASELINE_NAMES: dict[str, str] = baseline_names(DEFAULT_ASPECTS)
-SYNTAX: tuple[str, ...] = syntax(DEFAULT_ASPECTS)
 
 
 class ModelNameError(PeoError, ValueError):
@@ -210,7 +208,7 @@ def _free_lambdas(name: str, values: Mapping[str, float], family: FamilyRange) -
                              f"required ({others} default to 0)")
     lambdas = tuple(_in_range(name, key, values[key], *family.bounds(col))
                     for key, col in zip(keys, family.aspects.lambda_columns))
-    if sum(lambdas) > 1 + SIMPLEX_TOL:
+    if not on_simplex(lambdas):
         raise ModelNameError(f"model {name!r}: {' + '.join(keys)} = {sum(lambdas):g} is over 1: the free lambdas "
                              f"are weights on the simplex (lambda_{family.aspects.names[-1]} = 1 minus their sum)")
     return lambdas
@@ -338,7 +336,7 @@ def _outside_message(name: str, c: tuple[float, ...], family: FamilyRange) -> st
 def simplex_points(family: FamilyRange) -> list[tuple[float, ...]]:
     """Every swept tuple of free λs on the simplex (sum at most 1), in the grid's order."""
     axes = [family.values(col) for col in family.aspects.lambda_columns]
-    return [free for free in product(*axes) if sum(free) <= 1.0 + SIMPLEX_TOL]
+    return [free for free in product(*axes) if on_simplex(free)]
 
 
 def catalog(family: FamilyRange) -> list[ModelPoint]:

@@ -10,6 +10,7 @@ still take the plain dict.
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Self
 
@@ -109,9 +110,10 @@ class RunMeta(Record):
     evaluators: dict[str, EvaluatorMeta] = {}
     training: dict[str, PolicyTraining] = {}
 
-    @property
+    @cached_property
     def aspect_set(self) -> Aspects:
-        """The run's aspects (the default two for assets made before aspects were data)."""
+        """The run's aspects (the default two for assets made before aspects were data), built once: the app, the
+        engine and the report read it on every pick and column."""
         return Aspects.from_json(self.aspects)
 
 

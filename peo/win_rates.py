@@ -32,7 +32,7 @@ TIE_TOLERANCE = 1e-5
 
 def aspect_scores(aspects: Aspects) -> dict[str, tuple[str, bool]]:
     """Aspect judged (its label) → (its evaluator's score column, higher is better)."""
-    return {a.label: (a.evaluator, a.better == "higher") for a in aspects}
+    return {a.label: (a.evaluator, a.higher_is_better) for a in aspects}
 
 
 ASPECT_SCORES = aspect_scores(DEFAULT_ASPECTS)  # the default two: helpfulness (reward ↑), harmlessness (cost ↓)
@@ -104,7 +104,7 @@ def pairwise(answers: pd.DataFrame, a: str, b: str, split: str = "test", *, aspe
     on its own prompt kind."""
     out = {}
     for aspect in aspects:
-        score, higher, kind = aspect.evaluator, aspect.better == "higher", aspect.name
+        score, higher, kind = aspect.evaluator, aspect.higher_is_better, aspect.name
         ra, rb = _answers_of(answers, a, kind, split), _answers_of(answers, b, kind, split)
         common = sorted(set(ra.index) & set(rb.index))
         same = None

@@ -26,7 +26,7 @@ from precompute.report_words import FRONT_METHODS, FRONT_NAMES, coordinates_text
 def baseline_figures(grid: pd.DataFrame, test: SplitScores, fronts: dict[str, Any]) -> dict[str, Any]:
     """Each baseline's test figures, and whether a point of the loop-filtered PEO / soup front dominates it."""
     aspects = test.aspects
-    higher = [a.better == "higher" for a in aspects]
+    higher = aspects.higher_is_better
     out = {}
     for method in aspects.baselines:
         rows = grid[grid["method"] == method]

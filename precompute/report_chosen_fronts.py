@@ -35,16 +35,12 @@ def _candidates(grid: pd.DataFrame, method: str, max_loop_share: float | None,
     return front_candidates(grid, method, max_loop_share, max_evasion_excess)["model_id"].tolist()
 
 
-def _higher_is_better(aspects: Aspects) -> list[bool]:
-    return [a.better == "higher" for a in aspects]
-
-
 def _non_dominated(scores: SplitScores, mids: list[str]) -> list[int]:
     """Indices into `mids` of the models non-dominated by their means on `scores`' split."""
     if not mids:
         return []
     means = np.array([scores.means(m) for m in mids])
-    return [int(k) for k in pareto_front_n(means, _higher_is_better(scores.aspects))]
+    return [int(k) for k in pareto_front_n(means, scores.aspects.higher_is_better)]
 
 
 def _dev_figures(row: pd.Series, aspects: Aspects) -> dict[str, float | None]:

@@ -20,16 +20,11 @@ from precompute.report_words import CI, METHOD_WORDS
 MARGIN = 0.05
 
 
-def higher_is_better(scores: SplitScores) -> list[bool]:
-    """Per evaluator, in the aspects' order: is a higher score better?"""
-    return [a.better == "higher" for a in scores.aspects]
-
-
 def hypervolume_reference(scores: SplitScores) -> tuple[float, ...]:
     """The hypervolume reference point, one value per evaluator: the worst means of every scored model, pushed
     out by MARGIN."""
     means = np.array([scores.means(m) for m in scores.model_ids])
-    return tuple(float(x) for x in reference_point_n(means, higher_is_better(scores), margin=MARGIN))
+    return tuple(float(x) for x in reference_point_n(means, scores.aspects.higher_is_better, margin=MARGIN))
 
 
 def reference_json(ref: tuple[float, ...], scores: SplitScores) -> dict[str, float]:
@@ -42,7 +37,7 @@ def set_hypervolume(scores: SplitScores, mids: list[str], ref: tuple[float, ...]
     """(hv, lo, hi) of a set of models (its non-dominated means count); an empty set has 0."""
     if not mids:
         return 0.0, 0.0, 0.0
-    return bootstrap_hypervolume_n(scores.matrices(mids, what), higher_is_better(scores), ref, n_boot=n_boot,
+    return bootstrap_hypervolume_n(scores.matrices(mids, what), scores.aspects.higher_is_better, ref, n_boot=n_boot,
                                    seed=seed, ci=CI)
 
 
@@ -52,7 +47,7 @@ def hypervolume_difference(scores: SplitScores, a_ids: list[str], b_ids: list[st
     if a_ids and b_ids:
         value, lo, hi = bootstrap_hypervolume_difference_n(
             scores.matrices(a_ids, f"{METHOD_WORDS[a]} models"), scores.matrices(b_ids, f"{METHOD_WORDS[b]} models"),
-            higher_is_better(scores), ref, n_boot=n_boot, seed=seed, ci=CI)
+            scores.aspects.higher_is_better, ref, n_boot=n_boot, seed=seed, ci=CI)
     elif b_ids:
         hv, lo_b, hi_b = set_hypervolume(scores, b_ids, ref, n_boot, seed, f"{METHOD_WORDS[b]} models")
         value, lo, hi = -hv, -hi_b, -lo_b

@@ -12,6 +12,7 @@ from peo.coefficients import (
     coefficients,
     grid_points,
     model_id,
+    on_simplex,
     scales,
     simplex_lambdas,
     soup_points,
@@ -43,6 +44,7 @@ def test_three_aspects_put_lambda_on_the_simplex():
     points = grid_points([0.0, 0.5, 1.0], [[0.0], [0.0, 1.0], [0.0]])
     assert len(points) == 12 and points[1] == Point((0.0, 0.0), (0.0, 1.0, 0.0))
     assert len(soup_points([0.0, 0.5, 1.0], 3)) == 6
+    assert on_simplex((0.5, 0.5)) and on_simplex((0.7, 0.3 + 1e-10)) and not on_simplex((0.5, 0.5 + 1e-6))
     assert model_id(0.5, 0.0, 1.25) == "c+0.500_+0.000_+1.250"
 
 

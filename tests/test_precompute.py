@@ -7,13 +7,15 @@ import json
 import pandas as pd
 import pytest
 
+from peo.aspects import DEFAULT_ASPECTS
 from peo.coefficients import coefficients, model_id
 from peo.config import load_config
-from peo.grid_table import SPLITS, STATS
+from peo.grid_table import SPLITS
 from precompute.stages import STAGES, run_pipeline
 
 from conftest import REPO
 
+STATS = DEFAULT_ASPECTS.grid_stats
 GRID_COLUMNS = (["model_id", "method", "lambda_help", "phi_help", "phi_harm", "c_help", "c_harm", "expo_alpha"]
                 + [f"{stat}_{split}" for split in SPLITS for stat in STATS] + ["split", *STATS, "front_eligible"])
 
