@@ -11,7 +11,9 @@ on the same prompt, interleaved, against the memory floor (section 9's method):
 - **running_int4** (CPU only): the running batch on a copy of the model whose Q4_1 linear layers hold their
   weights as 4-bit values (bench/int4_weights.py), read at about a third of the bytes; its own memory floor
   (`int4_memory_floor_s`) is reported beside the float one; **running_int4_bf16**: the same with the kernel's
-  bf16 activations (its fast path on CPUs with AMX/AVX512-BF16; the layers' inputs rounded, so not exact).
+  bf16 activations (its fast path on CPUs with AMX/AVX512-BF16; the layers' inputs rounded, so not exact);
+- **running_mkl_packed** (CPU with MKL): the running batch on a copy whose linear layers use MKL's packed-weight
+  GEMM, packed for this step's rows (bench/packed_weights.py); the packed bytes are reported.
 
 The static step's logits are compared with the eager step's, and the compiled step's with the static one's
 (max |Δ|, beside the logits' own scale), so a fast candidate that computes something else shows. A candidate
@@ -26,6 +28,7 @@ import time
 import torch
 from transformers import DynamicCache, StaticCache
 
+from bench import packed_weights
 from bench.common import Check, Plan, interleaved, summary
 from bench.decode import _floor_seconds, _step_variants
 from bench.fixtures import dev_prompts
@@ -98,6 +101,11 @@ def run(assets: Assets, plan: Plan) -> dict:
         int4["int4_bf16_vs_eager"] = float((_eager_logits(model_bf16, ids)[:, -1] - eager_logits).abs().max())
         int4["int4_memory_floor_s"] = floor_s * weight_bytes(model_int4) / weight_bytes(model)
         int4["weight_bytes"] = {"float32": weight_bytes(model), "int4": weight_bytes(model_int4)}
+    packed = {}
+    if ids.device.type == "cpu" and torch.backends.mkl.is_available():
+        model_packed, packed = packed_weights.convert(model, ROWS)
+        variants["running_mkl_packed"] = _step_variants(model_packed, tokenizer, prompt, ROWS)[f"step_{ROWS}_running"]
+        packed["mkl_packed_vs_eager"] = float((_eager_logits(model_packed, ids)[:, -1] - eager_logits).abs().max())
     differences = {"static_eager_vs_eager": float((static_logits - eager_logits).abs().max()),
                    "static_compiled_vs_static_eager": float((compiled_logits - static_logits).abs().max()),
                    "eager_logit_scale": float(eager_logits.abs().max())}
@@ -115,6 +123,7 @@ def run(assets: Assets, plan: Plan) -> dict:
         "over_floor": {name: med[name] / floor_s for name in variants},
         "running_over": {name: med["running"] / med[name] for name in variants if name != "running"},
         "int4": int4,
+        "mkl_packed": packed,
     })
     result["checks"] = [
         Check("best candidate step at 5 rows / memory floor", min(result["over_floor"].values()), "<=", 1.5),

@@ -93,6 +93,8 @@ def test_quick_bench_writes_every_section(tiny_assets, tmp_path):
     assert difference["static_compiled_vs_static_eager"] <= 1e-3 * difference["eager_logit_scale"]
     assert difference["static_eager_vs_eager"] <= 1e-3 * difference["eager_logit_scale"]
     assert candidates["int4"]["int4_vs_eager"] <= 1e-3 * difference["eager_logit_scale"]  # 4-bit, fp32 activations
+    if candidates["mkl_packed"]:  # MKL's packed GEMM: the same map
+        assert candidates["mkl_packed"]["mkl_packed_vs_eager"] <= 1e-3 * difference["eager_logit_scale"]
 
     checks = [c for s in sections.values() for c in s["checks"]]
     assert len(checks) >= 6
