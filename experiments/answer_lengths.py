@@ -29,10 +29,36 @@ from peo.sweep_plan import sweep_models
 from precompute.stage_sweep import sweep_settings
 
 
-def cut_shares(lengths: pd.Series, limits: list[int], still_cut: pd.Series) -> dict[int, float]:
-    """The share of answers a limit would cut: those whose natural length reaches it (an answer still cut at the
-    study's own limit counts as reaching every limit up to it)."""
-    return {limit: float(((lengths >= limit) | still_cut).mean()) for limit in limits}
+def cut_shares(lengths: pd.Series, limits: list[int]) -> dict[int, float]:
+    """The share of answers each limit would cut: those whose natural length reaches it. Limits go up to the
+    study's own, where an answer still cut has exactly that length, so it counts as cut at every limit."""
+    return {limit: float((lengths >= limit).mean()) for limit in limits}
+
+
+def summary(answers: pd.DataFrame, again: pd.DataFrame, counted: list[tuple[str, int]], shipped_limit: int,
+            study_limit: int) -> dict:
+    """The study's figures: every answer's natural length (the shipped count, or the count made again), the cut
+    share per limit overall and per prompt kind, per model at the study's limit, and whether each shipped answer
+    opens its longer twin."""
+    lengths = answers["new_tokens"].astype(int).copy()
+    lengths.loc[again.index] = [n for _, n in counted]
+    # a shipped answer may end inside a character that its last token began (shown as U+FFFD)
+    prefix = [new.startswith(old.rstrip("\ufffd")) for old, (new, _) in zip(again["answer"], counted)]
+    limits = [x for x in sorted({shipped_limit, 192, 224, 256, 320, 384, 448, study_limit}) if x <= study_limit]
+    return {
+        "rows": len(answers), "generated_again": len(again), "shipped_limit": shipped_limit,
+        "study_limit": study_limit, "shipped_text_is_prefix_share": sum(prefix) / max(1, len(prefix)),
+        "cut_share_by_limit": cut_shares(lengths, limits),
+        "cut_share_by_limit_and_kind": {kind: cut_shares(lengths[idx], limits)
+                                        for kind, idx in answers.groupby("prompt_kind").groups.items()},
+        "cut_share_by_model_at_study_limit": (lengths >= study_limit).groupby(answers["model_id"]).mean()
+                                             .round(3).to_dict(),
+        "length_quantiles": lengths.quantile([0.5, 0.8, 0.9]).to_dict(),
+        "rows_detail": [{"model_id": m, "prompt_id": str(p), "new_tokens": int(n)}
+                        for m, p, n in zip(answers["model_id"], answers["prompt_id"], lengths)],
+        "answers_again": [{"model_id": m, "prompt_id": str(p), "answer": a}
+                          for m, p, (a, _) in zip(again["model_id"], again["prompt_id"], counted)],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,28 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         counted = generate_rows_counted(mix, tokenizer, rows, settings, args.batch_size, bar.update)
     seconds = time.perf_counter() - started
 
-    lengths = answers["new_tokens"].astype(int).copy()
-    lengths.loc[again.index] = [n for _, n in counted]
-    still_cut = lengths >= args.max_new_tokens
-    # a shipped answer may end inside a character that its last token began (shown as U+FFFD)
-    prefix = [new.startswith(old.rstrip("\ufffd")) for old, (new, _) in zip(again["answer"], counted)]
-    limits = sorted({shipped.max_new_tokens, 192, 224, 256, 320, 384, 448, args.max_new_tokens})
-    limits = [x for x in limits if x <= args.max_new_tokens]
-    result = {
-        "assets": str(args.assets), "split": args.split, "rows": len(answers), "generated_again": len(rows),
-        "shipped_limit": shipped.max_new_tokens, "study_limit": args.max_new_tokens, "seconds": round(seconds, 1),
-        "shipped_text_is_prefix_share": sum(prefix) / max(1, len(prefix)),
-        "cut_share_by_limit": cut_shares(lengths, limits, still_cut),
-        "cut_share_by_limit_and_kind": {
-            kind: cut_shares(lengths[idx], limits, still_cut[idx])
-            for kind, idx in answers.groupby("prompt_kind").groups.items()},
-        "cut_share_by_model_at_study_limit": still_cut.groupby(answers["model_id"]).mean().round(3).to_dict(),
-        "length_quantiles": lengths.quantile([0.5, 0.8, 0.9]).to_dict(),
-        "rows_detail": [{"model_id": m, "prompt_id": str(p), "new_tokens": int(n)}
-                        for m, p, n in zip(answers["model_id"], answers["prompt_id"], lengths)],
-        "answers_again": [{"model_id": m, "prompt_id": str(p), "answer": a}
-                          for m, p, (a, _) in zip(again["model_id"], again["prompt_id"], counted)],
-    }
+    result = {"assets": str(args.assets), "split": args.split, "seconds": round(seconds, 1),
+              **summary(answers, again, counted, shipped.max_new_tokens, args.max_new_tokens)}
     write_with(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1, ensure_ascii=False)))
     print(json.dumps({k: v for k, v in result.items() if k not in ("rows_detail", "answers_again")}, indent=1))
     return 0

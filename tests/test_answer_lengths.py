@@ -10,9 +10,8 @@ from experiments.answer_lengths import cut_shares, main
 
 
 def test_cut_shares_count_the_answers_that_reach_each_limit():
-    lengths = pd.Series([10, 20, 30, 40])
-    still_cut = pd.Series([False, False, False, True])  # the last one reached the study's own limit
-    assert cut_shares(lengths, [10, 25, 40, 50], still_cut) == {10: 1.0, 25: 0.5, 40: 0.25, 50: 0.25}
+    lengths = pd.Series([10, 20, 30, 40])  # the last one reached the study's own limit, 40
+    assert cut_shares(lengths, [10, 25, 40]) == {10: 1.0, 25: 0.5, 40: 0.25}
 
 
 def test_answers_made_again_at_a_larger_limit_extend_the_shipped_ones(tiny_assets, tmp_path):
