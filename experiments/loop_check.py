@@ -1,8 +1,9 @@
 """How well the loop rule (peo/answer_checks.py) tells degenerate repetition from long answers, on hand labels.
 
-The rule (a 4-gram three times, or few distinct words) was set on 48-token answers. At 448 tokens a natural answer
-repeats a phrase three times often enough, so the rule is also scored on the answer's last `W` words only: a loop
-runs to the end of an answer, a repeated phrase in ordinary writing does not.
+The rule (a 4-gram three times, or few distinct words) was set on 48-token answers and read the whole answer. At
+448 tokens a natural answer repeats a phrase three times often enough, so it was scored on the answer's last `W`
+words too: a loop runs to the end of an answer, a repeated phrase in ordinary writing does not. The rule now reads
+the last 60 words (peo/answer_checks.py); "whole answer" here is the rule as it was.
 
     python -m experiments.loop_check --labels experiments/labels/loops-run8-dev.jsonl --tails 40 60 80 120
 """
@@ -13,13 +14,14 @@ import argparse
 import json
 from pathlib import Path
 
-from peo.answer_checks import loops, words
+from peo.answer_checks import loops_in, words
 from peo.evaluation_stats import wilson_interval
 
 
 def tail_loops(text: str, tail_words: int | None) -> bool:
-    """The loop rule on the whole answer (None) or on its last `tail_words` words."""
-    return loops(text if tail_words is None else " ".join(words(text)[-tail_words:]))
+    """The loop rule on the whole answer (None: the rule before it read the tail) or on its last `tail_words` words."""
+    tokens = words(text)
+    return loops_in(tokens if tail_words is None else tokens[-tail_words:])
 
 
 def agreement(labels: list[dict], tail_words: int | None) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from peo.answer_checks import answer_signals, distinct_share, loops, max_ngram_repeats, refuses, words
+from peo.answer_checks import LOOP_TAIL_WORDS, answer_signals, distinct_share, loops, max_ngram_repeats, refuses, words
 
 
 def test_words_fold_case_and_curly_apostrophes():
@@ -29,6 +29,14 @@ def test_max_ngram_repeats_counts_the_most_frequent_four_gram():
 ])
 def test_loops(text, expected):
     assert loops(text) is expected
+
+
+def test_loops_reads_the_tail_of_a_long_answer():
+    """A phrase three times early in a long answer is writing; a repeat running to the end is a loop."""
+    fresh = " ".join(f"word{i}" for i in range(LOOP_TAIL_WORDS))
+    repeated = "the river ran fast past the mill, the river ran fast past the farm, the river ran fast. "
+    assert loops(repeated) and not loops(repeated + fresh)
+    assert loops(fresh + " " + repeated)
 
 
 def test_distinct_share():
