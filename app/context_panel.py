@@ -139,9 +139,10 @@ def prompts_line(fronts: FrontsReport | None, meta: RunMeta) -> str:
 def loop_rule_line(fronts: FrontsReport | None) -> str:
     """The loop rule, from peo.answer_checks' own constants, so the page and the check cannot disagree."""
     limit = fronts.max_loop_share if fronts else None
-    rule = (f"- **Loops**: an answer loops when it is empty, repeats some {answer_checks.LOOP_NGRAM}-word sequence "
-            f"{answer_checks.LOOP_REPEATS}+ times, or has {answer_checks.LOOP_MIN_WORDS}+ words of which fewer than "
-            f"{answer_checks.LOOP_MIN_DISTINCT:.0%} are distinct")
+    rule = (f"- **Loops**: an answer loops when it is empty, or its last {answer_checks.LOOP_TAIL_WORDS} words repeat "
+            f"some {answer_checks.LOOP_NGRAM}-word sequence {answer_checks.LOOP_REPEATS}+ times or are "
+            f"{answer_checks.LOOP_MIN_WORDS}+ words of which fewer than {answer_checks.LOOP_MIN_DISTINCT:.0%} are "
+            f"distinct")
     return rule + (f"; models looping in more than {limit:.0%} of answers are kept off the front" if limit is not None
                    else "")
 

@@ -4,6 +4,9 @@
     (a reader fills runs/blind/judgments.jsonl: {"id", "verdict": "1"|"2"|"tie", "off_topic": [bool, bool]})
     python -m experiments.blind_judgments score   # assets/report/blind_judgments.jsonl + judgment_agreement.json
 
+`score` puts the new judgments first in report/blind_judgments.jsonl and keeps the file's earlier ones (other
+ids) after them: the report counts only the judgments whose answers it still ships, and the rest stay the record.
+
 Why a separate blinded file: the reader must see neither model names, coefficients nor scores, and the order of
 the two answers must carry no information. `make` writes the conversation and the two answers in a random order
 under a random id; the key (which model wrote which answer) stays in another file that the reader never opens.
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from peo.aspects import DEFAULT_ASPECTS
 from peo.atomic import write_json, write_text
 from peo.coefficients import coefficients, model_id
 from peo.data.jsonl import iter_jsonl
@@ -32,7 +36,7 @@ from peo.sweep_plan import baseline_model_id
 
 BLIND_DIR = Path("runs/blind")
 ASPECT_OF_KIND = {"help": "helpfulness", "harm": "harmlessness"}
-HARM_MODEL_ID = baseline_model_id("harm")  # DPO-Harm
+HARM_MODEL_ID = baseline_model_id("harm", DEFAULT_ASPECTS)  # DPO-Harm (this reading is of two-aspect runs)
 PROMPTS_PER_KIND = 8  # per (front point, opponent): 8 benign + 8 harmful test prompts
 VERDICTS = ("1", "2", "tie")
 
@@ -130,8 +134,9 @@ def score(assets: Path, judge: str) -> None:
     off_frame = pd.DataFrame(off, columns=["model_id", "off_topic"])
     result["off_topic_share_by_model"] = {m: share(int(g["off_topic"].sum()), len(g))
                                           for m, g in off_frame.groupby("model_id")}
-    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
     report = AssetLayout(assets).report
+    earlier = [r for r in read_jsonl(report.judgments) if r.get("id") not in keys] if report.judgments.exists() else []
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records + earlier)
     write_text(report.judgments, text)
     write_json(report.judgment_agreement, result)
     print(json.dumps(result, indent=1))

@@ -525,7 +525,7 @@ def test_chat_settings_default_to_the_sweep_decoding_in_meta(app, monkeypatch):
 
 
 def test_the_chat_starts_at_the_shipped_sweeps_decoding():
-    """The shipped assets were swept with 160 new tokens and repetition penalty 1.15: the chat's boxes start there
+    """The shipped assets were swept with 448 new tokens and repetition penalty 1.15: the chat's boxes start there
     and the note under them says so."""
     import gradio as gr
 
@@ -539,14 +539,14 @@ def test_the_chat_starts_at_the_shipped_sweeps_decoding():
     defaults = cb.sweep_defaults(run_meta)
     for name in cb.SWEEP_SETTINGS:
         assert defaults[name] == generation[name], name
-    assert (defaults["max_new_tokens"], defaults["repetition_penalty"]) == (160, 1.15)
+    assert (defaults["max_new_tokens"], defaults["repetition_penalty"]) == (448, 1.15)
     with gr.Blocks():
         panel = chat_panel(defaults)
     shown = dict(zip(("max_new_tokens", "temperature", "top_p", "seed", "repetition_penalty"),
                      (box.value for box in panel.settings)))
     assert shown == {name: generation[name] for name in shown}
     note = decoding_note(defaults)
-    assert "at most 160 new tokens" in note and "greedy" in note and "repetition penalty 1.15" in note
+    assert "at most 448 new tokens" in note and "greedy" in note and "repetition penalty 1.15" in note
 
 
 def test_score_line_says_when_an_answer_loops(app):

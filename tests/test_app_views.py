@@ -146,7 +146,7 @@ def test_context_panel_says_what_the_assets_hold(app):
         assert f"{acc:.0%} [{lo:.0%}, {hi:.0%}]" in text
     assert f"{fronts['n_prompts']['dev']} dev prompts" in text and f"{fronts['n_prompts']['test']} held-out" in text
     assert f"{meta['training']['help']['steps']} steps" in text
-    assert "4-word sequence 3+ times" in text
+    assert "last 60 words repeat some 4-word sequence 3+ times" in text
     assert "**Scores are split-aware**" in text and "benign" in text and "**Evasion**" in text
 
 
