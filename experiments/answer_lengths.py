@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     base = resolve_base_model(meta.base_model)
     tokenizer = load_tokenizer(base)
     model = load_causal_lm(base, cfg.sweep.dtype)
-    mix = AdapterMix(model, {name: layout.root / "adapters" / name for name in cfg.aspect_set.adapters})
+    mix = AdapterMix(model, layout.adapter_folders(cfg.aspect_set.adapters))
     settings = shipped.model_copy(update={"max_new_tokens": args.max_new_tokens})
     rows = [Row(messages=json.loads(p), scales=models[m]) for p, m in zip(again["prompt"], again["model_id"])]
     started = time.perf_counter()

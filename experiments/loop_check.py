@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from peo.answer_checks import loops_in, words
+from peo.data.jsonl import iter_jsonl
 from peo.evaluation_stats import wilson_interval
 
 
@@ -43,8 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tails", type=int, nargs="*", default=[60], help="W values to score besides the whole answer")
     args = parser.parse_args(argv)
     labels = []
-    for n, line in enumerate(args.labels.read_text().splitlines(), start=1):
-        row = json.loads(line)
+    for n, row in iter_jsonl(args.labels):  # a line that is not a JSON object is a DataError naming it
         if not isinstance(row.get("answer"), str) or not isinstance(row.get("loops"), bool):
             raise SystemExit(f"{args.labels}:{n}: expected a string `answer` and a true/false `loops`")
         labels.append(row)
